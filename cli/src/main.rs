@@ -1,0 +1,71 @@
+//! `lamina`: the command-line front end. One module per subcommand under `cmd/`; clap structs are turned into
+//! library option types before any library call. Data goes to stdout, progress and logs to stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod output;
+
+/// A daemonless OCI image builder and layered-storage toolchain.
+#[derive(Parser, Debug)]
+#[command(name = "lamina", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Store root (an OCI image layout). Default: /var/lib/lamina as root, else $XDG_DATA_HOME/lamina.
+    #[arg(long, global = true, env = "LAMINA_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the version.
+    Version,
+}
+
+impl Cli {
+    /// The store root to use.
+    pub fn store_root(&self) -> PathBuf {
+        if let Some(r) = &self.root {
+            return r.clone();
+        }
+        if euid_is_root() {
+            return PathBuf::from("/var/lib/lamina");
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data.join("lamina")
+    }
+}
+
+/// Effective uid 0? Read from /proc so the binary needs no `unsafe` for `geteuid`.
+fn euid_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Version => {
+            println!("lamina {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => output::report_error(&e),
+    }
+}
