@@ -1,0 +1,4 @@
+FROM lamina-test-base
+CMD ["inherited", "cmd"]
+LABEL from.parent=yes
+ENV PARENT=1

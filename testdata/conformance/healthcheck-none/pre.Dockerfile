@@ -1,0 +1,2 @@
+FROM lamina-test-base
+HEALTHCHECK --interval=1m CMD true
