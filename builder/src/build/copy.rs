@@ -1,0 +1,445 @@
+//! COPY/ADD executor: writes the selected sources straight into a fresh snapshot dir (the step's upper dir),
+//! with BuildKit's semantics for destinations, parents, owners, modes and links. No sandbox: the parent
+//! rootfs is only read through a [`View`].
+
+use std::collections::HashMap;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{AtFlags, CWD, Timespec, Timestamps};
+
+use super::BuildError;
+use super::context::{SourceTree, has_wildcard, select};
+use super::perms::{Chmod, Owner};
+use super::view::{View, clean_components};
+
+/// Extracts a local archive into a dir in the upper (ADD); returns Ok(false) when the file is no archive.
+pub type Extractor<'a> = &'a dyn Fn(&Path, &Path) -> Result<bool, BuildError>;
+
+/// One COPY/ADD after expansion.
+pub struct CopySpec<'a> {
+    pub line: usize,
+    pub sources: Vec<String>,
+    pub dest: String,
+    pub workdir: String,
+    pub owner: Option<Owner>,
+    pub chmod: Option<Chmod>,
+    pub parents: bool,
+    /// `--exclude` patterns, matched against source-relative paths.
+    pub exclude: &'a dyn Fn(&str, bool) -> bool,
+    /// Sources from the build context get root ownership unless `--chown` (BuildKit); stage/image
+    /// sources keep their owners.
+    pub from_context: bool,
+    /// ADD: extract local archives.
+    pub extract: Option<Extractor<'a>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CopyStats {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+struct Copier<'a> {
+    spec: &'a CopySpec<'a>,
+    tree: &'a dyn SourceTree,
+    target: &'a View,
+    upper: &'a Path,
+    links: HashMap<(u64, u64), PathBuf>,
+    /// Dirs whose mtime must be set after their content (post-order).
+    dir_times: Vec<(PathBuf, SystemTime)>,
+    stats: CopyStats,
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn set_times(path: &Path, t: SystemTime) -> Result<(), BuildError> {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let ts = Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: d.subsec_nanos() as _,
+    };
+    rustix::fs::utimensat(
+        CWD,
+        path,
+        &Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| BuildError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+fn mtime_of(m: &Metadata) -> SystemTime {
+    UNIX_EPOCH + Duration::new(m.mtime().max(0) as u64, m.mtime_nsec() as u32)
+}
+
+/// Runs the copy; `upper` is the new snapshot dir, `target` the parent rootfs (empty for `--link`).
+pub fn copy(
+    tree: &dyn SourceTree,
+    target: &View,
+    upper: &Path,
+    spec: &CopySpec<'_>,
+) -> Result<CopyStats, BuildError> {
+    let dest_abs = if spec.dest.starts_with('/') {
+        spec.dest.clone()
+    } else {
+        format!("{}/{}", spec.workdir.trim_end_matches('/'), spec.dest)
+    };
+    let dir_hint = spec.dest.ends_with('/') || spec.dest == "." || spec.dest.ends_with("/.");
+    let dest = target.resolve(&dest_abs, true);
+    let dest_is_dir = target.lookup(&dest).is_some_and(|f| f.meta.is_dir());
+
+    let mut selections = Vec::new();
+    let mut wildcard = false;
+    for s in &spec.sources {
+        wildcard |= has_wildcard(s);
+        let (pivot, pat) = match s.split_once("/./") {
+            Some((a, b)) if spec.parents => (clean_components(a).len(), format!("{a}/{b}")),
+            _ => (0, s.clone()),
+        };
+        for sel in select(tree, &pat).map_err(|e| e.at_line(spec.line))? {
+            selections.push((sel, pivot));
+        }
+    }
+    let into_dir = dir_hint || dest_is_dir || selections.len() > 1 || wildcard;
+    if spec.sources.len() > 1 && !dir_hint && !dest_is_dir {
+        return Err(BuildError::CopyDestNotDir {
+            line: spec.line,
+            dest: spec.dest.clone(),
+        });
+    }
+
+    let mut c = Copier {
+        spec,
+        tree,
+        target,
+        upper,
+        links: HashMap::new(),
+        dir_times: Vec::new(),
+        stats: CopyStats::default(),
+    };
+    for (sel, pivot) in selections {
+        let root = tree.resolve(&sel);
+        let Some((real, meta)) = tree.stat(&root) else {
+            return Err(BuildError::SourceNotFound {
+                pattern: sel.join("/"),
+            }
+            .at_line(spec.line));
+        };
+        let mut base = dest.clone();
+        if spec.parents {
+            let keep = &sel[pivot.min(sel.len())..];
+            if meta.is_dir() {
+                base.extend(keep.iter().cloned());
+            } else {
+                base.extend(keep[..keep.len().saturating_sub(1)].iter().cloned());
+            }
+        }
+        if meta.is_dir() {
+            c.ensure_dir(&base, Some(&meta))?;
+            c.copy_children(&root, &base, "")?;
+        } else {
+            let name = sel.last().cloned().unwrap_or_default();
+            if let Some(extract) = spec.extract
+                && meta.is_file()
+            {
+                c.ensure_parents(&base)?;
+                let dir = c.ensure_dir(&base, None)?;
+                if extract(&real, &dir)? {
+                    continue;
+                }
+            }
+            let to = if into_dir || spec.parents {
+                let mut t = base.clone();
+                t.push(name);
+                t
+            } else {
+                base.clone()
+            };
+            c.ensure_parents(&to)?;
+            c.copy_entry(&real, &meta, &to)?;
+        }
+    }
+    for (p, t) in c.dir_times.iter().rev() {
+        set_times(p, *t)?;
+    }
+    Ok(c.stats)
+}
+
+impl Copier<'_> {
+    fn upper_path(&self, comps: &[String]) -> PathBuf {
+        let mut p = self.upper.to_path_buf();
+        p.extend(comps);
+        p
+    }
+
+    fn owner_for(&self, meta: Option<&Metadata>) -> (u32, u32) {
+        match (self.spec.owner, meta) {
+            (Some(o), _) => (o.uid, o.gid),
+            (None, Some(m)) if !self.spec.from_context => (m.uid(), m.gid()),
+            _ => (0, 0),
+        }
+    }
+
+    /// Creates the ancestors of `comps` in the upper: copies of the parent's dirs (same mode, owner, mtime)
+    /// where they exist, else 0755 dirs owned by the --chown user (BuildKit's MkdirAll with the chowner).
+    fn ensure_parents(&mut self, comps: &[String]) -> Result<(), BuildError> {
+        for i in 0..comps.len().saturating_sub(1) {
+            let sub = &comps[..=i];
+            let p = self.upper_path(sub);
+            if fs::symlink_metadata(&p).is_ok() {
+                continue;
+            }
+            match self.target.lookup(sub) {
+                Some(f) if f.meta.is_dir() => {
+                    fs::create_dir(&p).map_err(io_err(&p))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(f.meta.mode() & 0o7777))
+                        .map_err(io_err(&p))?;
+                    std::os::unix::fs::lchown(&p, Some(f.meta.uid()), Some(f.meta.gid()))
+                        .map_err(io_err(&p))?;
+                    self.dir_times.push((p, mtime_of(&f.meta)));
+                }
+                _ => {
+                    fs::create_dir(&p).map_err(io_err(&p))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(io_err(&p))?;
+                    let (u, g) = self.owner_for(None);
+                    std::os::unix::fs::lchown(&p, Some(u), Some(g)).map_err(io_err(&p))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `comps` a dir in the upper for copying a dir's contents into; `src` gives its metadata when it
+    /// is created fresh, an existing dir of the parent keeps its own.
+    fn ensure_dir(&mut self, comps: &[String], src: Option<&Metadata>) -> Result<PathBuf, BuildError> {
+        let p = self.upper_path(comps);
+        if comps.is_empty() {
+            return Ok(p);
+        }
+        if let Ok(m) = fs::symlink_metadata(&p) {
+            if m.is_dir() {
+                return Ok(p);
+            }
+            fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+        self.ensure_parents(comps)?;
+        let existing = self.target.lookup(comps).filter(|f| f.meta.is_dir());
+        fs::create_dir(&p).map_err(io_err(&p))?;
+        let (mode, (uid, gid), mtime) = match (&existing, src) {
+            (Some(f), _) => (
+                f.meta.mode() & 0o7777,
+                (f.meta.uid(), f.meta.gid()),
+                Some(mtime_of(&f.meta)),
+            ),
+            (None, Some(m)) => {
+                let mut mode = m.mode() & 0o7777;
+                if let Some(c) = &self.spec.chmod {
+                    mode = c.apply(mode, true);
+                }
+                (mode, self.owner_for(Some(m)), Some(mtime_of(m)))
+            }
+            (None, None) => (0o755, self.owner_for(None), None),
+        };
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err(&p))?;
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(io_err(&p))?;
+        if let Some(t) = mtime {
+            self.dir_times.push((p.clone(), t));
+        }
+        Ok(p)
+    }
+
+    fn copy_children(&mut self, src: &[String], dest: &[String], rel: &str) -> Result<(), BuildError> {
+        let names = self.tree.list(src).map_err(io_err(Path::new(&src.join("/"))))?;
+        for n in names {
+            let r = if rel.is_empty() {
+                n.clone()
+            } else {
+                format!("{rel}/{n}")
+            };
+            let mut s = src.to_vec();
+            s.push(n.clone());
+            let Some((real, meta)) = self.tree.stat(&s) else {
+                continue;
+            };
+            if (self.spec.exclude)(&r, meta.is_dir()) {
+                continue;
+            }
+            let mut d = dest.to_vec();
+            d.push(n);
+            if meta.is_dir() {
+                self.ensure_dir(&d, Some(&meta))?;
+                // A dir copied over an existing dir of the parent keeps the source's metadata (BuildKit
+                // copies the dir's mode/owner/mtime onto the destination).
+                let p = self.upper_path(&d);
+                self.apply_meta(&p, &meta, true)?;
+                self.copy_children(&s, &d, &r)?;
+            } else {
+                self.copy_entry(&real, &meta, &d)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_meta(&mut self, p: &Path, meta: &Metadata, is_dir: bool) -> Result<(), BuildError> {
+        let (uid, gid) = self.owner_for(Some(meta));
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(io_err(p))?;
+        if !meta.file_type().is_symlink() {
+            let mut mode = meta.mode() & 0o7777;
+            if let Some(c) = &self.spec.chmod {
+                mode = c.apply(mode, is_dir);
+            }
+            // chown clears setuid/setgid, so the mode goes last.
+            fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(io_err(p))?;
+        }
+        if is_dir {
+            self.dir_times.retain(|(q, _)| q != p);
+            self.dir_times.push((p.to_path_buf(), mtime_of(meta)));
+        } else {
+            set_times(p, mtime_of(meta))?;
+        }
+        Ok(())
+    }
+
+    fn copy_entry(&mut self, real: &Path, meta: &Metadata, to: &[String]) -> Result<(), BuildError> {
+        let p = self.upper_path(to);
+        if let Ok(m) = fs::symlink_metadata(&p) {
+            if m.is_dir() {
+                fs::remove_dir_all(&p).map_err(io_err(&p))?;
+            } else {
+                fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+        let ft = meta.file_type();
+        if meta.nlink() > 1 && !ft.is_dir() {
+            if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
+                fs::hard_link(first, &p).map_err(io_err(&p))?;
+                return Ok(());
+            }
+            self.links.insert((meta.dev(), meta.ino()), p.clone());
+        }
+        if ft.is_file() {
+            fs::copy(real, &p).map_err(io_err(real))?;
+            self.stats.files += 1;
+            self.stats.bytes += meta.size();
+        } else if ft.is_symlink() {
+            let t = fs::read_link(real).map_err(io_err(real))?;
+            std::os::unix::fs::symlink(t, &p).map_err(io_err(&p))?;
+        } else {
+            let kind = if ft.is_char_device() {
+                rustix::fs::FileType::CharacterDevice
+            } else if ft.is_block_device() {
+                rustix::fs::FileType::BlockDevice
+            } else if ft.is_fifo() {
+                rustix::fs::FileType::Fifo
+            } else {
+                return Ok(()); // sockets are not copied (BuildKit skips them too)
+            };
+            rustix::fs::mknodat(CWD, &p, kind, rustix::fs::Mode::from_raw_mode(0o600), meta.rdev()).map_err(
+                |e| BuildError::Io {
+                    path: p.clone(),
+                    source: e.into(),
+                },
+            )?;
+        }
+        self.apply_meta(&p, meta, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::context::Context;
+
+    fn spec<'a>(sources: &[&str], dest: &str, exclude: &'a dyn Fn(&str, bool) -> bool) -> CopySpec<'a> {
+        CopySpec {
+            line: 3,
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: dest.into(),
+            workdir: "/work".into(),
+            owner: None,
+            chmod: None,
+            parents: false,
+            exclude,
+            from_context: true,
+            extract: None,
+        }
+    }
+
+    #[test]
+    fn destinations_and_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("dir/sub")).unwrap();
+        fs::write(ctx.join("a.txt"), "a").unwrap();
+        fs::write(ctx.join("b.txt"), "b").unwrap();
+        fs::write(ctx.join("dir/sub/c"), "c").unwrap();
+        fs::set_permissions(ctx.join("dir/sub/c"), fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink("c", ctx.join("dir/sub/l")).unwrap();
+        let lower = t.path().join("lower");
+        fs::create_dir_all(lower.join("opt")).unwrap();
+        fs::set_permissions(lower.join("opt"), fs::Permissions::from_mode(0o711)).unwrap();
+        let view = View::new(vec![lower.clone()]);
+        let c = Context::open(&ctx, None, None).unwrap();
+        let no = |_: &str, _: bool| false;
+        let up = t.path().join("up");
+        fs::create_dir(&up).unwrap();
+
+        copy(&c, &view, &up, &spec(&["a.txt"], "/x/y", &no)).unwrap();
+        assert_eq!(fs::read(up.join("x/y")).unwrap(), b"a");
+        copy(&c, &view, &up, &spec(&["*.txt"], "rel/", &no)).unwrap();
+        assert!(up.join("work/rel/a.txt").is_file() && up.join("work/rel/b.txt").is_file());
+        copy(&c, &view, &up, &spec(&["a.txt"], "/opt", &no)).unwrap();
+        assert!(
+            up.join("opt/a.txt").is_file(),
+            "existing dir in parent: copy into it"
+        );
+        assert_eq!(
+            fs::metadata(up.join("opt")).unwrap().mode() & 0o7777,
+            0o711,
+            "parent dir metadata kept"
+        );
+        copy(&c, &view, &up, &spec(&["dir"], "/d", &no)).unwrap();
+        assert!(up.join("d/sub/c").is_file(), "dir contents, not the dir");
+        assert_eq!(fs::metadata(up.join("d/sub/c")).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(fs::read_link(up.join("d/sub/l")).unwrap(), Path::new("c"));
+        let ex = |r: &str, _: bool| r == "sub/l";
+        copy(&c, &view, &up, &spec(&["dir"], "/e", &ex)).unwrap();
+        assert!(up.join("e/sub/c").is_file() && fs::symlink_metadata(up.join("e/sub/l")).is_err());
+        let err = copy(&c, &view, &up, &spec(&["a.txt", "b.txt"], "/nodir", &no)).unwrap_err();
+        assert!(matches!(err, BuildError::CopyDestNotDir { line: 3, .. }), "{err}");
+        let err = copy(&c, &view, &up, &spec(&["missing"], "/", &no)).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+
+        let mut s = spec(&["dir/./sub/c"], "/p/", &no);
+        s.parents = true;
+        copy(&c, &view, &up, &s).unwrap();
+        assert!(up.join("p/sub/c").is_file(), "--parents keeps the path after /./");
+
+        let mut s = spec(&["a.txt"], "/own/", &no);
+        s.owner = Some(Owner { uid: 1234, gid: 99 });
+        s.chmod = Some(crate::build::perms::parse_chmod("640", 1).unwrap());
+        copy(&c, &view, &up, &s).unwrap();
+        let m = fs::metadata(up.join("own/a.txt")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1234, 99, 0o640));
+        let m = fs::metadata(up.join("own")).unwrap();
+        assert_eq!(
+            (m.uid(), m.mode() & 0o7777),
+            (1234, 0o755),
+            "created dest dir owned by --chown user"
+        );
+    }
+}
