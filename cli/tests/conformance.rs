@@ -183,12 +183,19 @@ fn check_case(name: &str) -> Result<Vec<String>, String> {
         lamina(&root).args(["unpack", &tag, "-o"]).arg(&rootfs),
         "lamina unpack",
     )?;
-    let actual_tree =
-        dump::dump_tar(std::fs::File::open(&rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?)?;
+    let (actual_tree, actual_texts) = dump::dump_tar_with_texts(
+        std::fs::File::open(&rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?,
+    )?;
     let expected_tree = std::fs::read_to_string(dir.join("expected/tree.txt"))
         .map_err(|e| format!("expected/tree.txt: {e}"))?
         .replace(&base.busybox_golden, &base.busybox_here);
     let mut diffs = dump::diff_trees(&expected_tree, &actual_tree);
+    let expected_texts: std::collections::BTreeMap<String, String> =
+        std::fs::read_to_string(dir.join("expected/contents.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+    dump::annotate_contents(&mut diffs, &expected_texts, &actual_texts);
 
     let actual_config = dump::normalize_config(&image_config(&root, &tag)?);
     let expected_config: Value = serde_json::from_str(
@@ -269,6 +276,7 @@ cases! {
     arg_env_precedence => "arg-env-precedence",
     arg_predefined => "arg-predefined",
     arg_scoping => "arg-scoping",
+    cli_label => "cli-label",
     copy_basic => "copy-basic",
     copy_chmod => "copy-chmod",
     copy_chown_expand => "copy-chown-expand",
@@ -276,6 +284,7 @@ cases! {
     copy_dest_rules => "copy-dest-rules",
     copy_dir_contents => "copy-dir-contents",
     copy_empty_and_special_names => "copy-empty-and-special-names",
+    copy_from_hardlinks => "copy-from-hardlinks",
     copy_from_stage_symlink_dir => "copy-from-stage-symlink-dir",
     copy_hardlinks => "copy-hardlinks",
     copy_modes => "copy-modes",
@@ -289,6 +298,7 @@ cases! {
     entrypoint_resets_cmd => "entrypoint-resets-cmd",
     env_expansion => "env-expansion",
     escape_and_continuation => "escape-and-continuation",
+    expansion_everywhere => "expansion-everywhere",
     from_arg_multi => "from-arg-multi",
     hardlinks_run => "hardlinks-run",
     healthcheck_none => "healthcheck-none",

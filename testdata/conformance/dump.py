@@ -4,6 +4,8 @@
   dump.py tree LAYER.tar...        flatten image layers (bottom first, whiteouts applied) and print tree.txt
   dump.py tree --flat ROOTFS.tar   print tree.txt of one already-flattened tar (whiteout names kept literally)
   dump.py config CONFIG.json       print config.json from an image config blob or `docker inspect` output
+  dump.py contents LAYER.tar...    print contents.json: the text of every small UTF-8 file of the flattened tree
+                                   (not compared; the harness shows it next to a content difference)
 
 cli/tests/conformance.rs re-implements both in Rust and must print byte-identical output for the same input.
 """
@@ -16,12 +18,15 @@ WH = ".wh."
 OPQ = ".wh..wh..opq"
 
 
-class Node:
-    __slots__ = ("kind", "mode", "uid", "gid", "size", "sha", "link", "inode")
+SMALL = 512
 
-    def __init__(self, kind, mode, uid, gid, size=None, sha=None, link=None, inode=None):
+
+class Node:
+    __slots__ = ("kind", "mode", "uid", "gid", "size", "sha", "link", "inode", "text")
+
+    def __init__(self, kind, mode, uid, gid, size=None, sha=None, link=None, inode=None, text=None):
         self.kind, self.mode, self.uid, self.gid = kind, mode, uid, gid
-        self.size, self.sha, self.link, self.inode = size, sha, link, inode
+        self.size, self.sha, self.link, self.inode, self.text = size, sha, link, inode, text
 
 
 def norm(name):
@@ -85,12 +90,15 @@ def read_members(path):
             if ti.isreg():
                 h = hashlib.sha256()
                 f = tf.extractfile(ti)
+                head = b""
                 while True:
                     b = f.read(1 << 20)
                     if not b:
                         break
+                    if not head:
+                        head = b[: SMALL + 1]
                     h.update(b)
-                sha = h.hexdigest()
+                sha = (h.hexdigest(), head)
             yield ti, p, sha
 
 
@@ -99,7 +107,14 @@ def add_member(tree, ti, p, sha):
         return  # the root directory itself is not part of the format
     mode = ti.mode & 0o7777
     if ti.isreg():
-        tree.put(p, Node("file", mode, ti.uid, ti.gid, ti.size, sha, inode=tree.new_inode()))
+        digest, head = sha
+        text = None
+        if len(head) <= SMALL:
+            try:
+                text = head.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        tree.put(p, Node("file", mode, ti.uid, ti.gid, ti.size, digest, inode=tree.new_inode(), text=text))
     elif ti.isdir():
         old = tree.nodes.get(p)
         tree.put(p, Node("dir", mode, ti.uid, ti.gid))
@@ -111,7 +126,7 @@ def add_member(tree, ti, p, sha):
         t = tree.nodes.get(target)
         if t is None or t.kind != "file":
             raise SystemExit(f"dump.py: hardlink {ti.name!r} to missing or non-file {ti.linkname!r}")
-        tree.put(p, Node("file", t.mode, t.uid, t.gid, t.size, t.sha, inode=t.inode))
+        tree.put(p, Node("file", t.mode, t.uid, t.gid, t.size, t.sha, inode=t.inode, text=t.text))
     elif ti.ischr() or ti.isblk():
         kind = "char" if ti.ischr() else "block"
         tree.put(p, Node(kind, mode, ti.uid, ti.gid, link=f"{ti.devmajor},{ti.devminor}".encode()))
@@ -213,6 +228,10 @@ def main(argv):
         if flat and len(layers) != 1:
             raise SystemExit("dump.py: tree --flat takes exactly one tar")
         sys.stdout.write(render(flatten(layers, flat)))
+    elif len(argv) >= 2 and argv[0] == "contents":
+        tree = flatten(argv[1:], False)
+        texts = {"/" + esc(p): n.text for p, n in sorted(tree.nodes.items()) if n.text is not None}
+        sys.stdout.write(json.dumps(texts, indent=1, ensure_ascii=False) + "\n")
     elif len(argv) == 2 and argv[0] == "config":
         with open(argv[1], encoding="utf-8") as f:
             sys.stdout.write(normalize_config(json.load(f)))

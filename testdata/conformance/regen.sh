@@ -69,6 +69,7 @@ build_case() {
   unset 'files[-1]'
   python3 "$here/dump.py" tree "${files[@]}" > "$dir/expected/tree.txt"
   python3 "$here/dump.py" config "$config" > "$dir/expected/config.json"
+  python3 "$here/dump.py" contents "${files[@]}" > "$dir/expected/contents.json"
   "$DOCKER" rmi -f "$tag" >/dev/null
   [ -f "$dir/pre.Dockerfile" ] && "$DOCKER" rmi -f "$tag-pre" >/dev/null
   echo "regen: $name ok" >&2

@@ -10,7 +10,12 @@ use sha2::{Digest as _, Sha256};
 
 #[derive(Clone, Debug)]
 enum Kind {
-    File { size: u64, sha: String, inode: u64 },
+    File {
+        size: u64,
+        sha: String,
+        inode: u64,
+        text: Option<String>,
+    },
     Dir,
     Symlink(Vec<u8>),
     Char(u32, u32),
@@ -82,9 +87,17 @@ impl Tree {
     }
 }
 
+/// Files up to this size that are UTF-8 have their text kept, to show next to a content difference.
+const SMALL: usize = 512;
+
 /// `tree.txt` of one already-flattened rootfs tar (what `lamina unpack -o` writes). Whiteout names are kept
 /// literally: a flattened tree must not contain any, so one showing up is a difference to report.
 pub fn dump_tar(reader: impl Read) -> Result<String, String> {
+    dump_tar_with_texts(reader).map(|(tree, _)| tree)
+}
+
+/// `tree.txt` plus the text of every small UTF-8 file, by escaped absolute path (like `dump.py contents`).
+pub fn dump_tar_with_texts(reader: impl Read) -> Result<(String, BTreeMap<String, String>), String> {
     let mut archive = tar::Archive::new(reader);
     let mut tree = Tree::default();
     for entry in archive.entries().map_err(|e| format!("reading tar: {e}"))? {
@@ -107,6 +120,7 @@ pub fn dump_tar(reader: impl Read) -> Result<String, String> {
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 1 << 16];
             let mut size = 0u64;
+            let mut head = Vec::new();
             loop {
                 let n = entry
                     .read(&mut buf)
@@ -114,14 +128,23 @@ pub fn dump_tar(reader: impl Read) -> Result<String, String> {
                 if n == 0 {
                     break;
                 }
+                if head.len() <= SMALL {
+                    head.extend_from_slice(&buf[..n.min(SMALL + 1 - head.len())]);
+                }
                 hasher.update(&buf[..n]);
                 size += n as u64;
             }
             tree.next_inode += 1;
+            let text = if head.len() <= SMALL {
+                String::from_utf8(head).ok()
+            } else {
+                None
+            };
             Kind::File {
                 size,
                 sha: hex::encode(hasher.finalize()),
                 inode: tree.next_inode,
+                text,
             }
         } else if et.is_dir() {
             Kind::Dir
@@ -171,7 +194,15 @@ pub fn dump_tar(reader: impl Read) -> Result<String, String> {
         };
         tree.put(p, Node { kind, mode, uid, gid });
     }
-    Ok(render(&tree))
+    let texts = tree
+        .nodes
+        .iter()
+        .filter_map(|(p, n)| match &n.kind {
+            Kind::File { text: Some(t), .. } => Some((format!("/{}", esc(p)), t.clone())),
+            _ => None,
+        })
+        .collect();
+    Ok((render(&tree), texts))
 }
 
 /// Escapes a raw path for a `tree.txt` line: invalid UTF-8 bytes and control characters as `\xNN`, `\` as
@@ -345,6 +376,31 @@ pub fn diff_trees(expected: &str, actual: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Adds docker's and lamina's text under each content difference of a small text file.
+pub fn annotate_contents(
+    diffs: &mut [String],
+    expected: &BTreeMap<String, String>,
+    actual: &BTreeMap<String, String>,
+) {
+    for d in diffs.iter_mut() {
+        let Some(rest) = d.strip_prefix("differs ") else {
+            continue;
+        };
+        let Some((path, what)) = rest.split_once(": ") else {
+            continue;
+        };
+        if !what.contains("sha256") {
+            continue;
+        }
+        let (e, a) = (expected.get(path), actual.get(path));
+        if e.is_some() || a.is_some() {
+            let show =
+                |t: Option<&String>| t.map_or("(not text or too large)".to_string(), |t| format!("{t:?}"));
+            d.push_str(&format!("\n      docker: {}\n      lamina: {}", show(e), show(a)));
+        }
+    }
 }
 
 /// Every difference between two normalized configs, one line per key.

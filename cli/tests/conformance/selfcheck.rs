@@ -192,9 +192,13 @@ fn rust_and_script_dumpers_agree_on_the_base_image() {
             return;
         }
     };
-    let rust = dump::dump_tar(std::fs::File::open(&base.tar).unwrap()).unwrap();
+    let (rust, texts) = dump::dump_tar_with_texts(std::fs::File::open(&base.tar).unwrap()).unwrap();
     let py = python_dump(&["tree".as_ref(), "--flat".as_ref(), base.tar.as_os_str()]);
     assert_eq!(rust, py);
+    let py_texts: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&python_dump(&["contents".as_ref(), base.tar.as_os_str()])).unwrap();
+    assert_eq!(texts, py_texts);
+    assert!(texts["/etc/group"].starts_with("root:x:0:\n"), "{texts:?}");
     assert!(rust.contains("/home/svc\tdir\t0750\t1500\t2500\t"), "{rust}");
     assert!(
         rust.contains("/bin\tsymlink\t0777\t0\t0\t-\t-\tusr/bin\n"),
@@ -297,6 +301,15 @@ fn differ_reports_every_kind_of_difference() {
     assert!(d[1].starts_with("missing /b"), "{d:#?}");
     assert!(d[2].starts_with("extra /d"), "{d:#?}");
     assert!(dump::diff_trees(expected, expected).is_empty());
+    let mut d = dump::diff_trees(expected, actual.replace("\tab\t", "\tcd\t").as_str());
+    let texts = |t: &str| [("/a".to_string(), t.to_string())].into_iter().collect();
+    dump::annotate_contents(&mut d, &texts("docker's"), &texts("lamina's"));
+    assert!(
+        d[0].ends_with(
+            "sha256 ab != cd (expected != actual)\n      docker: \"docker's\"\n      lamina: \"lamina's\""
+        ),
+        "{d:#?}"
+    );
     let c = dump::diff_configs(
         &json!({"User": "a", "Cmd": null}),
         &json!({"User": "b", "Cmd": null}),
