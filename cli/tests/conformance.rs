@@ -20,6 +20,11 @@ const BASE_REF: &str = "lamina-test-base";
 /// The network every case builds with: the dockerd that made the goldens has no bridge network.
 const NETWORK: &str = "none";
 
+/// The same commands regen.sh runs on its context copy.
+const NORMALIZE_CONTEXT: &str = r#"find "$1" -type d -exec chmod 0755 {} +
+find "$1" -type f \( -perm -u+x -exec chmod 0755 {} + -o -exec chmod 0644 {} + \)
+chown -R 0:0 "$1""#;
+
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance")
 }
@@ -154,9 +159,21 @@ fn check_case(name: &str) -> Result<Vec<String>, String> {
             "copying the context",
         )?;
     }
+    // As regen.sh does: only git's executable bit counts, not the checkout's umask or owner.
+    run(
+        Command::new("sh")
+            .arg("-c")
+            .arg(NORMALIZE_CONTEXT)
+            .arg("sh")
+            .arg(&ctx),
+        "normalizing context modes",
+    )?;
     if dir.join("setup.sh").is_file() {
         run(
-            Command::new("sh").arg(dir.join("setup.sh")).current_dir(&ctx),
+            Command::new("sh")
+                .args(["-c", "umask 022 && exec sh \"$0\""])
+                .arg(dir.join("setup.sh"))
+                .current_dir(&ctx),
             "setup.sh",
         )?;
     }

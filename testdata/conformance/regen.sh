@@ -53,7 +53,11 @@ build_case() {
   local t=$work/$name
   mkdir -p "$t/ctx"
   [ -d "$dir/context" ] && cp -a "$dir/context/." "$t/ctx/"
-  if [ -f "$dir/setup.sh" ]; then (cd "$t/ctx" && sh "$dir/setup.sh"); fi
+  # Only what git records counts: the executable bit. Checkout umask and owner must not leak into goldens.
+  find "$t/ctx" -type d -exec chmod 0755 {} +
+  find "$t/ctx" -type f \( -perm -u+x -exec chmod 0755 {} + -o -exec chmod 0644 {} + \)
+  chown -R 0:0 "$t/ctx" 2>/dev/null || true
+  if [ -f "$dir/setup.sh" ]; then (cd "$t/ctx" && umask 022 && sh "$dir/setup.sh"); fi
   local tag=lamina-conf-$name
   read_args "$dir"
   if [ -f "$dir/pre.Dockerfile" ]; then
