@@ -15,7 +15,13 @@ use serde_json::Value;
 #[path = "conformance/dump.rs"]
 mod dump;
 
-const LAMINA: &str = env!("CARGO_BIN_EXE_lamina");
+/// The builder under test: lamina, or another `lamina`-compatible command named by LAMINA_CONFORMANCE_BIN
+/// (testdata/conformance/docker-as-lamina.sh checks the harness itself against docker).
+fn lamina_bin() -> PathBuf {
+    std::env::var_os("LAMINA_CONFORMANCE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lamina")))
+}
 const BASE_REF: &str = "lamina-test-base";
 /// The network every case builds with: the dockerd that made the goldens has no bridge network.
 const NETWORK: &str = "none";
@@ -30,7 +36,7 @@ fn corpus() -> PathBuf {
 }
 
 fn lamina(root: &Path) -> Command {
-    let mut c = Command::new(LAMINA);
+    let mut c = Command::new(lamina_bin());
     c.arg("--root").arg(root);
     c
 }
@@ -66,7 +72,7 @@ fn skip_reason() -> Option<&'static str> {
     REASON
         .get_or_init(|| {
             for sub in ["build", "import", "unpack", "inspect"] {
-                let ok = Command::new(LAMINA)
+                let ok = Command::new(lamina_bin())
                     .args([sub, "--help"])
                     .output()
                     .is_ok_and(|o| o.status.success());

@@ -4,6 +4,8 @@
   dump.py tree LAYER.tar...        flatten image layers (bottom first, whiteouts applied) and print tree.txt
   dump.py tree --flat ROOTFS.tar   print tree.txt of one already-flattened tar (whiteout names kept literally)
   dump.py config CONFIG.json       print config.json from an image config blob or `docker inspect` output
+  dump.py flatten-tar SAVEDIR OUT.tar  write the flattened rootfs of a `docker save` dir as one tar (for
+                                   docker-as-lamina.sh)
   dump.py contents LAYER.tar...    print contents.json: the text of every small UTF-8 file of the flattened tree
                                    (not compared; the harness shows it next to a content difference)
 
@@ -22,11 +24,12 @@ SMALL = 512
 
 
 class Node:
-    __slots__ = ("kind", "mode", "uid", "gid", "size", "sha", "link", "inode", "text")
+    __slots__ = ("kind", "mode", "uid", "gid", "size", "sha", "link", "inode", "text", "data")
 
-    def __init__(self, kind, mode, uid, gid, size=None, sha=None, link=None, inode=None, text=None):
+    def __init__(self, kind, mode, uid, gid, size=None, sha=None, link=None, inode=None, text=None, data=None):
         self.kind, self.mode, self.uid, self.gid = kind, mode, uid, gid
         self.size, self.sha, self.link, self.inode, self.text = size, sha, link, inode, text
+        self.data = data
 
 
 def norm(name):
@@ -81,7 +84,7 @@ class Tree:
         return self.next_inode
 
 
-def read_members(path):
+def read_members(path, keep=False):
     """Yield (tarinfo, normalized path, sha256 hex or None, size) for each member of a tar (any compression)."""
     with tarfile.open(path, "r:*", encoding="utf-8", errors="surrogateescape") as tf:
         for ti in tf:
@@ -91,14 +94,17 @@ def read_members(path):
                 h = hashlib.sha256()
                 f = tf.extractfile(ti)
                 head = b""
+                data = [] if keep else None
                 while True:
                     b = f.read(1 << 20)
                     if not b:
                         break
                     if not head:
                         head = b[: SMALL + 1]
+                    if keep:
+                        data.append(b)
                     h.update(b)
-                sha = (h.hexdigest(), head)
+                sha = (h.hexdigest(), head, b"".join(data) if keep else None)
             yield ti, p, sha
 
 
@@ -107,14 +113,14 @@ def add_member(tree, ti, p, sha):
         return  # the root directory itself is not part of the format
     mode = ti.mode & 0o7777
     if ti.isreg():
-        digest, head = sha
+        digest, head, data = sha
         text = None
         if len(head) <= SMALL:
             try:
                 text = head.decode("utf-8")
             except UnicodeDecodeError:
                 pass
-        tree.put(p, Node("file", mode, ti.uid, ti.gid, ti.size, digest, inode=tree.new_inode(), text=text))
+        tree.put(p, Node("file", mode, ti.uid, ti.gid, ti.size, digest, inode=tree.new_inode(), text=text, data=data))
     elif ti.isdir():
         old = tree.nodes.get(p)
         tree.put(p, Node("dir", mode, ti.uid, ti.gid))
@@ -126,7 +132,7 @@ def add_member(tree, ti, p, sha):
         t = tree.nodes.get(target)
         if t is None or t.kind != "file":
             raise SystemExit(f"dump.py: hardlink {ti.name!r} to missing or non-file {ti.linkname!r}")
-        tree.put(p, Node("file", t.mode, t.uid, t.gid, t.size, t.sha, inode=t.inode, text=t.text))
+        tree.put(p, Node("file", t.mode, t.uid, t.gid, t.size, t.sha, inode=t.inode, text=t.text, data=t.data))
     elif ti.ischr() or ti.isblk():
         kind = "char" if ti.ischr() else "block"
         tree.put(p, Node(kind, mode, ti.uid, ti.gid, link=f"{ti.devmajor},{ti.devminor}".encode()))
@@ -136,10 +142,10 @@ def add_member(tree, ti, p, sha):
         raise SystemExit(f"dump.py: unsupported tar entry type {ti.type!r} for {ti.name!r}")
 
 
-def flatten(layers, flat):
+def flatten(layers, flat, keep=False):
     tree = Tree()
     for layer in layers:
-        members = list(read_members(layer))
+        members = list(read_members(layer, keep))
         if not flat:
             for ti, p, _ in members:
                 b = base(p)
@@ -152,6 +158,37 @@ def flatten(layers, flat):
                 continue
             add_member(tree, ti, p, sha)
     return tree
+
+
+def write_flat_tar(save_dir, out):
+    import io
+    import os
+
+    manifest = json.load(open(os.path.join(save_dir, "manifest.json")))[0]
+    tree = flatten([os.path.join(save_dir, layer) for layer in manifest["Layers"]], False, keep=True)
+    first = {}
+    kinds = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "char": tarfile.CHRTYPE,
+             "block": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape") as tf:
+        for p in sorted(tree.nodes):
+            n = tree.nodes[p]
+            ti = tarfile.TarInfo(p.decode("utf-8", "surrogateescape"))
+            ti.mode, ti.uid, ti.gid, ti.mtime = n.mode, n.uid, n.gid, 0
+            if n.kind == "file":
+                if n.inode in first:
+                    ti.type, ti.linkname = tarfile.LNKTYPE, first[n.inode]
+                    tf.addfile(ti)
+                else:
+                    first[n.inode] = ti.name
+                    ti.size = len(n.data)
+                    tf.addfile(ti, io.BytesIO(n.data))
+                continue
+            ti.type = kinds[n.kind]
+            if n.kind == "symlink":
+                ti.linkname = n.link.decode("utf-8", "surrogateescape")
+            elif n.kind in ("char", "block"):
+                ti.devmajor, ti.devminor = (int(x) for x in n.link.split(b","))
+            tf.addfile(ti)
 
 
 def esc(b):
@@ -228,6 +265,8 @@ def main(argv):
         if flat and len(layers) != 1:
             raise SystemExit("dump.py: tree --flat takes exactly one tar")
         sys.stdout.write(render(flatten(layers, flat)))
+    elif len(argv) == 3 and argv[0] == "flatten-tar":
+        write_flat_tar(argv[1], argv[2])
     elif len(argv) >= 2 and argv[0] == "contents":
         tree = flatten(argv[1:], False)
         texts = {"/" + esc(p): n.text for p, n in sorted(tree.nodes.items()) if n.text is not None}
