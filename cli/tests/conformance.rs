@@ -302,6 +302,7 @@ cases! {
     cli_label => "cli-label",
     copy_basic => "copy-basic",
     copy_chmod => "copy-chmod",
+    copy_chown_existing => "copy-chown-existing",
     copy_chown_expand => "copy-chown-expand",
     copy_chown_names => "copy-chown-names",
     copy_dest_rules => "copy-dest-rules",
@@ -351,6 +352,7 @@ cases! {
     whiteout_copy_over => "whiteout-copy-over",
     whiteout_dir => "whiteout-dir",
     whiteout_file => "whiteout-file",
+    whiteout_links => "whiteout-links",
     whiteout_recreate => "whiteout-recreate",
     workdir_env => "workdir-env",
 }
