@@ -316,3 +316,54 @@ fn differ_reports_every_kind_of_difference() {
     );
     assert_eq!(c, ["config User: expected \"a\", got \"b\""]);
 }
+
+/// The front end alone: every corpus Dockerfile (with its --build-arg/--target flags) parses and plans.
+/// Reports all failures at once; skips while `lamina parse` isn't in the binary.
+#[test]
+fn every_case_parses() {
+    let bin = super::lamina_bin();
+    if !Command::new(&bin)
+        .args(["parse", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: lamina parse not available");
+        return;
+    }
+    let mut failures = Vec::new();
+    for c in CASES {
+        let dir = corpus().join(c);
+        let args = super::case_args(&dir);
+        let mut plan_args = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            if matches!(a.as_str(), "--build-arg" | "--target") {
+                plan_args.extend(args[i..].iter().take(2).cloned());
+            }
+        }
+        for (file, extra) in [("pre.Dockerfile", &Vec::new()), ("Dockerfile", &plan_args)] {
+            let path = dir.join(file);
+            if !path.is_file() {
+                continue;
+            }
+            let out = Command::new(&bin)
+                .arg("parse")
+                .arg("-f")
+                .arg(&path)
+                .args(extra)
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                failures.push(format!(
+                    "{c}/{file}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} Dockerfile(s) rejected:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
