@@ -4,7 +4,8 @@
 //!
 //! Cases skip with a printed reason while a command they need (`lamina build`, `import`, `unpack`) is not in
 //! the binary yet, when not run as root (RUN steps need namespaces and overlayfs), or without the tools the
-//! base image script needs (a static busybox, GNU tar).
+//! base image script needs (a static busybox, GNU tar). Without `lamina inspect` the config is read from the
+//! store's OCI layout.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -71,7 +72,7 @@ fn skip_reason() -> Option<&'static str> {
     static REASON: OnceLock<Option<String>> = OnceLock::new();
     REASON
         .get_or_init(|| {
-            for sub in ["build", "import", "unpack", "inspect"] {
+            for sub in ["build", "import", "unpack"] {
                 let ok = Command::new(lamina_bin())
                     .args([sub, "--help"])
                     .output()
@@ -233,6 +234,13 @@ fn check_case(name: &str) -> Result<Vec<String>, String> {
 /// The inner `config` object (Env, Cmd…) of an image, from `lamina inspect --format json`, which may print the
 /// image config itself, an object holding it under `config`/`Config`, or a one-element array of either.
 fn image_config(root: &Path, tag: &str) -> Result<Value, String> {
+    let has_inspect = lamina(root)
+        .args(["inspect", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_inspect {
+        return config_from_layout(root, tag);
+    }
     let out = run(
         lamina(root).args(["inspect", "--format", "json", tag]),
         "lamina inspect",
@@ -268,6 +276,37 @@ fn image_config(root: &Path, tag: &str) -> Result<Value, String> {
         .or_else(|| v.pointer("/Config"))
         .cloned()
         .ok_or_else(|| format!("lamina inspect: no image config found in {v}"))
+}
+
+/// Without `lamina inspect`: the config blob of the manifest the store's index.json tags with `tag`.
+fn config_from_layout(root: &Path, tag: &str) -> Result<Value, String> {
+    let read_json = |p: PathBuf| -> Result<Value, String> {
+        let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let blob = |digest: &str| root.join("blobs").join(digest.replace(':', "/"));
+    let index = read_json(root.join("index.json"))?;
+    let wanted = [format!("{tag}:latest"), format!("/{tag}:latest"), tag.to_string()];
+    let manifest = index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            m.pointer("/annotations/org.opencontainers.image.ref.name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n == wanted[2] || n == wanted[0] || n.ends_with(&wanted[1]))
+        })
+        .ok_or_else(|| format!("no index.json entry for {tag} in {}", root.display()))?;
+    let digest = manifest["digest"].as_str().ok_or("index entry without digest")?;
+    let manifest = read_json(blob(digest))?;
+    let config = manifest
+        .pointer("/config/digest")
+        .and_then(Value::as_str)
+        .ok_or("manifest without config")?;
+    Ok(read_json(blob(config))?
+        .get("config")
+        .cloned()
+        .unwrap_or(Value::Null))
 }
 
 fn case(name: &str) {

@@ -367,3 +367,31 @@ fn every_case_parses() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn config_is_found_in_an_oci_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let put = |v: serde_json::Value| -> String {
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+        std::fs::write(root.join("blobs/sha256").join(&hex), bytes).unwrap();
+        format!("sha256:{hex}")
+    };
+    let config = put(json!({"architecture": "amd64", "config": {"User": "app"}}));
+    let other = put(json!({"architecture": "amd64", "config": {"User": "other"}}));
+    let manifest = |c: &str| put(json!({"schemaVersion": 2, "config": {"digest": c}, "layers": []}));
+    let (m1, m2) = (manifest(&other), manifest(&config));
+    let entry = |d: &str, name: &str| json!({"digest": d, "annotations": {"org.opencontainers.image.ref.name": name}});
+    let index = json!({"schemaVersion": 2, "manifests": [
+        entry(&m1, "docker.io/library/lamina-conf-x-pre:latest"),
+        entry(&m2, "docker.io/library/lamina-conf-x:latest"),
+    ]});
+    std::fs::write(root.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    assert_eq!(
+        super::config_from_layout(root, "lamina-conf-x").unwrap(),
+        json!({"User": "app"})
+    );
+    assert!(super::config_from_layout(root, "lamina-conf-y").is_err());
+}
