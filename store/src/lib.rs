@@ -3,11 +3,23 @@
 //! - [`digest`]: the strict [`Digest`] type and hashing readers/writers.
 //! - [`reference`]: docker-style image references ([`Reference`]).
 //! - [`blob`]: the verify-then-rename blob store ([`BlobStore`], [`BlobWriter`]).
+//! - [`layout`]: the store root as an OCI image layout ([`Store`]): tags, image read/write, resolve.
+//! - [`lock`]: flock-based store locks shared between lamina processes.
+//! - [`image`], [`config`]: manifests, indexes, descriptors, [`ImageConfig`], [`canonical_json`].
+//! - [`validate`]: checks an image is whole (every producer's tests use it).
 
 pub mod blob;
+pub mod config;
 pub mod digest;
+pub mod image;
+pub mod layout;
+pub mod lock;
 pub mod reference;
+pub mod validate;
 
 pub use blob::{BlobError, BlobStore, BlobWriter};
+pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest, HashingReader, HashingWriter};
+pub use image::{Descriptor, Image, LayerDesc, Manifest, canonical_json};
+pub use layout::{ImageRef, Store, StoreError, Tag};
 pub use reference::{Reference, ReferenceError};
