@@ -1,3 +1,5 @@
-//! lamina's builder: Dockerfile front end, build graph, cache keys and the build engine.
+//! lamina's builder: the Dockerfile front end ([`dockerfile`]: parse → typed instructions with spans →
+//! stage graph with BuildKit's expansion and ARG scoping), build graph, cache keys and the build engine.
 
 pub mod build;
+pub mod dockerfile;

@@ -25,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Print the version.
     Version,
+    /// Parse a Dockerfile and print its stages and instructions.
+    Parse(cmd::parse::Args),
 }
 
 impl Cli {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
             println!("lamina {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Parse(args) => cmd::parse::run(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,902 @@
+//! Stages and their dependencies, with BuildKit's ARG/ENV scoping and build-time expansion applied.
+//!
+//! Scoping: ARGs before the first FROM are global and visible only to FROM lines (plus the automatic
+//! platform ARGs) unless a stage redeclares them with `ARG NAME`; a stage sees an ARG from its
+//! declaring line on; `--build-arg` overrides defaults; ENV wins over an ARG of the same name; all
+//! words of one ENV/ARG instruction are expanded against the state before it (`ENV a=1 b=$a` sees
+//! the old `a`). RUN/CMD/ENTRYPOINT stay unexpanded — their shell does that with [`Step::run_env`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use super::ast::*;
+use super::error::{ErrorKind, ParseError, Warning};
+use super::expand::Expander;
+use super::source::{Source, Span};
+use super::values::{self, suggest};
+
+/// Default PATH of an image without one (what BuildKit gives `FROM scratch`).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Build args usable in RUN without an ARG line; never reported as unused.
+pub const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Environment or ARG values in order of definition.
+pub type Env = Vec<(String, String)>;
+/// A stage's steps and the ENV at its end.
+pub type ExpandedStage = (Vec<Step>, Env);
+type Visited = Vec<Option<(Vec<Step>, Env, Vec<usize>)>>;
+
+/// An OS/architecture/variant triple.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The machine we run on, in OCI terms.
+    pub fn host() -> Platform {
+        let (arch, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "aarch64" => ("arm64", None),
+            "arm" => ("arm", Some("v7")),
+            "x86" => ("386", None),
+            "powerpc64" => ("ppc64le", None),
+            "s390x" => ("s390x", None),
+            "riscv64" => ("riscv64", None),
+            other => (other, None),
+        };
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: variant.map(String::from),
+        }
+    }
+
+    /// `os/arch[/variant]`, or a bare architecture (linux assumed).
+    pub fn parse(s: &str) -> Option<Platform> {
+        if !values::valid_platform(s) {
+            return None;
+        }
+        let p: Vec<&str> = s.split('/').collect();
+        Some(match p.as_slice() {
+            [arch] => Platform {
+                os: "linux".into(),
+                arch: arch.to_string(),
+                variant: None,
+            },
+            [os, arch] => Platform {
+                os: os.to_string(),
+                arch: arch.to_string(),
+                variant: None,
+            },
+            [os, arch, v] => Platform {
+                os: os.to_string(),
+                arch: arch.to_string(),
+                variant: Some(v.to_string()),
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the caller asks for.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Stage name to build; the last stage when `None`.
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub platform: Platform,
+    pub build_platform: Platform,
+}
+
+impl Default for BuildOptions {
+    fn default() -> BuildOptions {
+        BuildOptions {
+            target: None,
+            build_args: BTreeMap::new(),
+            platform: Platform::host(),
+            build_platform: Platform::host(),
+        }
+    }
+}
+
+/// A stage's starting point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Base {
+    Scratch,
+    /// An image reference, expanded, as written (not normalized).
+    Image(String),
+    /// Another stage: its position in [`BuildGraph::stages`].
+    Stage(usize),
+}
+
+/// Where `COPY --from` / `RUN --mount from=` reads from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ref {
+    Stage(usize),
+    Image(String),
+}
+
+/// One instruction ready to execute.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Expanded where BuildKit expands at build time; RUN/CMD/ENTRYPOINT/HEALTHCHECK/SHELL commands as written.
+    pub instruction: Instruction,
+    /// ENV in effect before this step (base image env, then the stage's ENV lines).
+    pub env: Vec<(String, String)>,
+    /// ARGs declared in the stage so far with their values (`None`: declared, no value).
+    pub args: Vec<(String, Option<String>)>,
+    /// ARGs whose values this step's expansion read — part of its cache key.
+    pub used_args: Vec<String>,
+    /// For RUN: the process environment BuildKit uses (ARGs with values, proxy build args, then ENV).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub run_env: Vec<(String, String)>,
+    /// COPY/ADD `--from` resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<Ref>,
+    /// RUN `--mount from=` resolved, aligned with the RUN's mounts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mount_from: Vec<Option<Ref>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    /// Index of the stage in the Dockerfile (0-based), what `--from=0` means.
+    pub index: usize,
+    pub name: Option<String>,
+    pub base: Base,
+    /// The FROM line, expanded.
+    pub from: Instruction,
+    pub from_used_args: Vec<String>,
+    /// `--platform` of FROM, expanded.
+    pub platform: Option<String>,
+    /// Positions in [`BuildGraph::stages`] this stage needs (base, COPY --from, mount from).
+    pub deps: Vec<usize>,
+    /// Steps expanded assuming an empty base-image ENV (a stage base passes its ENV on);
+    /// call [`BuildGraph::expand_stage`] with the real image ENV when building.
+    pub steps: Vec<Step>,
+    /// ENV at the end of the stage under the same assumption.
+    pub final_env: Vec<(String, String)>,
+    #[serde(skip)]
+    instructions: Vec<Instruction>,
+}
+
+/// The stages a target needs, dependencies first; the target is last.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildGraph {
+    pub stages: Vec<Stage>,
+    /// Global ARGs (before the first FROM) with their resolved values.
+    pub global_args: Vec<(String, Option<String>)>,
+    /// `SOURCE_DATE_EPOCH` from the build args, when valid.
+    pub source_date_epoch: Option<i64>,
+    pub warnings: Vec<Warning>,
+    #[serde(skip)]
+    ctx: Ctx,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Ctx {
+    file: String,
+    source: String,
+    escape: char,
+    build_args: BTreeMap<String, String>,
+    globals: Vec<(String, Option<String>)>,
+    auto_args: Vec<(String, String)>,
+}
+
+impl Ctx {
+    fn err(&self, span: Span, kind: ErrorKind) -> ParseError {
+        ParseError::at(&Source::new(&self.source), &self.file, span, kind)
+    }
+}
+
+/// The variables visible to an expansion and the ARG names it read.
+struct Scope<'a> {
+    env: &'a [(String, String)],
+    args: &'a [(String, Option<String>)],
+    used: BTreeSet<String>,
+}
+
+impl Scope<'_> {
+    fn get(&mut self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        if let Some((_, v)) = self.args.iter().rev().find(|(k, _)| k == name) {
+            self.used.insert(name.to_string());
+            return v.clone();
+        }
+        None
+    }
+}
+
+fn set(list: &mut Vec<(String, String)>, k: String, v: String) {
+    match list.iter_mut().find(|(n, _)| *n == k) {
+        Some(e) => e.1 = v,
+        None => list.push((k, v)),
+    }
+}
+
+fn set_arg(list: &mut Vec<(String, Option<String>)>, k: String, v: Option<String>) {
+    match list.iter_mut().find(|(n, _)| *n == k) {
+        Some(e) => e.1 = v,
+        None => list.push((k, v)),
+    }
+}
+
+impl BuildGraph {
+    pub fn new(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildGraph, ParseError> {
+        let (t, b) = (&opts.platform, &opts.build_platform);
+        let auto_args = vec![
+            ("TARGETPLATFORM".to_string(), t.to_string()),
+            ("TARGETOS".into(), t.os.clone()),
+            ("TARGETARCH".into(), t.arch.clone()),
+            ("TARGETVARIANT".into(), t.variant.clone().unwrap_or_default()),
+            ("BUILDPLATFORM".into(), b.to_string()),
+            ("BUILDOS".into(), b.os.clone()),
+            ("BUILDARCH".into(), b.arch.clone()),
+            ("BUILDVARIANT".into(), b.variant.clone().unwrap_or_default()),
+        ];
+        let mut ctx = Ctx {
+            file: df.file.clone(),
+            source: df.source.clone(),
+            escape: df.directives.escape,
+            build_args: opts.build_args.clone(),
+            globals: Vec::new(),
+            auto_args,
+        };
+        let mut consumed: BTreeSet<String> = BTreeSet::new();
+
+        // Global ARGs: each sees the ones before it (even in the same ARG line) and the platform ARGs.
+        let mut it = df.instructions.iter().peekable();
+        while let Some(ins) = it.next_if(|i| !matches!(i.kind, Kind::From { .. })) {
+            if let Kind::Arg { args } = &ins.kind {
+                for a in args {
+                    let scope_args: Vec<(String, Option<String>)> = ctx
+                        .auto_args
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .chain(ctx.globals.iter().cloned())
+                        .collect();
+                    let mut scope = Scope {
+                        env: &[],
+                        args: &scope_args,
+                        used: BTreeSet::new(),
+                    };
+                    let name = ctx.expand_word(&a.name, &mut scope)?;
+                    let value = match ctx.build_args.get(&name) {
+                        Some(v) => Some(v.clone()),
+                        None => match &a.default {
+                            Some(d) => Some(ctx.expand_word(d, &mut scope)?),
+                            None => None,
+                        },
+                    };
+                    consumed.insert(name.clone());
+                    set_arg(&mut ctx.globals, name, value);
+                }
+            }
+        }
+
+        // Split into stages.
+        struct Raw<'a> {
+            from: &'a Instruction,
+            body: Vec<&'a Instruction>,
+        }
+        let mut raws: Vec<Raw<'_>> = Vec::new();
+        for ins in it {
+            if matches!(ins.kind, Kind::From { .. }) {
+                raws.push(Raw {
+                    from: ins,
+                    body: Vec::new(),
+                });
+            } else if let Some(r) = raws.last_mut() {
+                r.body.push(ins);
+            }
+        }
+        let names: Vec<Option<String>> = raws
+            .iter()
+            .map(|r| match &r.from.kind {
+                Kind::From { name, .. } => name.as_ref().map(|n| n.value.clone()),
+                _ => None,
+            })
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            if let Some(n) = n
+                && names[..i].iter().any(|m| m.as_deref() == Some(n.as_str()))
+                && let Kind::From { name: Some(w), .. } = &raws[i].from.kind
+            {
+                return Err(ctx.err(w.span, ErrorKind::DuplicateStageName { name: n.clone() }));
+            }
+        }
+        let target = match &opts.target {
+            None => raws.len() - 1,
+            Some(t) => {
+                let lt = t.to_ascii_lowercase();
+                names
+                    .iter()
+                    .position(|n| n.as_deref() == Some(lt.as_str()))
+                    .ok_or_else(|| {
+                        ParseError::whole(
+                            &ctx.file,
+                            ErrorKind::UnknownTarget {
+                                name: t.clone(),
+                                suggestion: suggest(t, names.iter().flatten().map(String::as_str)),
+                            },
+                        )
+                    })?
+            }
+        };
+
+        // Expand each FROM with the global scope; resolve its base.
+        let find_stage = |name: &str, current: usize| -> Option<usize> {
+            let l = name.to_ascii_lowercase();
+            if let Some(i) = names.iter().position(|n| n.as_deref() == Some(l.as_str())) {
+                return Some(i);
+            }
+            let _ = current;
+            None
+        };
+        let mut froms = Vec::with_capacity(raws.len());
+        for (i, r) in raws.iter().enumerate() {
+            let mut scope_args: Vec<(String, Option<String>)> = ctx
+                .auto_args
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            scope_args.extend(ctx.globals.iter().cloned());
+            let mut scope = Scope {
+                env: &[],
+                args: &scope_args,
+                used: BTreeSet::new(),
+            };
+            let mut from = r.from.clone();
+            let Kind::From { image, platform, .. } = &mut from.kind else {
+                unreachable!("split on FROM")
+            };
+            image.value = ctx.expand_word(image, &mut scope)?;
+            if let Some(p) = platform {
+                p.value = ctx.expand_word(p, &mut scope)?;
+                if !values::valid_platform(&p.value) {
+                    return Err(ctx.err(
+                        p.span,
+                        ErrorKind::InvalidFlagValue {
+                            flag: "platform".into(),
+                            value: p.value.clone(),
+                            expected: "os/arch[/variant]",
+                        },
+                    ));
+                }
+            }
+            let base = if image.value.eq_ignore_ascii_case("scratch") {
+                Base::Scratch
+            } else {
+                match find_stage(&image.value, i) {
+                    Some(j) if j == i => {
+                        return Err(ctx.err(
+                            image.span,
+                            ErrorKind::StageCycle {
+                                name: image.value.clone(),
+                                via: "FROM".into(),
+                            },
+                        ));
+                    }
+                    Some(j) => Base::Stage(j),
+                    None => Base::Image(image.value.clone()),
+                }
+            };
+            let platform = platform.as_ref().map(|p| p.value.clone());
+            froms.push((from, base, platform, scope.used.into_iter().collect::<Vec<_>>()));
+        }
+
+        // Expand every stage in Dockerfile order as far as needed to learn its dependencies; a stage used as
+        // a base must be expanded first (its ENV carries over), so go depth-first with cycle detection.
+        let n = raws.len();
+        let mut expanded: Visited = vec![None; n];
+        let mut state = vec![0u8; n]; // 0 new, 1 in progress, 2 done
+        let mut order: Vec<usize> = Vec::new();
+        #[allow(clippy::too_many_arguments)]
+        fn visit(
+            i: usize,
+            ctx: &Ctx,
+            raws_body: &[Vec<Instruction>],
+            froms: &[(Instruction, Base, Option<String>, Vec<String>)],
+            names: &[Option<String>],
+            expanded: &mut Visited,
+            state: &mut Vec<u8>,
+            order: &mut Vec<usize>,
+            consumed: &mut BTreeSet<String>,
+            via: Span,
+        ) -> Result<(), ParseError> {
+            match state[i] {
+                2 => return Ok(()),
+                1 => {
+                    return Err(ctx.err(
+                        via,
+                        ErrorKind::StageCycle {
+                            name: names[i].clone().unwrap_or_else(|| i.to_string()),
+                            via: "a stage reference".into(),
+                        },
+                    ));
+                }
+                _ => {}
+            }
+            state[i] = 1;
+            let base_env = match &froms[i].1 {
+                Base::Stage(j) => {
+                    visit(
+                        *j,
+                        ctx,
+                        raws_body,
+                        froms,
+                        names,
+                        expanded,
+                        state,
+                        order,
+                        consumed,
+                        froms[i].0.span,
+                    )?;
+                    expanded[*j].as_ref().map(|e| e.1.clone()).unwrap_or_default()
+                }
+                Base::Scratch => vec![("PATH".to_string(), DEFAULT_PATH.to_string())],
+                Base::Image(_) => Vec::new(),
+            };
+            let (steps, final_env) = ctx.expand_body(&raws_body[i], base_env, consumed, &|name: &str| {
+                resolve_ref(name, names, raws_body.len())
+            })?;
+            let mut deps = Vec::new();
+            if let Base::Stage(j) = froms[i].1 {
+                deps.push(j);
+            }
+            for s in &steps {
+                let refs = s.copy_from.iter().chain(s.mount_from.iter().flatten());
+                for r in refs {
+                    if let Ref::Stage(j) = r {
+                        if *j == i {
+                            return Err(ctx.err(
+                                s.instruction.span,
+                                ErrorKind::StageCycle {
+                                    name: names[i].clone().unwrap_or_else(|| i.to_string()),
+                                    via: s.instruction.keyword.to_string(),
+                                },
+                            ));
+                        }
+                        visit(
+                            *j,
+                            ctx,
+                            raws_body,
+                            froms,
+                            names,
+                            expanded,
+                            state,
+                            order,
+                            consumed,
+                            s.instruction.span,
+                        )?;
+                        if !deps.contains(j) {
+                            deps.push(*j);
+                        }
+                    }
+                }
+            }
+            expanded[i] = Some((steps, final_env, deps));
+            state[i] = 2;
+            order.push(i);
+            Ok(())
+        }
+        let bodies: Vec<Vec<Instruction>> = raws
+            .iter()
+            .map(|r| r.body.iter().map(|i| (*i).clone()).collect())
+            .collect();
+        let target_span = froms[target].0.span;
+        visit(
+            target,
+            &ctx,
+            &bodies,
+            &froms,
+            &names,
+            &mut expanded,
+            &mut state,
+            &mut order,
+            &mut consumed,
+            target_span,
+        )?;
+
+        // Renumber: positions in `order`.
+        let pos_of = |i: usize| order.iter().position(|&o| o == i).unwrap_or(usize::MAX);
+        let mut stages = Vec::with_capacity(order.len());
+        for &i in &order {
+            let (mut steps, final_env, deps) = expanded[i].take().unwrap_or_default();
+            let remap = |r: &mut Ref| {
+                if let Ref::Stage(j) = r {
+                    *j = pos_of(*j);
+                }
+            };
+            for s in &mut steps {
+                s.copy_from.iter_mut().for_each(remap);
+                s.mount_from.iter_mut().flatten().for_each(remap);
+            }
+            let (from, base, platform, from_used) = froms[i].clone();
+            let base = match base {
+                Base::Stage(j) => Base::Stage(pos_of(j)),
+                b => b,
+            };
+            stages.push(Stage {
+                index: i,
+                name: names[i].clone(),
+                base,
+                from,
+                from_used_args: from_used,
+                platform,
+                deps: deps.into_iter().map(pos_of).collect(),
+                steps,
+                final_env,
+                instructions: bodies[i].clone(),
+            });
+        }
+
+        let mut warnings = Vec::new();
+        let unused: Vec<&String> = ctx
+            .build_args
+            .keys()
+            .filter(|k| {
+                !consumed.contains(*k)
+                    && !PROXY_ARGS.contains(&k.as_str())
+                    && *k != "SOURCE_DATE_EPOCH"
+                    && !k.starts_with("BUILDKIT_")
+            })
+            .collect();
+        if !unused.is_empty() {
+            let list: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            warnings.push(Warning::new(
+                "UnusedBuildArg",
+                format!("one or more build-args [{}] were not consumed", list.join(" ")),
+                None,
+            ));
+        }
+        let source_date_epoch = ctx
+            .build_args
+            .get("SOURCE_DATE_EPOCH")
+            .and_then(|v| v.parse::<i64>().ok());
+        Ok(BuildGraph {
+            stages,
+            global_args: ctx.globals.clone(),
+            source_date_epoch,
+            warnings,
+            ctx,
+        })
+    }
+
+    /// The target stage (last in [`BuildGraph::stages`]).
+    pub fn target(&self) -> &Stage {
+        &self.stages[self.stages.len() - 1]
+    }
+
+    /// Re-expands stage `pos` on top of the real base ENV (the image config's `Env` as `K=V` pairs split,
+    /// or a base stage's final ENV). Returns the steps and the ENV at the end of the stage.
+    pub fn expand_stage(
+        &self,
+        pos: usize,
+        base_env: Vec<(String, String)>,
+    ) -> Result<ExpandedStage, ParseError> {
+        let stage = &self.stages[pos];
+        let mut consumed = BTreeSet::new();
+        let names: Vec<Option<String>> = Vec::new();
+        let (mut steps, env) =
+            self.ctx
+                .expand_body(&stage.instructions, base_env, &mut consumed, &|name: &str| {
+                    // Refs are already resolved on the stage's own steps; reuse them by position.
+                    let _ = (name, &names);
+                    None
+                })?;
+        for (s, orig) in steps.iter_mut().zip(&stage.steps) {
+            s.copy_from = orig.copy_from.clone();
+            s.mount_from = orig.mount_from.clone();
+        }
+        Ok((steps, env))
+    }
+}
+
+fn resolve_ref(name: &str, names: &[Option<String>], count: usize) -> Option<Ref> {
+    let l = name.to_ascii_lowercase();
+    if let Some(i) = names.iter().position(|n| n.as_deref() == Some(l.as_str())) {
+        return Some(Ref::Stage(i));
+    }
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return name.parse::<usize>().ok().filter(|&i| i < count).map(Ref::Stage);
+    }
+    Some(Ref::Image(name.to_string()))
+}
+
+impl Ctx {
+    fn expand_word(&self, w: &Word, scope: &mut Scope<'_>) -> Result<String, ParseError> {
+        Expander::new(self.escape)
+            .word(&w.value, &mut |n| scope.get(n))
+            .map_err(|e| self.err(w.span, ErrorKind::Expand(e)))
+    }
+
+    fn expand_in_place(&self, w: &mut Word, scope: &mut Scope<'_>) -> Result<(), ParseError> {
+        w.value = self.expand_word(w, scope)?;
+        Ok(())
+    }
+
+    fn expand_opt(&self, w: &mut Option<Word>, scope: &mut Scope<'_>) -> Result<(), ParseError> {
+        if let Some(w) = w {
+            self.expand_in_place(w, scope)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_stage_ref(&self, w: &Word, resolve: &dyn Fn(&str) -> Option<Ref>) -> Result<Ref, ParseError> {
+        resolve(&w.value).ok_or_else(|| {
+            self.err(
+                w.span,
+                ErrorKind::UnknownStage {
+                    name: w.value.clone(),
+                    suggestion: Default::default(),
+                },
+            )
+        })
+    }
+
+    fn expand_body(
+        &self,
+        body: &[Instruction],
+        base_env: Vec<(String, String)>,
+        consumed: &mut BTreeSet<String>,
+        resolve: &dyn Fn(&str) -> Option<Ref>,
+    ) -> Result<ExpandedStage, ParseError> {
+        let mut env = base_env;
+        let mut args: Vec<(String, Option<String>)> = Vec::new();
+        let mut steps = Vec::with_capacity(body.len());
+        for ins in body {
+            let mut out = ins.clone();
+            let mut scope = Scope {
+                env: &env,
+                args: &args,
+                used: BTreeSet::new(),
+            };
+            let mut new_env: Vec<(String, String)> = Vec::new();
+            let mut new_args: Vec<(String, Option<String>)> = Vec::new();
+            let mut copy_from = None;
+            let mut mount_from = Vec::new();
+            match &mut out.kind {
+                Kind::Env { vars } => {
+                    for kv in vars.iter_mut() {
+                        self.expand_in_place(&mut kv.key, &mut scope)?;
+                        self.expand_in_place(&mut kv.value, &mut scope)?;
+                        if kv.key.value.is_empty() {
+                            return Err(self.err(kv.span, ErrorKind::BlankName { instruction: "ENV" }));
+                        }
+                        new_env.push((kv.key.value.clone(), kv.value.value.clone()));
+                    }
+                }
+                Kind::Label { labels } => {
+                    for kv in labels.iter_mut() {
+                        self.expand_in_place(&mut kv.key, &mut scope)?;
+                        self.expand_in_place(&mut kv.value, &mut scope)?;
+                        if kv.key.value.is_empty() {
+                            return Err(self.err(kv.span, ErrorKind::BlankName { instruction: "LABEL" }));
+                        }
+                    }
+                }
+                Kind::Arg { args: decls } => {
+                    for a in decls.iter_mut() {
+                        self.expand_in_place(&mut a.name, &mut scope)?;
+                        self.expand_opt(&mut a.default, &mut scope)?;
+                        let name = a.name.value.clone();
+                        consumed.insert(name.clone());
+                        let value = if let Some(v) = self.build_args.get(&name) {
+                            Some(v.clone())
+                        } else if let Some(d) = &a.default {
+                            Some(d.value.clone())
+                        } else if let Some((_, g)) = self.globals.iter().find(|(k, _)| *k == name) {
+                            g.clone()
+                        } else {
+                            self.auto_args
+                                .iter()
+                                .find(|(k, _)| *k == name)
+                                .map(|(_, v)| v.clone())
+                        };
+                        new_args.push((name, value));
+                    }
+                }
+                Kind::Add(c) | Kind::Copy(c) => {
+                    for s in c.sources.iter_mut() {
+                        if !is_heredoc_word(&s.value, &ins.heredocs) {
+                            self.expand_in_place(s, &mut scope)?;
+                        }
+                    }
+                    self.expand_in_place(&mut c.dest, &mut scope)?;
+                    self.expand_opt(&mut c.from, &mut scope)?;
+                    self.expand_opt(&mut c.chown, &mut scope)?;
+                    self.expand_opt(&mut c.chmod, &mut scope)?;
+                    self.expand_opt(&mut c.checksum, &mut scope)?;
+                    for e in c.exclude.iter_mut() {
+                        self.expand_in_place(e, &mut scope)?;
+                    }
+                    if let Some(m) = &c.chmod
+                        && !values::valid_chmod(&m.value)
+                    {
+                        return Err(self.invalid(
+                            m,
+                            "chmod",
+                            "an octal mode (0644) or symbolic mode (u+x,go-w)",
+                        ));
+                    }
+                    if let Some(m) = &c.checksum
+                        && !values::valid_checksum(&m.value)
+                    {
+                        return Err(self.invalid(m, "checksum", "sha256:<64 hex digits>"));
+                    }
+                    if let Some(f) = &c.from {
+                        copy_from = Some(self.resolve_stage_ref(f, resolve)?);
+                    }
+                    // Heredoc bodies of COPY/ADD: variables expand (quotes are kept), unless the
+                    // delimiter was quoted.
+                    let raw = Expander {
+                        skip_quotes: true,
+                        ..Expander::new('\\')
+                    };
+                    for h in out.heredocs.iter_mut().filter(|h| h.expand) {
+                        h.content = raw
+                            .word(&h.content, &mut |n| scope.get(n))
+                            .map_err(|e| self.err(h.body_span, ErrorKind::Expand(e)))?;
+                    }
+                }
+                Kind::Expose { ports } => {
+                    for p in ports.iter_mut() {
+                        self.expand_in_place(p, &mut scope)?;
+                        if !values::valid_port(&p.value) {
+                            return Err(self.err(
+                                p.span,
+                                ErrorKind::InvalidPort {
+                                    value: p.value.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+                Kind::Volume { paths } => {
+                    for p in paths.iter_mut() {
+                        self.expand_in_place(p, &mut scope)?;
+                    }
+                }
+                Kind::User { user: w } | Kind::Workdir { path: w } => self.expand_in_place(w, &mut scope)?,
+                Kind::Stopsignal { signal } => {
+                    self.expand_in_place(signal, &mut scope)?;
+                    if !values::valid_signal(&signal.value) {
+                        return Err(self.err(
+                            signal.span,
+                            ErrorKind::InvalidSignal {
+                                value: signal.value.clone(),
+                            },
+                        ));
+                    }
+                }
+                Kind::Run { mounts, .. } => {
+                    for m in mounts.iter_mut() {
+                        for (opt, w) in [
+                            ("target", &mut m.target),
+                            ("source", &mut m.source),
+                            ("from", &mut m.from),
+                            ("id", &mut m.id),
+                            ("sharing", &mut m.sharing),
+                            ("mode", &mut m.mode),
+                            ("uid", &mut m.uid),
+                            ("gid", &mut m.gid),
+                            ("size", &mut m.size),
+                            ("env", &mut m.env),
+                        ] {
+                            if let Some(w) = w {
+                                self.expand_in_place(w, &mut scope)?;
+                                if let Some(expected) = values::mount_value_problem(opt, &w.value) {
+                                    return Err(self.err(
+                                        w.span,
+                                        ErrorKind::InvalidMountValue {
+                                            option: opt.into(),
+                                            value: w.value.clone(),
+                                            expected,
+                                        },
+                                    ));
+                                }
+                            }
+                        }
+                        mount_from.push(match &m.from {
+                            Some(f) => Some(self.resolve_stage_ref(f, resolve)?),
+                            None => None,
+                        });
+                    }
+                    // The shell sees every ARG in scope, so a RUN depends on all of them.
+                    scope.used.extend(args.iter().map(|(k, _)| k.clone()));
+                }
+                _ => {}
+            }
+            let used = scope.used.into_iter().collect();
+            let run_env = if matches!(out.kind, Kind::Run { .. }) {
+                let mut e: Vec<(String, String)> = args
+                    .iter()
+                    .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                    .collect();
+                for p in PROXY_ARGS {
+                    if let Some(v) = self.build_args.get(*p)
+                        && !e.iter().any(|(k, _)| k == p)
+                    {
+                        e.push((p.to_string(), v.clone()));
+                    }
+                }
+                for (k, v) in &env {
+                    set(&mut e, k.clone(), v.clone());
+                }
+                e
+            } else {
+                Vec::new()
+            };
+            steps.push(Step {
+                instruction: out,
+                env: env.clone(),
+                args: args.clone(),
+                used_args: used,
+                run_env,
+                copy_from,
+                mount_from,
+            });
+            for (k, v) in new_env {
+                set(&mut env, k, v);
+            }
+            for (k, v) in new_args {
+                set_arg(&mut args, k, v);
+            }
+        }
+        Ok((steps, env))
+    }
+
+    fn invalid(&self, w: &Word, flag: &str, expected: &'static str) -> ParseError {
+        self.err(
+            w.span,
+            ErrorKind::InvalidFlagValue {
+                flag: flag.into(),
+                value: w.value.clone(),
+                expected,
+            },
+        )
+    }
+}
+
+/// A COPY/ADD source word that names one of the instruction's heredocs (`<<EOF`, `<<-"EOF"`).
+pub fn is_heredoc_word(word: &str, heredocs: &[Heredoc]) -> bool {
+    let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let Some(rest) = w.strip_prefix("<<") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let name: String = rest.chars().filter(|c| *c != '"' && *c != '\'').collect();
+    heredocs.iter().any(|h| h.name == name)
+}

@@ -1,0 +1,372 @@
+//! First pass over the text: parser directives, logical lines (continuations joined with the current
+//! escape character; comment and blank lines inside a continuation dropped), and heredoc bodies.
+//! Positions are kept through a [`LineMap`] so later passes can point at the source.
+
+use super::ast::{CheckDirective, Directives, Heredoc, Word};
+use super::error::{ErrorKind, ParseError, Warning};
+use super::expand::Expander;
+use super::source::{LineMap, Source};
+use super::words::split_words;
+
+/// Size limits: a hostile or broken file fails with a clear error instead of exhausting memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_file_bytes: usize,
+    pub max_line_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_file_bytes: 16 << 20,
+            max_line_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One instruction's text with continuations removed, plus the heredoc bodies that followed it.
+#[derive(Debug, Clone)]
+pub(crate) struct RawLine {
+    pub text: String,
+    pub map: LineMap,
+    pub heredocs: Vec<Heredoc>,
+}
+
+pub(crate) struct Lexed {
+    pub directives: Directives,
+    pub lines: Vec<RawLine>,
+    pub warnings: Vec<Warning>,
+}
+
+struct Phys<'a> {
+    offset: usize,
+    text: &'a str,
+}
+
+fn physical_lines<'a>(
+    src: &'a str,
+    limits: &Limits,
+    file: &str,
+    source: &Source<'_>,
+) -> Result<Vec<Phys<'a>>, ParseError> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    // A UTF-8 byte order mark is not part of the first line.
+    if src.starts_with('\u{feff}') {
+        start = 3;
+    }
+    while start < src.len() {
+        let end = memchr::memchr(b'\n', &src.as_bytes()[start..]).map_or(src.len(), |i| start + i);
+        let text = src[start..end].strip_suffix('\r').unwrap_or(&src[start..end]);
+        if text.len() > limits.max_line_bytes {
+            let span = source.span(start, start);
+            return Err(ParseError::at(
+                source,
+                file,
+                span,
+                ErrorKind::LineTooLong {
+                    len: text.len(),
+                    limit: limits.max_line_bytes,
+                },
+            ));
+        }
+        out.push(Phys { offset: start, text });
+        start = end + 1;
+    }
+    Ok(out)
+}
+
+/// `# name = value` with a name made of letters and digits; returns (name, value, value offset).
+fn directive(line: &str) -> Option<(&str, &str, usize)> {
+    let rest = line.strip_prefix('#')?;
+    let r = rest.trim_start_matches([' ', '\t']);
+    let name_len = r
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
+        .map_or(r.len(), |(i, _)| i);
+    if name_len == 0 {
+        return None;
+    }
+    let name = &r[..name_len];
+    let after = r[name_len..].trim_start_matches([' ', '\t']).strip_prefix('=')?;
+    let value_start = after.trim_start_matches([' ', '\t']);
+    let value = value_start.trim_end_matches([' ', '\t']);
+    if value.is_empty() {
+        return None;
+    }
+    let off = line.len() - value_start.len();
+    Some((name, value, off))
+}
+
+fn parse_check(value: &str) -> Option<CheckDirective> {
+    let mut c = CheckDirective::default();
+    for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=')?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "skip" => {
+                for rule in v.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                    if rule.eq_ignore_ascii_case("all") {
+                        c.skip_all = true;
+                    } else {
+                        c.skip.push(rule.to_string());
+                    }
+                }
+            }
+            "error" => c.error = v.trim().parse::<bool>().ok()?,
+            _ => return None,
+        }
+    }
+    Some(c)
+}
+
+fn is_comment(line: &str) -> bool {
+    line.trim_start().starts_with('#')
+}
+
+/// Strips a trailing escape character (and whitespace after it); true when the line continues.
+fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
+    let t = line.trim_end_matches([' ', '\t']);
+    match t.strip_suffix(escape) {
+        Some(s) => (s, true),
+        None => (line, false),
+    }
+}
+
+pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, ParseError> {
+    let source = Source::new(src);
+    if src.len() > limits.max_file_bytes {
+        return Err(ParseError::whole(
+            file,
+            ErrorKind::FileTooLarge {
+                size: src.len(),
+                limit: limits.max_file_bytes,
+            },
+        ));
+    }
+    let phys = physical_lines(src, limits, file, &source)?;
+    let mut directives = Directives::default();
+    let mut warnings = Vec::new();
+    let mut lines = Vec::new();
+    let mut i = 0;
+
+    // Directives: only at the very top; the first line that is not one ends them (a blank line too).
+    let mut seen: Vec<String> = Vec::new();
+    while i < phys.len() {
+        let p = &phys[i];
+        let t = p.text.trim_start_matches([' ', '\t']);
+        let lead = p.text.len() - t.len();
+        let Some((name, value, voff)) = directive(t) else {
+            break;
+        };
+        let lname = name.to_ascii_lowercase();
+        if !matches!(lname.as_str(), "syntax" | "escape" | "check") {
+            break;
+        }
+        let vstart = p.offset + lead + voff;
+        let vspan = source.span(vstart, vstart + value.len());
+        if seen.contains(&lname) {
+            let span = source.span(p.offset + lead, p.offset + p.text.len());
+            return Err(ParseError::at(
+                &source,
+                file,
+                span,
+                ErrorKind::DuplicateDirective { name: lname },
+            ));
+        }
+        match lname.as_str() {
+            "escape" => {
+                directives.escape = match value {
+                    "\\" => '\\',
+                    "`" => '`',
+                    _ => {
+                        return Err(ParseError::at(
+                            &source,
+                            file,
+                            vspan,
+                            ErrorKind::InvalidEscape {
+                                value: value.to_string(),
+                            },
+                        ));
+                    }
+                }
+            }
+            "syntax" => {
+                directives.syntax = Some(Word {
+                    value: value.to_string(),
+                    span: vspan,
+                })
+            }
+            _ => match parse_check(value) {
+                Some(c) => directives.check = c,
+                None => {
+                    return Err(ParseError::at(
+                        &source,
+                        file,
+                        vspan,
+                        ErrorKind::InvalidCheckDirective {
+                            value: value.to_string(),
+                        },
+                    ));
+                }
+            },
+        }
+        seen.push(lname);
+        i += 1;
+    }
+
+    let escape = directives.escape;
+    while i < phys.len() {
+        let p = &phys[i];
+        i += 1;
+        if is_comment(p.text) || p.text.trim().is_empty() {
+            continue;
+        }
+        let t = p.text.trim_start();
+        let lead = p.text.len() - t.len();
+        let mut text = String::new();
+        let mut map = LineMap::default();
+        let (piece, mut cont) = strip_continuation(t, escape);
+        map.push(0, p.offset + lead, piece.len());
+        text.push_str(piece);
+        let mut empty_cont_line = None;
+        while cont && i < phys.len() {
+            let q = &phys[i];
+            i += 1;
+            if is_comment(q.text) {
+                continue;
+            }
+            if q.text.trim().is_empty() {
+                empty_cont_line.get_or_insert(q.offset);
+                continue;
+            }
+            let (piece, c) = strip_continuation(q.text, escape);
+            cont = c;
+            map.push(text.len(), q.offset, piece.len());
+            text.push_str(piece);
+            if text.len() > limits.max_line_bytes {
+                let span = source.span(q.offset, q.offset);
+                return Err(ParseError::at(
+                    &source,
+                    file,
+                    span,
+                    ErrorKind::LineTooLong {
+                        len: text.len(),
+                        limit: limits.max_line_bytes,
+                    },
+                ));
+            }
+        }
+        if let Some(off) = empty_cont_line {
+            warnings.push(Warning::new(
+                "NoEmptyContinuation",
+                "empty continuation lines will become errors in a future release",
+                Some(source.span(off, off)),
+            ));
+        }
+        let mut heredocs = Vec::new();
+        let keyword = text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        if matches!(keyword.as_str(), "run" | "copy" | "add") && text.contains("<<") {
+            for (name, expand, chomp, fd, s, e) in heredoc_markers(&text) {
+                let span = map.span(&source, s, e);
+                let body_start = phys.get(i).map_or(src.len(), |q| q.offset);
+                let mut content = String::new();
+                let mut terminated = false;
+                while i < phys.len() {
+                    let q = &phys[i];
+                    i += 1;
+                    let l = if chomp {
+                        q.text.trim_start_matches('\t')
+                    } else {
+                        q.text
+                    };
+                    if l == name {
+                        terminated = true;
+                        break;
+                    }
+                    content.push_str(l);
+                    content.push('\n');
+                }
+                if !terminated {
+                    return Err(ParseError::at(
+                        &source,
+                        file,
+                        span,
+                        ErrorKind::UnterminatedHeredoc { name },
+                    ));
+                }
+                let body_end = phys[i - 1].offset + phys[i - 1].text.len();
+                heredocs.push(Heredoc {
+                    name,
+                    expand,
+                    chomp,
+                    fd,
+                    content,
+                    span,
+                    body_span: source.span(body_start, body_end),
+                });
+            }
+        }
+        lines.push(RawLine { text, map, heredocs });
+    }
+    Ok(Lexed {
+        directives,
+        lines,
+        warnings,
+    })
+}
+
+/// Heredoc markers (`<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF`) among the words of a logical line, as BuildKit
+/// finds them: words are split with quotes and escapes kept, then a word must be `[fd]<<[-]NAME`. A
+/// quote anywhere in NAME turns expansion of the body off.
+/// Returns (name, expand, chomp, fd, start, end) with offsets in `line`.
+fn heredoc_markers(line: &str) -> Vec<(String, bool, bool, Option<u32>, usize, usize)> {
+    let raw = Expander {
+        raw_quotes: true,
+        raw_escapes: true,
+        ..Expander::new('\\')
+    };
+    let mut out = Vec::new();
+    for w in split_words(line, '\\') {
+        let slice = &line[w.start..w.end];
+        if !slice.contains("<<") {
+            continue;
+        }
+        let Ok(word) = raw.word(slice, &mut |_| None) else {
+            continue;
+        };
+        let digits = word.bytes().take_while(u8::is_ascii_digit).count();
+        let Some(rest) = word[digits..].strip_prefix("<<") else {
+            continue;
+        };
+        let fd = if digits > 0 {
+            word[..digits].parse().ok()
+        } else {
+            None
+        };
+        let (chomp, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        if rest.is_empty() || rest.contains('<') {
+            continue;
+        }
+        let plain = Expander::new('\\');
+        let quoted = Expander {
+            raw_quotes: true,
+            ..Expander::new('\\')
+        };
+        let (Ok(names), Ok(raw_names)) = (
+            plain.words(rest, &mut |_| None),
+            quoted.words(rest, &mut |_| None),
+        ) else {
+            continue;
+        };
+        if names.len() != 1 || raw_names.len() != 1 {
+            continue;
+        }
+        let quotes = |s: &str| s.matches(['\'', '"']).count();
+        let expand = quotes(&names[0]) == quotes(&raw_names[0]);
+        out.push((names[0].clone(), expand, chomp, fd, w.start, w.end));
+    }
+    out
+}

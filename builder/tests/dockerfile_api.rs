@@ -1,0 +1,60 @@
+//! The API the build engine uses: parse → graph → steps with scoping applied.
+
+use lamina_builder::dockerfile::{self, Base, BuildGraph, BuildOptions, Kind, graph::Ref};
+
+fn graph(src: &str, target: Option<&str>, args: &[(&str, &str)]) -> BuildGraph {
+    let df = dockerfile::parse(src, "Dockerfile").expect("parses");
+    let opts = BuildOptions {
+        target: target.map(String::from),
+        build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    };
+    BuildGraph::new(&df, &opts).expect("graph")
+}
+
+#[test]
+fn stages_are_pruned_and_ordered() {
+    let g = graph(
+        "FROM alpine AS a\nRUN x\nFROM busybox AS unused\nFROM a AS b\nCOPY --from=0 /x /y\nFROM scratch\nCOPY --from=b / /\n",
+        None,
+        &[],
+    );
+    let names: Vec<_> = g.stages.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(names, vec![Some("a".into()), Some("b".into()), None]);
+    assert_eq!(g.stages[1].base, Base::Stage(0));
+    assert_eq!(g.stages[2].base, Base::Scratch);
+    assert_eq!(g.stages[2].steps[0].copy_from, Some(Ref::Stage(1)));
+    let g = graph("FROM alpine AS a\nFROM busybox AS b\n", Some("a"), &[]);
+    assert_eq!(g.stages.len(), 1);
+}
+
+#[test]
+fn arg_scope_and_used_args() {
+    let src = "ARG V=1\nARG IMG=alpine\nFROM $IMG\nRUN echo $V\nARG V\nENV E=$V\nWORKDIR /$V\nRUN true\n";
+    let g = graph(src, None, &[("V", "9")]);
+    let s = &g.stages[0];
+    assert_eq!(s.from_used_args, vec!["IMG"]);
+    assert!(
+        s.steps[0].run_env.is_empty(),
+        "global ARG is not visible before it is redeclared"
+    );
+    let Kind::Env { vars } = &s.steps[2].instruction.kind else {
+        panic!()
+    };
+    assert_eq!(vars[0].value.value, "9");
+    assert_eq!(s.steps[2].used_args, vec!["V"]);
+    assert_eq!(
+        s.steps[4].run_env,
+        vec![("V".to_string(), "9".to_string()), ("E".into(), "9".into())]
+    );
+}
+
+#[test]
+fn errors_point_at_the_source() {
+    let e = dockerfile::parse("FROM a\nCOPY --frm=x a b\n", "Dockerfile").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Dockerfile:2:6: unknown flag --frm for COPY (did you mean --from?)"
+    );
+    assert_eq!(e.snippet, "2 | COPY --frm=x a b\n  |      ^^^^^^^");
+}
