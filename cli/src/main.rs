@@ -27,6 +27,20 @@ enum Command {
     Version,
     /// Parse a Dockerfile and print its stages and instructions.
     Parse(cmd::parse::Args),
+    /// Pull an image from a registry.
+    Pull(cmd::pull::Args),
+    /// Push an image to a registry.
+    Push(cmd::push::Args),
+    /// Log in to a registry.
+    Login(cmd::login::Args),
+    /// Log out from a registry.
+    Logout(cmd::login::LogoutArgs),
+    /// Copy an image between registries and OCI layouts.
+    Copy(cmd::copy::Args),
+    /// List the tags of a repository.
+    Tags(cmd::tags::Args),
+    /// Inspect remote manifests.
+    Manifest(cmd::manifest::Args),
 }
 
 impl Cli {
@@ -66,6 +80,13 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Parse(args) => cmd::parse::run(&cli, args),
+        Command::Pull(a) => cmd::pull::run(&cli, a),
+        Command::Push(a) => cmd::push::run(&cli, a),
+        Command::Login(a) => cmd::login::run(&cli, a),
+        Command::Logout(a) => cmd::login::run_logout(&cli, a),
+        Command::Copy(a) => cmd::copy::run(&cli, a),
+        Command::Tags(a) => cmd::tags::run(&cli, a),
+        Command::Manifest(a) => cmd::manifest::run(&cli, a),
     };
     match result {
         Ok(code) => code,

@@ -23,3 +23,4 @@ pub use digest::{Algorithm, Digest, HashingReader, HashingWriter};
 pub use image::{Descriptor, Image, LayerDesc, Manifest, canonical_json};
 pub use layout::{ImageRef, Store, StoreError, Tag};
 pub use reference::{Reference, ReferenceError};
+pub mod registry;

@@ -1,0 +1,85 @@
+//! `lamina pull IMAGE`: fetch an image from its registry into the store.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use lamina_store::Reference;
+use lamina_store::registry::{BlobSources, Platform, RegistryClient, layout, pull};
+
+use super::transfer::RegistryFlags;
+
+/// Pull an image from a registry.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Image reference (e.g. busybox, localhost:5000/app:1.0, repo@sha256:…).
+    pub image: String,
+    /// Platform to pick from a multi-platform image (os/arch[/variant]); default: this machine's.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Also fetch non-distributable (foreign) layers.
+    #[arg(long)]
+    pub include_foreign: bool,
+    /// Print only the image digest on stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let reference = Reference::parse(&args.image)?;
+    let platform = args.platform.as_deref().map(str::parse::<Platform>).transpose()?;
+    let opts = args.registry.options()?;
+    let root = cli.store_root();
+    let blobs =
+        lamina_store::BlobStore::open(&root).with_context(|| format!("opening store {}", root.display()))?;
+    let sources = BlobSources::new(&root);
+    let mut flags = args.registry.clone();
+    if args.quiet {
+        flags.progress = "quiet".into();
+    }
+    let reporter = flags.reporter();
+    reporter.line(&format!("Pulling {}", reference.familiar()));
+    let rt = super::transfer::runtime()?;
+    let popts = pull::PullOptions {
+        platform,
+        include_foreign: args.include_foreign,
+    };
+    let pulled = rt
+        .block_on(async {
+            let client = RegistryClient::new(reference.registry(), &opts)?;
+            pull::pull(
+                &client,
+                &reference,
+                &blobs,
+                Some(&sources),
+                &popts,
+                &reporter,
+                &|_| {},
+            )
+            .await
+        })
+        .with_context(|| format!("pulling {}", reference.familiar()))?;
+    let mut tagged = reference.clone();
+    if reference.tag().is_none() {
+        // Pulled by digest: the store names it by the digest reference, as docker does.
+        tagged = reference.clone();
+    }
+    layout::set_ref(&root, &pulled.manifest, Some(&tagged.to_string()))
+        .with_context(|| format!("tagging {} in {}", tagged.familiar(), root.display()))?;
+    if args.quiet {
+        println!("{}", pulled.manifest.digest);
+    } else {
+        reporter.line(&format!(
+            "Digest: {}",
+            pulled.index.as_ref().unwrap_or(&pulled.manifest).digest
+        ));
+        reporter.line(&format!(
+            "Status: downloaded {} layer(s) for {}",
+            pulled.downloaded,
+            reference.familiar()
+        ));
+        println!("{}", reference.familiar());
+    }
+    Ok(ExitCode::SUCCESS)
+}

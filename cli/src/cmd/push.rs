@@ -1,0 +1,67 @@
+//! `lamina push IMAGE [DEST]`: upload an image from the store to a registry.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use lamina_store::Reference;
+use lamina_store::registry::{BlobSources, RegistryClient, layout, push};
+
+use super::transfer::RegistryFlags;
+
+/// Push an image to a registry.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Image in the store.
+    pub image: String,
+    /// Where to push (default: the image's own name).
+    pub dest: Option<String>,
+    /// Print only the pushed manifest digest on stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Write the pushed digest to this file (like `--digestfile` of buildah/skopeo).
+    #[arg(long, value_name = "FILE")]
+    pub digestfile: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let source = Reference::parse(&args.image)?;
+    let dest = match &args.dest {
+        Some(d) => Reference::parse(d.strip_prefix("docker://").unwrap_or(d))?,
+        None => source.clone(),
+    };
+    let root = cli.store_root();
+    let blobs =
+        lamina_store::BlobStore::open(&root).with_context(|| format!("opening store {}", root.display()))?;
+    let top = layout::find_ref(&root, Some(&source.to_string()))
+        .with_context(|| format!("image {} is not in the store", source.familiar()))?;
+    let opts = args.registry.options()?;
+    let mut flags = args.registry.clone();
+    if args.quiet {
+        flags.progress = "quiet".into();
+    }
+    let reporter = flags.reporter();
+    reporter.line(&format!("Pushing {} to {}", source.familiar(), dest.familiar()));
+    let sources = BlobSources::new(&root);
+    let rt = super::transfer::runtime()?;
+    let digest = rt
+        .block_on(async {
+            let client = RegistryClient::new(dest.registry(), &opts)?;
+            push::push(&client, &dest, &blobs, &top, Some(&sources), &reporter).await
+        })
+        .with_context(|| format!("pushing {}", dest.familiar()))?;
+    if let Some(f) = &args.digestfile {
+        std::fs::write(f, digest.to_string()).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if args.quiet {
+        println!("{digest}");
+    } else {
+        println!(
+            "{}: digest: {digest} size: {}",
+            dest.tag().unwrap_or("latest"),
+            top.size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,854 @@
+//! One registry host: transport (https, or http for loopback and insecure registries; extra CA certs),
+//! auth, retries, and the distribution calls.
+//!
+//! Which library does which call:
+//! - oci-client's low-level calls do the blob work: `blob_exists` (HEAD), `pull_blob_stream_partial`
+//!   (streamed GET with `Range` for resume), `mount_blob`, `push_blob_stream` (one streamed PUT of the blob
+//!   file — oci-client's chunked mode sends fixed 4 MiB PATCHes one round trip at a time and cannot resume,
+//!   so it only costs throughput here), and `list_tags`.
+//! - Manifests GET/PUT go through reqwest directly: oci-client's `pull_manifest_raw` reads the whole body
+//!   without a size bound (a hostile registry could send gigabytes) and `push_manifest_raw` drops the
+//!   response headers, so `Docker-Content-Digest` could not be checked.
+//! - The auth handshake is ours (`auth.rs`); its result is inserted into oci-client's token cache.
+//!
+//! Credentials only go to the registry host and its token realm: reqwest strips `Authorization` on
+//! redirects to another host (blob storage), and oci-client never authenticates foreign-layer URLs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::RegistryOperation;
+use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::token_cache::{RegistryToken, RegistryTokenType};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+
+use super::RegistryError;
+use super::auth::{self, Auth, Grant};
+use super::credentials::Credential;
+use super::manifest::{self, Descriptor};
+use super::progress::{Outcome, Progress};
+use crate::blob::{BlobStore, BlobWriter};
+use crate::digest::{Digest, Hasher};
+
+/// Manifests larger than this are refused (docker and containerd use 4 MiB too).
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// Transport and policy knobs shared by every registry the process talks to.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// `host[:port]` entries spoken to over plain http (loopback always is).
+    pub insecure_registries: Vec<String>,
+    /// Extra PEM CA certificates trusted for every registry.
+    pub ca_certs: Vec<PathBuf>,
+    /// `certs.d`-style dirs: `<dir>/<host[:port]>/*.crt` are trusted for that host.
+    pub certs_dirs: Vec<PathBuf>,
+    /// Read credentials from this file instead of docker's/podman's defaults.
+    pub auth_file: Option<PathBuf>,
+    /// Credentials given on the command line; win over any file.
+    pub credentials: Option<Credential>,
+    /// Concurrent blob transfers per image.
+    pub jobs: usize,
+    /// Attempts per request before giving up.
+    pub attempts: u32,
+    /// First backoff delay; doubles per attempt (with jitter), capped at 8 s.
+    pub backoff: Duration,
+    pub max_manifest_size: u64,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure_registries: Vec::new(),
+            ca_certs: Vec::new(),
+            certs_dirs: vec![
+                PathBuf::from("/etc/lamina/certs.d"),
+                PathBuf::from("/etc/docker/certs.d"),
+            ],
+            auth_file: None,
+            credentials: None,
+            jobs: 4,
+            attempts: 6,
+            backoff: Duration::from_millis(200),
+            max_manifest_size: MAX_MANIFEST_SIZE,
+        }
+    }
+}
+
+/// lamina's config file (`$LAMINA_CONFIG`, else `$XDG_CONFIG_HOME/lamina/config.json`, else
+/// `/etc/lamina/config.json`): `{"insecure-registries": [...], "ca-certs": [...]}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct ConfigFile {
+    #[serde(default)]
+    insecure_registries: Vec<String>,
+    #[serde(default)]
+    ca_certs: Vec<PathBuf>,
+}
+
+impl RegistryOptions {
+    /// Defaults plus what lamina's config file says.
+    pub fn load() -> Result<Self, RegistryError> {
+        let mut opts = RegistryOptions::default();
+        let path = std::env::var_os("LAMINA_CONFIG").map(PathBuf::from).or_else(|| {
+            let user = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+                .map(|d| d.join("lamina/config.json"))
+                .filter(|p| p.is_file());
+            user.or_else(|| Some(PathBuf::from("/etc/lamina/config.json")))
+        });
+        if let Some(path) = path.filter(|p| p.is_file()) {
+            let bytes = std::fs::read(&path).map_err(RegistryError::io("read", &path))?;
+            let file: ConfigFile =
+                serde_json::from_slice(&bytes).map_err(|source| RegistryError::BadFile {
+                    what: "lamina config",
+                    path: path.clone(),
+                    source,
+                })?;
+            opts.insecure_registries.extend(file.insecure_registries);
+            opts.ca_certs.extend(file.ca_certs);
+        }
+        Ok(opts)
+    }
+
+    fn is_insecure(&self, registry: &str) -> bool {
+        let r = crate::reference::Reference::parse(&format!("{registry}/x"));
+        r.is_ok_and(|r| r.is_loopback_registry()) || self.insecure_registries.iter().any(|i| i == registry)
+    }
+}
+
+/// A client for one registry host.
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: String,
+    /// The host oci-client addresses (docker.io → index.docker.io).
+    host: String,
+    base: String,
+    oci: oci_client::Client,
+    http: reqwest::Client,
+    auth: Auth,
+    opts: RegistryOptions,
+}
+
+impl RegistryClient {
+    pub fn new(registry: &str, opts: &RegistryOptions) -> Result<Self, RegistryError> {
+        let probe = oci_client::Reference::with_tag(registry.to_owned(), "x".to_owned(), "x".to_owned());
+        let host = probe.resolve_registry().to_owned();
+        let insecure = opts.is_insecure(registry);
+        let scheme = if insecure { "http" } else { "https" };
+        let base = format!("{scheme}://{host}");
+
+        let mut certs = Vec::new();
+        let mut cert_files = opts.ca_certs.clone();
+        for dir in &opts.certs_dirs {
+            if let Ok(rd) = std::fs::read_dir(dir.join(registry)) {
+                cert_files.extend(
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "crt")),
+                );
+            }
+        }
+        cert_files.sort();
+        for path in &cert_files {
+            let data = std::fs::read(path).map_err(RegistryError::io("read CA certificate", path))?;
+            certs.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let config = ClientConfig {
+            protocol: if insecure {
+                ClientProtocol::HttpsExcept(vec![host.clone()])
+            } else {
+                ClientProtocol::Https
+            },
+            use_monolithic_push: true,
+            extra_root_certificates: certs.clone(),
+            max_concurrent_download: opts.jobs,
+            max_concurrent_upload: opts.jobs,
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: Some(Duration::from_secs(120)),
+            user_agent: concat!("lamina/", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        };
+        let oci = oci_client::Client::try_from(config).map_err(|source| RegistryError::BadCertificate {
+            registry: registry.to_owned(),
+            path: cert_files.first().cloned().unwrap_or_default(),
+            source: Box::new(source),
+        })?;
+        let mut http = reqwest::Client::builder()
+            .user_agent(concat!("lamina/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120));
+        for (cert, path) in certs.iter().zip(&cert_files) {
+            let parsed =
+                reqwest::Certificate::from_pem(&cert.data).map_err(|source| RegistryError::Http {
+                    op: "parse CA certificate",
+                    url: path.display().to_string(),
+                    source,
+                })?;
+            http = http.add_root_certificate(parsed);
+        }
+        let http = http.build().map_err(|source| RegistryError::Http {
+            op: "build HTTP client for",
+            url: base.clone(),
+            source,
+        })?;
+        let auth = Auth::new(
+            registry,
+            &base,
+            http.clone(),
+            opts.credentials.clone(),
+            opts.auth_file.clone(),
+        );
+        Ok(RegistryClient {
+            inner: Arc::new(Inner {
+                registry: registry.to_owned(),
+                host,
+                base,
+                oci,
+                http,
+                auth,
+                opts: opts.clone(),
+            }),
+        })
+    }
+
+    pub fn registry(&self) -> &str {
+        &self.inner.registry
+    }
+
+    pub fn options(&self) -> &RegistryOptions {
+        &self.inner.opts
+    }
+
+    fn oci_ref(&self, repo: &str, digest: Option<&Digest>) -> oci_client::Reference {
+        match digest {
+            Some(d) => oci_client::Reference::with_digest(
+                self.inner.registry.clone(),
+                repo.to_owned(),
+                d.to_string(),
+            ),
+            None => oci_client::Reference::with_tag(
+                self.inner.registry.clone(),
+                repo.to_owned(),
+                "latest".to_owned(),
+            ),
+        }
+    }
+
+    /// Runs the handshake for `repo` and hands the grant to oci-client's token cache.
+    async fn prepare(
+        &self,
+        repo: &str,
+        push: bool,
+        mount_from: Option<&str>,
+    ) -> Result<oci_client::Reference, RegistryError> {
+        let r = self.oci_ref(repo, None);
+        let scopes = auth::scopes(repo, push, mount_from);
+        let grant = self.inner.auth.grant(repo, &scopes).await?;
+        let (token, stored) = match grant {
+            Grant::Anonymous => return Ok(r),
+            Grant::Basic { username, password } => (
+                RegistryTokenType::Basic(username.clone(), password.clone()),
+                RegistryAuth::Basic(username, password),
+            ),
+            Grant::Bearer(token) => (
+                RegistryTokenType::Bearer(RegistryToken::Token { token }),
+                RegistryAuth::Anonymous,
+            ),
+        };
+        self.inner
+            .oci
+            .store_auth_if_needed(&self.inner.host, &stored)
+            .await;
+        let ops: &[RegistryOperation] = if push {
+            &[RegistryOperation::Pull, RegistryOperation::Push]
+        } else {
+            &[RegistryOperation::Pull]
+        };
+        for op in ops {
+            self.inner.oci.tokens.insert(&r, *op, token.clone()).await;
+        }
+        Ok(r)
+    }
+
+    fn retrier(&self, what: String) -> Retrier<'_> {
+        Retrier {
+            client: self,
+            what,
+            attempt: 0,
+            reauthed: false,
+        }
+    }
+
+    /// `GET /v2/<repo>/manifests/<reference>`: size-capped, verified against `expected` (a digest
+    /// reference) or the `Docker-Content-Digest` header. Returns bytes, media type and digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        expected: Option<&Digest>,
+    ) -> Result<(Vec<u8>, String, Digest), RegistryError> {
+        let name = format!("{}/{repo}:{reference}", self.inner.registry);
+        let mut r = self.retrier(format!("fetch manifest {name}"));
+        loop {
+            match self.get_manifest_once(repo, reference, expected, &name).await {
+                Ok(v) => return Ok(v),
+                Err(e) => r.check(e).await?,
+            }
+        }
+    }
+
+    async fn get_manifest_once(
+        &self,
+        repo: &str,
+        reference: &str,
+        expected: Option<&Digest>,
+        name: &str,
+    ) -> Result<(Vec<u8>, String, Digest), RegistryError> {
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.inner.base);
+        let req = self
+            .inner
+            .http
+            .get(&url)
+            .header(ACCEPT, manifest::ACCEPT.join(", "));
+        let req = self
+            .inner
+            .auth
+            .apply(req, repo, &auth::scopes(repo, false, None))
+            .await?;
+        let mut res = req.send().await.map_err(|source| RegistryError::Http {
+            op: "GET",
+            url: url.clone(),
+            source,
+        })?;
+        check_status(&url, &self.inner.registry, repo, res.status().as_u16(), &[200])?;
+        let limit = self.inner.opts.max_manifest_size;
+        if let Some(len) = res.content_length().filter(|l| *l > limit) {
+            return Err(RegistryError::ManifestTooLarge {
+                reference: name.to_owned(),
+                size: len,
+                limit,
+            });
+        }
+        let content_type = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let header_digest = res
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok());
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|source| RegistryError::Http {
+            op: "read manifest from",
+            url: url.clone(),
+            source,
+        })? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(RegistryError::ManifestTooLarge {
+                    reference: name.to_owned(),
+                    size: body.len() as u64 + chunk.len() as u64,
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let want = expected.cloned().or(header_digest);
+        let actual = match &want {
+            Some(w) => hash_with(w, &body),
+            None => Digest::sha256_of(&body),
+        };
+        if let Some(want) = want
+            && want != actual
+        {
+            return Err(RegistryError::DigestMismatch {
+                what: "manifest",
+                reference: name.to_owned(),
+                expected: want,
+                actual,
+            });
+        }
+        Ok((body, content_type, actual))
+    }
+
+    /// `PUT /v2/<repo>/manifests/<reference>` with the exact bytes; checks the digest the registry
+    /// reports. Returns the manifest digest.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        body: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
+        let digest = Digest::sha256_of(body);
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.inner.base);
+        let body = Bytes::copy_from_slice(body);
+        let mut r = self.retrier(format!(
+            "push manifest {}/{repo}:{reference}",
+            self.inner.registry
+        ));
+        loop {
+            let attempt = async {
+                let req = self
+                    .inner
+                    .http
+                    .put(&url)
+                    .header(CONTENT_TYPE, media_type)
+                    .header(CONTENT_LENGTH, body.len())
+                    .body(body.clone());
+                let req = self
+                    .inner
+                    .auth
+                    .apply(req, repo, &auth::scopes(repo, true, None))
+                    .await?;
+                let res = req.send().await.map_err(|source| RegistryError::Http {
+                    op: "PUT",
+                    url: url.clone(),
+                    source,
+                })?;
+                let status = res.status().as_u16();
+                if !(200..300).contains(&status) {
+                    let message = res.text().await.unwrap_or_default();
+                    return Err(status_error(&url, &self.inner.registry, repo, status, message));
+                }
+                if let Some(reported) = res
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<Digest>().ok())
+                    && reported != digest
+                {
+                    return Err(RegistryError::DigestMismatch {
+                        what: "pushed manifest (Docker-Content-Digest)",
+                        reference: format!("{}/{repo}:{reference}", self.inner.registry),
+                        expected: digest.clone(),
+                        actual: reported,
+                    });
+                }
+                Ok(())
+            };
+            match attempt.await {
+                Ok(()) => return Ok(digest),
+                Err(e) => r.check(e).await?,
+            }
+        }
+    }
+
+    /// HEAD a blob.
+    pub async fn blob_exists(&self, repo: &str, digest: &Digest, push: bool) -> Result<bool, RegistryError> {
+        let mut r = self.retrier(format!("check blob {digest} in {}/{repo}", self.inner.registry));
+        loop {
+            let attempt = async {
+                let oref = self.prepare(repo, push, None).await?;
+                self.inner
+                    .oci
+                    .blob_exists(&oref, &digest.to_string())
+                    .await
+                    .map_err(RegistryError::oci("HEAD blob in", &oref))
+            };
+            match attempt.await {
+                Ok(v) => return Ok(v),
+                Err(e) => r.check(e).await?,
+            }
+        }
+    }
+
+    /// Downloads a blob into the store, hashing as it streams, resuming with `Range` after a broken
+    /// transfer; the blob lands at its address only if digest and size match.
+    pub async fn fetch_blob(
+        &self,
+        repo: &str,
+        desc: &Descriptor,
+        blobs: &BlobStore,
+        progress: &dyn Progress,
+    ) -> Result<Outcome, RegistryError> {
+        if blobs.contains(&desc.digest) {
+            return Ok(Outcome::Exists);
+        }
+        let blob_err = |source| RegistryError::Blob {
+            digest: desc.digest.clone(),
+            source,
+        };
+        let oci_desc = oci_client::manifest::OciDescriptor {
+            media_type: desc.media_type.clone(),
+            digest: desc.digest.to_string(),
+            size: desc.size as i64,
+            urls: (!desc.urls.is_empty()).then(|| desc.urls.clone()),
+            annotations: None,
+            artifact_type: None,
+        };
+        let mut writer: Option<BlobWriter> = None;
+        let mut r = self.retrier(format!(
+            "download {} from {}/{repo}",
+            desc.digest, self.inner.registry
+        ));
+        loop {
+            if writer.is_none() {
+                writer = Some(blobs.writer_with(desc.digest.algorithm()).map_err(blob_err)?);
+            }
+            let w = writer.as_mut().expect("set above");
+            let offset = w.count();
+            let attempt = async {
+                let oref = self.prepare(repo, false, None).await?;
+                let res = self
+                    .inner
+                    .oci
+                    .pull_blob_stream_partial(&oref, &oci_desc, offset, None)
+                    .await
+                    .map_err(RegistryError::oci("GET blob from", &oref))?;
+                let mut stream = match res {
+                    BlobResponse::Partial(s) => s.stream,
+                    BlobResponse::Full(s) => {
+                        // The registry ignored the Range: start over.
+                        if offset > 0 {
+                            return Ok(Some(s.stream));
+                        }
+                        s.stream
+                    }
+                };
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| RegistryError::Oci {
+                        op: "read blob from",
+                        reference: oref.to_string(),
+                        source: Box::new(e.into()),
+                    })?;
+                    std::io::Write::write_all(w, &chunk).map_err(|e| {
+                        blob_err(crate::blob::BlobError::Io {
+                            op: "write",
+                            path: blobs.tmp_dir().to_owned(),
+                            source: e,
+                        })
+                    })?;
+                    if w.count() > desc.size {
+                        return Err(blob_err(crate::blob::BlobError::SizeMismatch {
+                            digest: desc.digest.clone(),
+                            expected: desc.size,
+                            actual: w.count(),
+                        }));
+                    }
+                    progress.advance(&desc.digest, w.count());
+                }
+                if w.count() < desc.size {
+                    return Err(RegistryError::Status {
+                        url: oref.to_string(),
+                        status: 599,
+                        message: format!("transfer ended at byte {} of {}", w.count(), desc.size),
+                    });
+                }
+                Ok(None)
+            };
+            match attempt.await {
+                Ok(None) => {
+                    let w = writer.take().expect("set above");
+                    match w.commit_expect(&desc.digest) {
+                        Ok(_) => return Ok(Outcome::Downloaded),
+                        Err(e) => r.check(blob_err(e)).await?,
+                    }
+                }
+                Ok(Some(_full)) => {
+                    // Drop the partial file; the next attempt starts from byte 0.
+                    writer = None;
+                }
+                Err(e) => {
+                    // A size overflow or a write error poisons the partial file.
+                    if matches!(e, RegistryError::Blob { .. }) {
+                        writer = None;
+                    }
+                    progress.retrying(&desc.digest, &e);
+                    r.check(e).await?;
+                }
+            }
+        }
+    }
+
+    /// Uploads a blob from a file (streamed, one PUT), unless the registry has it or can mount it.
+    pub async fn push_blob(
+        &self,
+        repo: &str,
+        desc: &Descriptor,
+        path: &Path,
+        mount_from: Option<&str>,
+        progress: &dyn Progress,
+    ) -> Result<Outcome, RegistryError> {
+        if self.blob_exists(repo, &desc.digest, true).await? {
+            return Ok(Outcome::Exists);
+        }
+        if let Some(src) = mount_from.filter(|s| *s != repo)
+            && self.mount_blob(repo, src, &desc.digest).await
+        {
+            return Ok(Outcome::Mounted);
+        }
+        let path = path.to_owned();
+        self.upload(repo, desc, progress, move || {
+            let path = path.clone();
+            async move {
+                let f = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(RegistryError::io("open", &path))?;
+                Ok(file_stream(f))
+            }
+        })
+        .await?;
+        Ok(Outcome::Pushed)
+    }
+
+    /// Cross-repo mount; `false` when the registry would rather have an upload.
+    pub async fn mount_blob(&self, repo: &str, from: &str, digest: &Digest) -> bool {
+        let Ok(oref) = self.prepare(repo, true, Some(from)).await else {
+            return false;
+        };
+        let src = self.oci_ref(from, None);
+        self.inner
+            .oci
+            .mount_blob(&oref, &src, &digest.to_string())
+            .await
+            .is_ok()
+    }
+
+    /// Uploads a stream produced by `open` (called again for every retry); the registry verifies the digest.
+    pub async fn upload<F, Fut, S>(
+        &self,
+        repo: &str,
+        desc: &Descriptor,
+        progress: &dyn Progress,
+        open: F,
+    ) -> Result<(), RegistryError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<S, RegistryError>>,
+        S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let mut r = self.retrier(format!(
+            "upload {} to {}/{repo}",
+            desc.digest, self.inner.registry
+        ));
+        loop {
+            let attempt = async {
+                let oref = self.prepare(repo, true, None).await?;
+                let stream = open().await?;
+                let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let c2 = counter.clone();
+                let stream = stream
+                    .inspect_ok(move |b| {
+                        c2.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    })
+                    .map_err(oci_client::errors::OciDistributionError::IoError);
+                let digest = desc.digest.to_string();
+                let push = self
+                    .inner
+                    .oci
+                    .push_blob_stream(&oref, stream, &digest, Some(desc.size));
+                tokio::pin!(push);
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tokio::select! {
+                        res = &mut push => {
+                            res.map_err(RegistryError::oci("upload blob to", &oref))?;
+                            progress.advance(&desc.digest, desc.size);
+                            return Ok(());
+                        }
+                        _ = tick.tick() => progress.advance(&desc.digest, counter.load(std::sync::atomic::Ordering::Relaxed)),
+                    }
+                }
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    progress.retrying(&desc.digest, &e);
+                    r.check(e).await?
+                }
+            }
+        }
+    }
+
+    /// A verified-at-the-end stream of a remote blob, for registry→registry copies. The destination
+    /// registry checks the digest of what it receives, so a corrupted stream never lands anywhere.
+    pub async fn blob_stream(
+        &self,
+        repo: &str,
+        desc: &Descriptor,
+    ) -> Result<impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static, RegistryError>
+    {
+        let oref = self.prepare(repo, false, None).await?;
+        let oci_desc = oci_client::manifest::OciDescriptor {
+            media_type: desc.media_type.clone(),
+            digest: desc.digest.to_string(),
+            size: desc.size as i64,
+            urls: None,
+            annotations: None,
+            artifact_type: None,
+        };
+        let s = self
+            .inner
+            .oci
+            .pull_blob_stream(&oref, &oci_desc)
+            .await
+            .map_err(RegistryError::oci("GET blob from", &oref))?;
+        Ok(s.stream)
+    }
+
+    /// Checks that the configured credentials are accepted (what `login` does before saving them).
+    pub async fn verify_login(&self) -> Result<(), RegistryError> {
+        match self.inner.auth.challenge().await? {
+            auth::Challenge::None => Ok(()),
+            auth::Challenge::Basic => {
+                let url = format!("{}/v2/", self.inner.base);
+                let req = self.inner.http.get(&url);
+                let req = self.inner.auth.apply(req, "", &[]).await?;
+                let res = req.send().await.map_err(|source| RegistryError::Http {
+                    op: "GET",
+                    url: url.clone(),
+                    source,
+                })?;
+                match res.status().as_u16() {
+                    200..=299 => Ok(()),
+                    401 => Err(RegistryError::Unauthorized {
+                        registry: self.inner.registry.clone(),
+                    }),
+                    s => Err(status_error(&url, &self.inner.registry, "", s, String::new())),
+                }
+            }
+            auth::Challenge::Bearer { .. } => self.inner.auth.grant("", &[]).await.map(|_| ()),
+        }
+    }
+
+    /// All tags of a repository (paginated).
+    pub async fn tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let last = out.last().cloned();
+            let mut r = self.retrier(format!("list tags of {}/{repo}", self.inner.registry));
+            let page = loop {
+                let attempt = async {
+                    let oref = self.prepare(repo, false, None).await?;
+                    self.inner
+                        .oci
+                        .list_tags(&oref, &RegistryAuth::Anonymous, Some(1000), last.as_deref())
+                        .await
+                        .map_err(RegistryError::oci("list tags of", &oref))
+                };
+                match attempt.await {
+                    Ok(p) => break p,
+                    Err(e) => r.check(e).await?,
+                }
+            };
+            let n = page.tags.len();
+            out.extend(page.tags);
+            if n < 1000 {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn hash_with(like: &Digest, data: &[u8]) -> Digest {
+    let mut h = Hasher::new(like.algorithm());
+    h.update(data);
+    h.finish()
+}
+
+fn status_error(url: &str, registry: &str, repo: &str, status: u16, message: String) -> RegistryError {
+    match status {
+        401 => RegistryError::Status {
+            url: url.to_owned(),
+            status,
+            message: String::new(),
+        },
+        403 => RegistryError::Denied {
+            registry: registry.to_owned(),
+            repository: repo.to_owned(),
+        },
+        _ => RegistryError::Status {
+            url: url.to_owned(),
+            status,
+            message: message.chars().take(500).collect(),
+        },
+    }
+}
+
+fn check_status(url: &str, registry: &str, repo: &str, status: u16, ok: &[u16]) -> Result<(), RegistryError> {
+    if ok.contains(&status) {
+        Ok(())
+    } else {
+        Err(status_error(url, registry, repo, status, String::new()))
+    }
+}
+
+/// A file as a stream of 1 MiB chunks (big enough to keep syscalls off the profile).
+pub(crate) fn file_stream(
+    f: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::try_unfold(f, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = bytes::BytesMut::with_capacity(1 << 20);
+        while buf.len() < buf.capacity() {
+            if f.read_buf(&mut buf).await? == 0 {
+                break;
+            }
+        }
+        if buf.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some((buf.freeze(), f)))
+        }
+    })
+}
+
+/// Retry policy for one operation: back off on retryable errors, refresh the token once on a 401.
+struct Retrier<'a> {
+    client: &'a RegistryClient,
+    what: String,
+    attempt: u32,
+    reauthed: bool,
+}
+
+impl Retrier<'_> {
+    /// `Ok(())` means "try again"; otherwise the error to return.
+    async fn check(&mut self, e: RegistryError) -> Result<(), RegistryError> {
+        self.attempt += 1;
+        if e.is_unauthorized() {
+            if self.reauthed {
+                return Err(RegistryError::Unauthorized {
+                    registry: self.client.inner.registry.clone(),
+                });
+            }
+            self.reauthed = true;
+            self.client.inner.auth.invalidate().await;
+            return Ok(());
+        }
+        let max = self.client.inner.opts.attempts.max(1);
+        if !e.is_retryable() {
+            return Err(e);
+        }
+        if self.attempt >= max {
+            return Err(RegistryError::GaveUp {
+                what: std::mem::take(&mut self.what),
+                attempts: self.attempt,
+                source: Box::new(e),
+            });
+        }
+        tracing::debug!(what = %self.what, attempt = self.attempt, error = %e, "retrying");
+        let base = self.client.inner.opts.backoff.as_millis() as u64;
+        let delay = (base << (self.attempt - 1).min(6)).min(8000);
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()) % (delay / 2 + 1))
+            .unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(delay / 2 + jitter)).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! `copy SRC DEST` between transports, named like skopeo's: `docker://REF` (or a bare reference),
+//! `oci:DIR[:TAG]`. Registry→registry copies stream each blob from the source straight into the
+//! destination (nothing touches the disk); the destination verifies every digest. Blobs the destination
+//! has are skipped, blobs in a sibling repository of the same registry are mounted.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use futures_util::StreamExt;
+
+use super::client::{RegistryClient, RegistryOptions};
+use super::manifest::{Descriptor, Manifest, Platform};
+use super::progress::{Outcome, Progress};
+use super::pull::{self, PullOptions};
+use super::{RegistryError, layout, push};
+use crate::blob::BlobStore;
+use crate::digest::Digest;
+use crate::reference::Reference;
+
+/// One end of a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Registry(Reference),
+    /// An OCI image layout directory and the `org.opencontainers.image.ref.name` to read or write.
+    OciDir {
+        path: PathBuf,
+        tag: Option<String>,
+    },
+}
+
+/// Why a location string is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum LocationError {
+    #[error("{input:?}: unknown transport {transport:?} (supported: docker://, oci:)")]
+    UnknownTransport { input: String, transport: String },
+    #[error("{input:?}: missing path")]
+    MissingPath { input: String },
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+}
+
+impl FromStr for Location {
+    type Err = LocationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(r) = s.strip_prefix("docker://") {
+            return Ok(Location::Registry(r.parse()?));
+        }
+        if let Some(rest) = s.strip_prefix("oci:") {
+            // The tag follows the last ':' unless that ':' is part of the path.
+            let (path, tag) = match rest.rsplit_once(':') {
+                Some((p, t)) if !t.contains('/') && !p.is_empty() => (p, Some(t.to_owned())),
+                _ => (rest, None),
+            };
+            if path.is_empty() {
+                return Err(LocationError::MissingPath { input: s.to_owned() });
+            }
+            return Ok(Location::OciDir {
+                path: PathBuf::from(path),
+                tag: tag.filter(|t| !t.is_empty()),
+            });
+        }
+        if let Some((transport, _)) = s.split_once(':')
+            && !transport.contains('/')
+            && !transport.contains('.')
+            && transport.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+            && s.contains(":/")
+        {
+            return Err(LocationError::UnknownTransport {
+                input: s.to_owned(),
+                transport: transport.to_owned(),
+            });
+        }
+        Ok(Location::Registry(s.parse()?))
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CopyOptions {
+    /// Copy every platform of an index (and the index itself) instead of one image.
+    pub all: bool,
+    pub platform: Option<Platform>,
+}
+
+/// Copies an image; returns the digest of what was written at the destination.
+pub async fn copy(
+    src: &Location,
+    dst: &Location,
+    registry: &RegistryOptions,
+    opts: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<Digest, RegistryError> {
+    match (src, dst) {
+        (Location::Registry(s), Location::Registry(d)) => {
+            let sc = RegistryClient::new(s.registry(), registry)?;
+            let dc = if s.registry() == d.registry() {
+                sc.clone()
+            } else {
+                RegistryClient::new(d.registry(), registry)?
+            };
+            copy_remote(&sc, s, &dc, d, opts, progress).await
+        }
+        (Location::Registry(s), Location::OciDir { path, tag }) => {
+            let sc = RegistryClient::new(s.registry(), registry)?;
+            let blobs = open_layout(path)?;
+            let popts = PullOptions {
+                platform: opts.platform.clone(),
+                include_foreign: false,
+            };
+            let pulled = pull::pull(&sc, s, &blobs, None, &popts, progress, &|_| {}).await?;
+            let name = tag.clone().or_else(|| s.tag().map(str::to_owned));
+            layout::set_ref(path, &pulled.manifest, name.as_deref())?;
+            Ok(pulled.manifest.digest)
+        }
+        (Location::OciDir { path, tag }, Location::Registry(d)) => {
+            let dc = RegistryClient::new(d.registry(), registry)?;
+            let blobs = open_layout(path)?;
+            let top = layout::find_ref(path, tag.as_deref())?;
+            push::push(&dc, d, &blobs, &top, None, progress).await
+        }
+        (Location::OciDir { path: sp, tag: st }, Location::OciDir { path: dp, tag: dt }) => {
+            let sb = open_layout(sp)?;
+            let db = open_layout(dp)?;
+            let top = layout::find_ref(sp, st.as_deref())?;
+            copy_local_tree(&sb, &db, &top)?;
+            layout::set_ref(dp, &top, dt.as_deref().or(st.as_deref()))?;
+            Ok(top.digest)
+        }
+    }
+}
+
+fn open_layout(path: &Path) -> Result<BlobStore, RegistryError> {
+    BlobStore::open(path).map_err(|source| RegistryError::Io {
+        op: "open OCI layout",
+        path: path.to_owned(),
+        source: std::io::Error::other(source),
+    })
+}
+
+fn copy_local_tree(src: &BlobStore, dst: &BlobStore, desc: &Descriptor) -> Result<(), RegistryError> {
+    let blob = |d: &Digest, size: u64| -> Result<(), RegistryError> {
+        if dst.contains(d) {
+            return Ok(());
+        }
+        let berr = |source| RegistryError::Blob {
+            digest: d.clone(),
+            source,
+        };
+        let f = src.open_blob(d).map_err(berr)?;
+        dst.put_verified(std::io::BufReader::new(f), d, Some(size))
+            .map_err(berr)?;
+        Ok(())
+    };
+    let bytes = src
+        .read_small(&desc.digest, super::client::MAX_MANIFEST_SIZE)
+        .map_err(|source| RegistryError::Blob {
+            digest: desc.digest.clone(),
+            source,
+        })?;
+    match Manifest::parse(&bytes, Some(&desc.media_type), &desc.digest.to_string())? {
+        Manifest::Index { manifests, .. } => {
+            for m in &manifests {
+                copy_local_tree(src, dst, m)?;
+            }
+        }
+        m @ Manifest::Image { .. } => {
+            for d in m.blobs() {
+                blob(&d.digest, d.size)?;
+            }
+        }
+    }
+    blob(&desc.digest, desc.size)
+}
+
+/// Registry → registry.
+pub async fn copy_remote(
+    src: &RegistryClient,
+    src_ref: &Reference,
+    dst: &RegistryClient,
+    dst_ref: &Reference,
+    opts: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<Digest, RegistryError> {
+    let repo = src_ref.repository();
+    let top_ref = src_ref
+        .digest()
+        .map(|d| d.to_string())
+        .or(src_ref.tag().map(str::to_owned))
+        .unwrap_or_else(|| "latest".into());
+    let (bytes, ctype, digest) = src.get_manifest(repo, &top_ref, src_ref.digest()).await?;
+    let parsed = Manifest::parse(&bytes, Some(&ctype), &src_ref.to_string())?;
+    let dst_tag = dst_ref.tag().map(str::to_owned);
+    match &parsed {
+        Manifest::Index { manifests, .. } if !opts.all => {
+            let want = opts.platform.clone().unwrap_or_else(Platform::host);
+            let pick = want.select(manifests, &src_ref.to_string())?;
+            copy_image(
+                src,
+                src_ref,
+                dst,
+                dst_ref,
+                &pick.digest,
+                dst_tag.as_deref(),
+                progress,
+            )
+            .await
+        }
+        Manifest::Index { manifests, .. } => {
+            for m in manifests {
+                copy_image(src, src_ref, dst, dst_ref, &m.digest, None, progress).await?;
+            }
+            let target = dst_tag.unwrap_or_else(|| digest.to_string());
+            dst.put_manifest(dst_ref.repository(), &target, &bytes, parsed.media_type())
+                .await
+        }
+        Manifest::Image { .. } => {
+            copy_blobs(src, src_ref, dst, dst_ref, &parsed, progress).await?;
+            let target = dst_tag.unwrap_or_else(|| digest.to_string());
+            dst.put_manifest(dst_ref.repository(), &target, &bytes, parsed.media_type())
+                .await
+        }
+    }
+}
+
+async fn copy_image(
+    src: &RegistryClient,
+    src_ref: &Reference,
+    dst: &RegistryClient,
+    dst_ref: &Reference,
+    digest: &Digest,
+    tag: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Digest, RegistryError> {
+    let (bytes, ctype, digest) = src
+        .get_manifest(src_ref.repository(), &digest.to_string(), Some(digest))
+        .await?;
+    let parsed = Manifest::parse(&bytes, Some(&ctype), &src_ref.to_string())?;
+    if let Manifest::Index { .. } = parsed {
+        return Err(RegistryError::UnsupportedMediaType {
+            reference: src_ref.to_string(),
+            media_type: "nested index".into(),
+        });
+    }
+    copy_blobs(src, src_ref, dst, dst_ref, &parsed, progress).await?;
+    let target = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
+    dst.put_manifest(dst_ref.repository(), &target, &bytes, parsed.media_type())
+        .await
+}
+
+async fn copy_blobs(
+    src: &RegistryClient,
+    src_ref: &Reference,
+    dst: &RegistryClient,
+    dst_ref: &Reference,
+    parsed: &Manifest,
+    progress: &dyn Progress,
+) -> Result<(), RegistryError> {
+    let (srepo, drepo) = (src_ref.repository(), dst_ref.repository());
+    let same_registry = src.registry() == dst.registry();
+    let mut results = futures_util::stream::iter(parsed.blobs())
+        .map(|d| async move {
+            progress.start(&d.digest, d.size, "blob");
+            if dst.blob_exists(drepo, &d.digest, true).await? {
+                progress.finish(&d.digest, Outcome::Exists);
+                return Ok(());
+            }
+            if same_registry && srepo != drepo && dst.mount_blob(drepo, srepo, &d.digest).await {
+                progress.finish(&d.digest, Outcome::Mounted);
+                return Ok(());
+            }
+            dst.upload(drepo, d, progress, || src.blob_stream(srepo, d))
+                .await?;
+            progress.finish(&d.digest, Outcome::Pushed);
+            Ok::<_, RegistryError>(())
+        })
+        .buffer_unordered(dst.options().jobs.max(1));
+    while let Some(r) = results.next().await {
+        r?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            "oci:/tmp/x:v1".parse::<Location>().unwrap(),
+            Location::OciDir {
+                path: "/tmp/x".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            "oci:dir".parse::<Location>().unwrap(),
+            Location::OciDir {
+                path: "dir".into(),
+                tag: None
+            }
+        );
+        assert!(matches!(
+            "docker://localhost:5000/a:b".parse::<Location>().unwrap(),
+            Location::Registry(r) if r.registry() == "localhost:5000"
+        ));
+        assert!(matches!(
+            "busybox".parse::<Location>().unwrap(),
+            Location::Registry(_)
+        ));
+        assert!(matches!(
+            "zip:/x".parse::<Location>(),
+            Err(LocationError::UnknownTransport { .. })
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! The registry client's error type.
+
+use std::path::PathBuf;
+
+use crate::blob::BlobError;
+use crate::digest::Digest;
+
+/// Errors talking to a registry or moving content between a registry and the store.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{op} {url}")]
+    Http {
+        op: &'static str,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{op} {reference}")]
+    Oci {
+        op: &'static str,
+        reference: String,
+        #[source]
+        source: Box<oci_client::errors::OciDistributionError>,
+    },
+    #[error("{url}: registry answered {status}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{registry}: authentication required (log in with `lamina login {registry}`)")]
+    Unauthorized { registry: String },
+    #[error("{registry}: access to {repository} denied")]
+    Denied { registry: String, repository: String },
+    #[error("{registry}: token server {realm} refused the credentials (HTTP {status})")]
+    TokenRefused {
+        registry: String,
+        realm: String,
+        status: u16,
+    },
+    #[error("{registry}: malformed authentication challenge {challenge:?}")]
+    BadChallenge { registry: String, challenge: String },
+    #[error("{registry}: the token server answered with a malformed token")]
+    BadToken {
+        registry: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("reading credentials for {registry}")]
+    Credentials {
+        registry: String,
+        #[source]
+        source: docker_credential::CredentialRetrievalError,
+    },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("manifest {reference} is larger than the {limit}-byte limit ({size} bytes)")]
+    ManifestTooLarge {
+        reference: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error("{what} of {reference}: expected digest {expected}, got {actual}")]
+    DigestMismatch {
+        what: &'static str,
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{reference}: manifest is not valid JSON of a known image type")]
+    InvalidManifest {
+        reference: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{reference}: unsupported manifest media type {media_type:?}")]
+    UnsupportedMediaType { reference: String, media_type: String },
+    #[error("{reference}: no image for platform {platform} (available: {available})")]
+    NoMatchingPlatform {
+        reference: String,
+        platform: String,
+        available: String,
+    },
+    #[error("invalid platform {0:?} (expected os/arch[/variant], e.g. linux/arm64)")]
+    BadPlatform(String),
+    #[error("{reference}: is not a valid reference for the registry")]
+    BadReference {
+        reference: String,
+        #[source]
+        source: oci_spec::distribution::ParseError,
+    },
+    #[error("blob {digest}")]
+    Blob {
+        digest: Digest,
+        #[source]
+        source: BlobError,
+    },
+    #[error("{registry}: bad CA certificate {path}")]
+    BadCertificate {
+        registry: String,
+        path: PathBuf,
+        #[source]
+        source: Box<oci_client::errors::OciDistributionError>,
+    },
+    #[error("{what}: giving up after {attempts} attempts")]
+    GaveUp {
+        what: String,
+        attempts: u32,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    #[error("{registry}: registry requires credentials for {repository}; none given for this registry")]
+    NoCredentials { registry: String, repository: String },
+    #[error("{path}: invalid {what}")]
+    BadFile {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("credential helper docker-credential-{helper} failed to {op} for {registry}: {stderr}")]
+    Helper {
+        helper: String,
+        op: &'static str,
+        registry: String,
+        stderr: String,
+    },
+    #[error(
+        "{reference}: layer {digest} has media type {media_type}, which is non-distributable; pass --include-foreign to fetch it"
+    )]
+    ForeignLayer {
+        reference: String,
+        digest: Digest,
+        media_type: String,
+    },
+    #[error("{0}: the upload was cancelled")]
+    Cancelled(String),
+}
+
+impl RegistryError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| RegistryError::Io { op, path, source }
+    }
+
+    pub(crate) fn oci(
+        op: &'static str,
+        reference: impl ToString,
+    ) -> impl FnOnce(oci_client::errors::OciDistributionError) -> Self {
+        let reference = reference.to_string();
+        move |source| RegistryError::Oci {
+            op,
+            reference,
+            source: Box::new(source),
+        }
+    }
+
+    /// Whether trying again may help: transport failures, 5xx, 429, truncated or corrupted transfers.
+    pub fn is_retryable(&self) -> bool {
+        use oci_client::errors::OciDistributionError as O;
+        match self {
+            RegistryError::Http { source, .. } => !source.is_builder() && !source.is_redirect(),
+            RegistryError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            RegistryError::Oci { source, .. } => match source.as_ref() {
+                O::RequestError(e) => !e.is_builder(),
+                O::IoError(_) | O::DigestError(_) => true,
+                O::ServerError { code, .. } => *code >= 500 || *code == 429 || *code == 408,
+                O::RegistryError { envelope, .. } => envelope
+                    .errors
+                    .iter()
+                    .any(|e| matches!(e.code, oci_client::errors::OciErrorCode::Toomanyrequests)),
+                O::SpecViolationError(_) | O::RegistryNoLocationError => true,
+                _ => false,
+            },
+            RegistryError::DigestMismatch { .. } => true,
+            RegistryError::Blob { source, .. } => matches!(
+                source,
+                BlobError::DigestMismatch { .. } | BlobError::SizeMismatch { .. }
+            ),
+            _ => false,
+        }
+    }
+
+    /// A 401 on a request that carried a token: the token may have expired.
+    pub(crate) fn is_unauthorized(&self) -> bool {
+        use oci_client::errors::OciDistributionError as O;
+        match self {
+            RegistryError::Status { status, .. } => *status == 401,
+            RegistryError::Oci { source, .. } => match source.as_ref() {
+                O::UnauthorizedError { .. } => true,
+                O::ServerError { code, .. } => *code == 401,
+                O::RegistryError { envelope, .. } => envelope
+                    .errors
+                    .iter()
+                    .any(|e| matches!(e.code, oci_client::errors::OciErrorCode::Unauthorized)),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
