@@ -1,9 +1,9 @@
 //! One module per subcommand.
 
-pub mod parse;
 pub mod copy;
 pub mod login;
 pub mod manifest;
+pub mod parse;
 pub mod pull;
 pub mod push;
 pub mod tags;
