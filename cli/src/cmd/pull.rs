@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use lamina_store::Reference;
-use lamina_store::registry::{BlobSources, Platform, RegistryClient, layout, pull};
+use lamina_store::registry::{BlobSources, Platform, RegistryClient, pull};
 
 use super::transfer::RegistryFlags;
 
@@ -31,8 +31,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let platform = args.platform.as_deref().map(str::parse::<Platform>).transpose()?;
     let opts = args.registry.options()?;
     let root = cli.store_root();
-    let blobs =
-        lamina_store::BlobStore::open(&root).with_context(|| format!("opening store {}", root.display()))?;
+    let store =
+        lamina_store::Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
+    let blobs = store.blobs().clone();
     let sources = BlobSources::new(&root);
     let mut flags = args.registry.clone();
     if args.quiet {
@@ -60,13 +61,13 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             .await
         })
         .with_context(|| format!("pulling {}", reference.familiar()))?;
-    let mut tagged = reference.clone();
-    if reference.tag().is_none() {
-        // Pulled by digest: the store names it by the digest reference, as docker does.
-        tagged = reference.clone();
-    }
-    layout::set_ref(&root, &pulled.manifest, Some(&tagged.to_string()))
-        .with_context(|| format!("tagging {} in {}", tagged.familiar(), root.display()))?;
+    let mut desc = pulled.manifest.clone();
+    desc.platform = None;
+    let desc: lamina_store::Descriptor =
+        serde_json::from_value(serde_json::to_value(&desc)?).context("converting the manifest descriptor")?;
+    store
+        .set_tag(&reference, desc)
+        .with_context(|| format!("tagging {} in {}", reference.familiar(), root.display()))?;
     if args.quiet {
         println!("{}", pulled.manifest.digest);
     } else {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use lamina_store::Reference;
-use lamina_store::registry::{BlobSources, RegistryClient, layout, push};
+use lamina_store::registry::{BlobSources, RegistryClient, push};
 
 use super::transfer::RegistryFlags;
 
@@ -26,16 +26,25 @@ pub struct Args {
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
-    let source = Reference::parse(&args.image)?;
+    let root = cli.store_root();
+    let store =
+        lamina_store::Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
+    let blobs = store.blobs().clone();
+    let found = store
+        .resolve(&args.image)
+        .with_context(|| format!("looking up {} in the store", args.image))?;
+    let source = match &found.reference {
+        Some(r) => r.clone(),
+        None => Reference::parse(&args.image)?,
+    };
     let dest = match &args.dest {
         Some(d) => Reference::parse(d.strip_prefix("docker://").unwrap_or(d))?,
         None => source.clone(),
     };
-    let root = cli.store_root();
-    let blobs =
-        lamina_store::BlobStore::open(&root).with_context(|| format!("opening store {}", root.display()))?;
-    let top = layout::find_ref(&root, Some(&source.to_string()))
-        .with_context(|| format!("image {} is not in the store", source.familiar()))?;
+    let mut top: lamina_store::registry::Descriptor =
+        serde_json::from_value(serde_json::to_value(&found.descriptor)?)
+            .context("converting the manifest descriptor")?;
+    top.annotations.remove(lamina_store::registry::layout::REF_NAME);
     let opts = args.registry.options()?;
     let mut flags = args.registry.clone();
     if args.quiet {

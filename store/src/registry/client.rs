@@ -112,6 +112,13 @@ impl RegistryOptions {
             opts.insecure_registries.extend(file.insecure_registries);
             opts.ca_certs.extend(file.ca_certs);
         }
+        // For tests and impatient CI: the first retry delay in milliseconds.
+        if let Some(ms) = std::env::var("LAMINA_RETRY_BACKOFF_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            opts.backoff = Duration::from_millis(ms);
+        }
         Ok(opts)
     }
 

@@ -114,7 +114,9 @@ pub enum RegistryError {
         #[source]
         source: Box<RegistryError>,
     },
-    #[error("{registry}: registry requires credentials for {repository}; none given for this registry")]
+    #[error(
+        "{registry}: authentication required for {repository} and no credentials are configured (log in with `lamina login {registry}`)"
+    )]
     NoCredentials { registry: String, repository: String },
     #[error("{path}: invalid {what}")]
     BadFile {
