@@ -7,12 +7,14 @@
 //! - [`lock`]: flock-based store locks shared between lamina processes.
 //! - [`image`], [`config`]: manifests, indexes, descriptors, [`ImageConfig`], [`canonical_json`].
 //! - [`validate`]: checks an image is whole (every producer's tests use it).
+//! - [`inspect`]: layer walking, flattened trees, image diff and efficiency analysis.
 
 pub mod blob;
 pub mod config;
 pub mod digest;
 pub mod image;
 pub mod layout;
+pub mod inspect;
 pub mod lock;
 pub mod reference;
 pub mod validate;
