@@ -41,6 +41,18 @@ enum Command {
     Tags(cmd::tags::Args),
     /// Inspect remote manifests.
     Manifest(cmd::manifest::Args),
+    /// Run a command in a new container.
+    Run(Box<cmd::run::Args>),
+    /// List containers.
+    Ps(cmd::ps::Args),
+    /// Print a container's output.
+    Logs(cmd::logs::Args),
+    /// Stop running containers (SIGTERM, then SIGKILL).
+    Stop(cmd::stop::Args),
+    /// Send a signal to running containers.
+    Kill(cmd::kill::Args),
+    /// Remove containers.
+    Rm(cmd::rm::Args),
 }
 
 impl Cli {
@@ -73,6 +85,11 @@ fn euid_is_root() -> bool {
 }
 
 fn main() -> ExitCode {
+    // The runner's single-threaded helper: dispatched before clap (and before any thread exists).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(lamina_runner::HELPER_SUBCOMMAND) {
+        return lamina_runner::helper_main(&argv[2..]);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Version => {
@@ -87,6 +104,12 @@ fn main() -> ExitCode {
         Command::Copy(a) => cmd::copy::run(&cli, a),
         Command::Tags(a) => cmd::tags::run(&cli, a),
         Command::Manifest(a) => cmd::manifest::run(&cli, a),
+        Command::Run(a) => cmd::run::run(&cli, a),
+        Command::Ps(a) => cmd::ps::run(&cli, a),
+        Command::Logs(a) => cmd::logs::run(&cli, a),
+        Command::Stop(a) => cmd::stop::run(&cli, a),
+        Command::Kill(a) => cmd::kill::run(&cli, a),
+        Command::Rm(a) => cmd::rm::run(&cli, a),
     };
     match result {
         Ok(code) => code,

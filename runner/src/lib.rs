@@ -1,1 +1,39 @@
-//! placeholder
+//! lamina-runner: the sandbox for RUN steps and `lamina run`.
+//!
+//! A caller builds a [`RunRequest`] (rootfs layers, upper dir, mounts, process, limits, network) and
+//! calls [`run`] (or [`spawn`] for detached/streaming use). The runner re-execs the `lamina` binary as
+//! a single-threaded helper ([`helper_main`], hidden subcommand [`HELPER_SUBCOMMAND`]), sends it the
+//! request over a socketpair on fd 3 and reads back [`RunOutcome`]. The helper mounts an overlay
+//! rootfs, writes an OCI runtime spec and runs it with youki's libcontainer (namespaces, cgroups v1/v2,
+//! capabilities, seccomp, masked paths), then tears everything down.
+//!
+//! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
+
+mod error;
+mod helper;
+mod protocol;
+mod request;
+mod spawn;
+mod validate;
+
+pub use error::{FailureKind, RunError};
+pub use helper::helper_main;
+pub use request::{
+    ContainerStatus, DEFAULT_PATH, Limits, Mount, Network, PortMapping, Process, Protocol, RunOutcome,
+    RunRequest,
+};
+pub use spawn::{HELPER_SUBCOMMAND, RunStdio, Running, run, run_with_stdio, spawn};
+
+/// A new random container id: 64 hex digits, like docker's.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 32];
+    if rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).is_err() {
+        // getrandom cannot fail for 32 bytes on Linux ≥ 3.17; fall back to time + pid entropy.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        bytes[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
+        bytes[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,6 @@
+//! Shared by `run`, `ps`, `logs`, `stop`, `kill`, `rm`, `exec`: container records, image resolution,
+//! option parsing.
+
+pub mod image;
+pub mod opts;
+pub mod state;

@@ -1,0 +1,238 @@
+//! Parsing of docker-style option values.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use lamina_runner::{Mount, PortMapping, Protocol};
+
+/// `1g`, `512m`, `100k`, `1024` (bytes); case-insensitive, optional trailing `b`.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().with_context(|| format!("invalid size {s:?}"))?;
+    if n < 0.0 {
+        bail!("invalid size {s:?}");
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// `-p [IP:]HOST:CONTAINER[/tcp|udp]` (docker also allows `CONTAINER` alone; we need a host port).
+pub fn parse_port(s: &str) -> anyhow::Result<PortMapping> {
+    let (spec, proto) = match s.rsplit_once('/') {
+        Some((a, "tcp")) => (a, Protocol::Tcp),
+        Some((a, "udp")) => (a, Protocol::Udp),
+        Some((_, p)) => bail!("invalid protocol {p:?} in -p {s}"),
+        None => (s, Protocol::Tcp),
+    };
+    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+    let (ip, host, ctr) = match parts.as_slice() {
+        [ctr, host] => ("0.0.0.0", *host, *ctr),
+        [ctr, host, ip] => (ip.trim_start_matches('[').trim_end_matches(']'), *host, *ctr),
+        _ => bail!("invalid -p {s}: expected HOST:CONTAINER[/proto]"),
+    };
+    let host_ip: IpAddr = ip.parse().with_context(|| format!("invalid address in -p {s}"))?;
+    Ok(PortMapping {
+        host_ip,
+        host_port: host
+            .parse()
+            .with_context(|| format!("invalid host port in -p {s}"))?,
+        container_port: ctr
+            .parse()
+            .with_context(|| format!("invalid container port in -p {s}"))?,
+        protocol: proto,
+    })
+}
+
+/// `-v HOST:CONTAINER[:ro|rw]`.
+pub fn parse_volume(s: &str) -> anyhow::Result<Mount> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, ro) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, false),
+        [src, dst, opt] => {
+            let ro = opt.split(',').any(|o| o == "ro");
+            (*src, *dst, ro)
+        }
+        _ => bail!("invalid volume {s}: expected HOST:CONTAINER[:ro]"),
+    };
+    if !src.starts_with('/') {
+        bail!("volume {s}: named volumes are not supported, use an absolute host path");
+    }
+    Ok(Mount::Bind {
+        source: PathBuf::from(src),
+        destination: dst.to_string(),
+        readonly: ro,
+    })
+}
+
+/// `--mount type=bind,source=/a,target=/b[,readonly]` or `type=tmpfs,target=/t[,tmpfs-size=…][,tmpfs-mode=…]`.
+pub fn parse_mount(s: &str) -> anyhow::Result<Mount> {
+    let mut kind = "volume";
+    let (mut src, mut dst, mut ro, mut size, mut mode) = (None, None, false, 0u64, 0o1777u32);
+    for kv in s.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
+        match k {
+            "type" => {
+                kind = if v == "bind" {
+                    "bind"
+                } else if v == "tmpfs" {
+                    "tmpfs"
+                } else {
+                    "other"
+                }
+            }
+            "source" | "src" => src = Some(v.to_string()),
+            "target" | "destination" | "dst" => dst = Some(v.to_string()),
+            "readonly" | "ro" => ro = v != "false" && v != "0",
+            "tmpfs-size" => size = parse_size(v)?,
+            "tmpfs-mode" => {
+                mode = u32::from_str_radix(v, 8).with_context(|| format!("invalid tmpfs-mode in {s}"))?
+            }
+            "bind-propagation" | "consistency" => {}
+            _ => bail!("unknown --mount option {k:?} in {s}"),
+        }
+    }
+    let dst = dst.with_context(|| format!("--mount {s}: target is required"))?;
+    match kind {
+        "bind" => {
+            let src = src.with_context(|| format!("--mount {s}: source is required"))?;
+            Ok(Mount::Bind {
+                source: PathBuf::from(src),
+                destination: dst,
+                readonly: ro,
+            })
+        }
+        "tmpfs" => Ok(Mount::Tmpfs {
+            destination: dst,
+            size,
+            mode,
+        }),
+        _ => bail!("--mount {s}: only type=bind and type=tmpfs are supported"),
+    }
+}
+
+/// `--tmpfs /path[:size=…,mode=…]`.
+pub fn parse_tmpfs(s: &str) -> anyhow::Result<Mount> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    let (mut size, mut mode) = (0u64, 0o1777u32);
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => size = parse_size(v)?,
+            Some(("mode", v)) => {
+                mode = u32::from_str_radix(v, 8).with_context(|| format!("invalid mode in --tmpfs {s}"))?
+            }
+            _ => {}
+        }
+    }
+    Ok(Mount::Tmpfs {
+        destination: dst.to_string(),
+        size,
+        mode,
+    })
+}
+
+/// `--env-file`: `KEY=VALUE` lines, `#` comments, a bare `KEY` takes the value from our environment.
+pub fn read_env_file(path: &str) -> anyhow::Result<Vec<String>> {
+    let s = std::fs::read_to_string(path).with_context(|| format!("reading env file {path}"))?;
+    Ok(s.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(expand_env)
+        .collect())
+}
+
+/// `-e KEY=VALUE` as is; `-e KEY` copies our value (dropped when unset, like docker).
+pub fn expand_env(e: &str) -> Option<String> {
+    if e.contains('=') {
+        Some(e.to_string())
+    } else {
+        std::env::var(e).ok().map(|v| format!("{e}={v}"))
+    }
+}
+
+/// Merge env lists: later entries override earlier ones with the same key, order of first appearance.
+pub fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = base.to_vec();
+    for e in overrides {
+        let key = e.split_once('=').map(|(k, _)| k).unwrap_or(e);
+        match out
+            .iter()
+            .position(|x| x.split_once('=').map(|(k, _)| k).unwrap_or(x) == key)
+        {
+            Some(i) => out[i] = e.clone(),
+            None => out.push(e.clone()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn ports() {
+        let p = parse_port("8080:80").unwrap();
+        assert_eq!(
+            (p.host_port, p.container_port, p.protocol),
+            (8080, 80, Protocol::Tcp)
+        );
+        let p = parse_port("127.0.0.1:53:5353/udp").unwrap();
+        assert_eq!(
+            (p.host_ip.to_string().as_str(), p.protocol),
+            ("127.0.0.1", Protocol::Udp)
+        );
+        assert!(parse_port("80").is_err());
+        assert!(parse_port("1:2/sctp").is_err());
+    }
+
+    #[test]
+    fn volumes_and_mounts() {
+        assert_eq!(
+            parse_volume("/a:/b:ro").unwrap(),
+            Mount::Bind {
+                source: "/a".into(),
+                destination: "/b".into(),
+                readonly: true
+            }
+        );
+        assert!(parse_volume("name:/b").is_err());
+        assert_eq!(
+            parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").unwrap(),
+            Mount::Tmpfs {
+                destination: "/t".into(),
+                size: 1 << 20,
+                mode: 0o1777
+            }
+        );
+        assert_eq!(
+            parse_tmpfs("/run:size=64k,mode=755").unwrap(),
+            Mount::Tmpfs {
+                destination: "/run".into(),
+                size: 64 << 10,
+                mode: 0o755
+            }
+        );
+    }
+
+    #[test]
+    fn env_merge() {
+        let m = merge_env(&["A=1".into(), "B=2".into()], &["B=3".into(), "C=4".into()]);
+        assert_eq!(m, vec!["A=1", "B=3", "C=4"]);
+    }
+}

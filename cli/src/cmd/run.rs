@@ -1,0 +1,263 @@
+//! `lamina run`: run a command in a new container from an image (or a rootfs directory).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use lamina_runner::{FailureKind, Limits, Network, Process, RunError, RunRequest, RunStdio};
+
+use super::container::{image, opts, state};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Remove the container (and its writable layer) when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Container name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to copy ours).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<String>,
+    /// Bind mount a host path: HOST:CONTAINER[:ro].
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volume: Vec<String>,
+    /// Mount: type=bind,source=…,target=…[,readonly] or type=tmpfs,target=…
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Working directory inside the container (created if missing).
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// User: name|uid[:group|gid], resolved in the image's /etc/passwd and /etc/group.
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Add supplementary groups.
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Override the image's ENTRYPOINT ("" clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Memory limit (e.g. 512m, 1g).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// CPUs (e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Max number of processes.
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Network: none (private, loopback only; default) or host.
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Publish a port: [IP:]HOST:CONTAINER[/tcp|udp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Container hostname.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Keep stdin open (stdin is always passed through in the foreground).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// The process gets our terminal as its stdio (no pseudo-terminal is allocated).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Mount the root filesystem read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount a tmpfs: /path[:size=…,mode=…].
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Image reference, or a path to an unpacked rootfs directory.
+    pub image: String,
+    /// Command and arguments (replace the image's CMD).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let root = cli.store_root();
+    let img = image::resolve(&root, &args.image)?;
+    let entrypoint = match &args.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => img.entrypoint.clone(),
+    };
+    let cmd = if !args.command.is_empty() {
+        args.command.clone()
+    } else if args.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        img.cmd.clone()
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        bail!(
+            "no command specified for {}: the image has no CMD or ENTRYPOINT",
+            args.image
+        );
+    }
+    let mut env_over = Vec::new();
+    for f in &args.env_file {
+        env_over.extend(opts::read_env_file(f)?);
+    }
+    env_over.extend(args.env.iter().filter_map(|e| opts::expand_env(e)));
+    let network = match args.network.as_str() {
+        "none" | "default" | "bridge" => Network::None,
+        "host" => Network::Host,
+        n => bail!("unsupported network {n:?}: use none or host"),
+    };
+    let mut mounts = Vec::new();
+    for v in &args.volume {
+        mounts.push(opts::parse_volume(v)?);
+    }
+    for m in &args.mount {
+        mounts.push(opts::parse_mount(m)?);
+    }
+    for t in &args.tmpfs {
+        mounts.push(opts::parse_tmpfs(t)?);
+    }
+    let ports = args
+        .publish
+        .iter()
+        .map(|p| opts::parse_port(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !ports.is_empty() && network == Network::Host {
+        bail!("-p has no effect with --network host");
+    }
+    let limits = Limits {
+        memory: args.memory.as_deref().map(opts::parse_size).transpose()?,
+        cpus: args.cpus,
+        pids: args.pids_limit,
+    };
+
+    let id = lamina_runner::new_id();
+    let name = args.name.clone().unwrap_or_else(|| state::default_name(&id));
+    if state::list(&root)?.iter().any(|r| r.meta.name == name) {
+        bail!("container name {name:?} is already in use");
+    }
+    let dir = state::containers_dir(&root).join(&id);
+    for sub in ["upper", "work"] {
+        std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let meta = state::Meta {
+        id: id.clone(),
+        name,
+        image: args.image.clone(),
+        command: argv.clone(),
+        created: state::now(),
+        ports: args.publish.clone(),
+        auto_remove: args.rm,
+        detached: args.detach,
+    };
+    state::write_meta(&dir, &meta)?;
+
+    let req = RunRequest {
+        id: Some(id.clone()),
+        lower_dirs: img.lowers.clone(),
+        upper_dir: dir.join("upper"),
+        work_dir: dir.join("work"),
+        mounts,
+        process: Process {
+            args: argv,
+            env: opts::merge_env(&img.env, &env_over),
+            cwd: args.workdir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| {
+                if img.working_dir.is_empty() {
+                    "/".to_string()
+                } else {
+                    img.working_dir.clone()
+                }
+            }),
+            user: args
+                .user
+                .clone()
+                .or_else(|| Some(img.user.clone()).filter(|u| !u.is_empty())),
+            additional_groups: args.group_add.clone(),
+            tty: args.tty,
+        },
+        limits,
+        network,
+        hostname: args.hostname.clone(),
+        readonly_rootfs: args.read_only,
+        helper_exe: std::env::current_exe().context("locating the lamina binary")?,
+        ports,
+        detach: args.detach,
+        status_file: Some(dir.join("status.json")),
+    };
+
+    if args.detach {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("log"))
+            .with_context(|| format!("creating log for {id}"))?;
+        let stdio = RunStdio {
+            stdin: Some(std::process::Stdio::null()),
+            stdout: Some(log.try_clone()?.into()),
+            stderr: Some(log.into()),
+        };
+        let started = lamina_runner::spawn(&req, stdio).and_then(|r| r.wait_started());
+        return match started {
+            Ok(_) => {
+                println!("{id}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                start_failure(e)
+            }
+        };
+    }
+
+    let stdio = RunStdio {
+        stdin: if args.interactive || args.tty {
+            None
+        } else {
+            Some(std::process::Stdio::null())
+        },
+        ..Default::default()
+    };
+    let running = lamina_runner::spawn(&req, stdio);
+    let result = running.and_then(|r| {
+        let _fwd = super::signals::forward_to(r.helper_pid() as i32);
+        r.wait()
+    });
+    if args.rm {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    match result {
+        Ok(outcome) => {
+            if outcome.oom_killed {
+                let limit = args.memory.as_deref().unwrap_or("unlimited");
+                eprintln!(
+                    "lamina: container {} was killed: out of memory (memory limit {limit})",
+                    &id[..12]
+                );
+            }
+            Ok(ExitCode::from(outcome.exit_code.clamp(0, 255) as u8))
+        }
+        Err(e) => start_failure(e),
+    }
+}
+
+/// docker's convention: 127 when the command can't be found or run; other start failures are ours
+/// (exit 2) or the request's (exit 1).
+fn start_failure(e: RunError) -> anyhow::Result<ExitCode> {
+    if let RunError::Start {
+        kind: FailureKind::Exec,
+        ..
+    } = &e
+    {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(127));
+    }
+    if e.is_user_error() {
+        Err(e.into())
+    } else {
+        Err(anyhow::Error::new(e).context(crate::output::Internal("the container runtime failed".into())))
+    }
+}

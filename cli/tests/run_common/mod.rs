@@ -1,0 +1,121 @@
+//! Fixtures for the runner tests: a busybox rootfs built from the host's static busybox, and a
+//! request template pointing at the built `lamina` binary as helper.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use lamina_runner::{Limits, Network, Process, RunOutcome, RunRequest, RunStdio};
+
+pub const BUSYBOX: &str = "/usr/bin/busybox";
+
+/// Why the runner tests can't run here, if they can't.
+pub fn skip_reason() -> Option<String> {
+    let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .map(|l| l.split_whitespace().nth(2) == Some("0"))
+    });
+    if uid != Some(true) {
+        return Some("needs root".into());
+    }
+    if !Path::new(BUSYBOX).exists() {
+        return Some(format!("{BUSYBOX} missing (apt-get install busybox-static)"));
+    }
+    None
+}
+
+macro_rules! require_root {
+    () => {
+        if let Some(reason) = crate::run_common::skip_reason() {
+            eprintln!("skipping: {reason}");
+            return;
+        }
+    };
+}
+pub(crate) use require_root;
+
+/// A test sandbox: busybox lower dir, fresh upper/work, scratch space.
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub lower: PathBuf,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let lower = tmp.path().join("lower");
+        let bin = lower.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
+        let list = std::process::Command::new(BUSYBOX)
+            .arg("--list")
+            .output()
+            .unwrap();
+        for name in String::from_utf8_lossy(&list.stdout).lines() {
+            if name != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", bin.join(name));
+            }
+        }
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::create_dir_all(lower.join("tmp")).unwrap();
+        std::fs::write(
+            lower.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000:bob:/home/bob:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            lower.join("etc/group"),
+            "root:x:0:\nbob:x:1000:\nwheel:x:10:bob\nnogroup:x:65534:\n",
+        )
+        .unwrap();
+        Fixture { tmp, lower }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A request for `sh -c script` with a fresh upper dir named `tag`.
+    pub fn request(&self, tag: &str, script: &str) -> RunRequest {
+        let upper = self.path().join(format!("{tag}-upper"));
+        let work = self.path().join(format!("{tag}-work"));
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        RunRequest {
+            id: None,
+            lower_dirs: vec![self.lower.clone()],
+            upper_dir: upper,
+            work_dir: work,
+            mounts: vec![],
+            process: Process {
+                args: vec!["/bin/sh".into(), "-c".into(), script.into()],
+                env: vec![],
+                cwd: "/".into(),
+                user: None,
+                additional_groups: vec![],
+                tty: false,
+            },
+            limits: Limits::default(),
+            network: Network::None,
+            hostname: None,
+            readonly_rootfs: false,
+            helper_exe: PathBuf::from(env!("CARGO_BIN_EXE_lamina")),
+            ports: vec![],
+            detach: false,
+            status_file: None,
+        }
+    }
+
+    /// Run and capture stdout+stderr.
+    pub fn run(&self, req: &RunRequest) -> (RunOutcome, String) {
+        let out = self.path().join(format!("out-{}", lamina_runner::new_id()));
+        let f = std::fs::File::create(&out).unwrap();
+        let stdio = RunStdio {
+            stdin: Some(std::process::Stdio::null()),
+            stdout: Some(f.try_clone().unwrap().into()),
+            stderr: Some(f.into()),
+        };
+        let outcome = lamina_runner::run_with_stdio(req, stdio).expect("run");
+        (outcome, std::fs::read_to_string(&out).unwrap())
+    }
+}

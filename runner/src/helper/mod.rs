@@ -1,0 +1,529 @@
+//! The helper: `lamina __run-helper`, re-exec'd by [`crate::spawn`] so it is single-threaded when it
+//! drives libcontainer (which forks and is not safe in a multi-threaded process).
+//!
+//! Stage 1 gives the helper a private mount namespace (slave to the host's, so host unmounts still
+//! propagate in) with a private tmpfs at `/run/lamina`: every mount the run makes — the bundle, the
+//! overlay rootfs, libcontainer's state — lives only there and vanishes with the helper, whatever way
+//! it exits. It then re-execs itself from a read-only bind mount of its own binary, so
+//! `/proc/self/exe` of every process derived from it (the container's init before its execve) points
+//! at a read-only mount and cannot be overwritten from inside the container (CVE-2019-5736).
+//!
+//! Stage 2 reads the request from fd 3, mounts the overlay, resolves user, workdir and mount targets
+//! inside the rootfs, writes config.json, creates and starts the container, forwards signals, reaps,
+//! reads the OOM counter, deletes the container (cgroups, state) and unmounts.
+
+mod cgroup;
+mod fd;
+mod net;
+mod rootfs;
+mod seccomp;
+mod spec;
+mod user;
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use signal_hook::consts::signal as sigs;
+use signal_hook::iterator::Signals;
+
+use crate::error::FailureKind;
+use crate::protocol::HelperMessage;
+use crate::request::{ContainerStatus, Mount, Network, RunOutcome, RunRequest};
+
+/// Mount point of each helper's private tmpfs (the directory itself is shared and stays empty).
+const RUN_DIR: &str = "/run/lamina";
+const STAGE2: &str = "--stage2";
+
+/// Errors while preparing or starting a container, inside the helper.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SetupError {
+    #[error("cannot {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot mount {what} at {target}")]
+    Mount {
+        what: &'static str,
+        target: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create a private mount namespace")]
+    Unshare(#[source] std::io::Error),
+    #[error("{layers} layers: overlay mount options exceed a page")]
+    OverlayOptionsTooLong { layers: usize },
+    #[error("path {path} resolves outside the container rootfs")]
+    Escape { path: PathBuf },
+    #[error("unable to find user {user}: no matching entries in passwd file")]
+    NoSuchUser { user: String },
+    #[error("unable to find group {group}: no matching entries in group file")]
+    NoSuchGroup { group: String },
+    #[error("bad request from caller")]
+    Request(#[source] serde_json::Error),
+    #[error("cannot enter the container network namespace")]
+    Netns {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bring up loopback: {message}")]
+    Loopback { message: String },
+    #[error("cannot publish port on {addr}")]
+    Publish {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Runtime(#[from] libcontainer::error::LibcontainerError),
+    #[error("interrupted before the container started")]
+    Interrupted,
+    #[error(transparent)]
+    InvalidRequest(#[from] crate::error::RunError),
+}
+
+impl SetupError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> SetupError {
+        SetupError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn kind(&self) -> FailureKind {
+        match self {
+            SetupError::NoSuchUser { .. }
+            | SetupError::NoSuchGroup { .. }
+            | SetupError::Escape { .. }
+            | SetupError::InvalidRequest(_)
+            | SetupError::Publish { .. }
+            | SetupError::OverlayOptionsTooLong { .. } => FailureKind::User,
+            SetupError::Runtime(e) => {
+                let msg = e.to_string();
+                if msg.contains("not found in $PATH") || msg.contains("executing") {
+                    FailureKind::Exec
+                } else {
+                    FailureKind::Internal
+                }
+            }
+            _ => FailureKind::Internal,
+        }
+    }
+}
+
+/// The whole error chain on one line (it crosses a process boundary as text).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Entry point of the hidden subcommand; `args` are the arguments after `__run-helper`.
+pub fn helper_main(args: &[String]) -> ExitCode {
+    if args.first().map(String::as_str) == Some(STAGE2) {
+        return stage2();
+    }
+    let err = stage1();
+    // Only reached on failure: report it on the request socket if we can.
+    if let Ok(mut sock) = fd::take_request_socket() {
+        let msg = HelperMessage::Failed {
+            kind: FailureKind::Internal,
+            message: chain(&err),
+        };
+        let _ = send(&mut sock, &msg);
+    } else {
+        eprintln!("lamina run helper: {}", chain(&err));
+    }
+    ExitCode::from(2)
+}
+
+fn stage1() -> SetupError {
+    let run_dir = Path::new(RUN_DIR);
+    if let Err(e) = std::fs::create_dir_all(run_dir) {
+        return SetupError::io("create", run_dir, e);
+    }
+    // By path: after unshare, /proc/self/exe names a mount of the old namespace, which bind refuses.
+    let self_exe = match std::fs::read_link("/proc/self/exe") {
+        Ok(p) => p,
+        Err(e) => return SetupError::io("resolve", Path::new("/proc/self/exe"), e),
+    };
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
+        return SetupError::Unshare(e.into());
+    }
+    let none: Option<&str> = None;
+    if let Err(e) = nix::mount::mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_SLAVE, none) {
+        return SetupError::Mount {
+            what: "/ as slave",
+            target: "/".into(),
+            source: e.into(),
+        };
+    }
+    if let Err(e) = nix::mount::mount(
+        Some("tmpfs"),
+        run_dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=0700"),
+    ) {
+        return SetupError::Mount {
+            what: "private tmpfs",
+            target: run_dir.into(),
+            source: e.into(),
+        };
+    }
+    let exe = run_dir.join("exe");
+    if let Err(e) = std::fs::File::create(&exe) {
+        return SetupError::io("create", &exe, e);
+    }
+    if let Err(e) = nix::mount::mount(Some(&self_exe), &exe, none, MsFlags::MS_BIND, none) {
+        return SetupError::Mount {
+            what: "helper binary",
+            target: exe,
+            source: e.into(),
+        };
+    }
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    if let Err(e) = nix::mount::mount(none, &exe, none, ro, none) {
+        return SetupError::Mount {
+            what: "helper binary read-only",
+            target: exe,
+            source: e.into(),
+        };
+    }
+    let err = std::process::Command::new(&exe)
+        .arg0("lamina")
+        .arg(crate::spawn::HELPER_SUBCOMMAND)
+        .arg(STAGE2)
+        .exec();
+    SetupError::io("exec", &exe, err)
+}
+
+fn send(sock: &mut std::os::unix::net::UnixStream, msg: &HelperMessage) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    // MSG_NOSIGNAL: a caller that went away must not kill us with SIGPIPE before cleanup.
+    let mut buf = &line[..];
+    while !buf.is_empty() {
+        let n = rustix::net::send(&*sock, buf, rustix::net::SendFlags::NOSIGNAL)?;
+        buf = &buf[n..];
+    }
+    sock.flush()
+}
+
+fn stage2() -> ExitCode {
+    let _ = std::env::set_current_dir("/");
+    let mut sock = match fd::take_request_socket() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lamina run helper: no request socket: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    fd::default_sigpipe();
+    let mut buf = Vec::new();
+    let req: Result<RunRequest, SetupError> = sock
+        .read_to_end(&mut buf)
+        .map_err(|e| SetupError::io("read", Path::new("request socket"), e))
+        .and_then(|_| serde_json::from_slice(&buf).map_err(SetupError::Request));
+    let mut sink = Reporter {
+        sock: Some(sock),
+        status_file: None,
+    };
+    let result = req.and_then(|req| {
+        sink.status_file = req.status_file.clone();
+        supervise(&req, &mut sink)
+    });
+    let msg = match result {
+        Ok(outcome) => HelperMessage::Exited(outcome),
+        Err(e) => HelperMessage::Failed {
+            kind: e.kind(),
+            message: chain(&e),
+        },
+    };
+    sink.report(&msg);
+    ExitCode::SUCCESS
+}
+
+/// Where the helper says what happened: the caller's socket, and for detached containers the status
+/// file.
+struct Reporter {
+    sock: Option<std::os::unix::net::UnixStream>,
+    status_file: Option<PathBuf>,
+}
+
+impl Reporter {
+    fn report(&mut self, msg: &HelperMessage) {
+        if let Some(sock) = &mut self.sock {
+            let _ = send(sock, msg);
+        }
+        if let Some(path) = &self.status_file {
+            let monitor_pid = std::process::id() as i32;
+            let status = match msg {
+                HelperMessage::Started { pid } => ContainerStatus {
+                    monitor_pid,
+                    pid: Some(*pid),
+                    running: true,
+                    outcome: None,
+                    error: None,
+                },
+                HelperMessage::Exited(o) => ContainerStatus {
+                    monitor_pid,
+                    pid: None,
+                    running: false,
+                    outcome: Some(*o),
+                    error: None,
+                },
+                HelperMessage::Failed { message, .. } => ContainerStatus {
+                    monitor_pid,
+                    pid: None,
+                    running: false,
+                    outcome: None,
+                    error: Some(message.clone()),
+                },
+            };
+            let tmp = path.with_extension("tmp");
+            if let Ok(json) = serde_json::to_vec(&status)
+                && std::fs::write(&tmp, json).is_ok()
+            {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        }
+    }
+
+    /// Detached: the caller only waits for `Started`; close the socket so it sees EOF after that.
+    fn detach(&mut self) {
+        self.sock = None;
+    }
+}
+
+/// Everything that must be undone, in reverse order of setup; runs on every path out of `supervise`.
+struct Cleanup {
+    rootfs: Option<PathBuf>,
+    root: Option<rootfs::Root>,
+    container: Option<Container>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.container.take() {
+            // Kills anything left in the cgroup, removes the cgroup and libcontainer's state.
+            if let Err(e) = c.delete(true) {
+                eprintln!("lamina: cleaning up container {}: {}", c.id(), chain(&e));
+            }
+        }
+        if let Some(mut root) = self.root.take() {
+            root.remove_created();
+        }
+        if let Some(rootfs) = self.rootfs.take() {
+            let _ = nix::mount::umount2(&rootfs, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+const TERMINATING: [i32; 4] = [sigs::SIGINT, sigs::SIGTERM, sigs::SIGHUP, sigs::SIGQUIT];
+
+fn supervise(req: &RunRequest, sink: &mut Reporter) -> Result<RunOutcome, SetupError> {
+    crate::validate::request(req)?;
+    let id = req.id.clone().unwrap_or_else(crate::new_id);
+    // Registered before any child exists, so no SIGCHLD and no early ^C is lost. Handlers (unlike an
+    // ignored or blocked disposition) are reset by execve, so the container starts with defaults.
+    let forwarded = [sigs::SIGUSR1, sigs::SIGUSR2, sigs::SIGWINCH];
+    let mut signals = Signals::new(TERMINATING.iter().chain(&forwarded).chain(&[sigs::SIGCHLD]))
+        .map_err(|e| SetupError::io("install signal handlers for", Path::new("helper"), e))?;
+    let parent = nix::unistd::getppid();
+    if req.detach {
+        let _ = nix::unistd::setsid();
+    }
+
+    let run_dir = Path::new(RUN_DIR);
+    let bundle = run_dir.join("bundle");
+    let rootfs_dir = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs_dir).map_err(|e| SetupError::io("create", &rootfs_dir, e))?;
+    rootfs::mount_overlay(
+        run_dir,
+        &req.lower_dirs,
+        &req.upper_dir,
+        &req.work_dir,
+        &rootfs_dir,
+    )?;
+    let mut cleanup = Cleanup {
+        rootfs: Some(rootfs_dir.clone()),
+        root: None,
+        container: None,
+    };
+    let root = cleanup.root.insert(rootfs::Root::open(&rootfs_dir)?);
+
+    let passwd = root.read("/etc/passwd")?;
+    let group = root.read("/etc/group")?;
+    let user = user::resolve(
+        req.process.user.as_deref(),
+        &req.process.additional_groups,
+        passwd.as_deref(),
+        group.as_deref(),
+    )?;
+    let cwd = crate::validate::cwd(&req.process.cwd)?;
+    let cwd = root.mkdir_all(&cwd)?;
+    // The working dir stays (docker keeps it too); only mount stubs are removed after the run.
+    root.created.clear();
+
+    let hostname = req
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id.chars().take(12).collect());
+    let etc = spec::write_etc_files(&bundle, req.network, &hostname)
+        .map_err(|e| SetupError::io("write", &bundle, e))?;
+    let mut etc_files = Vec::new();
+    for (dest, src) in etc {
+        etc_files.push((root.mount_target(&dest.to_string_lossy(), false)?, src));
+    }
+    let mut mounts = Vec::new();
+    for m in &req.mounts {
+        mounts.push(match m {
+            Mount::Bind {
+                source,
+                destination,
+                readonly,
+            } => {
+                let meta = std::fs::metadata(source).map_err(|e| SetupError::io("stat", source, e))?;
+                let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+                if *readonly {
+                    options.push("ro".to_string());
+                }
+                spec::ResolvedMount {
+                    destination: root.mount_target(destination, meta.is_dir())?,
+                    kind: "bind",
+                    source: source.clone(),
+                    options,
+                }
+            }
+            Mount::Tmpfs {
+                destination,
+                size,
+                mode,
+            } => {
+                let mut options = vec![
+                    "nosuid".to_string(),
+                    "nodev".to_string(),
+                    format!("mode={mode:o}"),
+                ];
+                if *size > 0 {
+                    options.push(format!("size={size}"));
+                }
+                spec::ResolvedMount {
+                    destination: root.mount_target(destination, true)?,
+                    kind: "tmpfs",
+                    source: "tmpfs".into(),
+                    options,
+                }
+            }
+        });
+    }
+    let cgroups_path = format!("/lamina/{id}");
+    let input = spec::SpecInput {
+        req,
+        user: &user,
+        env: spec::env(&req.process.env, &hostname, &user.home),
+        cwd,
+        hostname: &hostname,
+        cgroups_path: &cgroups_path,
+        etc_files,
+        mounts,
+    };
+    let config = bundle.join("config.json");
+    let json = serde_json::to_vec(&spec::build(&input)).map_err(SetupError::Request)?;
+    std::fs::write(&config, json).map_err(|e| SetupError::io("write", &config, e))?;
+
+    let state = run_dir.join("state");
+    std::fs::create_dir_all(&state).map_err(|e| SetupError::io("create", &state, e))?;
+    let container = ContainerBuilder::new(id.clone(), SyscallType::default())
+        .with_root_path(&state)?
+        .as_init(&bundle)
+        .with_systemd(false)
+        .build()?;
+    let container = cleanup.container.insert(container);
+    let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+
+    if req.network == Network::None {
+        let netns = net::open_netns(pid)?;
+        net::loopback_up(&netns)?;
+        if !req.ports.is_empty() {
+            net::publish(&req.ports, Arc::new(netns))?;
+        }
+    }
+    if signals.pending().any(|s| TERMINATING.contains(&s)) {
+        return Err(SetupError::Interrupted);
+    }
+    container.start()?;
+    sink.report(&HelperMessage::Started { pid });
+    if req.detach {
+        sink.detach();
+    }
+
+    let status = wait_for(Pid::from_raw(pid), &mut signals, parent, req.detach);
+    let oom_killed = cgroup::oom_killed(&cgroups_path);
+    drop(cleanup);
+    Ok(RunOutcome {
+        exit_code: status.0,
+        signal: status.1,
+        oom_killed,
+    })
+}
+
+/// Forward signals to the container's init and reap children until init exits. A second
+/// terminating signal, or the caller dying, escalates to SIGKILL.
+fn wait_for(init: Pid, signals: &mut Signals, parent: Pid, detached: bool) -> (i32, Option<i32>) {
+    let mut terminations = 0;
+    loop {
+        if let Some(status) = reap(init) {
+            return status;
+        }
+        for sig in signals.wait() {
+            if sig == sigs::SIGCHLD {
+                continue;
+            }
+            if TERMINATING.contains(&sig) {
+                terminations += 1;
+            }
+            let orphaned = !detached && nix::unistd::getppid() != parent;
+            let signal = if terminations > 1 || orphaned {
+                Signal::SIGKILL
+            } else {
+                Signal::try_from(sig).unwrap_or(Signal::SIGTERM)
+            };
+            let _ = nix::sys::signal::kill(init, signal);
+        }
+    }
+}
+
+/// Reap every exited child; `Some` once `init` is among them.
+fn reap(init: Pid) -> Option<(i32, Option<i32>)> {
+    let mut result = None;
+    loop {
+        match nix::sys::wait::waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == init => result = Some((code, None)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => {
+                result = Some((128 + sig as i32, Some(sig as i32)))
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return result,
+            Ok(_) => {}
+        }
+    }
+}

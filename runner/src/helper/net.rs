@@ -1,0 +1,137 @@
+//! Networking for a private network namespace: loopback up, and the userspace port proxy.
+//!
+//! Published ports are proxied, not NATed: the host-side listener lives in the helper's (host)
+//! namespace, and each container-side socket is created by a thread that has `setns`-ed into the
+//! container's network namespace (setns on a network namespace affects only the calling thread), then
+//! connects to the container's loopback. No iptables, no veth.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libcontainer::network::link::LinkClient;
+use libcontainer::network::wrapper::create_network_client;
+use nix::sched::CloneFlags;
+
+use super::SetupError;
+use crate::request::{PortMapping, Protocol};
+
+pub(crate) fn open_netns(pid: i32) -> Result<OwnedFd, SetupError> {
+    let path = format!("/proc/{pid}/ns/net");
+    std::fs::File::open(&path)
+        .map(OwnedFd::from)
+        .map_err(|e| SetupError::io("open", path.as_ref(), e))
+}
+
+/// Bring `lo` up inside `netns` (a new network namespace starts with it down). Runs on the calling
+/// thread and switches it back afterwards.
+pub(crate) fn loopback_up(netns: &OwnedFd) -> Result<(), SetupError> {
+    let own = std::fs::File::open("/proc/thread-self/ns/net")
+        .map_err(|e| SetupError::io("open", "/proc/thread-self/ns/net".as_ref(), e))?;
+    nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| SetupError::Netns { source: e.into() })?;
+    // A fresh namespace numbers its loopback 1.
+    let res = LinkClient::new(create_network_client()).and_then(|mut c| c.set_up(1));
+    nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| SetupError::Netns { source: e.into() })?;
+    res.map_err(|e| SetupError::Loopback {
+        message: e.to_string(),
+    })
+}
+
+/// Bind the host side of every mapping now (so a busy port fails the start), serve in threads.
+pub(crate) fn publish(ports: &[PortMapping], netns: Arc<OwnedFd>) -> Result<(), SetupError> {
+    for p in ports {
+        let addr = SocketAddr::new(p.host_ip, p.host_port);
+        match p.protocol {
+            Protocol::Tcp => {
+                let l = TcpListener::bind(addr).map_err(|e| SetupError::Publish { addr, source: e })?;
+                let (ns, port) = (netns.clone(), p.container_port);
+                std::thread::spawn(move || serve_tcp(l, ns, port));
+            }
+            Protocol::Udp => {
+                let s = UdpSocket::bind(addr).map_err(|e| SetupError::Publish { addr, source: e })?;
+                let (ns, port) = (netns.clone(), p.container_port);
+                std::thread::spawn(move || serve_udp(s, ns, port));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn serve_tcp(l: TcpListener, netns: Arc<OwnedFd>, port: u16) {
+    for conn in l.incoming() {
+        let Ok(client) = conn else { continue };
+        let ns = netns.clone();
+        std::thread::spawn(move || {
+            if nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
+                return;
+            }
+            let Ok(upstream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+                return;
+            };
+            let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
+                return;
+            };
+            let t = std::thread::spawn(move || pump(c2, u2));
+            pump(upstream, client);
+            let _ = t.join();
+        });
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+fn serve_udp(host: UdpSocket, netns: Arc<OwnedFd>, port: u16) {
+    // One container-side socket per client address, created in the container's namespace by this
+    // thread; replies are relayed by a thread per client.
+    if nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
+        return;
+    }
+    let mut peers: HashMap<SocketAddr, UdpSocket> = HashMap::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let Ok((n, from)) = host.recv_from(&mut buf) else {
+            return;
+        };
+        let sock = match peers.get(&from) {
+            Some(s) => s,
+            None => {
+                let Ok(s) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
+                    continue;
+                };
+                if s.connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+                    continue;
+                }
+                let (Ok(reply), Ok(back)) = (s.try_clone(), host.try_clone()) else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    let _ = reply.set_read_timeout(Some(Duration::from_secs(180)));
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = reply.recv(&mut buf) {
+                        let _ = back.send_to(&buf[..n], from);
+                    }
+                });
+                peers.entry(from).or_insert(s)
+            }
+        };
+        let _ = sock.send(&buf[..n]);
+    }
+}

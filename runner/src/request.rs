@@ -1,0 +1,137 @@
+//! The request a caller hands to [`crate::run`]: plain data, serialised as JSON to the helper process.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Docker's default `PATH`, used when neither the image nor the caller sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One container run: rootfs layers, process, mounts, limits, network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// Container id: used for the cgroup path and state. Generated when `None`.
+    pub id: Option<String>,
+    /// Read-only layers of the rootfs, **bottom → top** (the order `Snapshots::ensure_chain` returns).
+    /// May be empty (FROM scratch).
+    pub lower_dirs: Vec<PathBuf>,
+    /// Writable layer; after the run it holds the step's diff in overlayfs form (whiteouts, opaque dirs).
+    pub upper_dir: PathBuf,
+    /// overlayfs work dir: empty, on the same filesystem as `upper_dir`.
+    pub work_dir: PathBuf,
+    /// Extra mounts, applied in order after the standard ones.
+    pub mounts: Vec<Mount>,
+    pub process: Process,
+    pub limits: Limits,
+    pub network: Network,
+    /// Container hostname; defaults to the first 12 characters of the id.
+    pub hostname: Option<String>,
+    /// Mount the rootfs read-only (`--read-only`).
+    pub readonly_rootfs: bool,
+    /// The `lamina` binary to re-exec as the single-threaded helper (`lamina __run-helper`).
+    pub helper_exe: PathBuf,
+    /// Published ports (`-p`); only meaningful with [`Network::None`] (a private network namespace).
+    pub ports: Vec<PortMapping>,
+    /// Detached (`run -d`): the helper becomes a monitor in its own session, reports `Started` as soon
+    /// as the process runs, and records the final status in `status_file`.
+    pub detach: bool,
+    /// Where the helper writes [`ContainerStatus`] JSON (running, then exited). Optional.
+    pub status_file: Option<PathBuf>,
+}
+
+/// The process to run inside the container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Process {
+    /// argv; `args[0]` is looked up in the container's `PATH`.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries. `PATH`, `HOME` and `HOSTNAME` are added like docker when missing.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container; created (root-owned, 0755) if missing.
+    pub cwd: String,
+    /// Docker `USER` syntax: `name`, `uid`, `name:group`, `uid:gid`. Names are resolved from the
+    /// image's own /etc/passwd and /etc/group. `None` = root.
+    pub user: Option<String>,
+    /// Extra supplementary groups (names or numbers), like `--group-add`.
+    pub additional_groups: Vec<String>,
+    /// Allocate nothing, but tell the process its stdio is a terminal (`-t`): passes the caller's tty.
+    pub tty: bool,
+}
+
+/// A mount inside the container. Destinations are resolved inside the rootfs (symlinks in the image
+/// cannot point them outside it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Mount {
+    /// Bind a host path (file or directory).
+    Bind {
+        source: PathBuf,
+        destination: String,
+        readonly: bool,
+    },
+    /// A fresh tmpfs. `size` in bytes (0 = kernel default), `mode` e.g. 0o1777.
+    Tmpfs {
+        destination: String,
+        size: u64,
+        mode: u32,
+    },
+}
+
+/// cgroup limits; `None` = unlimited.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Limits {
+    /// Memory limit in bytes (swap is capped at the same value: no swap use).
+    pub memory: Option<u64>,
+    /// CPU count, e.g. 0.5 → CFS quota 50000 / period 100000.
+    pub cpus: Option<f64>,
+    /// Max number of tasks (`--pids-limit`).
+    pub pids: Option<i64>,
+}
+
+/// Network mode.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Network {
+    /// Private network namespace with only loopback, up (`--network none`; also the default).
+    #[default]
+    None,
+    /// The host's network namespace (`--network host`).
+    Host,
+}
+
+/// Transport of a published port.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+/// `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/proto]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortMapping {
+    pub host_ip: std::net::IpAddr,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+/// What happened to the process.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Shell-style exit code: the process's status, or 128 + signal number.
+    pub exit_code: i32,
+    /// The signal that killed the process, if any.
+    pub signal: Option<i32>,
+    /// The kernel OOM killer fired in the container's cgroup.
+    pub oom_killed: bool,
+}
+
+/// State written by the helper to `status_file` for detached containers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerStatus {
+    /// Pid of the helper (monitor) process.
+    pub monitor_pid: i32,
+    /// Host pid of the container's init process, while running.
+    pub pid: Option<i32>,
+    pub running: bool,
+    pub outcome: Option<RunOutcome>,
+    /// Why the start failed, if it did.
+    pub error: Option<String>,
+}
