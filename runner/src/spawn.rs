@@ -99,14 +99,15 @@ pub fn spawn(req: &RunRequest, stdio: RunStdio) -> Result<Running, RunError> {
     let child = cmd.spawn().map_err(spawn_err)?;
     drop(theirs);
     let mut ours_w = &ours;
-    let json = serde_json::to_vec(&req).expect("RunRequest serialises");
+    // One JSON line; the socket stays open both ways: closing it (or writing `kill`) tells a
+    // foreground helper to kill the container.
+    let mut json = serde_json::to_vec(&req).expect("RunRequest serialises");
+    json.push(b'\n');
     let io_err = |source| RunError::HelperIo {
         id: id.clone(),
         source,
     };
-    let sent = ours_w
-        .write_all(&json)
-        .and_then(|()| ours.shutdown(std::net::Shutdown::Write));
+    let sent = ours_w.write_all(&json);
     let mut running = Running {
         id: id.clone(),
         child,
@@ -135,15 +136,15 @@ impl Running {
         self.child.id()
     }
 
-    /// Wait until the container process runs (detached mode); returns its host pid. The helper keeps
-    /// running as the container's monitor.
-    pub fn wait_started(mut self) -> Result<i32, RunError> {
+    /// Wait until the container process runs; returns its host pid. For a detached run the helper
+    /// keeps running as the container's monitor; otherwise call [`Running::wait`] afterwards.
+    pub fn wait_started(&mut self) -> Result<i32, RunError> {
         match self.next_message()? {
             HelperMessage::Started { pid } => Ok(pid),
             HelperMessage::Failed { kind, message } => {
                 let _ = self.child.wait();
                 Err(RunError::Start {
-                    id: self.id,
+                    id: self.id.clone(),
                     kind,
                     message,
                 })
@@ -153,6 +154,16 @@ impl Running {
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, "exit before start"),
             }),
         }
+    }
+
+    /// Kill the container (SIGKILL to everything in it); [`Running::wait`] then reports the outcome.
+    /// Dropping a `Running` without waiting has the same effect for a foreground run.
+    pub fn kill(&mut self) -> Result<(), RunError> {
+        let mut sock = self.reader.get_ref();
+        sock.write_all(b"kill\n").map_err(|source| RunError::HelperIo {
+            id: self.id.clone(),
+            source,
+        })
     }
 
     /// Wait for the container to finish.

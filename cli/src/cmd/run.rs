@@ -200,7 +200,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             stdout: Some(log.try_clone()?.into()),
             stderr: Some(log.into()),
         };
-        let started = lamina_runner::spawn(&req, stdio).and_then(|r| r.wait_started());
+        let started = lamina_runner::spawn(&req, stdio).and_then(|mut r| r.wait_started());
         return match started {
             Ok(_) => {
                 println!("{id}");

@@ -20,7 +20,7 @@ mod seccomp;
 mod spec;
 mod user;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -230,7 +230,7 @@ fn send(sock: &mut std::os::unix::net::UnixStream, msg: &HelperMessage) -> std::
 
 fn stage2() -> ExitCode {
     let _ = std::env::set_current_dir("/");
-    let mut sock = match fd::take_request_socket() {
+    let sock = match fd::take_request_socket() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("lamina run helper: no request socket: {e}");
@@ -238,18 +238,25 @@ fn stage2() -> ExitCode {
         }
     };
     fd::default_sigpipe();
-    let mut buf = Vec::new();
-    let req: Result<RunRequest, SetupError> = sock
-        .read_to_end(&mut buf)
+    let mut reader = match sock.try_clone() {
+        Ok(s) => std::io::BufReader::new(s),
+        Err(e) => {
+            eprintln!("lamina run helper: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut line = String::new();
+    let req: Result<RunRequest, SetupError> = reader
+        .read_line(&mut line)
         .map_err(|e| SetupError::io("read", Path::new("request socket"), e))
-        .and_then(|_| serde_json::from_slice(&buf).map_err(SetupError::Request));
+        .and_then(|_| serde_json::from_str(&line).map_err(SetupError::Request));
     let mut sink = Reporter {
         sock: Some(sock),
         status_file: None,
     };
     let result = req.and_then(|req| {
         sink.status_file = req.status_file.clone();
-        supervise(&req, &mut sink)
+        supervise(&req, &mut sink, reader)
     });
     let msg = match result {
         Ok(outcome) => HelperMessage::Exited(outcome),
@@ -316,6 +323,9 @@ impl Reporter {
 
 /// Everything that must be undone, in reverse order of setup; runs on every path out of `supervise`.
 struct Cleanup {
+    cgroups_path: String,
+    /// The container's init, until it has been reaped.
+    init: Option<Pid>,
     rootfs: Option<PathBuf>,
     root: Option<rootfs::Root>,
     container: Option<Container>,
@@ -323,12 +333,17 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if let Some(init) = self.init.take() {
+            // Failed between create and exit: init (and with it the pid namespace) must be gone
+            // before the cgroup can be removed.
+            let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(init, None);
+        }
         if let Some(mut c) = self.container.take() {
             // Kills anything left in the cgroup, removes the cgroup and libcontainer's state.
-            if let Err(e) = c.delete(true) {
-                eprintln!("lamina: cleaning up container {}: {}", c.id(), chain(&e));
-            }
+            let _ = c.delete(true);
         }
+        cgroup::remove_leftovers(&self.cgroups_path);
         if let Some(mut root) = self.root.take() {
             root.remove_created();
         }
@@ -340,7 +355,11 @@ impl Drop for Cleanup {
 
 const TERMINATING: [i32; 4] = [sigs::SIGINT, sigs::SIGTERM, sigs::SIGHUP, sigs::SIGQUIT];
 
-fn supervise(req: &RunRequest, sink: &mut Reporter) -> Result<RunOutcome, SetupError> {
+fn supervise(
+    req: &RunRequest,
+    sink: &mut Reporter,
+    control: std::io::BufReader<std::os::unix::net::UnixStream>,
+) -> Result<RunOutcome, SetupError> {
     crate::validate::request(req)?;
     let id = req.id.clone().unwrap_or_else(crate::new_id);
     // Registered before any child exists, so no SIGCHLD and no early ^C is lost. Handlers (unlike an
@@ -357,14 +376,24 @@ fn supervise(req: &RunRequest, sink: &mut Reporter) -> Result<RunOutcome, SetupE
     let bundle = run_dir.join("bundle");
     let rootfs_dir = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs_dir).map_err(|e| SetupError::io("create", &rootfs_dir, e))?;
-    rootfs::mount_overlay(
-        run_dir,
-        &req.lower_dirs,
-        &req.upper_dir,
-        &req.work_dir,
-        &rootfs_dir,
-    )?;
+    // Like docker's init layer: the mount points every container needs, in a tmpfs layer above the
+    // image, so creating them never writes into the upper dir (a build step's diff).
+    let init_layer = run_dir.join("init");
+    for d in ["proc", "sys", "dev", "etc"] {
+        let p = init_layer.join(d);
+        std::fs::create_dir_all(&p).map_err(|e| SetupError::io("create", &p, e))?;
+    }
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        let p = init_layer.join(f);
+        std::fs::write(&p, b"").map_err(|e| SetupError::io("create", &p, e))?;
+    }
+    let mut lowers = req.lower_dirs.clone();
+    lowers.push(init_layer);
+    rootfs::mount_overlay(run_dir, &lowers, &req.upper_dir, &req.work_dir, &rootfs_dir)?;
+    let cgroups_path = format!("/lamina/{id}");
     let mut cleanup = Cleanup {
+        cgroups_path: cgroups_path.clone(),
+        init: None,
         rootfs: Some(rootfs_dir.clone()),
         root: None,
         container: None,
@@ -436,7 +465,6 @@ fn supervise(req: &RunRequest, sink: &mut Reporter) -> Result<RunOutcome, SetupE
             }
         });
     }
-    let cgroups_path = format!("/lamina/{id}");
     let input = spec::SpecInput {
         req,
         user: &user,
@@ -460,6 +488,7 @@ fn supervise(req: &RunRequest, sink: &mut Reporter) -> Result<RunOutcome, SetupE
         .build()?;
     let container = cleanup.container.insert(container);
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+    cleanup.init = Some(Pid::from_raw(pid));
 
     if req.network == Network::None {
         let netns = net::open_netns(pid)?;
@@ -475,9 +504,12 @@ fn supervise(req: &RunRequest, sink: &mut Reporter) -> Result<RunOutcome, SetupE
     sink.report(&HelperMessage::Started { pid });
     if req.detach {
         sink.detach();
+    } else {
+        watch_caller(control, pid);
     }
 
     let status = wait_for(Pid::from_raw(pid), &mut signals, parent, req.detach);
+    cleanup.init = None;
     let oom_killed = cgroup::oom_killed(&cgroups_path);
     drop(cleanup);
     Ok(RunOutcome {
@@ -485,6 +517,24 @@ fn supervise(req: &RunRequest, sink: &mut Reporter) -> Result<RunOutcome, SetupE
         signal: status.1,
         oom_killed,
     })
+}
+
+/// A foreground caller that writes `kill` or goes away (closing its socket) wants the container
+/// dead. Threads are fine from here on: libcontainer has done all its forking.
+fn watch_caller(mut control: std::io::BufReader<std::os::unix::net::UnixStream>, init: i32) {
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match control.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.trim() == "kill" => break,
+                Ok(_) => {}
+            }
+        }
+        // init is our unreaped child until the main thread waits for it, so the pid is still its.
+        let _ = nix::sys::signal::kill(Pid::from_raw(init), Signal::SIGKILL);
+    });
 }
 
 /// Forward signals to the container's init and reap children until init exits. A second

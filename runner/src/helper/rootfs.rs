@@ -5,6 +5,7 @@
 //! rootfs, never on the host.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -134,10 +135,22 @@ impl Root {
         }
     }
 
-    /// `mkdir -p` inside the rootfs; returns the resolved container path.
+    /// `mkdir -p` inside the rootfs; returns the resolved container path. A dangling symlink on the
+    /// way is followed inside the rootfs and its target created, like runc's securejoin + MkdirAll.
     pub(crate) fn mkdir_all(&mut self, path: &Path) -> Result<PathBuf, SetupError> {
+        self.mkdir_all_depth(path, 0)
+    }
+
+    fn mkdir_all_depth(&mut self, path: &Path, depth: u32) -> Result<PathBuf, SetupError> {
+        if depth > 40 {
+            return Err(SetupError::io("resolve", path, Errno::LOOP.into()));
+        }
+        let comps: Vec<_> = path
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
         let mut cur = PathBuf::from("/");
-        for comp in path.components() {
+        for (i, comp) in comps.iter().enumerate() {
             let Component::Normal(name) = comp else { continue };
             let next = cur.join(name);
             match self.open_in(&next, OFlags::PATH | OFlags::DIRECTORY) {
@@ -146,10 +159,13 @@ impl Root {
                     let parent = self
                         .open_in(&cur, OFlags::PATH | OFlags::DIRECTORY)
                         .map_err(|e| SetupError::io("open", &cur, e.into()))?;
-                    match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+                    match rustix::fs::mkdirat(&parent, *name, Mode::from_raw_mode(0o755)) {
                         Ok(()) => self.created.push(next.clone()),
-                        // A dangling symlink: the retry below resolves it or fails with the path.
-                        Err(Errno::EXIST) => {}
+                        Err(Errno::EXIST) => {
+                            let rest: PathBuf = comps[i + 1..].iter().collect();
+                            let target = self.dangling_target(&parent, &cur, name.as_ref(), &next)?;
+                            return self.mkdir_all_depth(&target.join(rest), depth + 1);
+                        }
                         Err(e) => return Err(SetupError::io("mkdir", &next, e.into())),
                     }
                     let fd = self
@@ -163,21 +179,43 @@ impl Root {
         Ok(cur)
     }
 
+    /// `name` in `parent` exists but does not resolve: a dangling symlink. Its target, interpreted
+    /// inside the rootfs.
+    fn dangling_target(
+        &self,
+        parent: &OwnedFd,
+        cur: &Path,
+        name: &std::ffi::OsStr,
+        full: &Path,
+    ) -> Result<PathBuf, SetupError> {
+        let link = rustix::fs::readlinkat(parent, name, Vec::new())
+            .map_err(|e| SetupError::io("readlink", full, e.into()))?;
+        let link = PathBuf::from(std::ffi::OsStr::from_bytes(link.as_bytes()));
+        let joined = if link.is_absolute() { link } else { cur.join(link) };
+        Ok(crate::validate::normalize(&joined))
+    }
+
     /// Make sure a mount target exists (a dir, or an empty file for file binds) and return its
     /// resolved container path: the spec names that path, so the runtime never follows an image
     /// symlink when it mounts.
     pub(crate) fn mount_target(&mut self, path: &str, dir: bool) -> Result<PathBuf, SetupError> {
-        let path = crate::validate::normalize(Path::new(path));
+        self.mount_target_depth(&crate::validate::normalize(Path::new(path)), dir, 0)
+    }
+
+    fn mount_target_depth(&mut self, path: &Path, dir: bool, depth: u32) -> Result<PathBuf, SetupError> {
         if dir {
-            return self.mkdir_all(&path);
+            return self.mkdir_all(path);
         }
-        if let Ok(fd) = self.open_in(&path, OFlags::PATH) {
+        if depth > 40 {
+            return Err(SetupError::io("resolve", path, Errno::LOOP.into()));
+        }
+        if let Ok(fd) = self.open_in(path, OFlags::PATH) {
             return self.container_path(&fd);
         }
         let parent_path = path.parent().unwrap_or(Path::new("/"));
-        let name = path
-            .file_name()
-            .ok_or_else(|| SetupError::Escape { path: path.clone() })?;
+        let name = path.file_name().ok_or_else(|| SetupError::Escape {
+            path: path.to_path_buf(),
+        })?;
         let parent = self.mkdir_all(parent_path)?;
         let pfd = self
             .open_in(&parent, OFlags::PATH | OFlags::DIRECTORY)
@@ -189,12 +227,15 @@ impl Root {
             Mode::from_raw_mode(0o644),
         ) {
             Ok(_) => self.created.push(parent.join(name)),
-            Err(Errno::EXIST) => {}
-            Err(e) => return Err(SetupError::io("create", &path, e.into())),
+            Err(Errno::EXIST) => {
+                let target = self.dangling_target(&pfd, &parent, name, path)?;
+                return self.mount_target_depth(&target, false, depth + 1);
+            }
+            Err(e) => return Err(SetupError::io("create", path, e.into())),
         }
         let fd = self
             .open_in(&parent.join(name), OFlags::PATH)
-            .map_err(|e| SetupError::io("open", &path, e.into()))?;
+            .map_err(|e| SetupError::io("open", path, e.into()))?;
         self.container_path(&fd)
     }
 

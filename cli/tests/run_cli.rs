@@ -1,0 +1,134 @@
+//! `lamina run` and friends end to end: -d, -p, ps, logs, stop, rm, exit codes, --rm.
+
+mod run_common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use run_common::{Fixture, require_root};
+
+fn lamina(store: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lamina"));
+    c.arg("--root").arg(store);
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn publish_port_from_detached_httpd() {
+    require_root!();
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.lower.join("www")).unwrap();
+    std::fs::write(fx.lower.join("www/index.html"), "hello from lamina\n").unwrap();
+    let store = fx.path().join("store");
+    let port = free_port();
+    let out = lamina(&store)
+        .args(["run", "-d", "--name", "web", "-p"])
+        .arg(format!("127.0.0.1:{port}:8080"))
+        .arg(&fx.lower)
+        .args(["sh", "-c", "echo starting; exec httpd -f -p 8080 -h /www"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(id.len(), 64);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let attempt = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+            let mut b = String::new();
+            s.read_to_string(&mut b)?;
+            Ok(b)
+        });
+        match attempt {
+            Ok(b) if b.contains("hello from lamina") => break b,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!("no answer on port {port}: {other:?}"),
+        }
+    };
+    assert!(body.starts_with("HTTP/1."), "{body}");
+
+    let ps = lamina(&store).args(["ps", "--format", "json"]).output().unwrap();
+    let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(ps[0]["Names"], "web");
+    assert_eq!(ps[0]["Status"], "Up");
+    let logs = lamina(&store).args(["logs", "web"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "starting\n");
+
+    let rm = lamina(&store).args(["rm", "-f", "web"]).output().unwrap();
+    assert!(rm.status.success(), "{}", String::from_utf8_lossy(&rm.stderr));
+    assert!(!store.join("containers").join(&id).exists());
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port still published"
+    );
+}
+
+#[test]
+fn foreground_exit_codes_and_rm() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let st = lamina(&store)
+        .args(["run", "--rm"])
+        .arg(&fx.lower)
+        .args(["sh", "-c", "exit 42"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(42));
+    let st = lamina(&store)
+        .args(["run", "--rm"])
+        .arg(&fx.lower)
+        .arg("/no/such/binary")
+        .output()
+        .unwrap();
+    assert_eq!(
+        st.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let out = lamina(&store)
+        .args(["run", "--rm", "-e", "A=1", "-w", "/made/here", "-u", "bob"])
+        .arg(&fx.lower)
+        .args(["sh", "-c", "echo $A $(pwd) $(id -u):$(id -g) $(id -G) $HOME"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1 /made/here 1000:1000 1000 10 /home/bob"
+    );
+    let left: Vec<_> = std::fs::read_dir(store.join("containers")).unwrap().collect();
+    assert!(left.is_empty(), "--rm left {left:?}");
+}
+
+#[test]
+fn memory_oom_message_and_137() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let out = lamina(&store)
+        .args(["run", "--rm", "--memory", "24m"])
+        .arg(&fx.lower)
+        .args(["sh", "-c", "a=$(head -c 200000000 /dev/zero | tr '\\0' x)"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(137));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("out of memory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
