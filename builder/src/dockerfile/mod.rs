@@ -12,6 +12,7 @@
 //! (legacy forms, deprecated instructions) are collected in [`Dockerfile::warnings`].
 
 pub mod ast;
+pub mod dockerignore;
 pub mod error;
 pub mod expand;
 pub mod graph;
