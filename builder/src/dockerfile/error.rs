@@ -117,12 +117,10 @@ pub enum ErrorKind {
     },
     #[error("flag --{flag} cannot be used with {context}")]
     FlagNotAllowed { flag: String, context: &'static str },
-    #[error("unknown mount option '{option}' for type={mount_type}{suggestion}")]
-    UnknownMountOption {
-        option: String,
-        mount_type: String,
-        suggestion: Suggestion,
-    },
+    #[error("unknown mount option '{option}'{suggestion}")]
+    UnknownMountKey { option: String, suggestion: Suggestion },
+    #[error("mount option '{option}' is not valid for type={mount_type}")]
+    UnknownMountOption { option: String, mount_type: String },
     #[error("unknown mount type '{value}'{suggestion} (expected bind, cache, tmpfs, secret or ssh)")]
     UnknownMountType { value: String, suggestion: Suggestion },
     #[error("invalid value '{value}' for mount option {option}: expected {expected}")]
@@ -169,7 +167,7 @@ pub enum ErrorKind {
     UnknownStage { name: String, suggestion: Suggestion },
     #[error("target stage '{name}' could not be found{suggestion}")]
     UnknownTarget { name: String, suggestion: Suggestion },
-    #[error("stage '{name}' depends on itself (cycle through {via})")]
+    #[error("circular dependency on build stage '{name}' ({via})")]
     StageCycle { name: String, via: String },
     #[error("{rule}: {message} (an error because of the check=error=true directive)")]
     CheckFailed { rule: &'static str, message: String },

@@ -408,6 +408,8 @@ impl<'a, 'e> State<'a, 'e> {
                     }
                     return Ok(String::new());
                 };
+                // Escapes in the replacement only protected `}` and `/` from ending it.
+                let replacement = unescape(&replacement, self.opts.escape);
                 let toks = tokenize(&pattern, self.opts.escape)?;
                 let re = compile(&toks, true, false, &pattern)?;
                 Ok(if all {
@@ -419,6 +421,22 @@ impl<'a, 'e> State<'a, 'e> {
             _ => Err(ExpandError::UnsupportedModifier { modifier }),
         }
     }
+}
+
+fn unescape(s: &str, escape: char) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == escape {
+            match it.next() {
+                Some(n) => out.push(n),
+                None => out.push(c),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]

@@ -356,13 +356,10 @@ impl BuildGraph {
         };
 
         // Expand each FROM with the global scope; resolve its base.
+        // FROM names an earlier stage, else an image: `FROM alpine AS alpine` pulls alpine.
         let find_stage = |name: &str, current: usize| -> Option<usize> {
             let l = name.to_ascii_lowercase();
-            if let Some(i) = names.iter().position(|n| n.as_deref() == Some(l.as_str())) {
-                return Some(i);
-            }
-            let _ = current;
-            None
+            names[..current].iter().rposition(|n| n.as_deref() == Some(l.as_str()))
         };
         let mut froms = Vec::with_capacity(raws.len());
         for (i, r) in raws.iter().enumerate() {
@@ -399,15 +396,6 @@ impl BuildGraph {
                 Base::Scratch
             } else {
                 match find_stage(&image.value, i) {
-                    Some(j) if j == i => {
-                        return Err(ctx.err(
-                            image.span,
-                            ErrorKind::StageCycle {
-                                name: image.value.clone(),
-                                via: "FROM".into(),
-                            },
-                        ));
-                    }
                     Some(j) => Base::Stage(j),
                     None => Base::Image(image.value.clone()),
                 }
@@ -435,14 +423,22 @@ impl BuildGraph {
             consumed: &mut BTreeSet<String>,
             via: Span,
         ) -> Result<(), ParseError> {
+            let label = |j: usize| names[j].clone().unwrap_or_else(|| j.to_string());
             match state[i] {
                 2 => return Ok(()),
                 1 => {
+                    // The stages still in progress from `i` on form the cycle.
+                    let mut path: Vec<String> = (0..state.len())
+                        .filter(|&j| state[j] == 1 && j != i)
+                        .map(label)
+                        .collect();
+                    path.insert(0, label(i));
+                    path.push(label(i));
                     return Err(ctx.err(
                         via,
                         ErrorKind::StageCycle {
-                            name: names[i].clone().unwrap_or_else(|| i.to_string()),
-                            via: "a stage reference".into(),
+                            name: label(i),
+                            via: path.join(" -> "),
                         },
                     ));
                 }
@@ -483,8 +479,8 @@ impl BuildGraph {
                             return Err(ctx.err(
                                 s.instruction.span,
                                 ErrorKind::StageCycle {
-                                    name: names[i].clone().unwrap_or_else(|| i.to_string()),
-                                    via: s.instruction.keyword.to_string(),
+                                    name: label(i),
+                                    via: format!("{} --from refers to its own stage", s.instruction.keyword),
                                 },
                             ));
                         }

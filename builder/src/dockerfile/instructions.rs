@@ -815,9 +815,8 @@ fn parse_mount(ctx: &Ctx<'_>, line: &Line<'_>, f: &ParsedFlag) -> Result<Mount, 
             other => {
                 return Err(ctx.err(
                     sp,
-                    ErrorKind::UnknownMountOption {
+                    ErrorKind::UnknownMountKey {
                         option: other.to_string(),
-                        mount_type: "?".into(),
                         suggestion: suggest(other, MOUNT_KEYS.iter().copied()),
                     },
                 ));
@@ -886,7 +885,6 @@ fn parse_mount(ctx: &Ctx<'_>, line: &Line<'_>, f: &ParsedFlag) -> Result<Mount, 
                 ErrorKind::UnknownMountOption {
                     option: k.clone(),
                     mount_type: mount_type.as_str().into(),
-                    suggestion: crate::dockerfile::error::Suggestion(None),
                 },
             ));
         }

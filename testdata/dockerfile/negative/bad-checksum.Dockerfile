@@ -1,0 +1,2 @@
+FROM busybox
+ADD --checksum=md5:abc https://x/y /y

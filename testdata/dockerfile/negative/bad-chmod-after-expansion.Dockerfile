@@ -1,0 +1,3 @@
+FROM busybox
+ARG M=rwx
+COPY --chmod=$M a b

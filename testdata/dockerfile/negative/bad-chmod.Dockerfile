@@ -1,0 +1,2 @@
+FROM busybox
+COPY --chmod=999 a b

@@ -1,0 +1,3 @@
+FROM busybox
+ARG REQUIRED
+ENV A=${REQUIRED:?must be set}

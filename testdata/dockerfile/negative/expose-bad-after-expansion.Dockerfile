@@ -1,0 +1,3 @@
+FROM busybox
+ARG P=abc
+EXPOSE $P

@@ -1,0 +1,2 @@
+FROM busybox
+ENV --foo=bar A=1

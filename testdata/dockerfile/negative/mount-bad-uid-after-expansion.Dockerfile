@@ -1,0 +1,3 @@
+FROM busybox
+ARG U=root
+RUN --mount=type=cache,target=/x,uid=$U true

@@ -1,0 +1,2 @@
+FROM busybox
+COPY --frm=build a b

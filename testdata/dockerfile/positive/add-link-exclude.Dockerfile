@@ -1,0 +1,2 @@
+FROM busybox
+ADD --link --exclude=*.md --exclude=docs/ . /app

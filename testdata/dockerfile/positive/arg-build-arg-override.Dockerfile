@@ -1,0 +1,3 @@
+FROM busybox
+ARG V=default
+ENV E=$V

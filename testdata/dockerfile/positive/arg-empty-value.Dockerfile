@@ -1,0 +1,3 @@
+FROM busybox
+ARG EMPTY=
+ENV X=${EMPTY-unset} Y=${EMPTY:-unsetorempty}

@@ -1,0 +1,4 @@
+ARG V=global
+FROM busybox:$V
+ARG V
+ENV E=$V

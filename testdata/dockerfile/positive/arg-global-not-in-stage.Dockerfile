@@ -1,0 +1,3 @@
+ARG V=global
+FROM busybox
+ENV E=${V:-unset}

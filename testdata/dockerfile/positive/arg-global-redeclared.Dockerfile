@@ -1,0 +1,4 @@
+ARG V=global
+FROM busybox
+ARG V
+ENV E=$V

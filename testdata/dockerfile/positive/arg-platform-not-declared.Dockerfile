@@ -1,0 +1,2 @@
+FROM busybox
+ENV T=${TARGETPLATFORM:-undeclared}

@@ -1,0 +1,3 @@
+FROM busybox
+ARG USED
+RUN echo $USED

@@ -1,0 +1,6 @@
+# top
+FROM busybox
+# mid
+
+
+RUN true # not a comment

@@ -1,0 +1,2 @@
+FROM scratch
+COPY --from=busybox:latest /bin/busybox /busybox

@@ -1,0 +1,4 @@
+FROM busybox
+RUN touch /out
+FROM scratch
+COPY --from=0 /out /out

@@ -1,0 +1,5 @@
+# hello
+# escape=`
+FROM busybox
+RUN echo a \
+  b

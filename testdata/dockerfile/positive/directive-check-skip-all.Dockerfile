@@ -1,0 +1,4 @@
+# check=skip=all
+FROM busybox
+MAINTAINER x
+CMD echo

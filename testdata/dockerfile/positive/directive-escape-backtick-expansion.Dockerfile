@@ -1,0 +1,3 @@
+# escape=`
+FROM busybox
+ENV A=1 B=`$A C=\$A

@@ -1,0 +1,3 @@
+FROM busybox
+ENTRYPOINT ["/bin/echo"]
+CMD ["a"]

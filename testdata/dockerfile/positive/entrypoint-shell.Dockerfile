@@ -1,0 +1,2 @@
+FROM busybox
+ENTRYPOINT exec top -b

@@ -1,0 +1,3 @@
+FROM busybox
+ENV E=
+ENV A=${UNSET:-dflt} B=${E:-empty} C=${E-set} D=${E:+alt} F=${NOPE+alt}

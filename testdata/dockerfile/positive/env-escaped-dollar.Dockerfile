@@ -1,0 +1,3 @@
+FROM busybox
+ENV A=1
+ENV B=\$A C="\$A" D='$A'

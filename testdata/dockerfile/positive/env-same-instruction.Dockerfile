@@ -1,0 +1,4 @@
+FROM busybox
+ENV a=old
+ENV a=new b=$a
+ENV c=$a

@@ -1,0 +1,3 @@
+FROM busybox
+ARG PORT=8080
+EXPOSE $PORT/tcp

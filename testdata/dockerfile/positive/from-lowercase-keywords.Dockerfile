@@ -1,0 +1,2 @@
+from busybox as base
+run echo hi

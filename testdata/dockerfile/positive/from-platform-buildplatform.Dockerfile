@@ -1,0 +1,3 @@
+FROM --platform=$BUILDPLATFORM busybox AS b
+ARG TARGETARCH
+RUN echo $TARGETARCH

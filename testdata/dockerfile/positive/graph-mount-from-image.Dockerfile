@@ -1,0 +1,2 @@
+FROM busybox
+RUN --mount=from=alpine:3,target=/a true

@@ -1,0 +1,3 @@
+FROM busybox AS first
+FROM first
+RUN true

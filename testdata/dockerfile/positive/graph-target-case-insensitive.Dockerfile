@@ -1,0 +1,2 @@
+FROM busybox AS Build
+FROM scratch

@@ -1,0 +1,5 @@
+FROM busybox
+RUN <<-EOF
+	echo tab stripped
+		echo two tabs
+	EOF

@@ -1,0 +1,3 @@
+FROM busybox
+COPY <<EOF /empty
+EOF

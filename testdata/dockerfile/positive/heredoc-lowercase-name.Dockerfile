@@ -1,0 +1,4 @@
+FROM busybox
+COPY <<eot /out.txt
+hello
+eot

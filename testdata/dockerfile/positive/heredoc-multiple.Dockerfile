@@ -1,0 +1,6 @@
+FROM busybox
+COPY <<A <<B /dst/
+first
+A
+second
+B

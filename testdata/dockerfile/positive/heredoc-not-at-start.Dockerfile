@@ -1,0 +1,4 @@
+FROM busybox
+RUN cat >/etc/x.conf <<EOF && echo done
+key=value
+EOF

@@ -1,0 +1,5 @@
+FROM busybox
+RUN <<EOT sh -ex
+set -u
+ls
+EOT

@@ -1,0 +1,5 @@
+FROM busybox
+RUN <<EOF \
+  sh
+echo hi
+EOF

@@ -1,0 +1,2 @@
+FROM busybox
+LABEL description this is a label

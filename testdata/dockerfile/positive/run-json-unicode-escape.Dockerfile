@@ -1,0 +1,2 @@
+FROM busybox
+RUN ["echo", "caf\u00e9", "tab\there"]

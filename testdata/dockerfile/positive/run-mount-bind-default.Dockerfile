@@ -1,0 +1,2 @@
+FROM busybox
+RUN --mount=target=/src,source=.,rw true

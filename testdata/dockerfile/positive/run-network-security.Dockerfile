@@ -1,0 +1,3 @@
+FROM busybox
+RUN --network=none true
+RUN --network=host --security=insecure true

@@ -1,0 +1,3 @@
+FROM busybox
+SHELL ["/bin/sh", "-eux", "-c"]
+RUN echo hi

@@ -1,0 +1,5 @@
+FROM busybox
+ENV U=app
+USER $U:staff
+WORKDIR /home/$U
+WORKDIR sub
