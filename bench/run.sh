@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Start-up latency of `lamina run --rm IMAGE true` against runc (bundle prepared beforehand on the same
+# rootfs), podman and docker. Medians over RUNS runs with hyperfine; ratios against lamina.
+# Usage: bench/run.sh [path/to/lamina]   (needs root; env RUNS, default 20)
+set -euo pipefail
+LAMINA=${1:-$(dirname "$0")/../target/release/lamina}
+[ -x "$LAMINA" ] || LAMINA=$(dirname "$0")/../target/debug/lamina
+RUNS=${RUNS:-20}
+IMAGE=${IMAGE:-localhost:5000/busybox:latest}
+export DOCKER_HOST=${DOCKER_HOST:-unix:///tmp/peers-dockerd/docker.sock}
+W=$(mktemp -d /tmp/lamina-bench-run.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+
+# One busybox rootfs shared by lamina (as its lower dir) and runc (as its bundle rootfs).
+mkdir -p "$W/rootfs/bin" "$W/rootfs/etc"
+if [ -f /tmp/peers-busybox-rootfs.tar ]; then
+  tar -xf /tmp/peers-busybox-rootfs.tar -C "$W/rootfs"
+else
+  cp /usr/bin/busybox "$W/rootfs/bin/busybox"
+  for a in $("$W/rootfs/bin/busybox" --list); do ln -sf busybox "$W/rootfs/bin/$a"; done
+fi
+mkdir -p "$W/bundle" && cp -a "$W/rootfs" "$W/bundle/rootfs"
+(cd "$W/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
+
+cmds=(-n lamina "$LAMINA --root $W/store run --rm $W/rootfs true"
+      -n runc "runc run -b $W/bundle lamina-bench-runc-$$")
+if command -v podman >/dev/null && podman pull -q --tls-verify=false "$IMAGE" >/dev/null 2>&1; then
+  if podman run --rm --tls-verify=false "$IMAGE" true >/dev/null 2>&1; then
+    cmds+=(-n podman "podman run --rm $IMAGE true")
+  else
+    echo "podman run fails here (rlimits above the host's hard limits?):" >&2
+    podman run --rm "$IMAGE" true 2>&1 | tail -1 >&2 || true
+  fi
+fi
+if command -v docker >/dev/null && docker pull -q "$IMAGE" >/dev/null 2>&1; then
+  cmds+=(-n docker "docker run --rm $IMAGE true")
+fi
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$W/r.json" "${cmds[@]}" >&2
+python3 - "$W/r.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+base = r["lamina"]["median"]
+print(f"{'tool':<8} {'median ms':>10} {'ratio vs lamina':>16}")
+for name, x in r.items():
+    print(f"{name:<8} {x['median']*1000:>10.1f} {x['median']/base:>16.2f}")
+PY
