@@ -53,6 +53,8 @@ enum Command {
     Kill(cmd::kill::Args),
     /// Remove containers.
     Rm(cmd::rm::Args),
+    /// Run a command in a running container.
+    Exec(cmd::exec::Args),
 }
 
 impl Cli {
@@ -90,6 +92,9 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(lamina_runner::HELPER_SUBCOMMAND) {
         return lamina_runner::helper_main(&argv[2..]);
     }
+    if argv.get(1).map(String::as_str) == Some(lamina_runner::EXEC_SUBCOMMAND) {
+        return lamina_runner::exec_helper_main(&argv[2..]);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Version => {
@@ -110,6 +115,7 @@ fn main() -> ExitCode {
         Command::Stop(a) => cmd::stop::run(&cli, a),
         Command::Kill(a) => cmd::kill::run(&cli, a),
         Command::Rm(a) => cmd::rm::run(&cli, a),
+        Command::Exec(a) => cmd::exec::run(&cli, a),
     };
     match result {
         Ok(code) => code,

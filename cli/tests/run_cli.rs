@@ -132,3 +132,50 @@ fn memory_oom_message_and_137() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn exec_into_detached_container() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let out = lamina(&store)
+        .args(["run", "-d", "--name", "box"])
+        .arg(&fx.lower)
+        .args(["sleep", "30"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ex = lamina(&store)
+        .args([
+            "exec",
+            "-e",
+            "X=7",
+            "box",
+            "sh",
+            "-c",
+            "echo $X $$ $(hostname | wc -c); exit 5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ex.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&ex.stderr)
+    );
+    // Joined the container's pid namespace (not PID 1, but a small pid) and its UTS namespace.
+    let s = String::from_utf8_lossy(&ex.stdout);
+    let f: Vec<&str> = s.split_whitespace().collect();
+    assert_eq!(f[0], "7");
+    assert!(f[1].parse::<u32>().unwrap() < 10, "{s}");
+    assert_eq!(f[2], "13", "hostname should be the 12-char id: {s}");
+    let st = lamina(&store).args(["stop", "-t", "1", "box"]).status().unwrap();
+    assert!(st.success());
+    let ps = lamina(&store)
+        .args(["ps", "-a", "--format", "json"])
+        .output()
+        .unwrap();
+    let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(ps[0]["Status"], "Exited (137)");
+    assert!(lamina(&store).args(["rm", "box"]).status().unwrap().success());
+}

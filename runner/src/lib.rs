@@ -17,6 +17,7 @@ mod spawn;
 mod validate;
 
 pub use error::{FailureKind, RunError};
+pub use helper::exec::{EXEC_SUBCOMMAND, ExecRequest, exec_helper_main};
 pub use helper::helper_main;
 pub use request::{
     ContainerStatus, DEFAULT_PATH, Limits, Mount, Network, PortMapping, Process, Protocol, RunOutcome,

@@ -359,7 +359,9 @@ impl BuildGraph {
         // FROM names an earlier stage, else an image: `FROM alpine AS alpine` pulls alpine.
         let find_stage = |name: &str, current: usize| -> Option<usize> {
             let l = name.to_ascii_lowercase();
-            names[..current].iter().rposition(|n| n.as_deref() == Some(l.as_str()))
+            names[..current]
+                .iter()
+                .rposition(|n| n.as_deref() == Some(l.as_str()))
         };
         let mut froms = Vec::with_capacity(raws.len());
         for (i, r) in raws.iter().enumerate() {

@@ -2,6 +2,7 @@
 
 pub mod container;
 pub mod copy;
+pub mod exec;
 pub mod kill;
 pub mod login;
 pub mod logs;

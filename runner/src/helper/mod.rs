@@ -13,6 +13,7 @@
 //! reads the OOM counter, deletes the container (cgroups, state) and unmounts.
 
 mod cgroup;
+pub(crate) mod exec;
 mod fd;
 mod net;
 mod rootfs;
