@@ -55,6 +55,23 @@ enum Command {
     Rm(cmd::rm::Args),
     /// Run a command in a running container.
     Exec(cmd::exec::Args),
+    /// List images.
+    #[command(alias = "ls")]
+    Images(cmd::images::Args),
+    /// Give an image another name.
+    Tag(cmd::tag::Args),
+    /// Remove image tags (content stays until `prune`).
+    Rmi(cmd::rmi::Args),
+    /// Verify every blob and image in the store.
+    Fsck(cmd::fsck::Args),
+    /// Remove unreferenced blobs, unused snapshots and temp files.
+    Prune(cmd::prune::Args),
+    /// Create an image from a rootfs tarball.
+    Import(cmd::import::Args),
+    /// Write images to an OCI or docker archive.
+    Save(cmd::save::Args),
+    /// Load images from an OCI or docker archive.
+    Load(cmd::load::Args),
 }
 
 impl Cli {
@@ -116,6 +133,14 @@ fn main() -> ExitCode {
         Command::Kill(a) => cmd::kill::run(&cli, a),
         Command::Rm(a) => cmd::rm::run(&cli, a),
         Command::Exec(a) => cmd::exec::run(&cli, a),
+        Command::Images(a) => cmd::images::run(&cli, a),
+        Command::Tag(a) => cmd::tag::run(&cli, a),
+        Command::Rmi(a) => cmd::rmi::run(&cli, a),
+        Command::Fsck(a) => cmd::fsck::run(&cli, a),
+        Command::Prune(a) => cmd::prune::run(&cli, a),
+        Command::Import(a) => cmd::import::run(&cli, a),
+        Command::Save(a) => cmd::save::run(&cli, a),
+        Command::Load(a) => cmd::load::run(&cli, a),
     };
     match result {
         Ok(code) => code,

@@ -46,6 +46,68 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
+/// Seconds since the Unix epoch of an RFC 3339 time as image configs carry it (`2024-01-02T03:04:05.123Z`,
+/// `…+02:00`); `None` if it does not parse.
+#[allow(dead_code)] // used by subcommands as they land
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
+            let oh: i64 = rest[1..3].parse().ok()?;
+            let om: i64 = rest[4..6].parse().ok()?;
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+/// Docker's relative time: `About a minute ago`, `3 hours ago`, `2 weeks ago`.
+#[allow(dead_code)] // used by subcommands as they land
+pub fn human_ago(rfc3339: Option<&str>) -> String {
+    let Some(then) = rfc3339.and_then(parse_rfc3339) else {
+        return "N/A".to_owned();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let secs = (now - then).max(0);
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
+    match secs {
+        0 => "Less than a second ago".to_owned(),
+        1..60 => plural(secs, "second"),
+        60..120 => "About a minute ago".to_owned(),
+        120..3600 => plural(secs / 60, "minute"),
+        3600..7200 => "About an hour ago".to_owned(),
+        7200..172_800 => plural(secs / 3600, "hour"),
+        172_800..1_209_600 => plural(secs / 86_400, "day"),
+        1_209_600..5_184_000 => plural(secs / 604_800, "week"),
+        5_184_000..63_072_000 => plural(secs / 2_592_000, "month"),
+        _ => plural(secs / 31_536_000, "year"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +118,21 @@ mod tests {
         assert_eq!(human_size(999), "999 B");
         assert_eq!(human_size(12_300), "12.3 kB");
         assert_eq!(human_size(4_500_000), "4.5 MB");
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00.123456789Z"),
+            Some(1_709_208_000)
+        );
+        assert_eq!(parse_rfc3339("2024-02-29T14:00:00+02:00"), Some(1_709_208_000));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(
+            human_ago(Some("1970-01-01T00:00:00Z")).split(' ').nth(1),
+            Some("years")
+        );
+        assert_eq!(human_ago(None), "N/A");
     }
 }

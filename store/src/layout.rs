@@ -87,6 +87,13 @@ pub enum StoreError {
     },
     #[error("index {digest} has no manifest for linux/{arch} in the store")]
     NoPlatform { digest: Digest, arch: &'static str },
+    #[error("image config {config}: diff_id {index} is {expected}, but the layer given for it has {actual}")]
+    DiffIdMismatch {
+        config: Digest,
+        index: usize,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("no such image: {0}")]
     ImageNotFound(String),
     #[error("{query:?} is ambiguous, it matches: {candidates}")]
@@ -321,6 +328,10 @@ impl Store {
             .annotations
             .insert(REF_NAME_ANNOTATION.to_owned(), name.clone());
         self.update_index(|index| {
+            // A tagged image no longer needs its untagged placeholder entry.
+            index
+                .manifests
+                .retain(|d| d.ref_name().is_some() || d.digest != entry.digest);
             match index.manifests.iter_mut().find(|d| d.ref_name() == Some(&name)) {
                 Some(slot) => *slot = entry,
                 None => index.manifests.push(entry),
@@ -515,6 +526,79 @@ impl Store {
             config_digest,
             config,
             layers,
+        })
+    }
+
+    /// Writes an OCI manifest for a config blob already in the store, kept byte for byte (so an image ID
+    /// from docker stays the same), and `layers`, which must match the config's `rootfs.diff_ids`.
+    pub fn write_manifest(&self, config_digest: &Digest, layers: &[LayerDesc]) -> Result<Image, StoreError> {
+        let config = self.read_config(config_digest)?;
+        let config_size = self.blobs.size(config_digest)?;
+        if config.rootfs.diff_ids.len() != layers.len() {
+            return Err(StoreError::LayerCount {
+                manifest: config_digest.clone(),
+                config: config_digest.clone(),
+                diff_ids: config.rootfs.diff_ids.len(),
+                layers: layers.len(),
+            });
+        }
+        for (i, (want, l)) in config.rootfs.diff_ids.iter().zip(layers).enumerate() {
+            if want != &l.diff_id {
+                return Err(StoreError::DiffIdMismatch {
+                    config: config_digest.clone(),
+                    index: i,
+                    expected: want.clone(),
+                    actual: l.diff_id.clone(),
+                });
+            }
+            if !self.blobs.contains(&l.digest) {
+                return Err(StoreError::Missing {
+                    what: "layer",
+                    digest: l.digest.clone(),
+                });
+            }
+        }
+        let layers: Vec<LayerDesc> = layers
+            .iter()
+            .map(|l| LayerDesc {
+                media_type: media::to_oci_layer(&l.media_type).to_owned(),
+                ..l.clone()
+            })
+            .collect();
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.to_owned()),
+            artifact_type: None,
+            config: Descriptor::new(media::OCI_CONFIG, config_digest.clone(), config_size),
+            layers: layers
+                .iter()
+                .map(|l| Descriptor::new(l.media_type.clone(), l.digest.clone(), l.size))
+                .collect(),
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let (manifest_digest, manifest_size) = self.blobs.put_bytes(&canonical_json(&manifest))?;
+        Ok(Image {
+            manifest_digest,
+            manifest_size,
+            manifest_media_type: media::OCI_MANIFEST.to_owned(),
+            manifest,
+            config_digest: config_digest.clone(),
+            config,
+            layers,
+        })
+    }
+
+    /// Records an image without a tag (it shows as `<none>` and is kept by prune), unless an entry for the
+    /// same digest is already there.
+    pub fn add_untagged(&self, descriptor: Descriptor) -> Result<(), StoreError> {
+        let entry = strip_ref(&descriptor);
+        self.update_index(|index| {
+            if !index.manifests.iter().any(|d| d.digest == entry.digest) {
+                index.manifests.push(entry);
+            }
+            Ok(())
         })
     }
 

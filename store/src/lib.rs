@@ -6,16 +6,21 @@
 //! - [`layout`]: the store root as an OCI image layout ([`Store`]): tags, image read/write, resolve.
 //! - [`lock`]: flock-based store locks shared between lamina processes.
 //! - [`image`], [`config`]: manifests, indexes, descriptors, [`ImageConfig`], [`canonical_json`].
+//! - [`archive`]: import, save, load.
+//! - [`fsck`], [`prune`]: store checking and garbage collection.
 //! - [`validate`]: checks an image is whole (every producer's tests use it).
 //! - [`inspect`]: layer walking, flattened trees, image diff and efficiency analysis.
 
+pub mod archive;
 pub mod blob;
 pub mod config;
 pub mod digest;
+pub mod fsck;
 pub mod image;
 pub mod inspect;
 pub mod layout;
 pub mod lock;
+pub mod prune;
 pub mod reference;
 pub mod validate;
 

@@ -1,0 +1,264 @@
+//! Garbage collection: [`prune`] removes blobs no index.json entry reaches, snapshots no image uses, and
+//! everything in tmp/. [`reachable`] is the mark phase, shared with fsck.
+//!
+//! prune runs under the exclusive store lock, so no writer is between writing its first blob and tagging:
+//! everything unreachable then is garbage, and every temp file is a leftover of a dead process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::image::{Descriptor, Parsed};
+use crate::layout::{Store, StoreError};
+use crate::validate::Problem;
+
+/// One blob an image needs, and what for.
+#[derive(Clone, Debug)]
+pub struct Needed {
+    pub what: &'static str,
+    pub descriptor: Descriptor,
+    /// The index entry (ref.name or digest) it was first reached from.
+    pub root: String,
+}
+
+/// The content reachable from index.json, and the diff_id chains of every readable image (for snapshots).
+#[derive(Debug, Default)]
+pub struct Reachable {
+    /// Every blob some root needs, with its descriptor (the first one seen).
+    pub blobs: BTreeMap<Digest, Needed>,
+    /// Chain ids of every layer prefix of every image: the snapshots in use.
+    pub chain_ids: BTreeSet<Digest>,
+    /// What could not be followed (missing or unreadable manifests/configs, layer count mismatches), with
+    /// the index entry it was found from (ref.name or digest).
+    pub problems: Vec<(String, Problem)>,
+}
+
+/// The OCI chain id of a layer on top of `parent`'s chain: `sha256(parent + " " + diff_id)`, or the diff_id
+/// itself for the bottom layer.
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => Digest::sha256_of(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+/// Marks everything reachable from index.json.
+pub fn reachable(store: &Store) -> Result<Reachable, StoreError> {
+    let index = store.read_index()?;
+    let mut out = Reachable::default();
+    for root in &index.manifests {
+        let name = root
+            .ref_name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| root.digest.to_string());
+        mark(store, root, &name, &mut out, 0);
+    }
+    Ok(out)
+}
+
+fn mark(store: &Store, desc: &Descriptor, root: &str, out: &mut Reachable, depth: usize) {
+    if out.blobs.contains_key(&desc.digest) {
+        return;
+    }
+    out.blobs.insert(
+        desc.digest.clone(),
+        Needed {
+            what: "manifest",
+            descriptor: desc.clone(),
+            root: root.to_owned(),
+        },
+    );
+    // Nested indexes are legal but never deep; the bound only guards against hostile self-references.
+    if depth > 8 {
+        return;
+    }
+    match store.read_manifest(&desc.digest, Some(&desc.media_type)) {
+        Err(e) => out.problems.push((root.to_owned(), e.into())),
+        Ok(Parsed::Index(idx)) => {
+            // Children of a multi-platform index may legitimately be absent (pulled for one platform).
+            for child in &idx.manifests {
+                if store.blobs().contains(&child.digest) {
+                    mark(store, child, root, out, depth + 1);
+                }
+            }
+        }
+        Ok(Parsed::Manifest(m)) => {
+            out.blobs.entry(m.config.digest.clone()).or_insert(Needed {
+                what: "config",
+                descriptor: m.config.clone(),
+                root: root.to_owned(),
+            });
+            for l in &m.layers {
+                out.blobs.entry(l.digest.clone()).or_insert(Needed {
+                    what: "layer",
+                    descriptor: l.clone(),
+                    root: root.to_owned(),
+                });
+            }
+            match store.read_config(&m.config.digest) {
+                Err(e) => out.problems.push((root.to_owned(), e.into())),
+                Ok(cfg) if cfg.rootfs.diff_ids.len() != m.layers.len() => out.problems.push((
+                    root.to_owned(),
+                    StoreError::LayerCount {
+                        manifest: desc.digest.clone(),
+                        config: m.config.digest.clone(),
+                        diff_ids: cfg.rootfs.diff_ids.len(),
+                        layers: m.layers.len(),
+                    }
+                    .into(),
+                )),
+                Ok(cfg) => {
+                    let mut parent: Option<Digest> = None;
+                    for diff_id in &cfg.rootfs.diff_ids {
+                        let c = chain_id(parent.as_ref(), diff_id);
+                        out.chain_ids.insert(c.clone());
+                        parent = Some(c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What prune removed (or, with `dry_run`, would remove).
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub blobs: Vec<(Digest, u64)>,
+    pub snapshots: Vec<(PathBuf, u64)>,
+    pub tmp: Vec<(PathBuf, u64)>,
+}
+
+impl PruneReport {
+    pub fn freed(&self) -> u64 {
+        self.blobs.iter().map(|b| b.1).sum::<u64>()
+            + self.snapshots.iter().map(|s| s.1).sum::<u64>()
+            + self.tmp.iter().map(|t| t.1).sum::<u64>()
+    }
+}
+
+/// Bytes used by a file or tree (apparent sizes; hardlinked files counted once per link).
+pub fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    let mut total = 0;
+    if let Ok(rd) = fs::read_dir(path) {
+        for e in rd.flatten() {
+            total += tree_size(&e.path());
+        }
+    }
+    total
+}
+
+/// Removes a file or a whole tree, making read-only directories writable first if removal is refused
+/// (layers may contain `dr-x------` directories that even the owner can't delete from without root).
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            make_writable(path);
+            fs::remove_dir_all(path)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = fs::symlink_metadata(dir)
+        && m.is_dir()
+    {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() | 0o700));
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                make_writable(&e.path());
+            }
+        }
+    }
+}
+
+/// A snapshot directory entry prune may judge: its path and the chain id it is for, if its name says.
+/// Names that are not chain ids (link dirs, staging, metadata) are left to the snapshot module.
+fn snapshot_chain_id(name: &str) -> Option<Digest> {
+    let hex = name
+        .strip_prefix("sha256:")
+        .or(name.strip_prefix("sha256-"))
+        .unwrap_or(name);
+    Digest::new(crate::digest::Algorithm::Sha256, hex).ok()
+}
+
+/// Removes unreachable blobs, unused snapshots and every temp file. Takes the exclusive store lock itself
+/// (so don't hold the shared one in this process).
+pub fn prune(store: &Store, dry_run: bool) -> Result<PruneReport, StoreError> {
+    let _lock = store.lock_exclusive()?;
+    let live = reachable(store)?;
+    let mut report = PruneReport::default();
+    let io_err = |op, path: &Path| {
+        let path = path.to_owned();
+        move |source| StoreError::Io { op, path, source }
+    };
+
+    for d in store.blobs().list()? {
+        if live.blobs.contains_key(&d) {
+            continue;
+        }
+        let size = store.blobs().size(&d).unwrap_or(0);
+        if !dry_run {
+            store.blobs().remove(&d)?;
+        }
+        report.blobs.push((d, size));
+    }
+
+    let snaps = store.snapshots_dir();
+    for dir in [snaps.clone(), snaps.join("sha256")] {
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("list", &dir)(e)),
+        };
+        for e in rd {
+            let e = e.map_err(io_err("list", &dir))?;
+            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Some(chain) = snapshot_chain_id(&name) else {
+                continue;
+            };
+            if live.chain_ids.contains(&chain) {
+                continue;
+            }
+            let path = e.path();
+            let size = tree_size(&path);
+            if !dry_run {
+                remove_tree(&path).map_err(io_err("remove snapshot", &path))?;
+            }
+            report.snapshots.push((path, size));
+        }
+    }
+
+    let tmp = store.tmp_dir();
+    let rd = fs::read_dir(tmp).map_err(io_err("list", tmp))?;
+    for e in rd {
+        let e = e.map_err(io_err("list", tmp))?;
+        let path = e.path();
+        let size = tree_size(&path);
+        if !dry_run {
+            remove_tree(&path).map_err(io_err("remove temp file", &path))?;
+        }
+        report.tmp.push((path, size));
+    }
+    Ok(report)
+}
