@@ -35,8 +35,9 @@ fn import_images_tag_rmi() {
         .lines()
         .next()
         .unwrap()
-        .split("   ")
+        .split("  ")
         .map(str::trim)
+        .filter(|s| !s.is_empty())
         .collect();
     assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
     assert!(table.contains(&id[7..19]), "{table}");
