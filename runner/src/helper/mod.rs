@@ -340,10 +340,10 @@ impl Drop for Cleanup {
             let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(init, None);
         }
-        if let Some(mut c) = self.container.take() {
-            // Kills anything left in the cgroup, removes the cgroup and libcontainer's state.
-            let _ = c.delete(true);
-        }
+        // libcontainer's own delete() re-reads state and scans /proc per subsystem, and gives up at
+        // the first busy cgroup; the state lives in our private tmpfs anyway, so only the cgroups
+        // need removing, which remove_leftovers does (killing stragglers, retrying).
+        self.container.take();
         cgroup::remove_leftovers(&self.cgroups_path);
         if let Some(mut root) = self.root.take() {
             root.remove_created();

@@ -83,6 +83,14 @@ const CLONE_NS_FLAGS: &[u64] = &[
     0x4000_0000, // CLONE_NEWNET
 ];
 
+/// The native ABI and its compat ABIs (what Docker lists): every extra arch costs filter size.
+#[cfg(target_arch = "x86_64")]
+const ARCHES: &[&str] = &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"];
+#[cfg(target_arch = "aarch64")]
+const ARCHES: &[&str] = &["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const ARCHES: &[&str] = &[];
+
 /// The `linux.seccomp` object of the OCI runtime spec.
 pub(crate) fn profile() -> Value {
     let mut syscalls = vec![
@@ -99,7 +107,7 @@ pub(crate) fn profile() -> Value {
     }
     json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        "architectures": ARCHES,
         "syscalls": syscalls,
     })
 }
