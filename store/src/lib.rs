@@ -10,6 +10,8 @@
 //! - [`fsck`], [`prune`]: store checking and garbage collection.
 //! - [`validate`]: checks an image is whole (every producer's tests use it).
 //! - [`inspect`]: layer walking, flattened trees, image diff and efficiency analysis.
+//! - [`layer`]: directory ⇄ layer tar (deterministic writer, parallel gzip/zstd, in-root applier).
+//! - [`snapshot`]: unpacked layers keyed by chain id, shared between images.
 
 pub mod archive;
 pub mod blob;
@@ -18,10 +20,12 @@ pub mod digest;
 pub mod fsck;
 pub mod image;
 pub mod inspect;
+pub mod layer;
 pub mod layout;
 pub mod lock;
 pub mod prune;
 pub mod reference;
+pub mod snapshot;
 pub mod validate;
 
 pub use blob::{BlobError, BlobStore, BlobWriter};
