@@ -380,6 +380,40 @@ fn basic_auth_login_config_and_credential_helper() {
         .output()
         .unwrap();
     ok(&o, "pull with a credential helper");
+
+    // Blobs redirected to another host ("blob storage") get no credentials.
+    let storage = BlobStorage::start(reg.dir.path().join("data"));
+    let proxy = Proxy::start(
+        reg.port,
+        Faults {
+            redirect_blobs_to: Some(storage.port),
+            seed: 1,
+            ..Default::default()
+        },
+    );
+    std::fs::write(
+        hcfg.join("config.json"),
+        format!(r#"{{"credHelpers":{{"127.0.0.1:{}":"lamtest"}}}}"#, proxy.port),
+    )
+    .unwrap();
+    let o = lamina()
+        .arg("--root")
+        .arg(tmp.path().join("redirected"))
+        .env("DOCKER_CONFIG", &hcfg)
+        .env("PATH", path_with(&bin))
+        .args(["pull", &format!("127.0.0.1:{}/private/img:v1", proxy.port)])
+        .output()
+        .unwrap();
+    ok(&o, "pull with blobs redirected to another host");
+    assert!(
+        storage.served.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "redirect not followed"
+    );
+    assert!(
+        storage.auth_seen.lock().unwrap().is_empty(),
+        "credentials leaked to the redirect target"
+    );
+    assert_store_sound(&tmp.path().join("redirected"));
 }
 
 #[test]

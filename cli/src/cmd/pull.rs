@@ -56,7 +56,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 Some(&sources),
                 &popts,
                 &reporter,
-                &|_| {},
+                &|_, _| {},
             )
             .await
         })

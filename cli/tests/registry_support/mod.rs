@@ -224,8 +224,10 @@ pub struct Faults {
     pub corrupt: u32,
     /// Replace every manifest GET body with this many bytes.
     pub oversized_manifest: Option<usize>,
-    /// Fail this many requests first, then behave (0 = random per the rates above).
+    /// Seed of the fault dice.
     pub seed: u64,
+    /// Answer blob GETs with a 307 to this port on `localhost` (another host than 127.0.0.1).
+    pub redirect_blobs_to: Option<u16>,
 }
 
 /// A fault-injecting HTTP/1.1 proxy: one request per connection (`Connection: close`).
@@ -372,6 +374,11 @@ fn handle(
             .push(format!("FAULT {status} {method} {path}"));
         write_response(c, status, &[], b"{\"errors\":[]}", usize::MAX)
     };
+    if is_blob_get && let Some(port) = f.redirect_blobs_to {
+        log.lock().unwrap().push(format!("307 {method} {path}"));
+        let loc = vec![("location".to_owned(), format!("http://localhost:{port}{path}"))];
+        return write_response(&mut client, "307 Temporary Redirect", &loc, b"", usize::MAX);
+    }
     if path != "/v2/" && (is_blob_get || is_manifest_get || is_write || method == "HEAD") {
         if roll(rng, f.status_500) {
             return fail(&mut client, "500 Internal Server Error");
@@ -610,4 +617,57 @@ pub fn path_with(dir: &Path) -> PathBuf {
     let mut paths = vec![dir.to_owned()];
     paths.extend(std::env::split_paths(&old));
     PathBuf::from(std::env::join_paths(paths).unwrap())
+}
+
+/// Stands in for blob storage behind a redirect: serves blobs straight from a registry's storage dir and
+/// records the Authorization headers it was sent (there must be none).
+pub struct BlobStorage {
+    pub port: u16,
+    pub auth_seen: Arc<Mutex<Vec<String>>>,
+    pub served: Arc<AtomicU64>,
+}
+
+impl BlobStorage {
+    pub fn start(registry_data: PathBuf) -> BlobStorage {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let auth_seen = Arc::new(Mutex::new(Vec::new()));
+        let served = Arc::new(AtomicU64::new(0));
+        let (a2, s2) = (auth_seen.clone(), served.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                let Ok(Some((start, headers))) = read_head(&mut r) else {
+                    continue;
+                };
+                for (k, v) in &headers {
+                    if k == "authorization" {
+                        a2.lock().unwrap().push(v.clone());
+                    }
+                }
+                let path = start.split_whitespace().nth(1).unwrap_or("");
+                let hex = path.rsplit("sha256:").next().unwrap_or("");
+                let file = registry_data
+                    .join("docker/registry/v2/blobs/sha256")
+                    .join(hex.get(..2).unwrap_or("xx"))
+                    .join(hex)
+                    .join("data");
+                match std::fs::read(file) {
+                    Ok(data) => {
+                        s2.fetch_add(1, Ordering::SeqCst);
+                        let _ = write_response(&mut conn, "200 OK", &[], &data, usize::MAX);
+                    }
+                    Err(_) => {
+                        let _ = write_response(&mut conn, "404 Not Found", &[], b"", usize::MAX);
+                    }
+                }
+            }
+        });
+        BlobStorage {
+            port,
+            auth_seen,
+            served,
+        }
+    }
 }

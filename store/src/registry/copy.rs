@@ -107,7 +107,7 @@ pub async fn copy(
                 platform: opts.platform.clone(),
                 include_foreign: false,
             };
-            let pulled = pull::pull(&sc, s, &blobs, None, &popts, progress, &|_| {}).await?;
+            let pulled = pull::pull(&sc, s, &blobs, None, &popts, progress, &|_, _| {}).await?;
             let name = tag.clone().or_else(|| s.tag().map(str::to_owned));
             layout::set_ref(path, &pulled.manifest, name.as_deref())?;
             Ok(pulled.manifest.digest)

@@ -1,9 +1,8 @@
 //! Pull: manifest (platform picked from an index) → config → layers, in parallel, into the blob store.
 //!
 //! Every blob is verified before it lands (see `RegistryClient::fetch_blob`); the manifest bytes are stored
-//! verbatim so the image keeps its registry digest. Layers already in the store are not fetched. As the
-//! bottom-most run of layers completes, `on_ready(n)` says "layers[..n] are all in the store", so the
-//! caller can unpack them while the rest still download.
+//! verbatim so the image keeps its registry digest. Layers already in the store are not fetched. As each
+//! layer lands, `on_ready(i, layers)` says so, and the caller can unpack it while the rest still download.
 
 use futures_util::StreamExt;
 
@@ -101,8 +100,9 @@ pub async fn resolve_manifest(
     }
 }
 
-/// Pulls an image into `blobs`. `on_ready(n)` is called whenever the prefix of layers present in the
-/// store grows to `n` (from a blocking-safe context: it should only hand work to another thread).
+/// Pulls an image into `blobs`. `on_ready(i, layers)` is called as soon as layer `i` is in the store
+/// (`layers` = every (blob digest, diff_id), bottom first); it runs on the async workers, so it should only
+/// hand work to another thread.
 pub async fn pull(
     client: &RegistryClient,
     reference: &Reference,
@@ -110,7 +110,7 @@ pub async fn pull(
     sources: Option<&BlobSources>,
     opts: &PullOptions,
     progress: &dyn Progress,
-    on_ready: &(dyn Fn(usize) + Send + Sync),
+    on_ready: &(dyn Fn(usize, &[(Digest, Digest)]) + Send + Sync),
 ) -> Result<Pulled, RegistryError> {
     let (manifest_desc, index, parsed) =
         resolve_manifest(client, reference, opts.platform.as_ref(), Some(blobs)).await?;
@@ -152,16 +152,12 @@ pub async fn pull(
         });
     }
 
-    let done = std::sync::Mutex::new(vec![false; layers.len()]);
-    let ready = std::sync::atomic::AtomicUsize::new(0);
-    let mark = |i: usize| {
-        let mut d = done.lock().expect("no panics while held");
-        d[i] = true;
-        let n = d.iter().take_while(|x| **x).count();
-        if n > ready.swap(n, std::sync::atomic::Ordering::SeqCst) {
-            on_ready(n);
-        }
-    };
+    let pairs: Vec<(Digest, Digest)> = layers
+        .iter()
+        .map(|l| l.digest.clone())
+        .zip(diff_ids.iter().cloned())
+        .collect();
+    let mark = |i: usize| on_ready(i, &pairs);
     let jobs = client.options().jobs.max(1);
     let mut downloaded = 0;
     let mut results = futures_util::stream::iter(layers.iter().enumerate())
