@@ -17,6 +17,9 @@ use crate::reference::Reference;
 /// Largest image config we read into memory (after it was verified on disk).
 const MAX_CONFIG_SIZE: u64 = 64 << 20;
 
+/// `on_ready(i, layers)`: layer `i` of `layers` ((blob digest, diff_id), bottom first) is in the store.
+pub type LayerReady = dyn Fn(usize, &[(Digest, Digest)]) + Send + Sync;
+
 #[derive(Clone, Debug, Default)]
 pub struct PullOptions {
     /// Platform to pick from an index; default: the host's.
@@ -110,7 +113,7 @@ pub async fn pull(
     sources: Option<&BlobSources>,
     opts: &PullOptions,
     progress: &dyn Progress,
-    on_ready: &(dyn Fn(usize, &[(Digest, Digest)]) + Send + Sync),
+    on_ready: &LayerReady,
 ) -> Result<Pulled, RegistryError> {
     let (manifest_desc, index, parsed) =
         resolve_manifest(client, reference, opts.platform.as_ref(), Some(blobs)).await?;
