@@ -72,6 +72,19 @@ enum Command {
     Save(cmd::save::Args),
     /// Load images from an OCI or docker archive.
     Load(cmd::load::Args),
+    /// Show an image's manifest, config and layers as JSON (or fields of it).
+    Inspect(cmd::inspect::Args),
+    /// Show the build steps of an image and the layers they made.
+    History(cmd::history::Args),
+    /// List what a layer adds, changes and removes (whiteouts resolved).
+    #[command(name = "ls-layer")]
+    LsLayer(cmd::ls_layer::Args),
+    /// Show an image's flattened file tree with sizes.
+    Tree(cmd::tree::Args),
+    /// Compare two images or layers (exit 0 same, 1 different, 2 error).
+    Diff(cmd::diff::Args),
+    /// Measure wasted space and duplicates across layers; CI thresholds set the exit status.
+    Analyze(cmd::analyze::Args),
 }
 
 impl Cli {
@@ -141,6 +154,12 @@ fn main() -> ExitCode {
         Command::Import(a) => cmd::import::run(&cli, a),
         Command::Save(a) => cmd::save::run(&cli, a),
         Command::Load(a) => cmd::load::run(&cli, a),
+        Command::Inspect(a) => cmd::inspect::run(&cli, a),
+        Command::History(a) => cmd::history::run(&cli, a),
+        Command::LsLayer(a) => cmd::ls_layer::run(&cli, a),
+        Command::Tree(a) => cmd::tree::run(&cli, a),
+        Command::Diff(a) => cmd::diff::run(&cli, a),
+        Command::Analyze(a) => cmd::analyze::run(&cli, a),
     };
     match result {
         Ok(code) => code,

@@ -30,7 +30,6 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
 }
 
 /// Human sizes in decimal units like docker: `512 B`, `12.3 kB`, `4.5 MB`, `1.2 GB`.
-#[allow(dead_code)] // used by subcommands as they land
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
@@ -108,9 +107,132 @@ pub fn human_ago(rfc3339: Option<&str>) -> String {
     }
 }
 
+/// Writes `s` to stdout; a closed pipe (`lamina tree … | head`) ends the process quietly instead of panicking.
+pub fn emit(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// Parses a size like `20MB`, `1.5 GB`, `512k`, `4MiB` or `1000` (bytes). Decimal units (kB, MB, GB, TB) are
+/// powers of 1000 like [`human_size`] prints; binary units (KiB, MiB, GiB, TiB) powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (t[..split].trim(), t[split..].trim());
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number with an optional unit"))?;
+    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0f64.powi(4),
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {unit:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    Ok((n * mult).round() as u64)
+}
+
+/// A text table with aligned columns; numeric-looking columns are right-aligned when marked.
+pub struct Table {
+    headers: Vec<&'static str>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// `right[i]`: right-align column i (sizes, counts).
+    pub fn new(headers: &[&'static str], right: &[bool]) -> Self {
+        Table {
+            headers: headers.to_vec(),
+            right: right.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Renders with two spaces between columns; the last column is never padded.
+    pub fn render(&self) -> String {
+        let n = self.headers.len();
+        let mut width = vec![0usize; n];
+        for (i, h) in self.headers.iter().enumerate() {
+            width[i] = h.chars().count();
+        }
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        for r in std::iter::once(&headers).chain(self.rows.iter()) {
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate().take(n) {
+                let pad = width[i] - c.chars().count();
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                if self.right.get(i).copied().unwrap_or(false) {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(c);
+                } else {
+                    line.push_str(c);
+                    if i + 1 < n {
+                        line.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("20MB"), Ok(20_000_000));
+        assert_eq!(parse_size("1.5 GB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MB").is_err());
+    }
+
+    #[test]
+    fn tables_align() {
+        let mut t = Table::new(&["NAME", "SIZE", "NOTE"], &[false, true, false]);
+        t.row(vec!["a".into(), "1.0 kB".into(), "x".into()]);
+        t.row(vec!["longer".into(), "12 B".into(), "".into()]);
+        assert_eq!(
+            t.render(),
+            "NAME      SIZE  NOTE\na       1.0 kB  x\nlonger    12 B\n"
+        );
+    }
 
     #[test]
     fn sizes() {

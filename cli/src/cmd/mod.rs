@@ -1,36 +1,42 @@
 //! One module per subcommand.
+use anyhow::Context as _;
+use lamina_store::Store;
+/// Opens (creating if needed) the store at `--root`.
+pub fn open_store(cli: &crate::Cli) -> anyhow::Result<Store> {
+    let root = cli.store_root();
+    Store::open(&root).with_context(|| format!("cannot open the store at {}", root.display()))
+}
 
+pub mod analyze;
 pub mod container;
 pub mod copy;
+pub mod diff;
 pub mod exec;
 pub mod fsck;
+pub mod history;
 pub mod images;
 pub mod import;
+pub mod inspect;
 pub mod kill;
 pub mod load;
 pub mod login;
 pub mod logs;
+pub mod ls_layer;
 pub mod manifest;
 pub mod parse;
 pub mod prune;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod remote_image;
 pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod signals;
 pub mod stop;
+pub mod subject;
 pub mod tag;
 pub mod tags;
 pub mod transfer;
-
-use anyhow::Context as _;
-use lamina_store::Store;
-
-/// Opens (creating if needed) the store at `--root`.
-pub fn open_store(cli: &crate::Cli) -> anyhow::Result<Store> {
-    let root = cli.store_root();
-    Store::open(&root).with_context(|| format!("cannot open the store at {}", root.display()))
-}
+pub mod tree;

@@ -12,6 +12,7 @@ pub mod analyze;
 pub mod config;
 pub mod diff;
 pub mod entry;
+pub mod remote;
 pub mod source;
 pub mod testutil;
 pub mod tree;
@@ -72,6 +73,12 @@ pub enum InspectError {
         image: String,
         index: usize,
         count: usize,
+    },
+    #[error("reading {reference} from its registry")]
+    Registry {
+        reference: String,
+        #[source]
+        source: Box<crate::registry::RegistryError>,
     },
     #[error("worker thread panicked while reading {what}")]
     Worker { what: String },

@@ -25,6 +25,7 @@ enum BlobLoc {
         offset: u64,
         size: u64,
     },
+    Remote(std::sync::Arc<super::remote::RemoteBlob>),
 }
 
 impl BlobLoc {
@@ -41,6 +42,7 @@ impl BlobLoc {
                     .map_err(io_err("seeking in", archive))?;
                 Ok(Box::new(f.take(*size)))
             }
+            BlobLoc::Remote(blob) => Ok(blob.open()),
         }
     }
 
@@ -386,7 +388,45 @@ fn tags_of(index: &Value, manifest_digest: &Value) -> Vec<String> {
     tags
 }
 
+/// What [`super::remote::open_registry`] fetched.
+pub(crate) struct RemoteParts {
+    pub name: String,
+    pub manifest_digest: Digest,
+    pub manifest: Value,
+    pub config_digest: Digest,
+    pub config: Value,
+    pub layers: Vec<(
+        crate::registry::Descriptor,
+        std::sync::Arc<super::remote::RemoteBlob>,
+    )>,
+}
+
 impl ImageView {
+    pub(crate) fn from_remote(p: RemoteParts) -> ImageView {
+        let diff_ids = diff_ids(&p.config);
+        let layers = p
+            .layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, (d, blob))| LayerRef {
+                digest: Some(d.digest.clone()),
+                diff_id: diff_ids.get(i).cloned(),
+                size: d.size,
+                media_type: d.media_type.clone(),
+                loc: BlobLoc::Remote(blob),
+            })
+            .collect();
+        ImageView {
+            name: p.name,
+            manifest_digest: Some(p.manifest_digest),
+            manifest: Some(p.manifest),
+            config_digest: Some(p.config_digest),
+            config: p.config,
+            layers,
+            tags: Vec::new(),
+        }
+    }
+
     /// An image in an OCI layout directory (such as the lamina store root). `name`: see the module docs of
     /// [`select`]; `None` picks the only image.
     pub fn open_oci_layout(dir: &Path, name: Option<&str>) -> Result<ImageView, InspectError> {
@@ -484,7 +524,7 @@ impl ImageView {
             })?;
             let size = match &loc {
                 BlobLoc::InTar { size, .. } => *size,
-                BlobLoc::File(_) => 0,
+                BlobLoc::File(_) | BlobLoc::Remote(_) => 0,
             };
             // Newer docker names layers blobs/sha256/<hex>; older ones <id>/layer.tar (digest unknown).
             let digest = lname
@@ -507,6 +547,44 @@ impl ImageView {
             config,
             layers,
             tags: entry_tags,
+        })
+    }
+
+    /// An image of the lamina store (resolved by the caller with [`crate::Store::resolve`] and loaded with
+    /// [`crate::Store::load_image`]); manifest and config are shown as the bytes stored, not re-serialized.
+    pub fn from_store(
+        store: &crate::Store,
+        image: &crate::Image,
+        name: &str,
+        tags: Vec<String>,
+    ) -> Result<ImageView, InspectError> {
+        let blobs = store.blobs();
+        let read = |d: &Digest, what: &str| -> Result<Value, InspectError> {
+            BlobLoc::File(blobs.path(d))
+                .read_json(&format!("{what} {d}"))
+                .map(|(v, _)| v)
+        };
+        let manifest = read(&image.manifest_digest, "manifest")?;
+        let config = read(&image.config_digest, "config")?;
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| LayerRef {
+                digest: Some(l.digest.clone()),
+                diff_id: Some(l.diff_id.clone()),
+                size: l.size,
+                media_type: l.media_type.clone(),
+                loc: BlobLoc::File(blobs.path(&l.digest)),
+            })
+            .collect();
+        Ok(ImageView {
+            name: name.to_string(),
+            manifest_digest: Some(image.manifest_digest.clone()),
+            manifest: Some(manifest),
+            config_digest: Some(image.config_digest.clone()),
+            config,
+            layers,
+            tags,
         })
     }
 
