@@ -128,6 +128,8 @@ pub struct PruneReport {
     pub blobs: Vec<(Digest, u64)>,
     pub snapshots: Vec<(PathBuf, u64)>,
     pub tmp: Vec<(PathBuf, u64)>,
+    /// The build cache records, with `cache`.
+    pub cache: Vec<(PathBuf, u64)>,
 }
 
 impl PruneReport {
@@ -135,6 +137,7 @@ impl PruneReport {
         self.blobs.iter().map(|b| b.1).sum::<u64>()
             + self.snapshots.iter().map(|s| s.1).sum::<u64>()
             + self.tmp.iter().map(|t| t.1).sum::<u64>()
+            + self.cache.iter().map(|t| t.1).sum::<u64>()
     }
 }
 
@@ -190,29 +193,69 @@ fn make_writable(dir: &Path) {
     }
 }
 
-/// A snapshot directory entry prune may judge: its path and the chain id it is for, if its name says.
-/// Names that are not chain ids (link dirs, staging, metadata) are left to the snapshot module.
-fn snapshot_chain_id(name: &str) -> Option<Digest> {
-    let hex = name
-        .strip_prefix("sha256:")
-        .or(name.strip_prefix("sha256-"))
-        .unwrap_or(name);
-    Digest::new(crate::digest::Algorithm::Sha256, hex).ok()
+/// What the build cache (`cache/build/*`, records written by the builder) still points at: layer blobs and
+/// snapshot directory names. prune keeps them unless asked to drop the cache.
+fn cache_roots(store: &Store) -> (BTreeSet<Digest>, BTreeSet<String>) {
+    let mut blobs = BTreeSet::new();
+    let mut snaps = BTreeSet::new();
+    let Ok(rd) = fs::read_dir(store.cache_dir().join("build")) else {
+        return (blobs, snaps);
+    };
+    for e in rd.flatten() {
+        let Ok(bytes) = fs::read(e.path()) else { continue };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        if let Some(d) = v
+            .pointer("/layer/digest")
+            .and_then(|d| d.as_str())
+            .and_then(|d| d.parse().ok())
+        {
+            blobs.insert(d);
+        }
+        if let Some(s) = v.get("snapshot").and_then(|s| s.as_str()) {
+            snaps.insert(s.to_owned());
+        }
+    }
+    (blobs, snaps)
+}
+
+/// Options of [`prune`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PruneOptions {
+    /// Only report.
+    pub dry_run: bool,
+    /// Also drop the build cache records (and with them what only they kept alive).
+    pub cache: bool,
 }
 
 /// Removes unreachable blobs, unused snapshots and every temp file. Takes the exclusive store lock itself
 /// (so don't hold the shared one in this process).
-pub fn prune(store: &Store, dry_run: bool) -> Result<PruneReport, StoreError> {
+pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreError> {
+    let dry_run = opts.dry_run;
     let _lock = store.lock_exclusive()?;
-    let live = reachable(store)?;
     let mut report = PruneReport::default();
     let io_err = |op, path: &Path| {
         let path = path.to_owned();
         move |source| StoreError::Io { op, path, source }
     };
+    let cache_dir = store.cache_dir().join("build");
+    if opts.cache && cache_dir.is_dir() {
+        let size = tree_size(&cache_dir);
+        if !dry_run {
+            remove_tree(&cache_dir).map_err(io_err("remove build cache", &cache_dir))?;
+        }
+        report.cache.push((cache_dir, size));
+    }
+    let live = reachable(store)?;
+    let (cache_blobs, cache_snaps) = if opts.cache {
+        Default::default()
+    } else {
+        cache_roots(store)
+    };
 
     for d in store.blobs().list()? {
-        if live.blobs.contains_key(&d) {
+        if live.blobs.contains_key(&d) || cache_blobs.contains(&d) {
             continue;
         }
         let size = store.blobs().size(&d).unwrap_or(0);
@@ -222,30 +265,53 @@ pub fn prune(store: &Store, dry_run: bool) -> Result<PruneReport, StoreError> {
         report.blobs.push((d, size));
     }
 
+    // Snapshots (layout of snapshot.rs): `<chain hex>/` dirs, `l/<short>` symlinks to them, `staging/`.
     let snaps = store.snapshots_dir();
-    for dir in [snaps.clone(), snaps.join("sha256")] {
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_err("list", &dir)(e)),
+    let staging = snaps.join("staging");
+    let rd = match fs::read_dir(&snaps) {
+        Ok(rd) => Some(rd),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err("list", &snaps)(e)),
+    };
+    for e in rd.into_iter().flatten() {
+        let e = e.map_err(io_err("list", &snaps))?;
+        let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+            continue;
         };
-        for e in rd {
-            let e = e.map_err(io_err("list", &dir))?;
-            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            let Some(chain) = snapshot_chain_id(&name) else {
-                continue;
-            };
-            if live.chain_ids.contains(&chain) {
-                continue;
+        let Ok(chain) = Digest::new(crate::digest::Algorithm::Sha256, &name) else {
+            continue;
+        };
+        if live.chain_ids.contains(&chain) || cache_snaps.contains(&name) {
+            continue;
+        }
+        let path = e.path();
+        let size = tree_size(&path);
+        if !dry_run {
+            // Out of its place first, so a crash never leaves a half-deleted snapshot under its chain id.
+            fs::create_dir_all(&staging).map_err(io_err("create", &staging))?;
+            let grave = staging.join(format!("rm-{name}"));
+            fs::rename(&path, &grave).map_err(io_err("move snapshot out of place", &path))?;
+            remove_tree(&grave).map_err(io_err("remove snapshot", &grave))?;
+        }
+        report.snapshots.push((path, size));
+    }
+    let links = snaps.join("l");
+    if !dry_run && let Ok(rd) = fs::read_dir(&links) {
+        for e in rd.flatten() {
+            // A short link whose snapshot is gone.
+            if fs::metadata(e.path()).is_err() {
+                let _ = fs::remove_file(e.path());
             }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(&staging) {
+        for e in rd.flatten() {
             let path = e.path();
             let size = tree_size(&path);
             if !dry_run {
-                remove_tree(&path).map_err(io_err("remove snapshot", &path))?;
+                remove_tree(&path).map_err(io_err("remove staging leftover", &path))?;
             }
-            report.snapshots.push((path, size));
+            report.tmp.push((path, size));
         }
     }
 

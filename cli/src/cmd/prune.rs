@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use lamina_store::prune::prune;
+use lamina_store::prune::{PruneOptions, prune};
 
 use crate::output::human_size;
 
@@ -11,6 +11,9 @@ pub struct Args {
     /// Only report what would be removed.
     #[arg(long)]
     dry_run: bool,
+    /// Also remove the build cache (the next build starts cold).
+    #[arg(long)]
+    cache: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = super::images::Format::Table)]
     format: super::images::Format,
@@ -18,7 +21,13 @@ pub struct Args {
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let store = super::open_store(cli)?;
-    let report = prune(&store, args.dry_run)?;
+    let report = prune(
+        &store,
+        PruneOptions {
+            dry_run: args.dry_run,
+            cache: args.cache,
+        },
+    )?;
     if args.format == super::images::Format::Json {
         let v = serde_json::json!({
             "dry_run": args.dry_run,
@@ -36,6 +45,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     }
     for (p, _) in &report.snapshots {
         println!("{verb} snapshot: {}", p.display());
+    }
+    for (p, _) in &report.cache {
+        println!("{verb} build cache: {}", p.display());
     }
     for (p, _) in &report.tmp {
         println!("{verb} temp: {}", p.display());
