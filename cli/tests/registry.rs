@@ -103,6 +103,17 @@ fn push_pull_round_trip_with_skopeo_oci_and_schema2() {
             .unwrap();
         ok(&o, "lamina pull");
         assert_store_sound(&store);
+        // Unpacked into snapshots as part of the pull.
+        let unpacked: Vec<_> = std::fs::read_dir(store.join("snapshots"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().join("data/blob.bin").is_file())
+            .collect();
+        assert_eq!(unpacked.len(), 1, "pull did not unpack the layer");
+        assert_eq!(
+            std::fs::read(unpacked[0].path().join("data/blob.bin")).unwrap(),
+            noise(7, 2 << 20)
+        );
         let pulled = tagged_digest(&store, &format!("{h}/src/img{i}:v1")).expect("pulled image is tagged");
         let src_raw = raw_manifest(&format!("{h}/src/img{i}:v1"), None);
         assert_eq!(

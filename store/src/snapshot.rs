@@ -164,6 +164,23 @@ impl Snapshots {
         Ok(out)
     }
 
+    /// Makes sure one layer's snapshot exists, given its chain id (computed by the caller from the diff ids
+    /// below it). Unlike [`Snapshots::ensure_chain`] it needs no lower layer, so a pull can unpack layers in
+    /// parallel, in whatever order their blobs arrive.
+    pub fn ensure_layer(
+        &self,
+        blobs: &BlobStore,
+        digest: &Digest,
+        diff_id: &Digest,
+        chain_id: &Digest,
+    ) -> Result<PathBuf, LayerError> {
+        if self.exists(chain_id) {
+            self.ensure_link(chain_id)?;
+            return Ok(self.path(chain_id));
+        }
+        self.unpack(blobs, digest, diff_id, chain_id)
+    }
+
     fn unpack(
         &self,
         blobs: &BlobStore,

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use lamina_store::Reference;
 use lamina_store::registry::{BlobSources, Platform, RegistryClient, pull};
+use lamina_store::{Digest, Reference};
 
 use super::transfer::RegistryFlags;
 
@@ -46,21 +46,67 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         platform,
         include_foreign: args.include_foreign,
     };
+    // Layers are unpacked by a few threads as their blobs land, while the rest still download.
+    let snapshots = lamina_store::snapshot::Snapshots::open(&root)?;
+    let (tx, rx) = crossbeam_channel::unbounded::<(Digest, Digest, Digest)>();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let unpackers: Vec<_> = (0..workers)
+        .map(|_| {
+            let (rx, snapshots, blobs) = (rx.clone(), snapshots.clone(), blobs.clone());
+            std::thread::spawn(move || -> Result<(), lamina_store::layer::LayerError> {
+                for (digest, diff_id, chain) in rx {
+                    snapshots.ensure_layer(&blobs, &digest, &diff_id, &chain)?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    drop(rx);
+    let on_ready = move |i: usize, layers: &[(Digest, Digest)]| {
+        let chain = lamina_store::snapshot::chain_ids(layers.iter().map(|(_, d)| d));
+        let _ = tx.send((layers[i].0.clone(), layers[i].1.clone(), chain[i].clone()));
+    };
     let pulled = rt
         .block_on(async {
             let client = RegistryClient::new(reference.registry(), &opts)?;
-            pull::pull(
+            let r = pull::pull(
                 &client,
                 &reference,
                 &blobs,
                 Some(&sources),
                 &popts,
                 &reporter,
-                &|_, _| {},
+                &on_ready,
             )
-            .await
+            .await;
+            drop(on_ready);
+            r
         })
-        .with_context(|| format!("pulling {}", reference.familiar()))?;
+        .with_context(|| format!("pulling {}", reference.familiar()));
+    let mut unpacked = Ok(());
+    for u in unpackers {
+        let r = u
+            .join()
+            .map_err(|_| anyhow::anyhow!(crate::output::Internal("unpack thread panicked".into())))?;
+        if unpacked.is_ok() {
+            unpacked = r;
+        }
+    }
+    let pulled = pulled?;
+    unpacked.with_context(|| format!("unpacking {}", reference.familiar()))?;
+    let layers: Vec<(Digest, Digest)> = pulled
+        .layers
+        .iter()
+        .map(|l| l.digest.clone())
+        .zip(pulled.diff_ids.iter().cloned())
+        .collect();
+    if layers.iter().all(|(d, _)| blobs.contains(d)) {
+        snapshots
+            .ensure_chain(&blobs, &layers)
+            .with_context(|| format!("unpacking {}", reference.familiar()))?;
+    }
     let mut desc = pulled.manifest.clone();
     desc.platform = None;
     let desc: lamina_store::Descriptor =

@@ -121,6 +121,8 @@ pub fn layer(files: &[(&str, Vec<u8>)]) -> Layer {
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, name, &data[..]).unwrap();
     }
