@@ -72,6 +72,8 @@ enum Command {
     Save(cmd::save::Args),
     /// Load images from an OCI or docker archive.
     Load(cmd::load::Args),
+    /// Unpack an image's flattened root filesystem into a directory or a tar.
+    Unpack(cmd::unpack::Args),
     /// Show an image's manifest, config and layers as JSON (or fields of it).
     Inspect(cmd::inspect::Args),
     /// Show the build steps of an image and the layers they made.
@@ -154,6 +156,7 @@ fn main() -> ExitCode {
         Command::Import(a) => cmd::import::run(&cli, a),
         Command::Save(a) => cmd::save::run(&cli, a),
         Command::Load(a) => cmd::load::run(&cli, a),
+        Command::Unpack(a) => cmd::unpack::run(&cli, a),
         Command::Inspect(a) => cmd::inspect::run(&cli, a),
         Command::History(a) => cmd::history::run(&cli, a),
         Command::LsLayer(a) => cmd::ls_layer::run(&cli, a),

@@ -40,3 +40,4 @@ pub mod tag;
 pub mod tags;
 pub mod transfer;
 pub mod tree;
+pub mod unpack;

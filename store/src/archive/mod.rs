@@ -11,6 +11,7 @@ pub mod change;
 pub mod import;
 pub mod load;
 pub mod save;
+pub mod unpack;
 
 use std::io;
 use std::path::PathBuf;
@@ -87,8 +88,14 @@ pub enum ArchiveError {
         diff_ids: usize,
         layers: usize,
     },
-    #[error("{archive}: entry {entry:?} has an unsafe path")]
-    UnsafePath { archive: PathBuf, entry: String },
+    #[error("layer {digest}")]
+    Layer {
+        digest: Digest,
+        #[source]
+        source: crate::layer::LayerError,
+    },
+    #[error("{path} exists and is not empty")]
+    DestNotEmpty { path: PathBuf },
 }
 
 /// RFC 3339 UTC time (`2024-01-02T03:04:05Z`) of Unix seconds.
