@@ -54,6 +54,8 @@ pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
         h.set_mode(mode);
         h.set_size(0);
         h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
         b.append_data(&mut h, path, std::io::empty()).unwrap();
     };
     for d in ["bin", "etc", "root", "usr", "usr/bin"] {
@@ -66,6 +68,8 @@ pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
     h.set_mode(0o755);
     h.set_size(data.len() as u64);
     h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
     b.append_data(&mut h, "bin/busybox", &data[..]).unwrap();
     for applet in ["sh", "ls", "cat", "echo", "true", "env"] {
         let mut h = tar::Header::new_ustar();
@@ -73,6 +77,8 @@ pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
         h.set_mode(0o777);
         h.set_size(0);
         h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
         b.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
     }
     let mut h = tar::Header::new_ustar();
@@ -80,6 +86,8 @@ pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
     h.set_mode(0o755);
     h.set_size(0);
     h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
     b.append_link(&mut h, "usr/bin/busybox-hardlink", "bin/busybox")
         .unwrap();
     for (path, content, mode, uid) in [
@@ -100,6 +108,8 @@ pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
         h.set_gid(uid);
         h.set_size(content.len() as u64);
         h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
         b.append_data(&mut h, path, content.as_bytes()).unwrap();
     }
     b.into_inner().unwrap();
