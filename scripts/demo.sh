@@ -8,5 +8,30 @@ if ! command -v busybox >/dev/null 2>&1; then
 fi
 cargo build --release -p lamina
 export LAMINA_ROOT="${LAMINA_ROOT:-$PWD/demo-store}"
-bin=target/release/lamina
+bin=$PWD/target/release/lamina
 $bin version
+
+# A minimal busybox root filesystem: the static binary, one symlink per applet, passwd/group, /tmp.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/root" "$work/rootfs/tmp" "$work/rootfs/usr/bin"
+chmod 1777 "$work/rootfs/tmp"
+cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
+for a in $("$work/rootfs/bin/busybox" --list); do [ -e "$work/rootfs/bin/$a" ] || ln -s busybox "$work/rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$work/rootfs/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/rootfs/etc/group"
+tar --numeric-owner --owner=0 --group=0 -C "$work/rootfs" -cf "$work/busybox-rootfs.tar" .
+
+echo "== lamina import" >&2
+$bin import "$work/busybox-rootfs.tar" demo/busybox:latest \
+  --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' --message 'busybox from the host'
+echo "== lamina images" >&2
+$bin images
+echo "== lamina inspect" >&2
+$bin inspect demo/busybox:latest
+$bin history demo/busybox:latest
+echo "== lamina save / load / unpack / fsck" >&2
+$bin save demo/busybox:latest -o "$work/demo.tar"
+$bin unpack demo/busybox:latest "$work/unpacked"
+ls "$work/unpacked"
+$bin fsck
