@@ -7,6 +7,7 @@
 //! base image script needs (a static busybox, GNU tar). Without `lamina inspect` the config is read from the
 //! store's OCI layout.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -72,7 +73,7 @@ fn skip_reason() -> Option<&'static str> {
     static REASON: OnceLock<Option<String>> = OnceLock::new();
     REASON
         .get_or_init(|| {
-            for sub in ["build", "import", "unpack"] {
+            for sub in ["build", "import"] {
                 let ok = Command::new(lamina_bin())
                     .args([sub, "--help"])
                     .output()
@@ -202,19 +203,23 @@ fn check_case(name: &str) -> Result<Vec<String>, String> {
     }
     build(&dir.join("Dockerfile"), &tag, &case_args(&dir))?;
 
-    let rootfs = tmp.path().join("rootfs.tar");
-    run(
-        lamina(&root).args(["unpack", &tag, "-o"]).arg(&rootfs),
-        "lamina unpack",
-    )?;
-    let (actual_tree, actual_texts) = dump::dump_tar_with_texts(
-        std::fs::File::open(&rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?,
-    )?;
+    let (actual_tree, actual_texts) = if has(&root, "unpack") {
+        let rootfs = tmp.path().join("rootfs.tar");
+        run(
+            lamina(&root).args(["unpack", &tag, "-o"]).arg(&rootfs),
+            "lamina unpack",
+        )?;
+        dump::dump_tar_with_texts(
+            std::fs::File::open(&rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?,
+        )?
+    } else {
+        layers_from_layout(&root, &tag)?
+    };
     let expected_tree = std::fs::read_to_string(dir.join("expected/tree.txt"))
         .map_err(|e| format!("expected/tree.txt: {e}"))?
         .replace(&base.busybox_golden, &base.busybox_here);
     let mut diffs = dump::diff_trees(&expected_tree, &actual_tree);
-    let expected_texts: std::collections::BTreeMap<String, String> =
+    let expected_texts: BTreeMap<String, String> =
         std::fs::read_to_string(dir.join("expected/contents.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
@@ -234,11 +239,7 @@ fn check_case(name: &str) -> Result<Vec<String>, String> {
 /// The inner `config` object (Env, Cmd…) of an image, from `lamina inspect --format json`, which may print the
 /// image config itself, an object holding it under `config`/`Config`, or a one-element array of either.
 fn image_config(root: &Path, tag: &str) -> Result<Value, String> {
-    let has_inspect = lamina(root)
-        .args(["inspect", "--help"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_inspect {
+    if !has(root, "inspect") {
         return config_from_layout(root, tag);
     }
     let out = run(
@@ -278,13 +279,50 @@ fn image_config(root: &Path, tag: &str) -> Result<Value, String> {
         .ok_or_else(|| format!("lamina inspect: no image config found in {v}"))
 }
 
+/// Does the binary under test have this subcommand?
+fn has(root: &Path, sub: &str) -> bool {
+    lamina(root)
+        .args([sub, "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn read_json(p: PathBuf) -> Result<Value, String> {
+    let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn blob_path(root: &Path, digest: &str) -> PathBuf {
+    root.join("blobs").join(digest.replace(':', "/"))
+}
+
 /// Without `lamina inspect`: the config blob of the manifest the store's index.json tags with `tag`.
 fn config_from_layout(root: &Path, tag: &str) -> Result<Value, String> {
-    let read_json = |p: PathBuf| -> Result<Value, String> {
-        let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let blob = |digest: &str| root.join("blobs").join(digest.replace(':', "/"));
+    let manifest = manifest_from_layout(root, tag)?;
+    let config = manifest
+        .pointer("/config/digest")
+        .and_then(Value::as_str)
+        .ok_or("manifest without config")?;
+    Ok(read_json(blob_path(root, config))?
+        .get("config")
+        .cloned()
+        .unwrap_or(Value::Null))
+}
+
+/// Without `lamina unpack`: the image's layer blobs from the store, flattened like dump.py flattens docker's.
+fn layers_from_layout(root: &Path, tag: &str) -> Result<(String, BTreeMap<String, String>), String> {
+    let manifest = manifest_from_layout(root, tag)?;
+    let mut readers: Vec<Box<dyn std::io::Read>> = Vec::new();
+    for l in manifest["layers"].as_array().into_iter().flatten() {
+        let d = l["digest"].as_str().ok_or("layer without digest")?;
+        let p = blob_path(root, d);
+        let f = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        readers.push(Box::new(std::io::BufReader::new(f)));
+    }
+    dump::dump_layers(readers)
+}
+
+fn manifest_from_layout(root: &Path, tag: &str) -> Result<Value, String> {
     let index = read_json(root.join("index.json"))?;
     let wanted = [format!("{tag}:latest"), format!("/{tag}:latest"), tag.to_string()];
     let manifest = index["manifests"]
@@ -298,15 +336,7 @@ fn config_from_layout(root: &Path, tag: &str) -> Result<Value, String> {
         })
         .ok_or_else(|| format!("no index.json entry for {tag} in {}", root.display()))?;
     let digest = manifest["digest"].as_str().ok_or("index entry without digest")?;
-    let manifest = read_json(blob(digest))?;
-    let config = manifest
-        .pointer("/config/digest")
-        .and_then(Value::as_str)
-        .ok_or("manifest without config")?;
-    Ok(read_json(blob(config))?
-        .get("config")
-        .cloned()
-        .unwrap_or(Value::Null))
+    read_json(blob_path(root, digest))
 }
 
 fn case(name: &str) {

@@ -96,15 +96,29 @@ pub fn dump_tar(reader: impl Read) -> Result<String, String> {
     dump_tar_with_texts(reader).map(|(tree, _)| tree)
 }
 
-/// `tree.txt` plus the text of every small UTF-8 file, by escaped absolute path (like `dump.py contents`).
-pub fn dump_tar_with_texts(reader: impl Read) -> Result<(String, BTreeMap<String, String>), String> {
+/// One tar's entries in order, content hashed; with `whiteouts`, `.wh.` names become deletions.
+fn read_entries(reader: impl Read, tree: &mut Tree, whiteouts: bool) -> Result<Vec<Pending>, String> {
     let mut archive = tar::Archive::new(reader);
-    let mut tree = Tree::default();
+    let mut out = Vec::new();
     for entry in archive.entries().map_err(|e| format!("reading tar: {e}"))? {
         let mut entry = entry.map_err(|e| format!("reading tar entry: {e}"))?;
         let p = norm(&entry.path_bytes())?;
         if p.is_empty() {
             continue; // the root directory itself is not part of the format
+        }
+        let name = p.rsplit(|&b| b == b'/').next().unwrap_or_default();
+        if whiteouts && name == b".wh..wh..opq" {
+            out.push(Pending::Opaque(parent(&p).to_vec()));
+            continue;
+        }
+        if whiteouts && let Some(victim) = name.strip_prefix(b".wh.") {
+            let mut v = parent(&p).to_vec();
+            if !v.is_empty() {
+                v.push(b'/');
+            }
+            v.extend_from_slice(victim);
+            out.push(Pending::Whiteout(v));
+            continue;
         }
         let h = entry.header().clone();
         let mode = h.mode().map_err(|e| format!("{}: mode: {e}", esc(&p)))? & 0o7777;
@@ -162,25 +176,8 @@ pub fn dump_tar_with_texts(reader: impl Read) -> Result<(String, BTreeMap<String
                     .map(|l| l.into_owned())
                     .unwrap_or_default(),
             )?;
-            match tree.nodes.get(&target) {
-                Some(
-                    t @ Node {
-                        kind: Kind::File { .. },
-                        ..
-                    },
-                ) => {
-                    let t = t.clone();
-                    tree.put(p, t);
-                    continue;
-                }
-                _ => {
-                    return Err(format!(
-                        "hardlink {} to missing or non-file {}",
-                        esc(&p),
-                        esc(&target)
-                    ));
-                }
-            }
+            out.push(Pending::Hardlink(p, target));
+            continue;
         } else if et.is_character_special() {
             let (a, b) = dev()?;
             Kind::Char(a, b)
@@ -192,8 +189,101 @@ pub fn dump_tar_with_texts(reader: impl Read) -> Result<(String, BTreeMap<String
         } else {
             return Err(format!("unsupported tar entry type {et:?} for {}", esc(&p)));
         };
-        tree.put(p, Node { kind, mode, uid, gid });
+        out.push(Pending::Node(p, Node { kind, mode, uid, gid }));
     }
+    Ok(out)
+}
+
+enum Pending {
+    Node(Vec<u8>, Node),
+    Hardlink(Vec<u8>, Vec<u8>),
+    Whiteout(Vec<u8>),
+    Opaque(Vec<u8>),
+}
+
+/// Applies one layer's entries: its deletions first (they only concern lower layers), then its entries.
+fn apply(tree: &mut Tree, entries: Vec<Pending>) -> Result<(), String> {
+    for e in &entries {
+        match e {
+            Pending::Whiteout(p) => tree.remove_subtree(p),
+            Pending::Opaque(d) => {
+                let mut prefix = d.clone();
+                if !prefix.is_empty() {
+                    prefix.push(b'/');
+                }
+                tree.nodes.retain(|k, _| !k.starts_with(&prefix) || k == d);
+            }
+            _ => {}
+        }
+    }
+    for e in entries {
+        match e {
+            Pending::Node(p, n) => tree.put(p, n),
+            Pending::Hardlink(p, target) => match tree.nodes.get(&target) {
+                Some(
+                    t @ Node {
+                        kind: Kind::File { .. },
+                        ..
+                    },
+                ) => {
+                    let t = t.clone();
+                    tree.put(p, t);
+                }
+                _ => {
+                    return Err(format!(
+                        "hardlink {} to missing or non-file {}",
+                        esc(&p),
+                        esc(&target)
+                    ));
+                }
+            },
+            Pending::Whiteout(_) | Pending::Opaque(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `tree.txt` plus the text of every small UTF-8 file, by escaped absolute path (like `dump.py contents`).
+pub fn dump_tar_with_texts(reader: impl Read) -> Result<(String, BTreeMap<String, String>), String> {
+    let mut tree = Tree::default();
+    let entries = read_entries(reader, &mut tree, false)?;
+    apply(&mut tree, entries)?;
+    Ok(finish(&tree))
+}
+
+/// Like `dump.py tree LAYER...`: image layers bottom first (plain, gzip or zstd), whiteouts applied.
+pub fn dump_layers(layers: Vec<Box<dyn Read>>) -> Result<(String, BTreeMap<String, String>), String> {
+    let mut tree = Tree::default();
+    for layer in layers {
+        let entries = read_entries(decompress(layer)?, &mut tree, true)?;
+        apply(&mut tree, entries)?;
+    }
+    Ok(finish(&tree))
+}
+
+fn decompress(mut r: Box<dyn Read>) -> Result<Box<dyn Read>, String> {
+    let mut magic = [0u8; 4];
+    let mut n = 0;
+    while n < 4 {
+        let k = r
+            .read(&mut magic[n..])
+            .map_err(|e| format!("reading layer: {e}"))?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(r);
+    Ok(match magic {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(whole)),
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            Box::new(zstd::stream::read::Decoder::new(whole).map_err(|e| format!("zstd: {e}"))?)
+        }
+        _ => Box::new(whole),
+    })
+}
+
+fn finish(tree: &Tree) -> (String, BTreeMap<String, String>) {
     let texts = tree
         .nodes
         .iter()
@@ -202,7 +292,7 @@ pub fn dump_tar_with_texts(reader: impl Read) -> Result<(String, BTreeMap<String
             _ => None,
         })
         .collect();
-    Ok((render(&tree), texts))
+    (render(tree), texts)
 }
 
 /// Escapes a raw path for a `tree.txt` line: invalid UTF-8 bytes and control characters as `\xNN`, `\` as

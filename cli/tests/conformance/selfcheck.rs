@@ -251,6 +251,15 @@ fn script_applies_whiteouts_across_layers() {
     let out = python_dump(&["tree".as_ref(), l1.as_os_str(), l2.as_os_str()]);
     let paths: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
     assert_eq!(paths, ["/a", "/a/keep", "/b", "/b/new"], "{out}");
+    // The Rust flattener (used while `lamina unpack` is missing) agrees, gzip-compressed layers included.
+    let gz = dir.path().join("l2.tar.gz");
+    let mut enc =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    std::io::copy(&mut std::fs::File::open(&l2).unwrap(), &mut enc).unwrap();
+    enc.finish().unwrap();
+    let open = |p: &Path| -> Box<dyn std::io::Read> { Box::new(std::fs::File::open(p).unwrap()) };
+    let (rust, _) = dump::dump_layers(vec![open(&l1), open(&gz)]).unwrap();
+    assert_eq!(rust, out);
 }
 
 #[test]
