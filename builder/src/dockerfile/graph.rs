@@ -38,7 +38,9 @@ pub const PROXY_ARGS: &[&str] = &[
 pub type Env = Vec<(String, String)>;
 /// A stage's steps and the ENV at its end.
 pub type ExpandedStage = (Vec<Step>, Env);
-type Visited = Vec<Option<(Vec<Step>, Env, Vec<usize>)>>;
+type Args = Vec<(String, Option<String>)>;
+/// Per stage: steps, final ENV, dependencies, final ARGs, inherited ARGs.
+type Visited = Vec<Option<(Vec<Step>, Env, Vec<usize>, Args, Args)>>;
 
 /// An OS/architecture/variant triple.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,6 +189,8 @@ pub struct Stage {
     pub final_env: Vec<(String, String)>,
     #[serde(skip)]
     instructions: Vec<Instruction>,
+    #[serde(skip)]
+    inherited_args: Args,
 }
 
 /// The stages a target needs, dependencies first; the target is last.
@@ -218,23 +222,55 @@ impl Ctx {
     }
 }
 
+/// A variable of the build state: ENV and ARG (with a value) write the same namespace and the latest
+/// write wins — `ENV X=a` then `ARG X=b` makes `$X` b (docker 20.10's BuildKit does this; the image
+/// config keeps X=a). `true` marks values that came from an ARG.
+type Vars = Vec<(String, String, bool)>;
+
 /// The variables visible to an expansion and the ARG names it read.
 struct Scope<'a> {
-    env: &'a [(String, String)],
-    args: &'a [(String, Option<String>)],
+    vars: &'a [(String, String, bool)],
+    declared: &'a [(String, Option<String>)],
     used: BTreeSet<String>,
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
+    fn new(vars: &'a [(String, String, bool)], declared: &'a [(String, Option<String>)]) -> Scope<'a> {
+        Scope {
+            vars,
+            declared,
+            used: BTreeSet::new(),
+        }
+    }
+
     fn get(&mut self, name: &str) -> Option<String> {
-        if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
+        if let Some((_, v, is_arg)) = self.vars.iter().find(|(k, _, _)| k == name) {
+            if *is_arg {
+                self.used.insert(name.to_string());
+            }
             return Some(v.clone());
         }
-        if let Some((_, v)) = self.args.iter().rev().find(|(k, _)| k == name) {
+        // A declared ARG without a value is unset, but its (un)setness is still an input of the step.
+        if self.declared.iter().any(|(k, _)| k == name) {
             self.used.insert(name.to_string());
-            return v.clone();
         }
         None
+    }
+}
+
+fn args_as_vars(args: &[(String, Option<String>)]) -> Vars {
+    args.iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v, true)))
+        .collect()
+}
+
+fn set_var(vars: &mut Vars, k: &str, v: &str, is_arg: bool) {
+    match vars.iter_mut().find(|(n, _, _)| n == k) {
+        Some(e) => {
+            e.1 = v.to_string();
+            e.2 = is_arg;
+        }
+        None => vars.push((k.to_string(), v.to_string(), is_arg)),
     }
 }
 
@@ -286,11 +322,8 @@ impl BuildGraph {
                         .map(|(k, v)| (k.clone(), Some(v.clone())))
                         .chain(ctx.globals.iter().cloned())
                         .collect();
-                    let mut scope = Scope {
-                        env: &[],
-                        args: &scope_args,
-                        used: BTreeSet::new(),
-                    };
+                    let vars = args_as_vars(&scope_args);
+                    let mut scope = Scope::new(&vars, &scope_args);
                     let name = ctx.expand_word(&a.name, &mut scope)?;
                     let value = match ctx.build_args.get(&name) {
                         Some(v) => Some(v.clone()),
@@ -371,11 +404,8 @@ impl BuildGraph {
                 .map(|(k, v)| (k.clone(), Some(v.clone())))
                 .collect();
             scope_args.extend(ctx.globals.iter().cloned());
-            let mut scope = Scope {
-                env: &[],
-                args: &scope_args,
-                used: BTreeSet::new(),
-            };
+            let vars = args_as_vars(&scope_args);
+            let mut scope = Scope::new(&vars, &scope_args);
             let mut from = r.from.clone();
             let Kind::From { image, platform, .. } = &mut from.kind else {
                 unreachable!("split on FROM")
@@ -461,14 +491,23 @@ impl BuildGraph {
                         consumed,
                         froms[i].0.span,
                     )?;
-                    expanded[*j].as_ref().map(|e| e.1.clone()).unwrap_or_default()
+                    expanded[*j]
+                        .as_ref()
+                        .map(|e| (e.1.clone(), e.3.clone()))
+                        .unwrap_or_default()
                 }
-                Base::Scratch => vec![("PATH".to_string(), DEFAULT_PATH.to_string())],
-                Base::Image(_) => Vec::new(),
+                Base::Scratch => (vec![("PATH".to_string(), DEFAULT_PATH.to_string())], Vec::new()),
+                Base::Image(_) => (Vec::new(), Vec::new()),
             };
-            let (steps, final_env) = ctx.expand_body(&raws_body[i], base_env, consumed, &|name: &str| {
-                resolve_ref(name, names, raws_body.len())
-            })?;
+            // A stage built on another stage inherits its ARGs too (observed with docker 20.10 BuildKit).
+            let (base_env, base_args) = base_env;
+            let (steps, final_env, final_args) = ctx.expand_body(
+                &raws_body[i],
+                base_env,
+                base_args.clone(),
+                consumed,
+                &|name: &str| resolve_ref(name, names, raws_body.len()),
+            )?;
             let mut deps = Vec::new();
             if let Base::Stage(j) = froms[i].1 {
                 deps.push(j);
@@ -504,7 +543,7 @@ impl BuildGraph {
                     }
                 }
             }
-            expanded[i] = Some((steps, final_env, deps));
+            expanded[i] = Some((steps, final_env, deps, final_args, base_args));
             state[i] = 2;
             order.push(i);
             Ok(())
@@ -531,7 +570,7 @@ impl BuildGraph {
         let pos_of = |i: usize| order.iter().position(|&o| o == i).unwrap_or(usize::MAX);
         let mut stages = Vec::with_capacity(order.len());
         for &i in &order {
-            let (mut steps, final_env, deps) = expanded[i].take().unwrap_or_default();
+            let (mut steps, final_env, deps, _, inherited_args) = expanded[i].take().unwrap_or_default();
             let remap = |r: &mut Ref| {
                 if let Ref::Stage(j) = r {
                     *j = pos_of(*j);
@@ -557,6 +596,7 @@ impl BuildGraph {
                 steps,
                 final_env,
                 instructions: bodies[i].clone(),
+                inherited_args,
             });
         }
 
@@ -606,14 +646,14 @@ impl BuildGraph {
     ) -> Result<ExpandedStage, ParseError> {
         let stage = &self.stages[pos];
         let mut consumed = BTreeSet::new();
-        let names: Vec<Option<String>> = Vec::new();
-        let (mut steps, env) =
-            self.ctx
-                .expand_body(&stage.instructions, base_env, &mut consumed, &|name: &str| {
-                    // Refs are already resolved on the stage's own steps; reuse them by position.
-                    let _ = (name, &names);
-                    None
-                })?;
+        // Stage references were resolved when the graph was built; they are copied over below.
+        let (mut steps, env, _) = self.ctx.expand_body(
+            &stage.instructions,
+            base_env,
+            stage.inherited_args.clone(),
+            &mut consumed,
+            &|name: &str| Some(Ref::Image(name.to_string())),
+        )?;
         for (s, orig) in steps.iter_mut().zip(&stage.steps) {
             s.copy_from = orig.copy_from.clone();
             s.mount_from = orig.mount_from.clone();
@@ -667,20 +707,21 @@ impl Ctx {
     fn expand_body(
         &self,
         body: &[Instruction],
-        base_env: Vec<(String, String)>,
+        base_env: Env,
+        base_args: Args,
         consumed: &mut BTreeSet<String>,
         resolve: &dyn Fn(&str) -> Option<Ref>,
-    ) -> Result<ExpandedStage, ParseError> {
+    ) -> Result<(Vec<Step>, Env, Args), ParseError> {
         let mut env = base_env;
-        let mut args: Vec<(String, Option<String>)> = Vec::new();
+        let mut args = base_args;
+        let mut vars: Vars = env.iter().map(|(k, v)| (k.clone(), v.clone(), false)).collect();
+        for (k, v, _) in args_as_vars(&args) {
+            set_var(&mut vars, &k, &v, true);
+        }
         let mut steps = Vec::with_capacity(body.len());
         for ins in body {
             let mut out = ins.clone();
-            let mut scope = Scope {
-                env: &env,
-                args: &args,
-                used: BTreeSet::new(),
-            };
+            let mut scope = Scope::new(&vars, &args);
             let mut new_env: Vec<(String, String)> = Vec::new();
             let mut new_args: Vec<(String, Option<String>)> = Vec::new();
             let mut copy_from = None;
@@ -839,19 +880,14 @@ impl Ctx {
             }
             let used = scope.used.into_iter().collect();
             let run_env = if matches!(out.kind, Kind::Run { .. }) {
-                let mut e: Vec<(String, String)> = args
-                    .iter()
-                    .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-                    .collect();
+                let mut e: Vec<(String, String)> =
+                    vars.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
                 for p in PROXY_ARGS {
                     if let Some(v) = self.build_args.get(*p)
                         && !e.iter().any(|(k, _)| k == p)
                     {
                         e.push((p.to_string(), v.clone()));
                     }
-                }
-                for (k, v) in &env {
-                    set(&mut e, k.clone(), v.clone());
                 }
                 e
             } else {
@@ -867,13 +903,17 @@ impl Ctx {
                 mount_from,
             });
             for (k, v) in new_env {
+                set_var(&mut vars, &k, &v, false);
                 set(&mut env, k, v);
             }
             for (k, v) in new_args {
+                if let Some(v) = &v {
+                    set_var(&mut vars, &k, v, true);
+                }
                 set_arg(&mut args, k, v);
             }
         }
-        Ok((steps, env))
+        Ok((steps, env, args))
     }
 
     fn invalid(&self, w: &Word, flag: &str, expected: &'static str) -> ParseError {

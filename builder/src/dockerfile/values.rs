@@ -120,6 +120,21 @@ pub fn valid_port(s: &str) -> bool {
     }
 }
 
+/// The image-config keys of one EXPOSE spec, as docker writes them: `80` → `80/tcp`,
+/// `8000-8002/udp` → `8000/udp 8001/udp 8002/udp`. Empty when the spec is invalid.
+pub fn exposed_ports(spec: &str) -> Vec<String> {
+    if !valid_port(spec) {
+        return Vec::new();
+    }
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+    let (Ok(lo), Ok(hi)) = (lo.parse::<u32>(), hi.parse::<u32>()) else {
+        return Vec::new();
+    };
+    (lo..=hi).map(|p| format!("{p}/{proto}")).collect()
+}
+
 const SIGNALS: &[&str] = &[
     "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE",
     "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU",
@@ -237,6 +252,8 @@ mod tests {
         assert!(!valid_chmod("999") && !valid_chmod("u") && !valid_chmod("z+x") && !valid_chmod(""));
         assert!(valid_port("80") && valid_port("80/udp") && valid_port("8000-8010/tcp"));
         assert!(!valid_port("80/xyz") && !valid_port("70000") && !valid_port("a"));
+        assert_eq!(exposed_ports("80"), vec!["80/tcp"]);
+        assert_eq!(exposed_ports("53-54/UDP"), vec!["53/udp", "54/udp"]);
         assert!(
             valid_signal("SIGTERM")
                 && valid_signal("kill")
