@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job, offline, on a fresh machine: build lamina, create a local busybox base image from Debian's
-# busybox-static, and import + inspect it in a store under ./demo-store.
+# busybox-static, import + inspect it, then `lamina build` the examples on it, all in ./demo-store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v busybox >/dev/null 2>&1; then
@@ -35,3 +35,18 @@ $bin save demo/busybox:latest -o "$work/demo.tar"
 $bin unpack demo/busybox:latest "$work/unpacked"
 ls "$work/unpacked"
 $bin fsck
+
+# The main job: `lamina build` the examples on that base (offline). The multi-stage one runs two stages in
+# parallel; the third uses a cache mount and a secret.
+echo "== lamina build" >&2
+$bin tag demo/busybox:latest lamina/busybox
+$bin build --progress plain -t lamina/example-site examples/static-site
+$bin build --progress plain -t lamina/example-greet examples/multi-stage
+$bin build --progress plain -t lamina/example-cache \
+  --secret id=api_token,src=examples/cache-and-secrets/token.example examples/cache-and-secrets
+echo "== warm rebuild: every step cached, no context file read" >&2
+$bin build --progress plain -t lamina/example-site examples/static-site
+$bin build -q -o "type=docker,dest=$work/greet-docker.tar" examples/multi-stage >/dev/null
+echo "docker archive of lamina/example-greet: $(du -h "$work/greet-docker.tar" | cut -f1)" >&2
+$bin run --rm --network none lamina/example-greet lamina
+$bin images

@@ -87,6 +87,8 @@ enum Command {
     Diff(cmd::diff::Args),
     /// Measure wasted space and duplicates across layers; CI thresholds set the exit status.
     Analyze(cmd::analyze::Args),
+    /// Build an image from a Dockerfile.
+    Build(cmd::build::Args),
 }
 
 impl Cli {
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Build(a) => cmd::build::run(&cli, a),
         Command::Version => {
             println!("lamina {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

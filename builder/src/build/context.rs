@@ -346,11 +346,7 @@ pub fn select(tree: &dyn SourceTree, pattern: &str) -> Result<Vec<Vec<String>>, 
         }
         found = next;
     }
-    if found.is_empty() {
-        return Err(BuildError::SourceNotFound {
-            pattern: pattern.to_string(),
-        });
-    }
+    // A wildcard matching nothing is not an error (BuildKit's AllowEmptyWildcard).
     found.sort();
     Ok(found)
 }

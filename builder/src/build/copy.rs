@@ -132,6 +132,8 @@ pub fn copy(
         stats: CopyStats::default(),
     };
     for (sel, pivot) in selections {
+        // Hardlinks are kept within one source, not across sources (BuildKit).
+        c.links.clear();
         let root = tree.resolve(&sel);
         let Some((real, meta)) = tree.stat(&root) else {
             return Err(BuildError::SourceNotFound {
@@ -149,7 +151,7 @@ pub fn copy(
             }
         }
         if meta.is_dir() {
-            c.ensure_dir(&base, Some(&meta))?;
+            c.ensure_dir(&base, Some(&meta), false)?;
             c.copy_children(&root, &base, "")?;
         } else {
             let name = sel.last().cloned().unwrap_or_default();
@@ -157,7 +159,7 @@ pub fn copy(
                 && meta.is_file()
             {
                 c.ensure_parents(&base)?;
-                let dir = c.ensure_dir(&base, None)?;
+                let dir = c.ensure_dir(&base, None, false)?;
                 if extract(&real, &dir)? {
                     continue;
                 }
@@ -177,6 +179,44 @@ pub fn copy(
         set_times(p, *t)?;
     }
     Ok(c.stats)
+}
+
+/// WORKDIR: creates `comps` and its missing parents in `upper` (owned by `owner`, like BuildKit's mkdir -p
+/// with the stage's USER), parents that exist in `target` copied with their metadata.
+pub fn mkdir_p(
+    target: &View,
+    upper: &Path,
+    comps: &[String],
+    owner: Option<Owner>,
+) -> Result<(), BuildError> {
+    let no = |_: &str, _: bool| false;
+    let spec = CopySpec {
+        line: 0,
+        sources: Vec::new(),
+        dest: String::new(),
+        workdir: "/".into(),
+        owner,
+        chmod: None,
+        parents: false,
+        exclude: &no,
+        from_context: true,
+        extract: None,
+    };
+    let empty = View::empty();
+    let mut c = Copier {
+        spec: &spec,
+        tree: &empty,
+        target,
+        upper,
+        links: HashMap::new(),
+        dir_times: Vec::new(),
+        stats: CopyStats::default(),
+    };
+    c.ensure_dir(comps, None, false)?;
+    for (p, t) in c.dir_times.iter().rev() {
+        set_times(p, *t)?;
+    }
+    Ok(())
 }
 
 impl Copier<'_> {
@@ -225,7 +265,12 @@ impl Copier<'_> {
 
     /// Makes `comps` a dir in the upper for copying a dir's contents into; `src` gives its metadata when it
     /// is created fresh, an existing dir of the parent keeps its own.
-    fn ensure_dir(&mut self, comps: &[String], src: Option<&Metadata>) -> Result<PathBuf, BuildError> {
+    fn ensure_dir(
+        &mut self,
+        comps: &[String],
+        src: Option<&Metadata>,
+        chmod: bool,
+    ) -> Result<PathBuf, BuildError> {
         let p = self.upper_path(comps);
         if comps.is_empty() {
             return Ok(p);
@@ -247,7 +292,7 @@ impl Copier<'_> {
             ),
             (None, Some(m)) => {
                 let mut mode = m.mode() & 0o7777;
-                if let Some(c) = &self.spec.chmod {
+                if let Some(c) = self.spec.chmod.as_ref().filter(|_| chmod) {
                     mode = c.apply(mode, true);
                 }
                 (mode, self.owner_for(Some(m)), Some(mtime_of(m)))
@@ -281,7 +326,7 @@ impl Copier<'_> {
             let mut d = dest.to_vec();
             d.push(n);
             if meta.is_dir() {
-                self.ensure_dir(&d, Some(&meta))?;
+                self.ensure_dir(&d, Some(&meta), true)?;
                 // A dir copied over an existing dir of the parent keeps the source's metadata (BuildKit
                 // copies the dir's mode/owner/mtime onto the destination).
                 let p = self.upper_path(&d);
@@ -422,7 +467,8 @@ mod tests {
         let err = copy(&c, &view, &up, &spec(&["a.txt", "b.txt"], "/nodir", &no)).unwrap_err();
         assert!(matches!(err, BuildError::CopyDestNotDir { line: 3, .. }), "{err}");
         let err = copy(&c, &view, &up, &spec(&["missing"], "/", &no)).unwrap_err();
-        assert!(err.to_string().contains("missing"), "{err}");
+        let msg = crate::build::layers::error_chain(&err);
+        assert!(msg.contains("Dockerfile:3") && msg.contains("missing"), "{msg}");
 
         let mut s = spec(&["dir/./sub/c"], "/p/", &no);
         s.parents = true;

@@ -9,8 +9,18 @@
 pub mod cache;
 pub mod context;
 pub mod copy;
+pub mod engine;
+pub mod fetch;
+pub mod layers;
+pub mod meta;
+pub mod output;
 pub mod perms;
+pub mod progress;
+pub mod run;
+pub mod step;
 pub mod view;
+
+pub use engine::{BuildOutcome, BuildRequest, SecretSource, build};
 
 use std::path::PathBuf;
 
@@ -37,7 +47,7 @@ pub enum BuildError {
     },
     #[error("COPY/ADD source {pattern:?} not found in the build context (or excluded by .dockerignore)")]
     SourceNotFound { pattern: String },
-    #[error("Dockerfile:{line}: {source}")]
+    #[error("Dockerfile:{line}")]
     AtLine {
         line: usize,
         #[source]
@@ -53,6 +63,58 @@ pub enum BuildError {
     UnknownGroup { line: usize, name: String },
     #[error("Dockerfile:{line}: invalid --chmod {value:?} (octal like 755 or symbolic like u+x,go-w)")]
     BadChmod { line: usize, value: String },
+    #[error("Dockerfile:{line}: invalid {what} {value:?}")]
+    BadValue {
+        line: usize,
+        what: &'static str,
+        value: String,
+    },
+    #[error("{message}")]
+    Parse { message: String },
+    #[error(
+        "platform {platform:?} can't be built here: only the host platform ({}/{}) is supported",
+        std::env::consts::OS,
+        lamina_store::config::host_architecture()
+    )]
+    Platform { platform: String },
+    #[error("base image {name:?}")]
+    BaseImage {
+        name: String,
+        #[source]
+        source: Box<lamina_store::StoreError>,
+    },
+    #[error("store")]
+    Store {
+        #[source]
+        source: Box<lamina_store::StoreError>,
+    },
+    #[error("snapshots: {message}")]
+    Snapshot { message: String },
+    #[error("writing layer from {dir}: {message}")]
+    LayerWrite { dir: PathBuf, message: String },
+    #[error("extracting archive {path}: {message}")]
+    Extract { path: PathBuf, message: String },
+    #[error("Dockerfile:{line}: {what} is not supported yet")]
+    Unsupported { line: usize, what: String },
+    #[error("Dockerfile:{line}: secret {id:?} is required but was not given (--secret id={id},src=FILE)")]
+    MissingSecret { line: usize, id: String },
+    #[error("Dockerfile:{line}: starting the RUN container: {message}")]
+    Runner { line: usize, message: String },
+    #[error("Dockerfile:{line}: RUN {command:?} exited with code {code}\n--- last output lines ---\n{tail}")]
+    RunFailed {
+        line: usize,
+        command: String,
+        code: i32,
+        tail: String,
+    },
+    #[error("stage {stage} needed by this one failed")]
+    DependencyFailed { stage: usize },
+    #[error("{message}")]
+    Failed { message: String },
+    #[error("ADD {url}: {message}")]
+    Fetch { url: String, message: String },
+    #[error("output {dest}: {message}")]
+    Output { dest: PathBuf, message: String },
 }
 
 impl BuildError {
@@ -63,11 +125,25 @@ impl BuildError {
             | BuildError::CopyDestNotDir { .. }
             | BuildError::UnknownUser { .. }
             | BuildError::UnknownGroup { .. }
-            | BuildError::BadChmod { .. }) => e,
+            | BuildError::BadChmod { .. }
+            | BuildError::BadValue { .. }
+            | BuildError::Unsupported { .. }
+            | BuildError::MissingSecret { .. }
+            | BuildError::Runner { .. }
+            | BuildError::RunFailed { .. }
+            | BuildError::Parse { .. }
+            | BuildError::DependencyFailed { .. }) => e,
             e => BuildError::AtLine {
                 line,
                 source: Box::new(e),
             },
         }
+    }
+}
+
+impl BuildError {
+    /// The error and its causes on one line.
+    pub fn to_string_chain(&self) -> String {
+        layers::error_chain(self)
     }
 }

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# lamina build vs `buildah bud --layers` vs docker BuildKit on a realistic multi-stage workload:
+# ~20k small files in ~200 dirs (node_modules-like), a few hundred sources, a ~100 MB compressible file,
+# a ~16 MB incompressible one, RUN steps that copy/transform and create tens of MB.
+# Measures cold (--no-cache), warm (no change), incremental (one source changed) wall time and peak RSS.
+#   bench/build.sh [RUNS]        (needs root; DOCKER_HOST defaults to the peers' dockerd)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+export DOCKER_HOST=${DOCKER_HOST:-unix:///tmp/peers-dockerd/docker.sock}
+export DOCKER_BUILDKIT=1
+DOCKER=${DOCKER:-$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || echo docker )}
+cargo build --release -p lamina >/dev/null 2>&1
+L=$PWD/target/release/lamina
+work=${BENCH_DIR:-/tmp/lamina-bench-build}
+rm -rf "$work"; mkdir -p "$work"
+ctx=$work/ctx
+store=$work/store
+
+# --- workload -----------------------------------------------------------------------------------------
+python3 - "$ctx" <<'PY'
+import os, sys, random
+ctx = sys.argv[1]
+r = random.Random(42)
+for d in range(200):
+    p = os.path.join(ctx, "node_modules", f"pkg{d:03d}", "lib")
+    os.makedirs(p, exist_ok=True)
+    for f in range(100):
+        with open(os.path.join(p, f"m{f:03d}.js"), "w") as fh:
+            fh.write(f"module.exports = function m{d}_{f}(x) {{ return x * {f} + {d}; }};\n" * r.randint(1, 8))
+for d in range(20):
+    p = os.path.join(ctx, "src", f"mod{d:02d}")
+    os.makedirs(p, exist_ok=True)
+    for f in range(15):
+        with open(os.path.join(p, f"f{f:02d}.c"), "w") as fh:
+            fh.write("".join(f"int fn_{d}_{f}_{i}(int a) {{ return a + {i}; }}\n" for i in range(40)))
+os.makedirs(os.path.join(ctx, "assets"), exist_ok=True)
+with open(os.path.join(ctx, "assets", "big.dat"), "w") as fh:
+    line = "".join(chr(97 + (i % 26)) for i in range(99)) + "\n"
+    for i in range(1_000_000):
+        fh.write(f"{i:08d} {line}"[:100])
+with open(os.path.join(ctx, "assets", "random.bin"), "wb") as fh:
+    fh.write(os.urandom(16 << 20))
+PY
+cat > "$ctx/Dockerfile" <<'DF'
+ARG BASE=bench-busybox
+FROM ${BASE} AS deps
+WORKDIR /app
+COPY node_modules/ ./node_modules/
+RUN find node_modules -name '*.js' | wc -l > /app/deps-count && tar -cf /app/deps.tar node_modules/pkg00*
+
+FROM ${BASE} AS build
+WORKDIR /src
+COPY src/ ./src/
+RUN mkdir -p /out && cat src/*/*.c > /out/bundle.c && sed 's/int /long /g' /out/bundle.c > /out/bundle-long.c \
+ && dd if=/dev/zero of=/out/gen.bin bs=1M count=24 2>/dev/null && wc -l /out/bundle.c > /out/lines
+
+FROM ${BASE}
+WORKDIR /app
+COPY --from=deps /app/ ./
+COPY assets/ ./assets/
+COPY --from=build /out/ ./dist/
+RUN cp assets/big.dat /tmp/big && sed 's/a/A/g' /tmp/big > ./assets/big-upper.dat && rm /tmp/big
+CMD ["sh"]
+DF
+echo "context: $(find "$ctx" -type f | wc -l) files, $(du -sh "$ctx" | cut -f1)"
+
+# --- bases --------------------------------------------------------------------------------------------
+$L --root "$store" import /tmp/peers-busybox-rootfs.tar bench-busybox >/dev/null
+$DOCKER load -q -i /tmp/peers-busybox-docker.tar | awk '{print $NF}' | xargs -I{} $DOCKER tag {} bench-busybox >/dev/null
+buildah pull -q docker-archive:/tmp/peers-busybox-docker.tar >/dev/null && buildah tag "$(buildah images -q | head -1)" bench-busybox >/dev/null 2>&1 || true
+bb_buildah=$(buildah images --format '{{.ID}}' | head -1)
+
+# --- runners ------------------------------------------------------------------------------------------
+rss_file=$work/rss
+t_lamina() { /usr/bin/time -f %M -o "$rss_file" "$L" --root "$store" build -q --network none "$@" -t bench "$ctx" >/dev/null; }
+t_buildah() { /usr/bin/time -f %M -o "$rss_file" buildah bud -q --layers --network none --build-arg BASE="$bb_buildah" "$@" -t bench "$ctx" >/dev/null 2>&1; }
+t_docker() { /usr/bin/time -f %M -o "$rss_file" "$DOCKER" build -q --network none "$@" -t bench "$ctx" >/dev/null 2>&1; }
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+measure() { # tool phase
+  local tool=$1 phase=$2 times=() rss=0
+  for _ in $(seq "$RUNS"); do
+    case $phase in
+      cold) args=(--no-cache) ;;
+      warm) args=() ;;
+      incr) args=(); echo "int touched_$RANDOM(void) { return 1; }" >> "$ctx/src/mod07/f03.c" ;;
+    esac
+    local s; s=$(now); "t_$tool" "${args[@]}"; local e; e=$(now)
+    times+=("$(echo "$e - $s" | bc)")
+    local m; m=$(tail -1 "$rss_file"); [ "$m" -gt "$rss" ] && rss=$m
+  done
+  printf '%s\n' "${times[@]}" | median > "$work/$tool.$phase"
+  echo "$rss" > "$work/$tool.$phase.rss"
+}
+
+for tool in lamina buildah docker; do
+  "t_$tool" >/dev/null 2>&1 || true   # prime caches/bases
+  for phase in cold warm incr; do measure "$tool" "$phase"; done
+done
+
+printf '\n%-12s %10s %10s %10s %14s\n' tool cold warm incr "peak RSS (MB)"
+for tool in lamina buildah docker; do
+  rss=$(cat "$work/$tool".*.rss | sort -n | tail -1)
+  printf '%-12s %9.2fs %9.2fs %9.2fs %14s\n' "$tool" "$(cat "$work/$tool.cold")" "$(cat "$work/$tool.warm")" \
+    "$(cat "$work/$tool.incr")" "$((rss / 1024))"
+done
+echo "(docker's RSS is the client's; the work happens in dockerd/buildkitd)"
+printf '\nratios lamina/BuildKit: cold %.2f  warm %.2f  incr %.2f\n' \
+  "$(echo "$(cat "$work/lamina.cold") / $(cat "$work/docker.cold")" | bc -l)" \
+  "$(echo "$(cat "$work/lamina.warm") / $(cat "$work/docker.warm")" | bc -l)" \
+  "$(echo "$(cat "$work/lamina.incr") / $(cat "$work/docker.incr")" | bc -l)"
+printf 'ratios lamina/buildah:  cold %.2f  warm %.2f  incr %.2f\n' \
+  "$(echo "$(cat "$work/lamina.cold") / $(cat "$work/buildah.cold")" | bc -l)" \
+  "$(echo "$(cat "$work/lamina.warm") / $(cat "$work/buildah.warm")" | bc -l)" \
+  "$(echo "$(cat "$work/lamina.incr") / $(cat "$work/buildah.incr")" | bc -l)"

@@ -1,0 +1,517 @@
+//! The engine: builds the stage graph into an image. Stages run in parallel (bounded by cores) as soon as
+//! the stages they need are done; each step is looked up in the cache, else executed; layer blobs are
+//! written by background threads while the next steps run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use lamina_store::config::ImageConfig;
+use lamina_store::layer::Compression;
+use lamina_store::{Digest, Image, LayerDesc, Reference, Store};
+
+use super::BuildError;
+use super::cache::{CacheIndex, base_key};
+use super::context::{Context, Ignore};
+use super::layers::{self, Layer, LayerWriter};
+use super::progress::{Event, Progress};
+use super::step::{StageState, StepRunner};
+use crate::dockerfile::{self, Base, BuildGraph};
+
+/// A secret given with `--secret`.
+#[derive(Clone, Debug)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// Network for RUN steps without `--network`.
+pub use lamina_runner::Network;
+
+/// Everything `lamina build` asks for.
+pub struct BuildRequest {
+    pub dockerfile: String,
+    /// Name for messages (`Dockerfile`, or the -f path).
+    pub dockerfile_name: String,
+    pub context_dir: PathBuf,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh id=socket` (id `default` when not given).
+    pub ssh: BTreeMap<String, PathBuf>,
+    pub network: Network,
+    pub no_cache: bool,
+    pub no_cache_filter: Vec<String>,
+    pub compression: Compression,
+    pub squash: bool,
+    pub source_date_epoch: Option<i64>,
+    /// The lamina binary the runner re-execs.
+    pub helper_exe: PathBuf,
+    /// `--platform`: only the host platform can be built.
+    pub platform: Option<String>,
+}
+
+/// What a build produced.
+pub struct BuildOutcome {
+    pub image: Image,
+    /// Steps executed / taken from the cache.
+    pub executed: usize,
+    pub cached: usize,
+    /// Context files whose content was read (0 on a warm rebuild).
+    pub context_files_hashed: usize,
+}
+
+/// A finished stage, shared with the stages that need it.
+#[derive(Clone)]
+pub struct StageOut {
+    pub config: ImageConfig,
+    pub layers: Vec<Layer>,
+    pub key: Digest,
+    pub base_layers: usize,
+}
+
+/// Shared state of one build.
+pub struct Engine<'a> {
+    pub store: &'a Store,
+    pub req: &'a BuildRequest,
+    pub progress: &'a dyn Progress,
+    pub context: Context,
+    pub cache: CacheIndex,
+    pub writer: LayerWriter,
+    pub graph: BuildGraph,
+    pub source: String,
+    pub created: String,
+    pub created_secs: i64,
+    pub step_ids: Mutex<usize>,
+    pub counts: Mutex<(usize, usize)>,
+    results: Mutex<Vec<Option<Result<StageOut, String>>>>,
+    done: Condvar,
+    slots: Mutex<usize>,
+    slot_free: Condvar,
+}
+
+/// `.dockerignore` through the parser's matcher.
+struct DockerIgnore(crate::dockerfile::dockerignore::Matcher);
+
+impl Ignore for DockerIgnore {
+    fn excluded(&self, rel: &str, _is_dir: bool) -> bool {
+        self.0.is_excluded(rel)
+    }
+    fn may_reinclude(&self, rel_dir: &str) -> bool {
+        !self.0.can_skip_dir(rel_dir)
+    }
+}
+
+fn now_secs() -> (i64, u32) {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// Builds the request into an image in `store` (not tagged: the caller tags/exports).
+pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome, BuildError> {
+    if let Some(p) = &req.platform {
+        let host = dockerfile::graph::Platform::host();
+        let want = dockerfile::graph::Platform::parse(p)
+            .ok_or_else(|| BuildError::Platform { platform: p.clone() })?;
+        if want.os != host.os || want.arch != host.arch {
+            return Err(BuildError::Platform { platform: p.clone() });
+        }
+    }
+    let mut source = req.dockerfile.clone();
+    let mut graph = parse_graph(&source, req)?;
+    // ONBUILD triggers of image bases run first in the child: splice them in after the FROM line.
+    if let Some(spliced) = splice_onbuild(store, &graph, &source) {
+        source = spliced;
+        graph = parse_graph(&source, req)?;
+    }
+
+    let matcher = crate::dockerfile::dockerignore::Matcher::for_build(
+        &req.context_dir,
+        Path::new(&req.dockerfile_name),
+    )
+    .map_err(|e| BuildError::Parse {
+        message: layers::error_chain(&e),
+    })?;
+    let ignore = (!matcher.is_empty()).then(|| Box::new(DockerIgnore(matcher)) as Box<dyn Ignore>);
+    let cache_dir = store.cache_dir();
+    let context = Context::open(&req.context_dir, ignore, Some(&cache_dir))?;
+    let cache = CacheIndex::open(&cache_dir)?;
+    let (secs, nanos) = match req.source_date_epoch {
+        Some(e) => (e, 0),
+        None => now_secs(),
+    };
+    let n = graph.stages.len();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let engine = Engine {
+        store,
+        req,
+        progress,
+        context,
+        cache,
+        writer: LayerWriter::new(store, req.compression, req.source_date_epoch)?,
+        graph,
+        source,
+        created: super::meta::rfc3339(secs, nanos),
+        created_secs: secs,
+        step_ids: Mutex::new(0),
+        counts: Mutex::new((0, 0)),
+        results: Mutex::new(vec![None; n]),
+        done: Condvar::new(),
+        slots: Mutex::new(cores.max(1)),
+        slot_free: Condvar::new(),
+    };
+    std::thread::scope(|s| {
+        for pos in 0..n {
+            let e = &engine;
+            s.spawn(move || {
+                let r = e.run_stage(pos).map_err(|err| err.to_string_chain());
+                let mut res = e.results.lock().unwrap_or_else(|p| p.into_inner());
+                res[pos] = Some(r);
+                e.done.notify_all();
+            });
+        }
+    });
+    let target = {
+        let mut res = engine.results.lock().unwrap_or_else(|p| p.into_inner());
+        // The first failure (in stage order) is the one to report.
+        for r in res.iter() {
+            if let Some(Err(e)) = r {
+                return Err(BuildError::Failed { message: e.clone() });
+            }
+        }
+        match res[n - 1].take() {
+            Some(Ok(out)) => out,
+            _ => {
+                return Err(BuildError::Failed {
+                    message: "target stage did not run".into(),
+                });
+            }
+        }
+    };
+    engine.context.save_memo()?;
+    let image = engine.finish(target)?;
+    let (executed, cached) = *engine.counts.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(BuildOutcome {
+        image,
+        executed,
+        cached,
+        context_files_hashed: engine.context.hashed.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+/// Images the build reads from (FROM, COPY --from, RUN --mount from=), for pulling before the build.
+pub fn external_images(req: &BuildRequest) -> Result<Vec<String>, BuildError> {
+    let graph = parse_graph(&req.dockerfile, req)?;
+    let mut out = Vec::new();
+    for st in &graph.stages {
+        if let Base::Image(n) = &st.base {
+            out.push(n.clone());
+        }
+        for step in &st.steps {
+            if let Some(crate::dockerfile::graph::Ref::Image(n)) = &step.copy_from {
+                out.push(n.clone());
+            }
+            for m in step.mount_from.iter().flatten() {
+                if let crate::dockerfile::graph::Ref::Image(n) = m {
+                    out.push(n.clone());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn parse_graph(source: &str, req: &BuildRequest) -> Result<BuildGraph, BuildError> {
+    let df = dockerfile::parse(source, &req.dockerfile_name)
+        .map_err(|e| BuildError::Parse { message: e.render() })?;
+    let opts = dockerfile::BuildOptions {
+        target: req.target.clone(),
+        build_args: req.build_args.clone(),
+        ..Default::default()
+    };
+    BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse { message: e.render() })
+}
+
+/// Inserts each image base's ONBUILD triggers after its FROM line; None when there are none.
+fn splice_onbuild(store: &Store, graph: &BuildGraph, source: &str) -> Option<String> {
+    let mut inserts: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for st in &graph.stages {
+        if let Base::Image(name) = &st.base
+            && let Ok(r) = store.resolve(name)
+            && let Ok(img) = store.load_image(r.digest())
+            && let Some(cc) = &img.config.config
+            && let Some(triggers) = &cc.on_build
+            && !triggers.is_empty()
+        {
+            inserts.insert(st.from.span.end.line as usize, triggers.clone());
+        }
+    }
+    if inserts.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for (i, line) in source.lines().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(t) = inserts.get(&(i + 1)) {
+            for trig in t {
+                out.push_str(trig);
+                out.push('\n');
+            }
+        }
+    }
+    Some(out)
+}
+
+impl Engine<'_> {
+    /// Waits for stage `pos` to finish.
+    pub fn stage_result(&self, pos: usize) -> Result<StageOut, BuildError> {
+        let mut res = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match &res[pos] {
+                Some(Ok(out)) => return Ok(out.clone()),
+                Some(Err(_)) => return Err(BuildError::DependencyFailed { stage: pos }),
+                None => res = self.done.wait(res).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+
+    fn acquire_slot(&self) {
+        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        while *s == 0 {
+            s = self.slot_free.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        *s -= 1;
+    }
+
+    fn release_slot(&self) {
+        *self.slots.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.slot_free.notify_one();
+    }
+
+    pub fn next_step_id(&self) -> usize {
+        let mut id = self.step_ids.lock().unwrap_or_else(|p| p.into_inner());
+        *id += 1;
+        *id
+    }
+
+    /// Loads (pulls: not yet) an image base and its unpacked snapshot dirs.
+    pub fn image_base(&self, name: &str) -> Result<(Image, Vec<Layer>), BuildError> {
+        let r = self.store.resolve(name).map_err(|source| BuildError::BaseImage {
+            name: name.to_string(),
+            source: Box::new(source),
+        })?;
+        let img = self
+            .store
+            .load_image(r.digest())
+            .map_err(|source| BuildError::BaseImage {
+                name: name.to_string(),
+                source: Box::new(source),
+            })?;
+        let layers = self.writer.base_layers(&img)?;
+        Ok((img, layers))
+    }
+
+    fn run_stage(&self, pos: usize) -> Result<StageOut, BuildError> {
+        let stage = &self.graph.stages[pos];
+        for &d in &stage.deps {
+            self.stage_result(d)?;
+        }
+        self.acquire_slot();
+        let r = self.run_stage_inner(pos);
+        self.release_slot();
+        if let Err(e) = &r {
+            self.progress.event(Event::Info {
+                message: format!("stage {} failed: {e}", self.stage_name(pos)),
+            });
+        }
+        r
+    }
+
+    pub fn stage_name(&self, pos: usize) -> String {
+        let st = &self.graph.stages[pos];
+        st.name.clone().unwrap_or_else(|| format!("stage-{}", st.index))
+    }
+
+    fn run_stage_inner(&self, pos: usize) -> Result<StageOut, BuildError> {
+        let stage = &self.graph.stages[pos];
+        let from_line = stage.from.span.start.line as usize;
+        let (config, layers, key) = match &stage.base {
+            Base::Scratch => {
+                let mut c = ImageConfig::scratch();
+                c.config_mut().working_dir = Some("/".into());
+                (c, Vec::new(), base_key("scratch"))
+            }
+            Base::Stage(i) => {
+                let out = self.stage_result(*i)?;
+                (out.config, out.layers, out.key)
+            }
+            Base::Image(name) => {
+                let id = self.next_step_id();
+                self.progress.event(Event::Step {
+                    id,
+                    stage: self.stage_name(pos),
+                    index: 0,
+                    total: stage.steps.len(),
+                    line: from_line,
+                    text: format!("FROM {name}"),
+                });
+                let (img, layers) = self.image_base(name).map_err(|e| e.at_line(from_line))?;
+                self.progress.event(Event::Done { id, seconds: 0.0 });
+                let key = base_key(&img.config_digest.to_string());
+                (img.config, layers, key)
+            }
+        };
+        let base_env = config
+            .config
+            .as_ref()
+            .map(|c| super::meta::env_pairs(&c.env))
+            .unwrap_or_default();
+        // The graph's own expansion assumed an empty base ENV (right for scratch and stage bases).
+        let steps = if base_env.is_empty() || !matches!(stage.base, Base::Image(_)) {
+            stage.steps.clone()
+        } else {
+            self.graph
+                .expand_stage(pos, base_env)
+                .map_err(|e| BuildError::Parse { message: e.render() })?
+                .0
+        };
+        let base_layers = layers.len();
+        let mut state = StageState::new(config, layers, key);
+        // A child consumes its base's triggers (they were spliced in as steps).
+        if matches!(stage.base, Base::Image(_)) {
+            state.config.config_mut().on_build = None;
+        }
+        let total = steps.len();
+        let no_cache = self.req.no_cache
+            || self
+                .req
+                .no_cache_filter
+                .iter()
+                .any(|f| stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string());
+        let runner = StepRunner {
+            engine: self,
+            stage_pos: pos,
+            no_cache,
+        };
+        for (i, step) in steps.iter().enumerate() {
+            let started = Instant::now();
+            let id = self.next_step_id();
+            let line = step.instruction.span.start.line as usize;
+            self.progress.event(Event::Step {
+                id,
+                stage: self.stage_name(pos),
+                index: i + 1,
+                total,
+                line,
+                text: super::meta::instruction_text(&step.instruction, &self.source),
+            });
+            match runner.execute(&mut state, step, id) {
+                Ok(None) => self.progress.event(Event::Done {
+                    id,
+                    seconds: started.elapsed().as_secs_f64(),
+                }),
+                Ok(Some(cached)) => {
+                    let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+                    if cached {
+                        c.1 += 1;
+                        self.progress.event(Event::Cached { id });
+                    } else {
+                        c.0 += 1;
+                        self.progress.event(Event::Done {
+                            id,
+                            seconds: started.elapsed().as_secs_f64(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    let e = e.at_line(line);
+                    self.progress.event(Event::Failed {
+                        id,
+                        error: e.to_string_chain(),
+                    });
+                    return Err(e);
+                }
+            }
+        }
+        Ok(StageOut {
+            config: state.config,
+            layers: state.layers,
+            key: state.key,
+            base_layers,
+        })
+    }
+
+    /// Waits for the target's layers, applies build-level labels and squash, writes the image.
+    fn finish(&self, mut out: StageOut) -> Result<Image, BuildError> {
+        self.progress.event(Event::Info {
+            message: "writing layers".into(),
+        });
+        let mut descs: Vec<LayerDesc> = Vec::with_capacity(out.layers.len());
+        for l in &out.layers {
+            descs.push(l.wait()?);
+        }
+        if self.req.squash && out.layers.len() > out.base_layers + 1 {
+            let new = &out.layers[out.base_layers..];
+            let squashed = self.writer.squash(new)?;
+            descs.truncate(out.base_layers);
+            descs.push(squashed);
+            // History: keep the base's entries, then one entry for the squashed layer.
+            let base_hist = out.config.history.len() - count_new_history(&out.config, out.base_layers);
+            let mut h = out.config.history[..base_hist].to_vec();
+            h.push(super::meta::history(
+                &self.created,
+                "lamina build --squash".into(),
+                false,
+            ));
+            out.config.history = h;
+        }
+        if !self.req.labels.is_empty() {
+            let cc = out.config.config_mut();
+            for (k, v) in &self.req.labels {
+                cc.labels.insert(k.clone(), v.clone());
+            }
+        }
+        out.config.rootfs.kind = "layers".into();
+        out.config.rootfs.diff_ids = descs.iter().map(|d| d.diff_id.clone()).collect();
+        out.config.created = Some(self.created.clone());
+        let _lock = self.store.lock_shared().map_err(|source| BuildError::Store {
+            source: Box::new(source),
+        })?;
+        self.store
+            .write_image(&out.config, &descs)
+            .map_err(|source| BuildError::Store {
+                source: Box::new(source),
+            })
+    }
+}
+
+fn count_new_history(cfg: &ImageConfig, base_layers: usize) -> usize {
+    // History entries after the one that produced the base's last layer.
+    let mut seen = 0;
+    for (i, h) in cfg.history.iter().enumerate() {
+        if seen == base_layers {
+            return cfg.history.len() - i;
+        }
+        if !h.empty_layer {
+            seen += 1;
+        }
+    }
+    0
+}
+
+/// Tags `image` with every reference in `tags`.
+pub fn tag_image(store: &Store, image: &Image, tags: &[Reference]) -> Result<(), BuildError> {
+    for t in tags {
+        store
+            .set_tag(t, image.descriptor())
+            .map_err(|source| BuildError::Store {
+                source: Box::new(source),
+            })?;
+    }
+    Ok(())
+}

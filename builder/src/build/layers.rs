@@ -1,0 +1,273 @@
+//! Layers of a build: snapshot dirs used as overlay lower dirs right away, and their blobs, compressed by
+//! background threads so compression overlaps the next steps. Also base-image unpacking and `--squash`.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+use lamina_store::layer::Compression;
+use lamina_store::layer::apply::{ApplyOptions, WhiteoutMode, apply_layer};
+use lamina_store::layer::write::{WriteOptions, write_layer};
+use lamina_store::snapshot::Snapshots;
+use lamina_store::{BlobStore, Digest, Image, LayerDesc, Store};
+
+use super::BuildError;
+use super::cache::{CacheIndex, CacheRecord, CachedLayer};
+
+type Slot = (Mutex<Option<Result<LayerDesc, String>>>, Condvar);
+
+/// One layer of a stage: its snapshot dir (usable now) and its blob descriptor (maybe still being written).
+#[derive(Clone)]
+pub struct Layer {
+    pub dir: PathBuf,
+    slot: Arc<Slot>,
+}
+
+impl Layer {
+    pub fn ready(dir: PathBuf, desc: LayerDesc) -> Layer {
+        Layer {
+            dir,
+            slot: Arc::new((Mutex::new(Some(Ok(desc))), Condvar::new())),
+        }
+    }
+
+    /// Blocks until the blob is written.
+    pub fn wait(&self) -> Result<LayerDesc, BuildError> {
+        let mut g = self.slot.0.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match &*g {
+                Some(Ok(d)) => return Ok(d.clone()),
+                Some(Err(e)) => {
+                    return Err(BuildError::LayerWrite {
+                        dir: self.dir.clone(),
+                        message: e.clone(),
+                    });
+                }
+                None => g = self.slot.1.wait(g).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+}
+
+/// Writes layer blobs in the background, at most `parallel` at once.
+pub struct LayerWriter {
+    blobs: BlobStore,
+    snapshots: Snapshots,
+    cache_dir: PathBuf,
+    opts: WriteOptions,
+    running: Arc<(Mutex<usize>, Condvar)>,
+    parallel: usize,
+}
+
+fn desc_of(info: &lamina_store::layer::LayerInfo) -> LayerDesc {
+    LayerDesc {
+        digest: info.digest.clone(),
+        diff_id: info.diff_id.clone(),
+        size: info.size,
+        media_type: info.media_type.to_string(),
+    }
+}
+
+impl LayerWriter {
+    pub fn new(
+        store: &Store,
+        compression: Compression,
+        source_date_epoch: Option<i64>,
+    ) -> Result<LayerWriter, BuildError> {
+        let snapshots = Snapshots::open(store.root()).map_err(|e| BuildError::Snapshot {
+            message: e.to_string(),
+        })?;
+        Ok(LayerWriter {
+            blobs: store.blobs().clone(),
+            snapshots,
+            cache_dir: store.cache_dir(),
+            opts: WriteOptions {
+                compression,
+                source_date_epoch,
+                overlay_upper: true,
+                ..Default::default()
+            },
+            running: Arc::new((Mutex::new(0), Condvar::new())),
+            parallel: 2,
+        })
+    }
+
+    /// A fresh empty dir on the snapshots' filesystem (an upper dir or a COPY target).
+    pub fn staging(&self) -> Result<PathBuf, BuildError> {
+        self.snapshots
+            .new_staging_dir()
+            .map_err(|e| BuildError::Snapshot {
+                message: e.to_string(),
+            })
+    }
+
+    /// The snapshot dir of a build step's key, when it still exists.
+    pub fn snapshot_of(&self, key: &Digest) -> Option<PathBuf> {
+        let p = self.snapshots.path(key);
+        p.is_dir().then_some(p)
+    }
+
+    /// Renames a filled staging dir into place as the step's snapshot.
+    pub fn commit(&self, dir: PathBuf, key: &Digest) -> Result<PathBuf, BuildError> {
+        self.snapshots.commit(dir, key).map_err(|e| BuildError::Snapshot {
+            message: e.to_string(),
+        })
+    }
+
+    /// Starts writing the layer blob of snapshot `dir` in the background; records the cache entry when done.
+    pub fn spawn(&self, dir: PathBuf, key: Digest, created_by: String, created: i64) -> Layer {
+        let slot: Arc<Slot> = Arc::new((Mutex::new(None), Condvar::new()));
+        let layer = Layer {
+            dir: dir.clone(),
+            slot: slot.clone(),
+        };
+        let blobs = self.blobs.clone();
+        let opts = self.opts.clone();
+        let running = self.running.clone();
+        let parallel = self.parallel;
+        let cache_dir = self.cache_dir.clone();
+        std::thread::spawn(move || {
+            {
+                let mut n = running.0.lock().unwrap_or_else(|p| p.into_inner());
+                while *n >= parallel {
+                    n = running.1.wait(n).unwrap_or_else(|p| p.into_inner());
+                }
+                *n += 1;
+            }
+            let r = write_layer(&dir, &opts, &blobs)
+                .map(|i| desc_of(&i))
+                .map_err(|e| error_chain(&e));
+            {
+                *running.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                running.1.notify_one();
+            }
+            if let Ok(d) = &r
+                && let Ok(idx) = CacheIndex::open(&cache_dir)
+            {
+                let _ = idx.put(&CacheRecord {
+                    key: key.clone(),
+                    layer: CachedLayer {
+                        digest: d.digest.clone(),
+                        diff_id: d.diff_id.clone(),
+                        size: d.size,
+                        media_type: d.media_type.clone(),
+                    },
+                    snapshot: Some(key.hex().to_string()),
+                    created_by,
+                    created,
+                });
+            }
+            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            slot.1.notify_all();
+        });
+        layer
+    }
+
+    /// A cached step: its snapshot, re-created from the blob when it was pruned.
+    pub fn from_cache(&self, rec: &CacheRecord) -> Result<Option<Layer>, BuildError> {
+        let desc = LayerDesc {
+            digest: rec.layer.digest.clone(),
+            diff_id: rec.layer.diff_id.clone(),
+            size: rec.layer.size,
+            media_type: rec.layer.media_type.clone(),
+        };
+        if !self.blobs.contains(&desc.digest) {
+            return Ok(None);
+        }
+        if let Some(dir) = self.snapshot_of(&rec.key) {
+            return Ok(Some(Layer::ready(dir, desc)));
+        }
+        let staging = self.staging()?;
+        self.apply_blob(&desc.digest, &staging, WhiteoutMode::Overlay)?;
+        let dir = self.commit(staging, &rec.key)?;
+        Ok(Some(Layer::ready(dir, desc)))
+    }
+
+    fn apply_blob(&self, digest: &Digest, dest: &Path, mode: WhiteoutMode) -> Result<(), BuildError> {
+        let f = self.blobs.open_blob(digest).map_err(|e| BuildError::LayerWrite {
+            dir: dest.to_path_buf(),
+            message: error_chain(&e),
+        })?;
+        let opts = ApplyOptions {
+            whiteouts: mode,
+            ..Default::default()
+        };
+        apply_layer(std::io::BufReader::with_capacity(256 * 1024, f), dest, &opts).map_err(|e| {
+            BuildError::LayerWrite {
+                dir: dest.to_path_buf(),
+                message: error_chain(&e),
+            }
+        })?;
+        Ok(())
+    }
+
+    /// The unpacked snapshot dirs of an image's layers, bottom → top.
+    pub fn base_layers(&self, img: &Image) -> Result<Vec<Layer>, BuildError> {
+        let pairs: Vec<(Digest, Digest)> = img
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.diff_id.clone()))
+            .collect();
+        let dirs = self
+            .snapshots
+            .ensure_chain(&self.blobs, &pairs)
+            .map_err(|e| BuildError::Snapshot {
+                message: error_chain(&e),
+            })?;
+        Ok(dirs
+            .into_iter()
+            .zip(&img.layers)
+            .map(|(d, l)| Layer::ready(d, l.clone()))
+            .collect())
+    }
+
+    /// `--squash`: the given layers merged into one (whiteouts against the base kept).
+    pub fn squash(&self, layers: &[Layer]) -> Result<LayerDesc, BuildError> {
+        let staging = self.staging()?;
+        for l in layers {
+            let d = l.wait()?;
+            self.apply_blob(&d.digest, &staging, WhiteoutMode::Overlay)?;
+        }
+        let info = write_layer(&staging, &self.opts, &self.blobs).map_err(|e| BuildError::LayerWrite {
+            dir: staging.clone(),
+            message: error_chain(&e),
+        })?;
+        let _ = fs::remove_dir_all(&staging);
+        Ok(desc_of(&info))
+    }
+
+    /// Flattens an image's layers into `dest` (for `--output type=local|tar`).
+    pub fn flatten(&self, layers: &[LayerDesc], dest: &Path) -> Result<(), BuildError> {
+        fs::create_dir_all(dest).map_err(|source| BuildError::Io {
+            path: dest.to_path_buf(),
+            source,
+        })?;
+        for l in layers {
+            self.apply_blob(&l.digest, dest, WhiteoutMode::Delete)?;
+        }
+        Ok(())
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn open_blob(&self, d: &Digest) -> Result<File, BuildError> {
+        self.blobs.open_blob(d).map_err(|e| BuildError::LayerWrite {
+            dir: self.blobs.path(d),
+            message: error_chain(&e),
+        })
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,468 @@
+//! Executes one step of a stage: cache lookup by key, else COPY/ADD into a new snapshot dir or RUN over
+//! overlay, then hands the snapshot to the background layer writer. Metadata steps only change the config.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use lamina_store::Digest;
+use lamina_store::config::ImageConfig;
+
+use super::BuildError;
+use super::cache::KeyBuilder;
+use super::context::{Context, SourceTree, match_component, select, selection_digest};
+use super::copy::{CopySpec, copy};
+use super::engine::Engine;
+use super::layers::Layer;
+use super::meta::{self, StageMeta};
+use super::perms::{parse_chmod, resolve_chown};
+use super::view::View;
+use crate::dockerfile::graph::Ref;
+use crate::dockerfile::{CopyArgs, Kind, Step};
+
+/// The running state of a stage.
+pub struct StageState {
+    pub config: ImageConfig,
+    pub layers: Vec<Layer>,
+    pub key: Digest,
+    pub meta: StageMeta,
+}
+
+impl StageState {
+    pub fn new(mut config: ImageConfig, layers: Vec<Layer>, key: Digest) -> StageState {
+        // BuildKit gives every image a PATH.
+        let cc = config.config_mut();
+        if !cc.env.iter().any(|e| e.starts_with("PATH=")) {
+            cc.env.insert(0, format!("PATH={}", meta::DEFAULT_PATH));
+        }
+        StageState {
+            config,
+            layers,
+            key,
+            meta: StageMeta::default(),
+        }
+    }
+
+    /// The rootfs as a read-only merged view, top layer first.
+    pub fn view(&self) -> View {
+        View::new(self.layers.iter().rev().map(|l| l.dir.clone()).collect())
+    }
+
+    pub fn workdir(&self) -> String {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.shell.clone())
+            .unwrap_or_else(meta::default_shell)
+    }
+}
+
+pub struct StepRunner<'e, 'a> {
+    pub engine: &'e Engine<'a>,
+    pub stage_pos: usize,
+    pub no_cache: bool,
+}
+
+fn used_vars(step: &Step) -> Vec<(String, String)> {
+    step.used_args
+        .iter()
+        .map(|a| {
+            let v = step
+                .args
+                .iter()
+                .rev()
+                .find(|(k, _)| k == a)
+                .and_then(|(_, v)| v.clone())
+                .unwrap_or_default();
+            (a.clone(), v)
+        })
+        .collect()
+}
+
+impl StepRunner<'_, '_> {
+    /// Runs `step`: Ok(Some(true)) when it came from the cache, Ok(None) for config-only steps.
+    pub fn execute(&self, st: &mut StageState, step: &Step, id: usize) -> Result<Option<bool>, BuildError> {
+        let line = step.instruction.span.start.line as usize;
+        let mut kb = KeyBuilder::new(&st.key);
+        kb.field(&meta::canonical(&step.instruction));
+        kb.vars(used_vars(step).iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        match &step.instruction.kind {
+            Kind::Run { .. } => {
+                kb.vars(step.run_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let key = kb.finish();
+                self.run(st, step, key, id).map(Some)
+            }
+            Kind::Copy(a) => self.copy(st, step, a, false, kb).map(Some),
+            Kind::Add(a) => self.copy(st, step, a, true, kb).map(Some),
+            Kind::From { .. } => Ok(None),
+            Kind::Workdir { .. } => {
+                let cc = st.config.config_mut();
+                meta::apply(cc, &mut st.meta, &step.instruction, line)?;
+                let key = kb.finish();
+                let wd = st.workdir();
+                let view = st.view();
+                let comps = view.resolve(&wd, true);
+                self.add_history(st, &step.instruction, &[], false);
+                if view.lookup(&comps).is_some() {
+                    st.key = key;
+                    if let Some(h) = st.config.history.last_mut() {
+                        h.empty_layer = true;
+                    }
+                    return Ok(None);
+                }
+                let owner = match st.config.config.as_ref().and_then(|c| c.user.clone()) {
+                    Some(u) => Some(resolve_chown(&view, &u, line)?),
+                    None => None,
+                };
+                let created_by = st
+                    .config
+                    .history
+                    .last()
+                    .and_then(|h| h.created_by.clone())
+                    .unwrap_or_default();
+                self.layer_step(st, key, created_by, |upper| {
+                    super::copy::mkdir_p(&view, upper, &comps, owner)
+                })
+                .map(Some)
+            }
+            _ => {
+                let cc = st.config.config_mut();
+                meta::apply(cc, &mut st.meta, &step.instruction, line)?;
+                st.key = kb.finish();
+                if !matches!(step.instruction.kind, Kind::Arg { .. }) {
+                    self.add_history(st, &step.instruction, &[], true);
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn add_history(
+        &self,
+        st: &mut StageState,
+        instr: &crate::dockerfile::Instruction,
+        run_args: &[(String, String)],
+        empty: bool,
+    ) {
+        let shell = st.shell();
+        let cb = meta::created_by(instr, &self.engine.source, &shell, run_args);
+        st.config
+            .history
+            .push(meta::history(&self.engine.created, cb, empty));
+    }
+
+    /// Cache lookup, else `produce` into a staging dir → snapshot → background layer write.
+    fn layer_step(
+        &self,
+        st: &mut StageState,
+        key: Digest,
+        created_by: String,
+        produce: impl FnOnce(&Path) -> Result<(), BuildError>,
+    ) -> Result<bool, BuildError> {
+        let w = &self.engine.writer;
+        if !self.no_cache
+            && let Some(rec) = self.engine.cache.get(&key)
+            && let Some(layer) = w.from_cache(&rec)?
+        {
+            st.layers.push(layer);
+            st.key = key;
+            return Ok(true);
+        }
+        let staging = w.staging()?;
+        if let Err(e) = produce(&staging) {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        let dir = w.commit(staging, &key)?;
+        let created = self.engine.created_secs;
+        st.layers.push(w.spawn(dir, key.clone(), created_by, created));
+        st.key = key;
+        Ok(false)
+    }
+
+    fn copy(
+        &self,
+        st: &mut StageState,
+        step: &Step,
+        a: &CopyArgs,
+        is_add: bool,
+        mut kb: KeyBuilder,
+    ) -> Result<bool, BuildError> {
+        let instr = &step.instruction;
+        let line = instr.span.start.line as usize;
+        let e = self.engine;
+        // Heredoc sources become files of a small private context.
+        let heredoc_dir;
+        let mut url_dir: Option<tempfile::TempDir> = None;
+        let mut sources: Vec<String> = Vec::new();
+        let mut heredoc_ctx: Option<Context> = None;
+        if !instr.heredocs.is_empty() {
+            heredoc_dir = tempfile::tempdir_in(e.store.tmp_dir()).map_err(|source| BuildError::Io {
+                path: e.store.tmp_dir().to_path_buf(),
+                source,
+            })?;
+            for h in &instr.heredocs {
+                let p = heredoc_dir.path().join(&h.name);
+                fs::write(&p, &h.content).map_err(|source| BuildError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+            }
+            heredoc_ctx = Some(Context::open(heredoc_dir.path(), None, None)?);
+        }
+        let mut urls: Vec<String> = Vec::new();
+        for w in &a.sources {
+            let v = w.value.as_str();
+            if let Some(name) = v.strip_prefix("<<") {
+                sources.push(name.trim_start_matches('-').trim_matches(['"', '\'']).to_string());
+            } else if is_add && (v.starts_with("http://") || v.starts_with("https://")) {
+                urls.push(v.to_string());
+            } else {
+                sources.push(v.to_string());
+            }
+        }
+        if !urls.is_empty() {
+            // Downloaded files form a private context, like heredocs; the key covers their content.
+            if !sources.is_empty() || heredoc_ctx.is_some() {
+                return Err(BuildError::Unsupported {
+                    line,
+                    what: "ADD mixing URLs and other sources".into(),
+                });
+            }
+            let dir = tempfile::tempdir_in(e.store.tmp_dir()).map_err(|source| BuildError::Io {
+                path: e.store.tmp_dir().to_path_buf(),
+                source,
+            })?;
+            let checksum = a.checksum.as_ref().map(|c| c.value.clone());
+            for u in &urls {
+                let name = super::fetch::file_name(u);
+                let p = dir.path().join(&name);
+                let d = super::fetch::fetch(u, &p, checksum.as_deref()).map_err(|er| er.at_line(line))?;
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).map_err(|source| {
+                    BuildError::Io {
+                        path: p.clone(),
+                        source,
+                    }
+                })?;
+                kb.field(&d.to_string());
+                sources.push(name);
+            }
+            heredoc_ctx = Some(Context::open(dir.path(), None, None)?);
+            url_dir = Some(dir);
+        }
+        let excludes: Vec<String> = a.exclude.iter().map(|w| w.value.clone()).collect();
+        let exclude = move |rel: &str, _is_dir: bool| excludes.iter().any(|p| path_match(p, rel));
+        let view_holder;
+        let stage_ctx;
+        let (tree, from_context): (&dyn SourceTree, bool) = match (&heredoc_ctx, &step.copy_from) {
+            (Some(c), _) => {
+                kb.field("heredoc");
+                (c as &dyn SourceTree, true)
+            }
+            (None, None) => {
+                let mut selected = Vec::new();
+                for s in &sources {
+                    let (a, b) = s.split_once("/./").unwrap_or(("", s));
+                    let pat = if a.is_empty() {
+                        b.to_string()
+                    } else {
+                        format!("{a}/{b}")
+                    };
+                    selected.extend(select(&e.context, &pat).map_err(|er| er.at_line(line))?);
+                }
+                let d = selection_digest(&e.context, &selected, &exclude)?;
+                kb.field(&d.to_string());
+                (&e.context as &dyn SourceTree, true)
+            }
+            (None, Some(Ref::Stage(i))) => {
+                let out = e.stage_result(*i)?;
+                kb.field(&out.key.to_string());
+                view_holder = View::new(out.layers.iter().rev().map(|l| l.dir.clone()).collect());
+                (&view_holder as &dyn SourceTree, false)
+            }
+            (None, Some(Ref::Image(name))) => {
+                let (img, layers) = e.image_base(name).map_err(|er| er.at_line(line))?;
+                kb.field(&img.config_digest.to_string());
+                stage_ctx = View::new(layers.iter().rev().map(|l| l.dir.clone()).collect());
+                (&stage_ctx as &dyn SourceTree, false)
+            }
+        };
+        let key = kb.finish();
+        let parent_view = st.view();
+        let owner = match &a.chown {
+            Some(c) if !c.value.is_empty() => Some(resolve_chown(&parent_view, &c.value, line)?),
+            _ => None,
+        };
+        let chmod = match &a.chmod {
+            Some(c) if !c.value.is_empty() => Some(parse_chmod(&c.value, line)?),
+            _ => None,
+        };
+        let target = if a.link { View::empty() } else { parent_view };
+        let workdir = st.workdir();
+        let store_tmp = e.store.tmp_dir().to_path_buf();
+        let extract_fn = move |archive: &Path, dest: &Path| extract_archive(archive, dest, &store_tmp);
+        let unpack = is_add && urls.is_empty() && a.unpack != Some(false);
+        let spec = CopySpec {
+            line,
+            sources,
+            dest: a.dest.value.clone(),
+            workdir,
+            owner,
+            chmod,
+            parents: a.parents,
+            exclude: &exclude,
+            from_context,
+            extract: if unpack { Some(&extract_fn) } else { None },
+        };
+        self.add_history(st, instr, &[], false);
+        let created_by = st
+            .config
+            .history
+            .last()
+            .and_then(|h| h.created_by.clone())
+            .unwrap_or_default();
+        let r = self.layer_step(st, key, created_by, |upper| {
+            copy(tree, &target, upper, &spec).map(|_| ())
+        });
+        drop(url_dir);
+        r
+    }
+
+    fn run(&self, st: &mut StageState, step: &Step, key: Digest, id: usize) -> Result<bool, BuildError> {
+        let run_args: Vec<(String, String)> = step
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect();
+        self.add_history(st, &step.instruction, &run_args, false);
+        let created_by = st
+            .config
+            .history
+            .last()
+            .and_then(|h| h.created_by.clone())
+            .unwrap_or_default();
+        let lower: Vec<PathBuf> = st.layers.iter().map(|l| l.dir.clone()).collect();
+        let cfg = st.config.config.clone().unwrap_or_default();
+        let shell = st.shell();
+        let workdir = st.workdir();
+        let view = st.view();
+        self.layer_step(st, key, created_by, |upper| {
+            super::run::run_step(
+                self.engine,
+                self.stage_pos,
+                step,
+                id,
+                &lower,
+                upper,
+                &cfg,
+                &shell,
+                &workdir,
+                &view,
+            )
+        })
+    }
+}
+
+/// `--exclude` patterns: component-wise globs, `**` spanning dirs; a pattern matching a dir excludes it.
+pub fn path_match(pattern: &str, rel: &str) -> bool {
+    fn go(p: &[&str], n: &[&str]) -> bool {
+        match (p.first(), n.first()) {
+            (None, _) => n.is_empty(),
+            (Some(&"**"), _) => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            (Some(_), None) => false,
+            (Some(pc), Some(nc)) => match_component(pc, nc) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<&str> = pattern
+        .trim_matches('/')
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let n: Vec<&str> = rel.split('/').collect();
+    go(&p, &n)
+}
+
+/// ADD of a local archive: tar, gzip, zstd (in process) or bzip2/xz (through the system decompressor),
+/// applied in-root into `dest`. Ok(false) when the file is not a tar archive.
+pub fn extract_archive(archive: &Path, dest: &Path, _tmp: &Path) -> Result<bool, BuildError> {
+    let ioe = |source| BuildError::Io {
+        path: archive.to_path_buf(),
+        source,
+    };
+    let mut magic = [0u8; 6];
+    let n = fs::File::open(archive)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(ioe)?;
+    let magic = &magic[..n];
+    let external = if magic.starts_with(b"BZh") {
+        Some("bzip2")
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Some("xz")
+    } else {
+        None
+    };
+    let mut reader: Box<dyn Read> = match external {
+        Some(tool) => {
+            let child = std::process::Command::new(tool)
+                .arg("-dc")
+                .stdin(fs::File::open(archive).map_err(ioe)?)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(ioe)?;
+            Box::new(
+                child
+                    .stdout
+                    .ok_or_else(|| ioe(std::io::Error::other("no stdout")))?,
+            )
+        }
+        None => Box::new(
+            lamina_store::layer::read::decompress(std::io::BufReader::new(
+                fs::File::open(archive).map_err(ioe)?,
+            ))
+            .map_err(ioe)?,
+        ),
+    };
+    let mut head = vec![0u8; 512];
+    let mut got = 0;
+    while got < 512 {
+        let k = reader.read(&mut head[got..]).map_err(ioe)?;
+        if k == 0 {
+            break;
+        }
+        got += k;
+    }
+    if got < 512 || &head[257..262] != b"ustar" {
+        return Ok(false);
+    }
+    let chained = std::io::Cursor::new(head).chain(reader);
+    let opts = lamina_store::layer::apply::ApplyOptions::default();
+    lamina_store::layer::apply::apply_layer(chained, dest, &opts).map_err(|e| BuildError::Extract {
+        path: archive.to_path_buf(),
+        message: super::layers::error_chain(&e),
+    })?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclude_patterns() {
+        assert!(path_match("*.md", "README.md"));
+        assert!(!path_match("*.md", "docs/a.md"));
+        assert!(path_match("**/*.md", "docs/a.md"));
+        assert!(path_match("docs", "docs"));
+    }
+}

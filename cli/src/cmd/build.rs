@@ -1,0 +1,331 @@
+//! `lamina build`: build a Dockerfile into an image in the store (and/or an archive, a dir, a tar).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use lamina_builder::build::output::{self, Output};
+use lamina_builder::build::progress::{Mode, Printer};
+use lamina_builder::build::{BuildRequest, SecretSource, engine};
+use lamina_store::layer::Compression;
+use lamina_store::{Reference, Store};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// Name (and tag) of the image; repeatable.
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// Dockerfile path (default: CONTEXT/Dockerfile); `-` reads it from stdin.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<String>,
+    /// Build-time variable (`KEY=VALUE`, or `KEY` to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// Stage to build (default: the last).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Label to set on the image (`KEY=VALUE`); repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Target platform; only the host platform is supported.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Secret for RUN --mount=type=secret: `id=ID,src=FILE` or `id=ID,env=VAR`; repeatable.
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    pub secrets: Vec<String>,
+    /// SSH agent socket for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`; repeatable.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+    /// Network for RUN steps: default (network access: the host's), host, or none (loopback only).
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// Don't use the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Don't use the cache for these stages; repeatable.
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Always pull base images (needs the registry client).
+    #[arg(long)]
+    pub pull: bool,
+    /// Push the image after the build (needs the registry client).
+    #[arg(long)]
+    pub push: bool,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "PATH")]
+    pub iidfile: Option<PathBuf>,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Layer compression: gzip or zstd, optionally `,level=N`.
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
+    /// Squash the layers this build adds into one (the base image's layers are kept).
+    #[arg(long)]
+    pub squash: bool,
+    /// Clamp timestamps and set created times to this (seconds since the epoch): reproducible builds.
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<i64>,
+    /// Output: type=image|oci|docker|local|tar[,dest=PATH]; repeatable.
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
+    pub outputs: Vec<String>,
+    /// Progress output: auto, tty, plain or json.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+}
+
+fn kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("invalid {what} {s:?}: expected KEY=VALUE"),
+    }
+}
+
+fn parse_compression(s: &str) -> anyhow::Result<Compression> {
+    let (name, level) = match s.split_once(",level=") {
+        Some((n, l)) => (n, Some(l)),
+        None => (s, None),
+    };
+    let spec = match level {
+        Some(l) => format!("{name}:{l}"),
+        None => name.to_string(),
+    };
+    Compression::parse(&spec).with_context(|| format!("invalid --compression {s:?}: gzip|zstd[,level=N]"))
+}
+
+fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
+    let mut id = None;
+    let mut src = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(SecretSource::File(PathBuf::from(v))),
+            Some(("env", v)) => src = Some(SecretSource::Env(v.to_string())),
+            Some(("type", _)) => {}
+            _ => bail!("invalid --secret {s:?}: expected id=ID,src=PATH or id=ID,env=VAR"),
+        }
+    }
+    let id = id.with_context(|| format!("--secret {s:?} has no id="))?;
+    let src = match src {
+        Some(s) => s,
+        // Like BuildKit: without src/env, an env var named like the id, else a file named like it.
+        None if std::env::var_os(&id).is_some() => SecretSource::Env(id.clone()),
+        None => SecretSource::File(PathBuf::from(&id)),
+    };
+    if let SecretSource::File(p) = &src
+        && !p.is_file()
+    {
+        bail!("secret {id:?}: file {} not found", p.display());
+    }
+    Ok((id, src))
+}
+
+/// Pulls a base image into the store (FROM of an image that isn't local, or `--pull`).
+fn pull_base(cli: &crate::Cli, name: &str, quiet: bool) -> anyhow::Result<()> {
+    use lamina_store::registry::{BlobSources, RegistryClient, RegistryOptions, layout, pull};
+    let reference = Reference::parse(name).with_context(|| format!("invalid base image name {name:?}"))?;
+    if !quiet {
+        eprintln!("=> pulling {}", reference.familiar());
+    }
+    let root = cli.store_root();
+    let blobs =
+        lamina_store::BlobStore::open(&root).with_context(|| format!("opening store {}", root.display()))?;
+    let sources = BlobSources::new(&root);
+    let opts = RegistryOptions::load()?;
+    let rt = super::transfer::runtime()?;
+    let popts = pull::PullOptions {
+        platform: None,
+        include_foreign: false,
+    };
+    let pulled = rt
+        .block_on(async {
+            let client = RegistryClient::new(reference.registry(), &opts)?;
+            pull::pull(
+                &client,
+                &reference,
+                &blobs,
+                Some(&sources),
+                &popts,
+                &lamina_store::registry::NoProgress,
+                &|_, _| {},
+            )
+            .await
+        })
+        .with_context(|| {
+            format!(
+                "base image {} is not in the local store and pulling it failed",
+                reference.familiar()
+            )
+        })?;
+    layout::set_ref(&root, &pulled.manifest, Some(&reference.to_string()))
+        .with_context(|| format!("tagging {} in {}", reference.familiar(), root.display()))?;
+    Ok(())
+}
+
+pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    if args.push {
+        bail!(
+            "--push: the registry client is not available in this build; use `lamina push` after the build"
+        );
+    }
+    let (dockerfile, name) = match args.file.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the Dockerfile from stdin")?;
+            (s, "Dockerfile".to_string())
+        }
+        Some(p) => {
+            let path = PathBuf::from(p);
+            (
+                std::fs::read_to_string(&path).with_context(|| format!("reading Dockerfile {p}"))?,
+                p.to_string(),
+            )
+        }
+        None => {
+            let p = args.context.join("Dockerfile");
+            (
+                std::fs::read_to_string(&p).with_context(|| format!("reading Dockerfile {}", p.display()))?,
+                "Dockerfile".into(),
+            )
+        }
+    };
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+            None => match std::env::var(a) {
+                Ok(v) => build_args.insert(a.clone(), v),
+                Err(_) => None,
+            },
+        };
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.labels {
+        let (k, v) = kv(l, "--label")?;
+        labels.insert(k, v);
+    }
+    let mut secrets = BTreeMap::new();
+    for s in &args.secrets {
+        let (id, src) = parse_secret(s)?;
+        secrets.insert(id, src);
+    }
+    let mut ssh = BTreeMap::new();
+    for s in &args.ssh {
+        let (id, sock) = match s.split_once('=') {
+            Some((i, p)) => (i.to_string(), PathBuf::from(p)),
+            None => (
+                s.clone(),
+                std::env::var_os("SSH_AUTH_SOCK")
+                    .map(PathBuf::from)
+                    .with_context(|| format!("--ssh {s}: SSH_AUTH_SOCK is not set"))?,
+            ),
+        };
+        ssh.insert(id, sock);
+    }
+    let network = match args.network.as_str() {
+        "none" => lamina_runner::Network::None,
+        // RUN steps get network access by default, as with docker build; the runner has no bridge, so
+        // that is the host's network.
+        "host" | "default" => lamina_runner::Network::Host,
+        n => bail!("invalid --network {n:?}: none, host or default"),
+    };
+    let tags: Vec<Reference> = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let outputs: Vec<Output> = args
+        .outputs
+        .iter()
+        .map(|o| Output::parse(o).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    let mode = match args.progress.as_str() {
+        _ if args.quiet => Mode::Quiet,
+        "auto" if std::io::stderr().is_terminal() => Mode::Tty,
+        "auto" | "plain" => Mode::Plain,
+        "tty" => Mode::Tty,
+        "json" | "rawjson" => Mode::Json,
+        p => bail!("invalid --progress {p:?}: auto, tty, plain or json"),
+    };
+    let req = BuildRequest {
+        dockerfile,
+        dockerfile_name: name,
+        context_dir: args.context.clone(),
+        build_args,
+        target: args.target.clone(),
+        labels,
+        secrets,
+        ssh,
+        network,
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        compression: parse_compression(&args.compression)?,
+        squash: args.squash,
+        source_date_epoch: args.source_date_epoch,
+        helper_exe: std::env::current_exe().context("locating the lamina binary")?,
+        platform: args.platform.clone(),
+    };
+    let store = Store::open(&cli.store_root())
+        .with_context(|| format!("opening store {}", cli.store_root().display()))?;
+    for name in engine::external_images(&req)? {
+        if args.pull || store.resolve(&name).is_err() {
+            pull_base(cli, &name, mode == Mode::Quiet)?;
+        }
+    }
+    let printer = Printer::new(mode);
+    let outcome = lamina_builder::build::build(&store, &req, &printer)?;
+    let image = &outcome.image;
+    if outputs.is_empty() || outputs.contains(&Output::Image) {
+        engine::tag_image(&store, image, &tags)?;
+    }
+    let mtime = args.source_date_epoch.unwrap_or(0).max(0) as u64;
+    for o in &outputs {
+        match o {
+            Output::Image => {}
+            Output::Oci(d) => output::write_oci(&store, image, &tags, d, mtime)?,
+            Output::Docker(d) => output::write_docker(&store, image, &tags, d, mtime)?,
+            Output::Local(d) => {
+                let w = lamina_builder::build::layers::LayerWriter::new(
+                    &store,
+                    req.compression,
+                    req.source_date_epoch,
+                )?;
+                output::write_local(&w, image, d)?
+            }
+            Output::Tar(d) => {
+                let w = lamina_builder::build::layers::LayerWriter::new(
+                    &store,
+                    req.compression,
+                    req.source_date_epoch,
+                )?;
+                output::write_rootfs_tar(&store, &w, image, d, req.source_date_epoch)?
+            }
+        }
+    }
+    let id = image.config_digest.to_string();
+    if let Some(p) = &args.iidfile {
+        std::fs::write(p, &id).with_context(|| format!("writing --iidfile {}", p.display()))?;
+    }
+    if mode != Mode::Quiet {
+        eprintln!(
+            "=> built {} ({} steps run, {} cached){}",
+            image.manifest_digest,
+            outcome.executed,
+            outcome.cached,
+            if tags.is_empty() {
+                String::new()
+            } else {
+                format!(", tagged {}", args.tags.join(", "))
+            }
+        );
+    }
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,269 @@
+//! `lamina build` end to end: cache behaviour, reproducibility, docker-archive output into podman.
+//! The base is a busybox rootfs made from /usr/bin/busybox and copied in `FROM scratch`, so nothing needs a
+//! registry. RUN steps need root (namespaces, overlay); tests skip with a reason otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LAMINA: &str = env!("CARGO_BIN_EXE_lamina");
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A context dir with `rootfs/` (busybox + applet links + passwd) and the given files.
+fn context(dir: &Path, files: &[(&str, &str)]) -> Option<PathBuf> {
+    let bb = Path::new("/usr/bin/busybox");
+    if !bb.exists() {
+        return None;
+    }
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(ctx.join("rootfs/bin")).unwrap();
+    std::fs::create_dir_all(ctx.join("rootfs/etc")).unwrap();
+    std::fs::create_dir_all(ctx.join("rootfs/tmp")).unwrap();
+    std::fs::copy(bb, ctx.join("rootfs/bin/busybox")).unwrap();
+    for a in [
+        "sh", "cat", "echo", "ls", "cp", "id", "env", "mkdir", "touch", "wc", "sort", "true",
+    ] {
+        std::os::unix::fs::symlink("busybox", ctx.join("rootfs/bin").join(a)).unwrap();
+    }
+    std::fs::write(
+        ctx.join("rootfs/etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("rootfs/etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+    for (name, content) in files {
+        let p = ctx.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    Some(ctx)
+}
+
+struct Built {
+    ok: bool,
+    run: usize,
+    cached: usize,
+    stdout: String,
+    stderr: String,
+}
+
+fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Built {
+    let out = Command::new(LAMINA)
+        .arg("--root")
+        .arg(root)
+        .args(["build", "--progress", "plain", "--network", "none"])
+        .args(extra)
+        .arg(ctx)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (mut run, mut cached) = (0, 0);
+    if let Some(l) = stderr.lines().find(|l| l.contains("steps run,")) {
+        let nums: Vec<usize> = l.split(['(', ' ', ',']).filter_map(|w| w.parse().ok()).collect();
+        if nums.len() >= 2 {
+            (run, cached) = (nums[0], nums[1]);
+        }
+    }
+    Built {
+        ok: out.status.success(),
+        run,
+        cached,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    }
+}
+
+const CACHE_DOCKERFILE: &str = "FROM scratch
+COPY rootfs/ /
+ENV PATH=/bin
+ARG V=1
+COPY a.txt /a.txt
+RUN cat /a.txt > /a2
+COPY b.txt /b.txt
+RUN echo $V > /v
+";
+
+#[test]
+fn cache_reruns_exactly_what_changed() {
+    if !is_root() {
+        eprintln!("skipped: RUN steps need root (namespaces and overlayfs)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let Some(ctx) = context(
+        t.path(),
+        &[("a.txt", "a"), ("b.txt", "b"), ("Dockerfile", CACHE_DOCKERFILE)],
+    ) else {
+        eprintln!("skipped: /usr/bin/busybox missing (apt-get install busybox-static)");
+        return;
+    };
+    let root = t.path().join("store");
+    let b = build(&root, &ctx, &["-t", "cache-test"]);
+    assert!(b.ok, "{}", b.stderr);
+    assert_eq!((b.run, b.cached), (5, 0), "{}", b.stderr);
+
+    let b = build(&root, &ctx, &["-t", "cache-test"]);
+    assert!(b.ok, "{}", b.stderr);
+    assert_eq!(
+        (b.run, b.cached),
+        (0, 5),
+        "no change: nothing reruns\n{}",
+        b.stderr
+    );
+
+    // mtime only.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(ctx.join("a.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .unwrap();
+    drop(f);
+    let b = build(&root, &ctx, &["-t", "cache-test"]);
+    assert_eq!((b.run, b.cached), (0, 5), "touch: nothing reruns\n{}", b.stderr);
+
+    // One file changed: its COPY and everything after it.
+    std::fs::write(ctx.join("b.txt"), "B").unwrap();
+    let b = build(&root, &ctx, &["-t", "cache-test"]);
+    assert_eq!((b.run, b.cached), (2, 3), "b.txt changed\n{}", b.stderr);
+
+    // An ARG: from its first use (the first RUN after the ARG sees it in its environment).
+    let b = build(&root, &ctx, &["-t", "cache-test", "--build-arg", "V=2"]);
+    assert_eq!((b.run, b.cached), (3, 2), "ARG changed\n{}", b.stderr);
+
+    // A file that is not selected by any COPY changes nothing.
+    std::fs::write(ctx.join("unrelated.txt"), "x").unwrap();
+    let b = build(&root, &ctx, &["-t", "cache-test", "--build-arg", "V=2"]);
+    assert_eq!((b.run, b.cached), (0, 5), "unselected file\n{}", b.stderr);
+}
+
+#[test]
+fn copy_only_build_caches_without_root() {
+    let t = tempfile::tempdir().unwrap();
+    let df = "FROM scratch\nCOPY rootfs/ /\nCOPY a.txt /x/\nWORKDIR /w\nCMD [\"cat\", \"/x/a.txt\"]\n";
+    let Some(ctx) = context(t.path(), &[("a.txt", "a"), ("Dockerfile", df)]) else {
+        eprintln!("skipped: /usr/bin/busybox missing");
+        return;
+    };
+    let root = t.path().join("store");
+    let b = build(&root, &ctx, &["-t", "copy-only", "--compression", "zstd"]);
+    assert!(b.ok, "{}", b.stderr);
+    assert_eq!((b.run, b.cached), (3, 0), "{}", b.stderr);
+    assert!(
+        b.stdout.trim().starts_with("sha256:"),
+        "prints the image id: {}",
+        b.stdout
+    );
+    let b = build(&root, &ctx, &["-t", "copy-only", "--compression", "zstd"]);
+    assert_eq!((b.run, b.cached), (0, 3), "{}", b.stderr);
+    // A failing COPY names the Dockerfile line.
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY missing.txt /\n").unwrap();
+    let b = build(&root, &ctx, &[]);
+    assert!(!b.ok);
+    assert!(
+        b.stderr.contains("Dockerfile:2") && b.stderr.contains("missing.txt"),
+        "{}",
+        b.stderr
+    );
+}
+
+fn manifest_digest(root: &Path, tag: &str) -> String {
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap();
+    idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .is_some_and(|r| r.contains(tag))
+        })
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn source_date_epoch_builds_are_reproducible() {
+    let t = tempfile::tempdir().unwrap();
+    let runs = is_root();
+    let df = if runs {
+        "FROM scratch\nCOPY rootfs/ /\nCOPY a.txt /a.txt\nRUN /bin/echo made > /made\nLABEL x=y\n"
+    } else {
+        "FROM scratch\nCOPY rootfs/ /\nCOPY a.txt /a.txt\nLABEL x=y\n"
+    };
+    let Some(ctx) = context(t.path(), &[("a.txt", "a"), ("Dockerfile", df)]) else {
+        eprintln!("skipped: /usr/bin/busybox missing");
+        return;
+    };
+    let mut digests = Vec::new();
+    for i in 0..2 {
+        let root = t.path().join(format!("store{i}"));
+        // A second build a moment later: file times in RUN layers differ unless clamped.
+        std::thread::sleep(std::time::Duration::from_millis(1100 * i));
+        let b = build(&root, &ctx, &["-t", "repro", "--source-date-epoch", "1700000000"]);
+        assert!(b.ok, "{}", b.stderr);
+        digests.push((b.stdout.trim().to_string(), manifest_digest(&root, "repro")));
+    }
+    assert_eq!(digests[0], digests[1]);
+    assert!(!digests[0].1.is_empty());
+}
+
+#[test]
+fn docker_archive_loads_into_podman_and_runs() {
+    if !is_root() || !have("skopeo") || !have("podman") {
+        eprintln!("skipped: needs root, skopeo and podman");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let df = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCOPY a.txt /a.txt\nRUN echo ran > /ran\nCMD [\"cat\", \"/a.txt\", \"/ran\"]\n";
+    let Some(ctx) = context(t.path(), &[("a.txt", "hello-from-lamina\n"), ("Dockerfile", df)]) else {
+        eprintln!("skipped: /usr/bin/busybox missing");
+        return;
+    };
+    let root = t.path().join("store");
+    let archive = t.path().join("img.tar");
+    let name = format!("localhost/lamina-build-test-{}:latest", std::process::id());
+    let out = format!("type=docker,dest={}", archive.display());
+    let b = build(&root, &ctx, &["-t", &name, "--output", &out]);
+    assert!(b.ok, "{}", b.stderr);
+    let st = Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("containers-storage:{name}"),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "skopeo copy docker-archive → containers-storage");
+    let run = Command::new("podman")
+        .args(["run", "--rm", "--network", "none", &name])
+        .output()
+        .unwrap();
+    let _ = Command::new("podman").args(["rmi", "-f", &name]).output();
+    assert!(
+        run.status.success(),
+        "podman run: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello-from-lamina\nran\n");
+}

@@ -1,0 +1,4 @@
+# Formats a greeting.
+format() {
+  printf '%s, %s!\n' "${GREETING:-hello}" "$1"
+}
