@@ -45,8 +45,9 @@ for d in range(200):
 big = os.path.join(root, "big"); os.makedirs(big, exist_ok=True)
 # Compressible: 150 MB of log-like text; incompressible: 100 MB random; 50 MB binary-ish.
 with open(os.path.join(big, "app.log"), "wb") as fh:
-    for i in range(150):
-        fh.write(text(1 << 20))
+    for i in range(150 * 16):
+        off = rng.randrange(0, len(pool) - (1 << 16))
+        fh.write(pool[off:off + (1 << 16)])
 with open(os.path.join(big, "random.bin"), "wb") as fh:
     fh.write(rng.randbytes(100 << 20))
 with open(os.path.join(big, "model.bin"), "wb") as fh:
