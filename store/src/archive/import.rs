@@ -96,7 +96,10 @@ pub fn import(
     let plain = decompress(reader).map_err(io_err("read"))?;
     let mut tar = HashingReader::new(check_tar(plain, path)?);
     let blob = store.blobs().writer()?;
-    let mut gz = flate2::write::GzEncoder::new(blob, flate2::Compression::new(opts.gzip_level.min(9)));
+    // pigz-style parallel gzip: same bytes for any thread count.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut gz = crate::layer::pgzip::ParGzEncoder::new(blob, opts.gzip_level.min(9), threads)
+        .map_err(io_err("compress"))?;
     io::copy(&mut tar, &mut gz).map_err(io_err("import"))?;
     let mut blob = gz.finish().map_err(io_err("compress"))?;
     blob.flush().map_err(io_err("write layer from"))?;

@@ -259,7 +259,8 @@ fn store_layer(store: &Store, entry: &mut impl Read) -> Result<StoredLayer, Laye
         });
     }
     let mut tar = HashingReader::new(br);
-    let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut gz = crate::layer::pgzip::ParGzEncoder::new(w, 6, threads).map_err(LayerErr::Io)?;
     io::copy(&mut tar, &mut gz).map_err(LayerErr::Io)?;
     let mut w = gz.finish().map_err(LayerErr::Io)?;
     w.flush().map_err(LayerErr::Io)?;
