@@ -83,9 +83,9 @@ tar -c -C "$TREE" --exclude=.complete . >/dev/null   # warm the page cache
 
 STORE=$OUT/store
 declare -A T S
-T[lamina_gzip]=$(PREP="rm -rf $STORE" timeit "$BIN write $TREE $STORE gzip")
+T[lamina_gzip]=$(PREP="rm -rf $STORE" timeit "$BIN write $TREE $STORE gzip:6")
 GZ=$(ls -S "$STORE"/blobs/sha256/* | head -1); S[lamina_gzip]=$(stat -c %s "$GZ"); cp "$GZ" "$OUT/layer.tar.gz"
-T[lamina_gzip4]=$(PREP="rm -rf $STORE" timeit "$BIN write $TREE $STORE gzip:4")
+T[lamina_gzip4]=$(PREP="rm -rf $STORE" timeit "$BIN write $TREE $STORE gzip")
 S[lamina_gzip4]=$(stat -c %s "$(ls -S "$STORE"/blobs/sha256/* | head -1)")
 T[lamina_zstd]=$(PREP="rm -rf $STORE" timeit "$BIN write $TREE $STORE zstd")
 S[lamina_zstd]=$(stat -c %s "$(ls -S "$STORE"/blobs/sha256/* | head -1)")
@@ -109,7 +109,7 @@ T[apply_lamina]=$(PREP="rm -rf $D" timeit "$BIN apply $OUT/layer.tar.gz $D")
 T[apply_umoci]=$(PREP="rm -rf $D" timeit "umoci unpack --image $LAYOUT:bench $D")
 T[apply_tarx]=$(PREP="rm -rf $D; mkdir -p $D" timeit "tar -xzf $OUT/layer.tar.gz -C $D")
 T[apply_pigzx]=$(PREP="rm -rf $D; mkdir -p $D" timeit "pigz -dc $OUT/layer.tar.gz | tar -x -C $D")
-rm -rf "$D"
+rm -rf "$D" "$LAYOUT" "$STORE" "$OUT"/t.*
 
 r() { echo "scale=2; $1 / $2" | bc; }
 RAW=$(du -sb --exclude=.complete "$TREE" | cut -f1)

@@ -59,8 +59,9 @@ impl Default for Compression {
     }
 }
 
-/// Default gzip level: zlib's default, what docker and pigz use.
-pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// Default gzip level. zlib-rs at level 4 measured ~3x faster than at 6 (zlib's default, docker's) for
+/// ~5% larger layers on bench/layers.sh; `gzip:6` (or `:9`) is there when size matters more.
+pub const DEFAULT_GZIP_LEVEL: u32 = 4;
 /// Default zstd level (the zstd CLI's default).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
