@@ -104,6 +104,15 @@ pub fn run_step(
         }
     };
     let mut env: Vec<String> = step.run_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // BuildKit passes a predefined proxy ARG in both spellings.
+    for (k, v) in &step.run_env {
+        let lower = k.to_ascii_lowercase();
+        if ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"].contains(&k.as_str())
+            && !step.run_env.iter().any(|(n, _)| *n == lower)
+        {
+            env.push(format!("{lower}={v}"));
+        }
+    }
     let mut scratch = Scratch { paths: Vec::new() };
     let tmp = engine.store.tmp_dir().to_path_buf();
     let mut rmounts = Vec::new();
