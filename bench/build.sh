@@ -10,8 +10,9 @@ RUNS=${1:-3}
 export DOCKER_HOST=${DOCKER_HOST:-unix:///tmp/peers-dockerd/docker.sock}
 export DOCKER_BUILDKIT=1
 DOCKER=${DOCKER:-$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || echo docker )}
-cargo build --release -p lamina >/dev/null 2>&1
-L=$PWD/target/release/lamina
+if [ -z "${LAMINA_BIN:-}" ]; then cargo build --release -p lamina >/dev/null 2>&1; fi
+L=${LAMINA_BIN:-$PWD/target/release/lamina}
+TOOLS=${TOOLS:-lamina buildah docker}
 work=${BENCH_DIR:-/tmp/lamina-bench-build}
 rm -rf "$work"; mkdir -p "$work"
 ctx=$work/ctx
@@ -95,7 +96,7 @@ measure() { # tool phase
   echo "$rss" > "$work/$tool.$phase.rss"
 }
 
-for tool in lamina buildah docker; do
+for tool in $TOOLS; do
   "t_$tool" >/dev/null 2>&1 || true   # prime caches/bases
   for phase in cold warm incr; do measure "$tool" "$phase"; done
 done
