@@ -16,18 +16,20 @@ n = 3
 stage = 0
 while n < 5000:
     if n % 500 == 3:
-        lines.append(f"FROM ${{BASE}}:latest AS s{stage}")
+        # Each stage builds on the previous one so the target needs all of them.
+        lines.append(f"FROM ${{BASE}}:latest AS s{stage}" if stage == 0 else f"FROM s{stage - 1} AS s{stage}")
         lines.append("ARG VERSION")
         stage += 1
         n += 2
         continue
     k = n % 10
-    if k == 0: lines.append(f"ENV V{n}=$VERSION-{n} P{n}=${{PATH:-/bin}}:/opt/{n}")
+    # ENV/ARG names repeat (a real file has tens of variables, not thousands).
+    if k == 0: lines.append(f"ENV V{n % 20}=$VERSION-{n} P{n % 7}=${{PATH:-/bin}}:/opt/{n}")
     elif k == 1: lines.append(f"RUN --mount=type=cache,target=/cache/{n} echo {n} && ls -l /tmp/${{VERSION}} \\\n    && true")
-    elif k == 2: lines.append(f"COPY --chown=1:1 --chmod=644 src/{n}.txt ${{V{n-2}:-/dst}}/")
+    elif k == 2: lines.append(f"COPY --chown=1:1 --chmod=644 src/{n}.txt ${{V{(n - 2) % 20}:-/dst}}/")
     elif k == 3: lines.append(f"LABEL org.example.n{n}=\"value {n}\" other{n}=${{VERSION%.*}}")
     elif k == 4: lines.append(f"WORKDIR /work/${{VERSION##*.}}/{n}")
-    elif k == 5: lines.append(f"ARG A{n}=${{VERSION/./-}}")
+    elif k == 5: lines.append(f"ARG A{n % 13}=${{VERSION/./-}}")
     elif k == 6: lines.append(f"RUN <<EOF\necho heredoc {n}\necho $HOME\nEOF")
     elif k == 7: lines.append(f"EXPOSE {1000 + n}/tcp")
     elif k == 8: lines.append(f"USER {n}:{n}")

@@ -518,12 +518,27 @@ fn compile(toks: &[Tok], greedy: bool, anchored: bool, pattern: &str) -> Result<
             }
         }
     }
-    regex::RegexBuilder::new(&re)
+    // Patterns repeat across a Dockerfile (`${VERSION%.*}` in many lines); compiling is the expensive part.
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> = Default::default();
+    }
+    if let Some(r) = CACHE.with(|c| c.borrow().get(&re).cloned()) {
+        return Ok(r);
+    }
+    let compiled = regex::RegexBuilder::new(&re)
         .size_limit(1 << 20)
         .build()
         .map_err(|_| ExpandError::InvalidPattern {
             pattern: pattern.to_string(),
-        })
+        })?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 256 {
+            c.clear();
+        }
+        c.insert(re, compiled.clone());
+    });
+    Ok(compiled)
 }
 
 /// `${v#p}`/`${v##p}` (prefix) and `${v%p}`/`${v%%p}` (suffix). A suffix is trimmed by reversing
