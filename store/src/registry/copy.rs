@@ -26,12 +26,27 @@ pub enum Location {
         path: PathBuf,
         tag: Option<String>,
     },
+    /// A tar of an OCI layout (`oci-archive:PATH[:NAME]`) or `docker save` output
+    /// (`docker-archive:PATH[:REF]`).
+    Archive {
+        path: PathBuf,
+        name: Option<String>,
+        format: ArchiveFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    Oci,
+    Docker,
 }
 
 /// Why a location string is not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum LocationError {
-    #[error("{input:?}: unknown transport {transport:?} (supported: docker://, oci:)")]
+    #[error(
+        "{input:?}: unknown transport {transport:?} (supported: docker://, oci:, oci-archive:, docker-archive:)"
+    )]
     UnknownTransport { input: String, transport: String },
     #[error("{input:?}: missing path")]
     MissingPath { input: String },
@@ -45,6 +60,46 @@ impl FromStr for Location {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(r) = s.strip_prefix("docker://") {
             return Ok(Location::Registry(r.parse()?));
+        }
+        for (prefix, format) in [
+            ("oci-archive:", ArchiveFormat::Oci),
+            ("docker-archive:", ArchiveFormat::Docker),
+        ] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                // PATH[:NAME]; a docker-archive name is a whole reference (with its own ':').
+                let (path, name) = match rest.split_once(':') {
+                    Some((p, n)) if !p.is_empty() => (p, Some(n.to_owned())),
+                    _ => (rest, None),
+                };
+                if path.is_empty() {
+                    return Err(LocationError::MissingPath { input: s.to_owned() });
+                }
+                return Ok(Location::Archive {
+                    path: PathBuf::from(path),
+                    name: name.filter(|n| !n.is_empty()),
+                    format,
+                });
+            }
+        }
+        for (prefix, format) in [
+            ("oci-archive:", ArchiveFormat::Oci),
+            ("docker-archive:", ArchiveFormat::Docker),
+        ] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                // PATH[:NAME]; a docker-archive name is a whole reference (with its own ':').
+                let (path, name) = match rest.split_once(':') {
+                    Some((p, n)) if !p.is_empty() => (p, Some(n.to_owned())),
+                    _ => (rest, None),
+                };
+                if path.is_empty() {
+                    return Err(LocationError::MissingPath { input: s.to_owned() });
+                }
+                return Ok(Location::Archive {
+                    path: PathBuf::from(path),
+                    name: name.filter(|n| !n.is_empty()),
+                    format,
+                });
+            }
         }
         if let Some(rest) = s.strip_prefix("oci:") {
             // The tag follows the last ':' unless that ':' is part of the path.
@@ -90,7 +145,30 @@ pub async fn copy(
     opts: &CopyOptions,
     progress: &dyn Progress,
 ) -> Result<Digest, RegistryError> {
+    if let Location::Archive { path, name, .. } = src {
+        let (_tmp, store, top) = load_archive(path, name.as_deref())?;
+        let dir = Location::OciDir {
+            path: store.root().to_owned(),
+            tag: Some(top),
+        };
+        return Box::pin(copy(&dir, dst, registry, opts, progress)).await;
+    }
+    if let Location::Archive { path, name, format } = dst {
+        let tmp = tempfile::tempdir().map_err(RegistryError::io("create temp dir for", path))?;
+        let store = crate::layout::Store::open(tmp.path()).map_err(|source| RegistryError::Store {
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+        let staged = Location::OciDir {
+            path: tmp.path().to_owned(),
+            tag: Some("staged".into()),
+        };
+        let digest = Box::pin(copy(src, &staged, registry, opts, progress)).await?;
+        save_archive(&store, &digest, path, name.as_deref(), *format, src)?;
+        return Ok(digest);
+    }
     match (src, dst) {
+        (Location::Archive { .. }, _) | (_, Location::Archive { .. }) => unreachable!("handled above"),
         (Location::Registry(s), Location::Registry(d)) => {
             let sc = RegistryClient::new(s.registry(), registry)?;
             let dc = if s.registry() == d.registry() {
@@ -127,6 +205,109 @@ pub async fn copy(
             Ok(top.digest)
         }
     }
+}
+
+/// Loads an archive into a temporary store; returns it and the ref name of the chosen image there.
+fn load_archive(
+    path: &Path,
+    name: Option<&str>,
+) -> Result<(tempfile::TempDir, crate::layout::Store, String), RegistryError> {
+    let tmp = tempfile::tempdir().map_err(RegistryError::io("create temp dir for", path))?;
+    let serr = |source| RegistryError::Store {
+        path: path.to_owned(),
+        source: Box::new(source),
+    };
+    let store = crate::layout::Store::open(tmp.path()).map_err(serr)?;
+    let report = crate::archive::load::load(&store, path, &Default::default()).map_err(|source| {
+        RegistryError::Archive {
+            path: path.to_owned(),
+            source: Box::new(source),
+        }
+    })?;
+    let wanted = name.map(|n| {
+        Reference::parse(n)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| n.to_owned())
+    });
+    let matching: Vec<_> = report
+        .images
+        .iter()
+        .filter(|i| match &wanted {
+            None => true,
+            Some(w) => i.tags.iter().any(|t| &t.to_string() == w || t.tag() == name),
+        })
+        .collect();
+    let [image] = matching.as_slice() else {
+        return Err(RegistryError::ArchiveImage {
+            path: path.to_owned(),
+            wanted,
+            found: matching.len(),
+        });
+    };
+    let img = store.load_image(&image.manifest).map_err(serr)?;
+    let mut desc = Descriptor::new(
+        &img.manifest_media_type,
+        img.manifest_digest.clone(),
+        img.manifest_size,
+    );
+    desc.platform = None;
+    layout::set_ref(tmp.path(), &desc, Some("lamina-copy-source"))?;
+    Ok((tmp, store, "lamina-copy-source".into()))
+}
+
+fn save_archive(
+    store: &crate::layout::Store,
+    digest: &Digest,
+    path: &Path,
+    name: Option<&str>,
+    format: ArchiveFormat,
+    src: &Location,
+) -> Result<(), RegistryError> {
+    let serr = |source| RegistryError::Store {
+        path: path.to_owned(),
+        source: Box::new(source),
+    };
+    let image = store.load_image(digest).map_err(serr)?;
+    let base = match src {
+        Location::Registry(r) => Some(r.clone()),
+        _ => None,
+    };
+    let reference = match (name, format) {
+        // skopeo's oci-archive:PATH:NAME names the image by its ref.name, which save() writes as the tag.
+        (Some(n), ArchiveFormat::Oci) => base
+            .as_ref()
+            .and_then(|b| b.with_tag(n).ok())
+            .or_else(|| Reference::parse(n).ok()),
+        (Some(n), ArchiveFormat::Docker) => Reference::parse(n).ok(),
+        (None, _) => base,
+    };
+    let fmt = match format {
+        ArchiveFormat::Oci => crate::archive::save::SaveFormat::Oci,
+        ArchiveFormat::Docker => crate::archive::save::SaveFormat::Docker,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(RegistryError::io("create temp file in", dir))?;
+    let out = std::io::BufWriter::new(tmp);
+    let items = [crate::archive::save::SaveItem { image, reference }];
+    let out =
+        crate::archive::save::save(store, &items, fmt, out).map_err(|source| RegistryError::Archive {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+    let tmp = out.into_inner().map_err(|e| RegistryError::Io {
+        op: "write",
+        path: path.to_owned(),
+        source: e.into_error(),
+    })?;
+    tmp.persist(path).map_err(|e| RegistryError::Io {
+        op: "rename into place",
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    Ok(())
 }
 
 fn open_layout(path: &Path) -> Result<BlobStore, RegistryError> {
@@ -308,6 +489,14 @@ mod tests {
             "busybox".parse::<Location>().unwrap(),
             Location::Registry(_)
         ));
+        assert_eq!(
+            "docker-archive:/x.tar:a/b:1".parse::<Location>().unwrap(),
+            Location::Archive {
+                path: "/x.tar".into(),
+                name: Some("a/b:1".into()),
+                format: ArchiveFormat::Docker
+            }
+        );
         assert!(matches!(
             "zip:/x".parse::<Location>(),
             Err(LocationError::UnknownTransport { .. })

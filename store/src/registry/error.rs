@@ -142,6 +142,24 @@ pub enum RegistryError {
     },
     #[error("{0}: the upload was cancelled")]
     Cancelled(String),
+    #[error("archive {path}")]
+    Archive {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::archive::ArchiveError>,
+    },
+    #[error("temporary store for {path}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::layout::StoreError>,
+    },
+    #[error("{path}: {found} images in the archive match {wanted:?}")]
+    ArchiveImage {
+        path: PathBuf,
+        wanted: Option<String>,
+        found: usize,
+    },
 }
 
 impl RegistryError {
