@@ -26,6 +26,9 @@ pub struct RunRequest {
     pub network: Network,
     /// Container hostname; defaults to the first 12 characters of the id.
     pub hostname: Option<String>,
+    /// Bind-mount a generated /etc/hostname. `docker run` does; BuildKit's RUN steps only get /etc/hosts
+    /// and /etc/resolv.conf, so a step may delete or replace the image's /etc/hostname.
+    pub etc_hostname: bool,
     /// Mount the rootfs read-only (`--read-only`).
     pub readonly_rootfs: bool,
     /// The `lamina` binary to re-exec as the single-threaded helper (`lamina __run-helper`).

@@ -340,6 +340,7 @@ pub fn run_step(
         limits: Default::default(),
         network: net,
         hostname: Some("buildkitsandbox".into()),
+        etc_hostname: false,
         readonly_rootfs: false,
         helper_exe: engine.req.helper_exe.clone(),
         ports: Vec::new(),

@@ -182,6 +182,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         limits,
         network,
         hostname: args.hostname.clone(),
+        etc_hostname: true,
         readonly_rootfs: args.read_only,
         helper_exe: std::env::current_exe().context("locating the lamina binary")?,
         ports,

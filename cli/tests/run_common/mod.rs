@@ -98,6 +98,7 @@ impl Fixture {
             limits: Limits::default(),
             network: Network::None,
             hostname: None,
+            etc_hostname: true,
             readonly_rootfs: false,
             helper_exe: PathBuf::from(env!("CARGO_BIN_EXE_lamina")),
             ports: vec![],

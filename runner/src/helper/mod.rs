@@ -385,6 +385,9 @@ fn supervise(
         std::fs::create_dir_all(&p).map_err(|e| SetupError::io("create", &p, e))?;
     }
     for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        if f == "etc/hostname" && !req.etc_hostname {
+            continue;
+        }
         let p = init_layer.join(f);
         std::fs::write(&p, b"").map_err(|e| SetupError::io("create", &p, e))?;
     }
@@ -418,7 +421,7 @@ fn supervise(
         .hostname
         .clone()
         .unwrap_or_else(|| id.chars().take(12).collect());
-    let etc = spec::write_etc_files(&bundle, req.network, &hostname)
+    let etc = spec::write_etc_files(&bundle, req.network, &hostname, req.etc_hostname)
         .map_err(|e| SetupError::io("write", &bundle, e))?;
     let mut etc_files = Vec::new();
     for (dest, src) in etc {

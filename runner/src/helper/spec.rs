@@ -169,6 +169,7 @@ pub(crate) fn write_etc_files(
     dir: &Path,
     network: Network,
     hostname: &str,
+    with_hostname_file: bool,
 ) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let (hosts, resolv) = match network {
@@ -194,6 +195,9 @@ pub(crate) fn write_etc_files(
         ("hostname", hostname_file),
         ("resolv.conf", resolv),
     ] {
+        if name == "hostname" && !with_hostname_file {
+            continue;
+        }
         let p = dir.join(name);
         std::fs::write(&p, content)?;
         out.push((PathBuf::from("/etc").join(name), p));
