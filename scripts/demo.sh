@@ -3,8 +3,12 @@
 # busybox-static, import + inspect it, then `lamina build` the examples on it, all in ./demo-store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v busybox >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static libseccomp-dev pkg-config >/dev/null
+need=()
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo build --release -p lamina
 export LAMINA_ROOT="${LAMINA_ROOT:-$PWD/demo-store}"

@@ -267,3 +267,46 @@ fn docker_archive_loads_into_podman_and_runs() {
     );
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hello-from-lamina\nran\n");
 }
+
+/// A freshly built image runs with `lamina run` straight away: its layers are unpacked into chain-id
+/// snapshots on demand (build snapshots are keyed by cache key), and the config's ENTRYPOINT/CMD/USER apply.
+#[test]
+fn built_image_runs() {
+    if !is_root() {
+        eprintln!("skipped: RUN steps and lamina run need root (namespaces and overlayfs)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let df = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN echo built-by-run > /msg && rm /etc/group\n\
+              USER app\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"cat /msg; id -u; ls /etc\"]\n";
+    let Some(ctx) = context(t.path(), &[("Dockerfile", df)]) else {
+        eprintln!("skipped: /usr/bin/busybox missing");
+        return;
+    };
+    let root = t.path().join("store");
+    let b = build(&root, &ctx, &["-t", "runme"]);
+    assert!(b.ok, "{}", b.stderr);
+    let out = Command::new(LAMINA)
+        .arg("--root")
+        .arg(&root)
+        .args(["run", "--rm", "--network", "none", "runme"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"built-by-run"), "{stdout}");
+    assert_eq!(
+        lines.get(1),
+        Some(&"1000"),
+        "USER app from the image config: {stdout}"
+    );
+    assert!(
+        !stdout.contains("group"),
+        "the RUN step's whiteout of /etc/group must hold: {stdout}"
+    );
+}

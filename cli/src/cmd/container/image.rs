@@ -36,26 +36,17 @@ pub fn resolve(store_root: &Path, image: &str) -> anyhow::Result<ImageSpec> {
     let img = store
         .load_image(found.digest())
         .with_context(|| format!("loading image {image}"))?;
-    // Snapshots are keyed by chain id (`snapshots/<hex>`), as the layers module lays them out.
-    // TODO(integration): switch to `Snapshots::ensure_chain`, which also unpacks missing layers.
-    let mut lowers = Vec::new();
-    let mut parent: Option<lamina_store::Digest> = None;
-    for layer in &img.layers {
-        let id = match &parent {
-            None => layer.diff_id.clone(),
-            Some(p) => lamina_store::Digest::sha256_of(format!("{p} {}", layer.diff_id).as_bytes()),
-        };
-        let dir = store_root.join("snapshots").join(id.hex());
-        if !dir.is_dir() {
-            bail!(
-                "image {image}: layer {} is not unpacked in the store (snapshot {} missing)",
-                layer.digest,
-                dir.display()
-            );
-        }
-        lowers.push(dir);
-        parent = Some(id);
-    }
+    // Snapshots are keyed by chain id; layers not unpacked yet (a fresh build, a load) are unpacked now.
+    let layers: Vec<_> = img
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.diff_id.clone()))
+        .collect();
+    let snapshots = lamina_store::snapshot::Snapshots::open(store_root)
+        .with_context(|| format!("opening snapshots of {}", store_root.display()))?;
+    let lowers = snapshots
+        .ensure_chain(store.blobs(), &layers)
+        .with_context(|| format!("image {image}: unpacking its layers"))?;
     let cfg = img.config.config.clone().unwrap_or_default();
     Ok(ImageSpec {
         lowers,
