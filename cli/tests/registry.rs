@@ -689,3 +689,71 @@ fn hostile_registry_fails_clearly() {
         "a manifest was pushed although its blobs failed"
     );
 }
+
+/// `lamina build --push`: every -t tag is pushed after the build; a fresh store pulls the same manifest
+/// and unpacks the built file. Copy-only Dockerfile, so no root is needed.
+#[test]
+fn build_push_then_pull_into_fresh_store() {
+    let Some(reg) = Registry::start("") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("hello.txt"), "pushed by build\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /hello.txt\nCMD [\"/x\"]\n",
+    )
+    .unwrap();
+    let h = reg.host();
+    let tag = format!("{h}/built/app:1");
+    let a = tmp.path().join("a");
+    let o = lamina()
+        .arg("--root")
+        .arg(&a)
+        .args(["build", "--progress", "plain", "-t", &tag, "--push"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    ok(&o, "lamina build --push");
+    let built = tagged_digest(&a, &tag).expect("built image is tagged");
+    assert_eq!(format!("sha256:{}", sha256_hex(&raw_manifest(&tag, None))), built);
+
+    let b = tmp.path().join("b");
+    ok(
+        &lamina()
+            .arg("--root")
+            .arg(&b)
+            .args(["pull", "--progress", "plain", &tag])
+            .output()
+            .unwrap(),
+        "lamina pull",
+    );
+    assert_store_sound(&b);
+    assert_eq!(tagged_digest(&b, &tag).as_deref(), Some(built.as_str()));
+    let out = tmp.path().join("rootfs");
+    ok(
+        &lamina()
+            .arg("--root")
+            .arg(&b)
+            .args(["unpack", &tag])
+            .arg(&out)
+            .output()
+            .unwrap(),
+        "lamina unpack",
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("hello.txt")).unwrap(),
+        "pushed by build\n"
+    );
+
+    // Without a tag there is nothing to push to: a clear error before anything is built.
+    let o = lamina()
+        .arg("--root")
+        .arg(&a)
+        .args(["build", "--push"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let err = fails(&o, "build --push without -t");
+    assert!(err.contains("--push needs"), "{err}");
+}

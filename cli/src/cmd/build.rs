@@ -53,7 +53,7 @@ pub struct Args {
     /// Always pull base images (needs the registry client).
     #[arg(long)]
     pub pull: bool,
-    /// Push the image after the build (needs the registry client).
+    /// Push every -t tag to its registry after the build.
     #[arg(long)]
     pub push: bool,
     /// Write the image ID to this file.
@@ -168,10 +168,8 @@ fn pull_base(cli: &crate::Cli, name: &str, quiet: bool) -> anyhow::Result<()> {
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
-    if args.push {
-        bail!(
-            "--push: the registry client is not available in this build; use `lamina push` after the build"
-        );
+    if args.push && args.tags.is_empty() {
+        bail!("--push needs at least one -t/--tag naming the registry and repository to push to");
     }
     let (dockerfile, name) = match args.file.as_deref() {
         Some("-") => {
@@ -306,6 +304,19 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                     req.source_date_epoch,
                 )?;
                 output::write_rootfs_tar(&store, &w, image, d, req.source_date_epoch)?
+            }
+        }
+    }
+    if args.push {
+        let flags = super::transfer::RegistryFlags {
+            progress: if mode == Mode::Quiet { "quiet" } else { "plain" }.into(),
+            jobs: 4,
+            ..Default::default()
+        };
+        for tag in &tags {
+            let pushed = super::push::push_image(cli, &tag.to_string(), None, &flags)?;
+            if mode != Mode::Quiet {
+                eprintln!("=> pushed {}@{}", pushed.dest.familiar(), pushed.digest);
             }
         }
     }

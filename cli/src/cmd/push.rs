@@ -26,18 +26,54 @@ pub struct Args {
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let mut flags = args.registry.clone();
+    if args.quiet {
+        flags.progress = "quiet".into();
+    }
+    let pushed = push_image(cli, &args.image, args.dest.as_deref(), &flags)?;
+    let (dest, digest, size) = (pushed.dest, pushed.digest, pushed.size);
+    if let Some(f) = &args.digestfile {
+        std::fs::write(f, digest.to_string()).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if args.quiet {
+        println!("{digest}");
+    } else {
+        println!(
+            "{}: digest: {digest} size: {}",
+            dest.tag().unwrap_or("latest"),
+            size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What [`push_image`] pushed.
+pub struct Pushed {
+    pub dest: Reference,
+    pub digest: lamina_store::Digest,
+    pub size: u64,
+}
+
+/// Pushes `image` from the store to `dest` (default: the image's own name); shared by `push` and
+/// `build --push`. Progress goes to stderr per `flags.progress`.
+pub fn push_image(
+    cli: &crate::Cli,
+    image: &str,
+    dest: Option<&str>,
+    flags: &RegistryFlags,
+) -> anyhow::Result<Pushed> {
     let root = cli.store_root();
     let store =
         lamina_store::Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
     let blobs = store.blobs().clone();
     let found = store
-        .resolve(&args.image)
-        .with_context(|| format!("looking up {} in the store", args.image))?;
+        .resolve(image)
+        .with_context(|| format!("looking up {image} in the store"))?;
     let source = match &found.reference {
         Some(r) => r.clone(),
-        None => Reference::parse(&args.image)?,
+        None => Reference::parse(image)?,
     };
-    let dest = match &args.dest {
+    let dest = match dest {
         Some(d) => Reference::parse(d.strip_prefix("docker://").unwrap_or(d))?,
         None => source.clone(),
     };
@@ -45,11 +81,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         serde_json::from_value(serde_json::to_value(&found.descriptor)?)
             .context("converting the manifest descriptor")?;
     top.annotations.remove(lamina_store::registry::layout::REF_NAME);
-    let opts = args.registry.options()?;
-    let mut flags = args.registry.clone();
-    if args.quiet {
-        flags.progress = "quiet".into();
-    }
+    let opts = flags.options()?;
     let reporter = flags.reporter();
     reporter.line(&format!("Pushing {} to {}", source.familiar(), dest.familiar()));
     let sources = BlobSources::new(&root);
@@ -60,17 +92,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             push::push(&client, &dest, &blobs, &top, Some(&sources), &reporter).await
         })
         .with_context(|| format!("pushing {}", dest.familiar()))?;
-    if let Some(f) = &args.digestfile {
-        std::fs::write(f, digest.to_string()).with_context(|| format!("writing {}", f.display()))?;
-    }
-    if args.quiet {
-        println!("{digest}");
-    } else {
-        println!(
-            "{}: digest: {digest} size: {}",
-            dest.tag().unwrap_or("latest"),
-            top.size
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Pushed {
+        dest,
+        digest,
+        size: top.size,
+    })
 }
