@@ -48,8 +48,6 @@ pub struct ParGzEncoder<W: Write> {
     next_seq: u64,
     next_write: u64,
     workers: Option<Workers>,
-    /// Reused by the single-threaded path.
-    compress: Option<Compressors>,
 }
 
 impl<W: Write> ParGzEncoder<W> {
@@ -68,7 +66,6 @@ impl<W: Write> ParGzEncoder<W> {
             next_seq: 0,
             next_write: 0,
             workers,
-            compress: None,
         })
     }
 
@@ -91,9 +88,8 @@ impl<W: Write> ParGzEncoder<W> {
         self.next_seq += 1;
         match &mut self.workers {
             None => {
-                let level = self.level;
-                let c = self.compress.get_or_insert_with(|| Compressors::new(level));
-                let out = compress_chunk(c, &dict, &data)?;
+                // Fresh per chunk, for the same reason as in the workers.
+                let out = compress_chunk(&mut Compressors::new(self.level), &dict, &data)?;
                 self.inner.write_all(&out)?;
                 self.next_write += 1;
             }
@@ -165,8 +161,11 @@ fn spawn_workers(level: u32, threads: usize) -> Workers {
             let rx: Receiver<Job> = job_rx.clone();
             let tx = res_tx.clone();
             std::thread::spawn(move || {
-                let mut c = Compressors::new(level);
                 for job in rx {
+                    // A fresh compressor per chunk: a reused zlib-rs stream, even after `reset`, was seen
+                    // to emit different bytes for the same chunk depending on what it compressed before,
+                    // which made blob digests vary with the scheduling of chunks onto workers.
+                    let mut c = Compressors::new(level);
                     let out = compress_chunk(&mut c, &job.dict, &job.data);
                     if tx.send((job.seq, out)).is_err() {
                         return;
@@ -352,5 +351,45 @@ mod tests {
             .status()
             .unwrap();
         assert!(t.success());
+    }
+}
+
+#[cfg(test)]
+mod reuse_tests {
+    use super::*;
+
+    /// The same input must give the same bytes on every run, whichever worker compresses which chunk.
+    /// A reused compressor carried state between chunks (seen with zlib-rs after `reset`: one byte
+    /// differed mid-stream), so importing one rootfs tar twice gave two blob digests. Real binary data
+    /// (the busybox binary, when present) showed it where synthetic data did not.
+    #[test]
+    fn same_input_same_bytes_every_run() {
+        let mut data = std::fs::read("/usr/bin/busybox").unwrap_or_default();
+        let mut x: u64 = 0x2545f4914f6cdd1d;
+        data.extend((0..3 * CHUNK).map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if (i / 9_000) % 2 == 0 {
+                b"usr/lib/node_modules/x.js\n"[i % 26]
+            } else {
+                x as u8
+            }
+        }));
+        let encode = |threads: usize| {
+            let mut enc = ParGzEncoder::new(Vec::new(), 6, threads).unwrap();
+            for piece in data.chunks(10_000) {
+                enc.write_all(piece).unwrap();
+            }
+            enc.finish().unwrap()
+        };
+        let first = encode(1);
+        for run in 0..12 {
+            let threads = 1 + run % 3;
+            assert!(
+                encode(threads) == first,
+                "run {run} with {threads} threads gave other bytes"
+            );
+        }
     }
 }
