@@ -39,7 +39,7 @@ os.makedirs(os.path.join(ctx, "assets"), exist_ok=True)
 with open(os.path.join(ctx, "assets", "big.dat"), "w") as fh:
     line = "".join(chr(97 + (i % 26)) for i in range(99)) + "\n"
     for i in range(1_000_000):
-        fh.write(f"{i:08d} {line}"[:100])
+        fh.write(f"{i:08d} {line[:90]}\n")  # 100-byte lines: one 100 MB line made busybox sed quadratic
 with open(os.path.join(ctx, "assets", "random.bin"), "wb") as fh:
     fh.write(os.urandom(16 << 20))
 PY
