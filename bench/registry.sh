@@ -19,8 +19,8 @@ for t in docker-registry skopeo podman hyperfine sha256sum gzip tar python3; do
     command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }
 done
 
-cargo build --release -p lamina >&2
-LAMINA=$PWD/target/release/lamina
+if [ -z "${LAMINA_BIN:-}" ]; then cargo build --release -p lamina >&2; fi
+LAMINA=${LAMINA_BIN:-$PWD/target/release/lamina}
 
 # --- the image: 5 layers of LAYER_MB MB each (half random, half text-like), as an OCI layout ---------------
 L=$WORK/layout
