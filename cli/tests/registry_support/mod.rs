@@ -230,6 +230,12 @@ pub struct Faults {
     pub seed: u64,
     /// Answer blob GETs with a 307 to this port on `localhost` (another host than 127.0.0.1).
     pub redirect_blobs_to: Option<u16>,
+    /// Upload PATCHes: read half the body, then reset (the registry never sees the request).
+    pub reset_patch: u32,
+    /// Upload PATCHes: pass half the body on to the registry, then reset both sides.
+    pub half_patch: u32,
+    /// Add `OCI-Chunk-Min-Length` to the registry's answer to upload POSTs.
+    pub chunk_min_length: Option<u64>,
 }
 
 /// A fault-injecting HTTP/1.1 proxy: one request per connection (`Connection: close`).
@@ -361,12 +367,51 @@ fn handle(
     let Some((start, headers)) = read_head(&mut reader)? else {
         return Ok(());
     };
-    let body = read_body(&mut reader, &headers)?;
     let mut parts = start.split_whitespace();
     let (method, path) = (
         parts.next().unwrap_or("").to_owned(),
         parts.next().unwrap_or("").to_owned(),
     );
+    let range = headers
+        .iter()
+        .find(|(k, _)| k == "content-range" || k == "range")
+        .map(|(_, v)| format!(" {v}"))
+        .unwrap_or_default();
+    if method == "PATCH" {
+        let len = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut half = vec![0; len / 2];
+        if roll(rng, f.reset_patch) {
+            reader.read_exact(&mut half)?;
+            log.lock()
+                .unwrap()
+                .push(format!("FAULT reset PATCH{range} {path}"));
+            return client.shutdown(Shutdown::Both);
+        }
+        if roll(rng, f.half_patch) {
+            reader.read_exact(&mut half)?;
+            let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+            let mut req = format!("{start}\r\n");
+            for (k, v) in &headers {
+                req.push_str(&format!("{k}: {v}\r\n"));
+            }
+            req.push_str("\r\n");
+            up.write_all(req.as_bytes())?;
+            up.write_all(&half)?;
+            up.flush()?;
+            // Let the registry read what it got before the connection dies.
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = up.shutdown(Shutdown::Both);
+            log.lock()
+                .unwrap()
+                .push(format!("FAULT half PATCH{range} {path}"));
+            return client.shutdown(Shutdown::Both);
+        }
+    }
+    let body = read_body(&mut reader, &headers)?;
     let is_blob_get = method == "GET" && path.contains("/blobs/sha256:");
     let is_manifest_get = method == "GET" && path.contains("/manifests/");
     let is_write = matches!(method.as_str(), "PUT" | "POST" | "PATCH");
@@ -453,7 +498,7 @@ fn handle(
     }
     if is_blob_get && rbody.len() > 1024 && status.starts_with("20") {
         if roll(rng, f.reset_mid_blob) {
-            log.lock().unwrap().push(format!("FAULT reset {path}"));
+            log.lock().unwrap().push(format!("FAULT reset{range} {path}"));
             write_response(&mut client, &status, &rheaders, &rbody, rbody.len() / 2)?;
             return client.shutdown(Shutdown::Both);
         }
@@ -470,9 +515,17 @@ fn handle(
             rbody[mid] ^= 0xff;
         }
     }
-    log.lock()
-        .unwrap()
-        .push(format!("{} {method} {path}", &status[..3.min(status.len())]));
+    let mut rheaders = rheaders;
+    if method == "POST"
+        && path.contains("/blobs/uploads/")
+        && let Some(min) = f.chunk_min_length
+    {
+        rheaders.push(("oci-chunk-min-length".to_owned(), min.to_string()));
+    }
+    log.lock().unwrap().push(format!(
+        "{} {method}{range} {path}",
+        &status[..3.min(status.len())]
+    ));
     write_response(&mut client, &status, &rheaders, &rbody, usize::MAX)
 }
 

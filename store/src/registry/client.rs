@@ -3,9 +3,10 @@
 //!
 //! Which library does which call:
 //! - oci-client's low-level calls do the blob work: `blob_exists` (HEAD), `pull_blob_stream_partial`
-//!   (streamed GET with `Range` for resume), `mount_blob`, `push_blob_stream` (one streamed PUT of the blob
-//!   file — oci-client's chunked mode sends fixed 4 MiB PATCHes one round trip at a time and cannot resume,
-//!   so it only costs throughput here), and `list_tags`.
+//!   (streamed GET with `Range` for resume), `mount_blob`, `push_blob_stream` (one streamed PUT, for small
+//!   blobs and registry→registry streams), and `list_tags`.
+//! - Chunked uploads (POST, PATCH…, PUT) are ours (`upload.rs`): oci-client's chunked mode sends fixed
+//!   4 MiB PATCHes, ignores `OCI-Chunk-Min-Length` and cannot resume from the registry's `Range`.
 //! - Manifests GET/PUT go through reqwest directly: oci-client's `pull_manifest_raw` reads the whole body
 //!   without a size bound (a hostile registry could send gigabytes) and `push_manifest_raw` drops the
 //!   response headers, so `Docker-Content-Digest` could not be checked.
@@ -14,12 +15,12 @@
 //! Credentials only go to the registry host and its token realm: reqwest strips `Authorization` on
 //! redirects to another host (blob storage), and oci-client never authenticates foreign-layer URLs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use oci_client::RegistryOperation;
 use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -31,6 +32,7 @@ use super::auth::{self, Auth, Grant};
 use super::credentials::Credential;
 use super::manifest::{self, Descriptor};
 use super::progress::{Outcome, Progress};
+use super::upload::UploadPolicy;
 use crate::blob::{BlobStore, BlobWriter};
 use crate::digest::{Digest, Hasher};
 
@@ -57,6 +59,8 @@ pub struct RegistryOptions {
     /// First backoff delay; doubles per attempt (with jitter), capped at 8 s.
     pub backoff: Duration,
     pub max_manifest_size: u64,
+    /// How blobs read from files are uploaded: one streamed PUT or resumable chunks.
+    pub upload: UploadPolicy,
 }
 
 impl Default for RegistryOptions {
@@ -74,6 +78,7 @@ impl Default for RegistryOptions {
             attempts: 6,
             backoff: Duration::from_millis(200),
             max_manifest_size: MAX_MANIFEST_SIZE,
+            upload: UploadPolicy::default(),
         }
     }
 }
@@ -87,6 +92,12 @@ struct ConfigFile {
     insecure_registries: Vec<String>,
     #[serde(default)]
     ca_certs: Vec<PathBuf>,
+    /// `auto`, `monolithic` or `chunked`.
+    push_mode: Option<String>,
+    /// Bytes, or with a K/M/G suffix (binary units).
+    push_chunk_size: Option<String>,
+    /// Blobs at least this big go up in chunks in `auto` mode.
+    push_chunked_threshold: Option<String>,
 }
 
 impl RegistryOptions {
@@ -111,6 +122,19 @@ impl RegistryOptions {
                 })?;
             opts.insecure_registries.extend(file.insecure_registries);
             opts.ca_certs.extend(file.ca_certs);
+            opts.upload.apply("push-mode", file.push_mode.as_deref())?;
+            opts.upload
+                .apply("push-chunk-size", file.push_chunk_size.as_deref())?;
+            opts.upload
+                .apply("push-chunked-threshold", file.push_chunked_threshold.as_deref())?;
+        }
+        // The environment wins over the file, so one CI job can force a mode.
+        for (var, key) in [
+            ("LAMINA_PUSH_MODE", "push-mode"),
+            ("LAMINA_PUSH_CHUNK_SIZE", "push-chunk-size"),
+            ("LAMINA_PUSH_CHUNKED_THRESHOLD", "push-chunked-threshold"),
+        ] {
+            opts.upload.apply(key, std::env::var(var).ok().as_deref())?;
         }
         // For tests and impatient CI: the first retry delay in milliseconds.
         if let Some(ms) = std::env::var("LAMINA_RETRY_BACKOFF_MS")
@@ -131,18 +155,18 @@ impl RegistryOptions {
 /// A client for one registry host.
 #[derive(Clone)]
 pub struct RegistryClient {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    registry: String,
+pub(super) struct Inner {
+    pub(super) registry: String,
     /// The host oci-client addresses (docker.io → index.docker.io).
     host: String,
-    base: String,
-    oci: oci_client::Client,
-    http: reqwest::Client,
-    auth: Auth,
-    opts: RegistryOptions,
+    pub(super) base: String,
+    pub(super) oci: oci_client::Client,
+    pub(super) http: reqwest::Client,
+    pub(super) auth: Auth,
+    pub(super) opts: RegistryOptions,
 }
 
 impl RegistryClient {
@@ -238,7 +262,7 @@ impl RegistryClient {
         &self.inner.opts
     }
 
-    fn oci_ref(&self, repo: &str, digest: Option<&Digest>) -> oci_client::Reference {
+    pub(super) fn oci_ref(&self, repo: &str, digest: Option<&Digest>) -> oci_client::Reference {
         match digest {
             Some(d) => oci_client::Reference::with_digest(
                 self.inner.registry.clone(),
@@ -254,7 +278,7 @@ impl RegistryClient {
     }
 
     /// Runs the handshake for `repo` and hands the grant to oci-client's token cache.
-    async fn prepare(
+    pub(super) async fn prepare(
         &self,
         repo: &str,
         push: bool,
@@ -289,7 +313,7 @@ impl RegistryClient {
         Ok(r)
     }
 
-    fn retrier(&self, what: String) -> Retrier<'_> {
+    pub(super) fn retrier(&self, what: String) -> Retrier<'_> {
         Retrier {
             client: self,
             what,
@@ -574,109 +598,12 @@ impl RegistryClient {
                     // A size overflow or a write error poisons the partial file.
                     if matches!(e, RegistryError::Blob { .. }) {
                         writer = None;
+                    } else if writer.as_ref().is_some_and(|w| w.count() > offset) {
+                        // Bytes arrived before the break; the next attempt resumes after them.
+                        r.progressed();
                     }
                     progress.retrying(&desc.digest, &e);
                     r.check(e).await?;
-                }
-            }
-        }
-    }
-
-    /// Uploads a blob from a file (streamed, one PUT), unless the registry has it or can mount it.
-    pub async fn push_blob(
-        &self,
-        repo: &str,
-        desc: &Descriptor,
-        path: &Path,
-        mount_from: Option<&str>,
-        progress: &dyn Progress,
-    ) -> Result<Outcome, RegistryError> {
-        if self.blob_exists(repo, &desc.digest, true).await? {
-            return Ok(Outcome::Exists);
-        }
-        if let Some(src) = mount_from.filter(|s| *s != repo)
-            && self.mount_blob(repo, src, &desc.digest).await
-        {
-            return Ok(Outcome::Mounted);
-        }
-        let path = path.to_owned();
-        self.upload(repo, desc, progress, move || {
-            let path = path.clone();
-            async move {
-                let f = tokio::fs::File::open(&path)
-                    .await
-                    .map_err(RegistryError::io("open", &path))?;
-                Ok(file_stream(f))
-            }
-        })
-        .await?;
-        Ok(Outcome::Pushed)
-    }
-
-    /// Cross-repo mount; `false` when the registry would rather have an upload.
-    pub async fn mount_blob(&self, repo: &str, from: &str, digest: &Digest) -> bool {
-        let Ok(oref) = self.prepare(repo, true, Some(from)).await else {
-            return false;
-        };
-        let src = self.oci_ref(from, None);
-        self.inner
-            .oci
-            .mount_blob(&oref, &src, &digest.to_string())
-            .await
-            .is_ok()
-    }
-
-    /// Uploads a stream produced by `open` (called again for every retry); the registry verifies the digest.
-    pub async fn upload<F, Fut, S>(
-        &self,
-        repo: &str,
-        desc: &Descriptor,
-        progress: &dyn Progress,
-        open: F,
-    ) -> Result<(), RegistryError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<S, RegistryError>>,
-        S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    {
-        let mut r = self.retrier(format!(
-            "upload {} to {}/{repo}",
-            desc.digest, self.inner.registry
-        ));
-        loop {
-            let attempt = async {
-                let oref = self.prepare(repo, true, None).await?;
-                let stream = open().await?;
-                let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-                let c2 = counter.clone();
-                let stream = stream
-                    .inspect_ok(move |b| {
-                        c2.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    })
-                    .map_err(oci_client::errors::OciDistributionError::IoError);
-                let digest = desc.digest.to_string();
-                let push = self
-                    .inner
-                    .oci
-                    .push_blob_stream(&oref, stream, &digest, Some(desc.size));
-                tokio::pin!(push);
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
-                loop {
-                    tokio::select! {
-                        res = &mut push => {
-                            res.map_err(RegistryError::oci("upload blob to", &oref))?;
-                            progress.advance(&desc.digest, desc.size);
-                            return Ok(());
-                        }
-                        _ = tick.tick() => progress.advance(&desc.digest, counter.load(std::sync::atomic::Ordering::Relaxed)),
-                    }
-                }
-            };
-            match attempt.await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    progress.retrying(&desc.digest, &e);
-                    r.check(e).await?
                 }
             }
         }
@@ -768,7 +695,13 @@ fn hash_with(like: &Digest, data: &[u8]) -> Digest {
     h.finish()
 }
 
-fn status_error(url: &str, registry: &str, repo: &str, status: u16, message: String) -> RegistryError {
+pub(super) fn status_error(
+    url: &str,
+    registry: &str,
+    repo: &str,
+    status: u16,
+    message: String,
+) -> RegistryError {
     match status {
         401 => RegistryError::Status {
             url: url.to_owned(),
@@ -787,7 +720,13 @@ fn status_error(url: &str, registry: &str, repo: &str, status: u16, message: Str
     }
 }
 
-fn check_status(url: &str, registry: &str, repo: &str, status: u16, ok: &[u16]) -> Result<(), RegistryError> {
+pub(super) fn check_status(
+    url: &str,
+    registry: &str,
+    repo: &str,
+    status: u16,
+    ok: &[u16],
+) -> Result<(), RegistryError> {
     if ok.contains(&status) {
         Ok(())
     } else {
@@ -795,28 +734,8 @@ fn check_status(url: &str, registry: &str, repo: &str, status: u16, ok: &[u16]) 
     }
 }
 
-/// A file as a stream of 1 MiB chunks (big enough to keep syscalls off the profile).
-pub(crate) fn file_stream(
-    f: tokio::fs::File,
-) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::try_unfold(f, |mut f| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = bytes::BytesMut::with_capacity(1 << 20);
-        while buf.len() < buf.capacity() {
-            if f.read_buf(&mut buf).await? == 0 {
-                break;
-            }
-        }
-        if buf.is_empty() {
-            Ok(None)
-        } else {
-            Ok(Some((buf.freeze(), f)))
-        }
-    })
-}
-
 /// Retry policy for one operation: back off on retryable errors, refresh the token once on a 401.
-struct Retrier<'a> {
+pub(super) struct Retrier<'a> {
     client: &'a RegistryClient,
     what: String,
     attempt: u32,
@@ -825,7 +744,19 @@ struct Retrier<'a> {
 
 impl Retrier<'_> {
     /// `Ok(())` means "try again"; otherwise the error to return.
-    async fn check(&mut self, e: RegistryError) -> Result<(), RegistryError> {
+    pub(super) async fn check(&mut self, e: RegistryError) -> Result<(), RegistryError> {
+        let retryable = e.is_retryable();
+        self.check_as(e, retryable).await
+    }
+
+    /// The transfer moved forward since the last failure: a resumable transfer that keeps making
+    /// progress gets a fresh budget of attempts instead of dying on its n-th hiccup.
+    pub(super) fn progressed(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// Like `check`, with the caller deciding whether `e` is worth another attempt.
+    pub(super) async fn check_as(&mut self, e: RegistryError, retryable: bool) -> Result<(), RegistryError> {
         self.attempt += 1;
         if e.is_unauthorized() {
             if self.reauthed {
@@ -838,7 +769,7 @@ impl Retrier<'_> {
             return Ok(());
         }
         let max = self.client.inner.opts.attempts.max(1);
-        if !e.is_retryable() {
+        if !retryable {
             return Err(e);
         }
         if self.attempt >= max {

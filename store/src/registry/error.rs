@@ -140,6 +140,18 @@ pub enum RegistryError {
         digest: Digest,
         media_type: String,
     },
+    #[error("{setting}: invalid value {value:?} (expected {expected})")]
+    BadSetting {
+        setting: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("upload of {digest} to {repository}: {problem}")]
+    UploadProtocol {
+        digest: Digest,
+        repository: String,
+        problem: String,
+    },
     #[error("{0}: the upload was cancelled")]
     Cancelled(String),
     #[error("archive {path}")]

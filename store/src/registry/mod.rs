@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod upload;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,7 @@ pub use credentials::Credential;
 pub use error::RegistryError;
 pub use manifest::{Descriptor, Manifest, Platform};
 pub use progress::{NoProgress, Outcome, Progress};
+pub use upload::{UploadMode, UploadPolicy};
 
 use crate::digest::Digest;
 
