@@ -88,7 +88,7 @@ enum Command {
     /// Measure wasted space and duplicates across layers; CI thresholds set the exit status.
     Analyze(cmd::analyze::Args),
     /// Build an image from a Dockerfile.
-    Build(cmd::build::Args),
+    Build(Box<cmd::build::Args>),
 }
 
 impl Cli {

@@ -9,13 +9,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lamina_store::config::ImageConfig;
 use lamina_store::layer::Compression;
+use lamina_store::registry::RegistryOptions;
 use lamina_store::{Digest, Image, LayerDesc, Reference, Store};
 
 use super::BuildError;
-use super::cache::{CacheIndex, base_key};
+use super::cache::{CacheIndex, CacheRecord, base_key};
 use super::context::{Context, Ignore};
 use super::layers::{self, Layer, LayerWriter};
 use super::progress::{Event, Progress};
+use super::remote_cache::{self, CacheSpec, RemoteCache};
 use super::step::{StageState, StepRunner};
 use crate::dockerfile::{self, Base, BuildGraph};
 
@@ -51,6 +53,12 @@ pub struct BuildRequest {
     pub helper_exe: PathBuf,
     /// `--platform`: only the host platform can be built.
     pub platform: Option<String>,
+    /// `--cache-from`: caches to import records from (layers fetched only on a hit).
+    pub cache_from: Vec<CacheSpec>,
+    /// `--cache-to`: where to export this build's cache records and layers.
+    pub cache_to: Vec<CacheSpec>,
+    /// Transport/auth settings for registry caches.
+    pub registry: RegistryOptions,
 }
 
 /// What a build produced.
@@ -61,6 +69,8 @@ pub struct BuildOutcome {
     pub cached: usize,
     /// Context files whose content was read (0 on a warm rebuild).
     pub context_files_hashed: usize,
+    /// `--cache-to` results: (destination, cache manifest digest, records written).
+    pub cache_exported: Vec<(String, Digest, usize)>,
 }
 
 /// A finished stage, shared with the stages that need it.
@@ -79,6 +89,8 @@ pub struct Engine<'a> {
     pub progress: &'a dyn Progress,
     pub context: Context,
     pub cache: CacheIndex,
+    /// Records imported with `--cache-from`.
+    pub remote: Option<RemoteCache>,
     pub writer: LayerWriter,
     pub graph: BuildGraph,
     pub source: String,
@@ -142,6 +154,18 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         Some(e) => (e, 0),
         None => now_secs(),
     };
+    let remote = if req.cache_from.is_empty() || req.no_cache {
+        None
+    } else {
+        let warn = |message: String| progress.event(Event::Info { message });
+        Some(RemoteCache::import(
+            &req.cache_from,
+            &req.registry,
+            store.blobs(),
+            &warn,
+        )?)
+        .filter(|r| !r.is_empty())
+    };
     let n = graph.stages.len();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let engine = Engine {
@@ -150,6 +174,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         progress,
         context,
         cache,
+        remote,
         writer: LayerWriter::new(store, req.compression, req.source_date_epoch)?,
         graph,
         source,
@@ -173,12 +198,15 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
             });
         }
     });
+    let mut all_layers: Vec<Layer> = Vec::new();
     let target = {
         let mut res = engine.results.lock().unwrap_or_else(|p| p.into_inner());
         // The first failure (in stage order) is the one to report.
         for r in res.iter() {
-            if let Some(Err(e)) = r {
-                return Err(BuildError::Failed { message: e.clone() });
+            match r {
+                Some(Err(e)) => return Err(BuildError::Failed { message: e.clone() }),
+                Some(Ok(out)) => all_layers.extend(out.layers.iter().filter(|l| l.key.is_some()).cloned()),
+                None => {}
             }
         }
         match res[n - 1].take() {
@@ -191,13 +219,30 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         }
     };
     engine.context.save_memo()?;
+    let target_layers: Vec<Layer> = target
+        .layers
+        .iter()
+        .filter(|l| l.key.is_some())
+        .cloned()
+        .collect();
     let image = engine.finish(target)?;
+    let cache_exported = if req.cache_to.is_empty() {
+        Vec::new()
+    } else {
+        engine.progress.event(Event::Info {
+            message: "exporting build cache".into(),
+        });
+        let min = engine.records_of(&target_layers)?;
+        let max = engine.records_of(&all_layers)?;
+        remote_cache::export(&req.cache_to, &min, &max, &req.registry, store.blobs())?
+    };
     let (executed, cached) = *engine.counts.lock().unwrap_or_else(|p| p.into_inner());
     Ok(BuildOutcome {
         image,
         executed,
         cached,
         context_files_hashed: engine.context.hashed.load(std::sync::atomic::Ordering::Relaxed),
+        cache_exported,
     })
 }
 
@@ -297,6 +342,58 @@ impl Engine<'_> {
         let mut id = self.step_ids.lock().unwrap_or_else(|p| p.into_inner());
         *id += 1;
         *id
+    }
+
+    /// The cache records of `layers` (their blobs written first), deduplicated, in order.
+    fn records_of(&self, layers: &[Layer]) -> Result<Vec<CacheRecord>, BuildError> {
+        let mut out: Vec<CacheRecord> = Vec::new();
+        for l in layers {
+            l.wait()?;
+            let Some(key) = &l.key else { continue };
+            if out.iter().any(|r| &r.key == key) {
+                continue;
+            }
+            let rec = self.cache.get(key).ok_or_else(|| BuildError::CacheExport {
+                target: "build cache".into(),
+                message: format!("no cache record for step key {key} (was it written?)"),
+            })?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+
+    /// A step whose key is in an imported cache: its layer fetched (if missing), its snapshot unpacked,
+    /// and the record kept in the local index. Anything wrong with the remote copy is a warning and a miss.
+    pub fn remote_hit(&self, key: &Digest) -> Option<Layer> {
+        let remote = self.remote.as_ref()?;
+        let warn = |message: String| self.progress.event(Event::Info { message });
+        let rec = match remote.fetch(key, self.store.blobs())? {
+            Ok(rec) => CacheRecord {
+                snapshot: Some(key.hex().to_string()),
+                ..rec
+            },
+            Err(e) => {
+                warn(format!("cache: {e}; running the step"));
+                return None;
+            }
+        };
+        match self.writer.from_cache(&rec) {
+            Ok(Some(layer)) => {
+                if let Err(e) = self.cache.put(&rec) {
+                    warn(format!("cache: recording {key}: {}", layers::error_chain(&e)));
+                }
+                Some(layer)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn(format!(
+                    "cache: imported layer {} for step key {key} is unusable: {}; running the step",
+                    rec.layer.digest,
+                    layers::error_chain(&e)
+                ));
+                None
+            }
+        }
     }
 
     /// Loads (pulls: not yet) an image base and its unpacked snapshot dirs.

@@ -20,13 +20,16 @@ type Slot = (Mutex<Option<Result<LayerDesc, String>>>, Condvar);
 #[derive(Clone)]
 pub struct Layer {
     pub dir: PathBuf,
+    /// The cache key of the build step that made it (None for base-image layers).
+    pub key: Option<Digest>,
     slot: Arc<Slot>,
 }
 
 impl Layer {
-    pub fn ready(dir: PathBuf, desc: LayerDesc) -> Layer {
+    pub fn ready(dir: PathBuf, desc: LayerDesc, key: Option<Digest>) -> Layer {
         Layer {
             dir,
+            key,
             slot: Arc::new((Mutex::new(Some(Ok(desc))), Condvar::new())),
         }
     }
@@ -101,12 +104,6 @@ impl LayerWriter {
             })
     }
 
-    /// The snapshot dir of a build step's key, when it still exists.
-    pub fn snapshot_of(&self, key: &Digest) -> Option<PathBuf> {
-        let p = self.snapshots.path(key);
-        p.is_dir().then_some(p)
-    }
-
     /// Renames a filled staging dir into place as the step's snapshot.
     pub fn commit(&self, dir: PathBuf, key: &Digest) -> Result<PathBuf, BuildError> {
         self.snapshots.commit(dir, key).map_err(|e| BuildError::Snapshot {
@@ -119,6 +116,7 @@ impl LayerWriter {
         let slot: Arc<Slot> = Arc::new((Mutex::new(None), Condvar::new()));
         let layer = Layer {
             dir: dir.clone(),
+            key: Some(key.clone()),
             slot: slot.clone(),
         };
         let blobs = self.blobs.clone();
@@ -163,7 +161,8 @@ impl LayerWriter {
         layer
     }
 
-    /// A cached step: its snapshot, re-created from the blob when it was pruned.
+    /// A cached step: its snapshot, re-created from the blob (diff_id verified) when it was pruned or
+    /// the record was imported from another machine's cache.
     pub fn from_cache(&self, rec: &CacheRecord) -> Result<Option<Layer>, BuildError> {
         let desc = LayerDesc {
             digest: rec.layer.digest.clone(),
@@ -174,13 +173,14 @@ impl LayerWriter {
         if !self.blobs.contains(&desc.digest) {
             return Ok(None);
         }
-        if let Some(dir) = self.snapshot_of(&rec.key) {
-            return Ok(Some(Layer::ready(dir, desc)));
-        }
-        let staging = self.staging()?;
-        self.apply_blob(&desc.digest, &staging, WhiteoutMode::Overlay)?;
-        let dir = self.commit(staging, &rec.key)?;
-        Ok(Some(Layer::ready(dir, desc)))
+        let dir = self
+            .snapshots
+            .ensure_layer(&self.blobs, &desc.digest, &desc.diff_id, &rec.key)
+            .map_err(|e| BuildError::LayerWrite {
+                dir: self.snapshots.path(&rec.key),
+                message: error_chain(&e),
+            })?;
+        Ok(Some(Layer::ready(dir, desc, Some(rec.key.clone()))))
     }
 
     fn apply_blob(&self, digest: &Digest, dest: &Path, mode: WhiteoutMode) -> Result<(), BuildError> {
@@ -217,7 +217,7 @@ impl LayerWriter {
         Ok(dirs
             .into_iter()
             .zip(&img.layers)
-            .map(|(d, l)| Layer::ready(d, l.clone()))
+            .map(|(d, l)| Layer::ready(d, l.clone(), None))
             .collect())
     }
 

@@ -1,6 +1,7 @@
 //! The build engine: executes a Dockerfile's stage graph into images in the store.
 //!
 //! - [`cache`]: step cache keys and the local cache index.
+//! - [`remote_cache`]: `--cache-from`/`--cache-to` (registry or local directory).
 //! - [`context`]: the build context, source selection, content digests with a persistent stat memo.
 //! - [`view`]: read-only merged view over snapshot dirs (whiteouts honoured).
 //! - [`copy`]: the COPY/ADD executor writing into a new snapshot dir.
@@ -16,6 +17,7 @@ pub mod meta;
 pub mod output;
 pub mod perms;
 pub mod progress;
+pub mod remote_cache;
 pub mod run;
 pub mod step;
 pub mod view;
@@ -33,6 +35,8 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("exporting build cache to {target}: {message}")]
+    CacheExport { target: String, message: String },
     #[error("build cache {path}")]
     Cache {
         path: PathBuf,

@@ -169,13 +169,16 @@ impl StepRunner<'_, '_> {
         produce: impl FnOnce(&Path) -> Result<(), BuildError>,
     ) -> Result<bool, BuildError> {
         let w = &self.engine.writer;
-        if !self.no_cache
-            && let Some(rec) = self.engine.cache.get(&key)
-            && let Some(layer) = w.from_cache(&rec)?
-        {
-            st.layers.push(layer);
-            st.key = key;
-            return Ok(true);
+        if !self.no_cache {
+            let local = match self.engine.cache.get(&key) {
+                Some(rec) => w.from_cache(&rec)?,
+                None => None,
+            };
+            if let Some(layer) = local.or_else(|| self.engine.remote_hit(&key)) {
+                st.layers.push(layer);
+                st.key = key;
+                return Ok(true);
+            }
         }
         let staging = w.staging()?;
         if let Err(e) = produce(&staging) {

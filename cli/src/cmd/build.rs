@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use lamina_builder::build::output::{self, Output};
 use lamina_builder::build::progress::{Mode, Printer};
+use lamina_builder::build::remote_cache::CacheSpec;
 use lamina_builder::build::{BuildRequest, SecretSource, engine};
 use lamina_store::layer::Compression;
 use lamina_store::{Reference, Store};
@@ -77,6 +78,21 @@ pub struct Args {
     /// Progress output: auto, tty, plain or json.
     #[arg(long, default_value = "auto")]
     pub progress: String,
+    /// Import build cache: `type=registry,ref=REF`, `type=local,src=DIR`, or a bare REF; repeatable.
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF|type=local,src=DIR")]
+    pub cache_from: Vec<String>,
+    /// Export build cache: `type=registry,ref=REF[,mode=min|max]` or `type=local,dest=DIR[,mode=…]`.
+    #[arg(long = "cache-to", value_name = "type=registry,ref=REF|type=local,dest=DIR")]
+    pub cache_to: Vec<String>,
+    /// Talk plain http to this registry (host[:port]) for pulls, pushes and caches; repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Trust this PEM CA certificate for registries; repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Registry credentials file (docker config.json / podman auth.json).
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 fn kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {
@@ -125,9 +141,32 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
     Ok((id, src))
 }
 
+fn parse_caches(specs: &[String], export: bool) -> anyhow::Result<Vec<CacheSpec>> {
+    specs
+        .iter()
+        .map(|s| CacheSpec::parse(s, export).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+fn registry_flags(args: &Args, progress: &str) -> super::transfer::RegistryFlags {
+    super::transfer::RegistryFlags {
+        insecure_registry: args.insecure_registry.clone(),
+        ca_cert: args.ca_cert.clone(),
+        authfile: args.authfile.clone(),
+        progress: progress.into(),
+        jobs: 4,
+        ..Default::default()
+    }
+}
+
 /// Pulls a base image into the store (FROM of an image that isn't local, or `--pull`).
-fn pull_base(cli: &crate::Cli, name: &str, quiet: bool) -> anyhow::Result<()> {
-    use lamina_store::registry::{BlobSources, RegistryClient, RegistryOptions, layout, pull};
+fn pull_base(
+    cli: &crate::Cli,
+    name: &str,
+    quiet: bool,
+    opts: &lamina_store::registry::RegistryOptions,
+) -> anyhow::Result<()> {
+    use lamina_store::registry::{BlobSources, RegistryClient, layout, pull};
     let reference = Reference::parse(name).with_context(|| format!("invalid base image name {name:?}"))?;
     if !quiet {
         eprintln!("=> pulling {}", reference.familiar());
@@ -136,7 +175,6 @@ fn pull_base(cli: &crate::Cli, name: &str, quiet: bool) -> anyhow::Result<()> {
     let blobs =
         lamina_store::BlobStore::open(&root).with_context(|| format!("opening store {}", root.display()))?;
     let sources = BlobSources::new(&root);
-    let opts = RegistryOptions::load()?;
     let rt = super::transfer::runtime()?;
     let popts = pull::PullOptions {
         platform: None,
@@ -144,7 +182,7 @@ fn pull_base(cli: &crate::Cli, name: &str, quiet: bool) -> anyhow::Result<()> {
     };
     let pulled = rt
         .block_on(async {
-            let client = RegistryClient::new(reference.registry(), &opts)?;
+            let client = RegistryClient::new(reference.registry(), opts)?;
             pull::pull(
                 &client,
                 &reference,
@@ -269,12 +307,15 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         source_date_epoch: args.source_date_epoch,
         helper_exe: std::env::current_exe().context("locating the lamina binary")?,
         platform: args.platform.clone(),
+        cache_from: parse_caches(&args.cache_from, false)?,
+        cache_to: parse_caches(&args.cache_to, true)?,
+        registry: registry_flags(args, "quiet").options()?,
     };
     let store = Store::open(&cli.store_root())
         .with_context(|| format!("opening store {}", cli.store_root().display()))?;
     for name in engine::external_images(&req)? {
         if args.pull || store.resolve(&name).is_err() {
-            pull_base(cli, &name, mode == Mode::Quiet)?;
+            pull_base(cli, &name, mode == Mode::Quiet, &req.registry)?;
         }
     }
     let printer = Printer::new(mode);
@@ -308,16 +349,17 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     if args.push {
-        let flags = super::transfer::RegistryFlags {
-            progress: if mode == Mode::Quiet { "quiet" } else { "plain" }.into(),
-            jobs: 4,
-            ..Default::default()
-        };
+        let flags = registry_flags(args, if mode == Mode::Quiet { "quiet" } else { "plain" });
         for tag in &tags {
             let pushed = super::push::push_image(cli, &tag.to_string(), None, &flags)?;
             if mode != Mode::Quiet {
                 eprintln!("=> pushed {}@{}", pushed.dest.familiar(), pushed.digest);
             }
+        }
+    }
+    if mode != Mode::Quiet {
+        for (dest, digest, n) in &outcome.cache_exported {
+            eprintln!("=> exported {n} cache records to {dest} ({digest})");
         }
     }
     let id = image.config_digest.to_string();

@@ -149,3 +149,15 @@ pub fn big_tar(path: &Path, size: u64) {
 pub fn images(root: &Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&ok(root, &["images", "--format", "json"])).unwrap()
 }
+
+/// Whether the tests run as root (RUN steps need namespaces and overlay mounts).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}

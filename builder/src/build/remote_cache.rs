@@ -1,0 +1,318 @@
+//! `--cache-from` / `--cache-to`: build cache shared through a registry (`type=registry,ref=R`) or a
+//! directory (`type=local,src=DIR|dest=DIR`), so a fresh CI runner with an empty store reuses the layers
+//! another runner built.
+//!
+//! Import reads only the cache's record list (a small OCI artifact, see
+//! [`lamina_store::registry::cache`]); a layer blob is fetched when a step's key hits, and only then.
+//! Records that lie (a blob whose digest or diff_id doesn't match) are rejected by the blob store's
+//! verification and the snapshot unpacker, and the step runs as a miss.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use lamina_store::registry::cache::{self as rcache, CacheEntry};
+use lamina_store::registry::manifest::Descriptor;
+use lamina_store::registry::{NoProgress, RegistryClient, RegistryError, RegistryOptions};
+use lamina_store::{BlobStore, Digest, Reference};
+
+use super::BuildError;
+use super::cache::CacheRecord;
+
+/// Which records `--cache-to` exports: the final image's steps (`min`, the default, as BuildKit's) or
+/// every step of every stage the build ran (`max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheMode {
+    Min,
+    Max,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheLocation {
+    Registry(Reference),
+    Local(PathBuf),
+}
+
+/// One `--cache-from` or `--cache-to` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheSpec {
+    pub location: CacheLocation,
+    pub mode: CacheMode,
+}
+
+impl std::fmt::Display for CacheLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheLocation::Registry(r) => write!(f, "registry cache {r}"),
+            CacheLocation::Local(d) => write!(f, "local cache {}", d.display()),
+        }
+    }
+}
+
+impl CacheSpec {
+    /// Parses `type=registry,ref=R[,mode=min|max]`, `type=local,dest=DIR` (export) or `src=DIR` (import),
+    /// or a bare reference (docker's `--cache-from IMAGE` shorthand for a registry cache).
+    pub fn parse(s: &str, export: bool) -> Result<CacheSpec, String> {
+        let flag = if export { "--cache-to" } else { "--cache-from" };
+        let bad = |why: &str| format!("invalid {flag} {s:?}: {why}");
+        if !s.contains('=') {
+            let r = Reference::parse(s).map_err(|e| bad(&e.to_string()))?;
+            return Ok(CacheSpec {
+                location: CacheLocation::Registry(r),
+                mode: CacheMode::Min,
+            });
+        }
+        let mut kind = None;
+        let mut reference = None;
+        let mut dir = None;
+        let mut mode = CacheMode::Min;
+        for part in s.split(',') {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| bad(&format!("{part:?} is not KEY=VALUE")))?;
+            match k {
+                "type" => kind = Some(v),
+                "ref" => reference = Some(v),
+                "dest" if export => dir = Some(v),
+                "src" if !export => dir = Some(v),
+                "mode" => {
+                    mode = match v {
+                        "min" => CacheMode::Min,
+                        "max" => CacheMode::Max,
+                        _ => return Err(bad("mode must be min or max")),
+                    }
+                }
+                // Options BuildKit accepts that change nothing here.
+                "compression" | "compression-level" | "force-compression" | "oci-mediatypes"
+                | "ignore-error" | "image-manifest" | "digest" => {}
+                _ => return Err(bad(&format!("unknown option {k:?}"))),
+            }
+        }
+        let location = match kind {
+            Some("registry") => {
+                let r = reference.ok_or_else(|| bad("type=registry needs ref=REFERENCE"))?;
+                CacheLocation::Registry(Reference::parse(r).map_err(|e| bad(&e.to_string()))?)
+            }
+            Some("local") => {
+                let d = dir.ok_or_else(|| {
+                    bad(if export {
+                        "type=local needs dest=DIR"
+                    } else {
+                        "type=local needs src=DIR"
+                    })
+                })?;
+                CacheLocation::Local(PathBuf::from(d))
+            }
+            Some(t) => return Err(bad(&format!("unsupported cache type {t:?} (registry or local)"))),
+            None => return Err(bad("missing type=registry|local")),
+        };
+        Ok(CacheSpec { location, mode })
+    }
+}
+
+struct Source {
+    location: CacheLocation,
+    client: Option<RegistryClient>,
+}
+
+/// Records imported with `--cache-from`, keyed by step key; layers fetched on demand.
+pub struct RemoteCache {
+    rt: tokio::runtime::Runtime,
+    sources: Vec<Source>,
+    records: HashMap<Digest, (CacheRecord, Descriptor, usize)>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, BuildError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| BuildError::Io {
+            path: PathBuf::from("tokio runtime"),
+            source,
+        })
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    super::layers::error_chain(e)
+}
+
+fn client_for(r: &Reference, opts: &RegistryOptions) -> Result<RegistryClient, RegistryError> {
+    RegistryClient::new(r.registry(), opts)
+}
+
+impl RemoteCache {
+    /// Reads the record lists of every `--cache-from`. A cache that can't be read is a warning (as with
+    /// BuildKit: the build goes on without it); the first source listing a key wins.
+    pub fn import(
+        specs: &[CacheSpec],
+        opts: &RegistryOptions,
+        blobs: &BlobStore,
+        warn: &dyn Fn(String),
+    ) -> Result<RemoteCache, BuildError> {
+        let rt = runtime()?;
+        let mut sources = Vec::new();
+        let mut records = HashMap::new();
+        for spec in specs {
+            let (client, entries) = match &spec.location {
+                CacheLocation::Registry(r) => {
+                    let got = rt.block_on(async {
+                        let c = client_for(r, opts)?;
+                        let e = rcache::import(&c, r, blobs).await?;
+                        Ok::<_, RegistryError>((c, e))
+                    });
+                    match got {
+                        Ok((c, e)) => (Some(c), e),
+                        Err(e) => {
+                            warn(format!("importing {}: {}", spec.location, chain(&e)));
+                            continue;
+                        }
+                    }
+                }
+                CacheLocation::Local(d) => match rcache::import_local(d) {
+                    Ok(e) => (None, e),
+                    Err(e) => {
+                        warn(format!("importing {}: {}", spec.location, chain(&e)));
+                        continue;
+                    }
+                },
+            };
+            let Some(entries) = entries else {
+                warn(format!(
+                    "{} is empty (no cache exported there yet)",
+                    spec.location
+                ));
+                continue;
+            };
+            let idx = sources.len();
+            let mut n = 0;
+            for e in entries {
+                let Ok(rec) = serde_json::from_value::<CacheRecord>(e.record) else {
+                    continue;
+                };
+                // A record must describe the blob it ships with; anything else is ignored.
+                if rec.layer.digest != e.layer.digest || rec.layer.size != e.layer.size {
+                    continue;
+                }
+                n += 1;
+                records.entry(rec.key.clone()).or_insert((rec, e.layer, idx));
+            }
+            warn(format!("imported {n} cache records from {}", spec.location));
+            sources.push(Source {
+                location: spec.location.clone(),
+                client,
+            });
+        }
+        Ok(RemoteCache { rt, sources, records })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The imported record for `key`, with its layer blob now in `blobs` (fetched if missing).
+    /// `Err` carries why a listed record could not be used (the caller warns and runs the step).
+    pub fn fetch(&self, key: &Digest, blobs: &BlobStore) -> Option<Result<CacheRecord, String>> {
+        let (rec, desc, idx) = self.records.get(key)?;
+        if blobs.contains(&desc.digest) {
+            return Some(Ok(rec.clone()));
+        }
+        let src = &self.sources[*idx];
+        let r = match (&src.location, &src.client) {
+            (CacheLocation::Registry(r), Some(c)) => self
+                .rt
+                .block_on(rcache::fetch_layer(c, r, desc, blobs, &NoProgress))
+                .map(|_| ()),
+            (CacheLocation::Local(d), _) => rcache::fetch_layer_local(d, desc, blobs),
+            (CacheLocation::Registry(_), None) => unreachable!("registry sources always have a client"),
+        };
+        Some(
+            r.map(|()| rec.clone())
+                .map_err(|e| format!("layer {} from {}: {}", desc.digest, src.location, chain(&e))),
+        )
+    }
+}
+
+/// `--cache-to`: writes `records` (with their layer blobs from `blobs`) to every destination; returns
+/// what was written where. `max_records`/`min_records` are chosen per destination by its mode.
+pub fn export(
+    specs: &[CacheSpec],
+    min_records: &[CacheRecord],
+    max_records: &[CacheRecord],
+    opts: &RegistryOptions,
+    blobs: &BlobStore,
+) -> Result<Vec<(String, Digest, usize)>, BuildError> {
+    let entries = |recs: &[CacheRecord]| -> Vec<CacheEntry> {
+        recs.iter()
+            .map(|r| CacheEntry {
+                record: serde_json::to_value(r).expect("records serialize"),
+                layer: Descriptor::new(&r.layer.media_type, r.layer.digest.clone(), r.layer.size),
+            })
+            .collect()
+    };
+    let mut rt = None;
+    let mut out = Vec::new();
+    for spec in specs {
+        let recs = match spec.mode {
+            CacheMode::Min => min_records,
+            CacheMode::Max => max_records,
+        };
+        let list = entries(recs);
+        let fail = |e: &RegistryError| BuildError::CacheExport {
+            target: spec.location.to_string(),
+            message: chain(e),
+        };
+        let digest = match &spec.location {
+            CacheLocation::Registry(r) => {
+                if rt.is_none() {
+                    rt = Some(runtime()?);
+                }
+                let rt = rt.as_ref().expect("just set");
+                rt.block_on(async {
+                    let c = client_for(r, opts)?;
+                    rcache::export(&c, r, blobs, &list, &NoProgress).await
+                })
+                .map_err(|e| fail(&e))?
+            }
+            CacheLocation::Local(d) => {
+                std::fs::create_dir_all(d).map_err(|source| BuildError::Io {
+                    path: d.clone(),
+                    source,
+                })?;
+                rcache::export_local(d, blobs, &list).map_err(|e| fail(&e))?
+            }
+        };
+        out.push((spec.location.to_string(), digest, list.len()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cache_specs() {
+        let s = CacheSpec::parse("type=registry,ref=localhost:5000/app:cache,mode=max", true).unwrap();
+        assert_eq!(s.mode, CacheMode::Max);
+        assert!(matches!(s.location, CacheLocation::Registry(ref r) if r.repository() == "app"));
+        let s = CacheSpec::parse("type=local,src=/tmp/c", false).unwrap();
+        assert_eq!(s.location, CacheLocation::Local("/tmp/c".into()));
+        assert_eq!(s.mode, CacheMode::Min);
+        assert!(matches!(
+            CacheSpec::parse("localhost:5000/app:cache", false)
+                .unwrap()
+                .location,
+            CacheLocation::Registry(_)
+        ));
+        for bad in [
+            "type=local,src=/x", // src is for --cache-from
+            "type=registry",     // no ref
+            "type=gha,ref=x",    // unsupported
+            "type=registry,ref=a,mode=all",
+            "type=local,dest=/x,bogus=1",
+        ] {
+            let e = CacheSpec::parse(bad, true).unwrap_err();
+            assert!(e.contains("--cache-to") && e.contains(bad), "{e}");
+        }
+    }
+}
