@@ -5,8 +5,13 @@
 //!
 //! Why not always chunked: every PATCH is a round trip, and distribution re-opens the upload (restoring its
 //! hash state) for each one, so chunks only pay off when a blob is big enough that re-sending it after a
-//! reset costs more than the round trips. The defaults come from timing pushes to a loopback
-//! `docker-registry`; `LAMINA_PUSH_MODE` / `push-mode` forces either flow.
+//! reset costs more than the round trips. The defaults come from timing a 256 MiB blob pushed to a
+//! loopback `docker-registry` 2.8 (median of 3): one PUT 1.38 s; chunks of 4 MiB 3.15 s, 8 MiB 2.40 s,
+//! 16 MiB 1.97 s, 32 MiB 1.70 s, 64 MiB 1.65 s, 128 MiB 1.97 s. So 64 MiB chunks, and only for blobs of
+//! 128 MiB and up, where resuming instead of re-sending is worth ~20 % of loopback throughput (less on
+//! a real network, where the transfer itself dominates). `LAMINA_PUSH_MODE` / `push-mode` forces either
+//! flow; `LAMINA_PUSH_CHUNK_SIZE` / `push-chunk-size` and `LAMINA_PUSH_CHUNKED_THRESHOLD` /
+//! `push-chunked-threshold` tune it.
 
 use std::path::Path;
 use std::sync::Arc;
