@@ -310,3 +310,98 @@ fn built_image_runs() {
         "the RUN step's whiteout of /etc/group must hold: {stdout}"
     );
 }
+
+fn lamina_ok(root: &Path, args: &[&str]) -> String {
+    let out = Command::new(LAMINA)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "lamina {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `--output type=oci|docker` writes exactly what `lamina save` writes for the same names (entries stamped
+/// with --source-date-epoch when given), and the archives load back under every -t name.
+#[test]
+fn oci_and_docker_outputs_are_save_archives() {
+    let t = tempfile::tempdir().unwrap();
+    let df = "FROM scratch\nCOPY rootfs/ /\nCOPY a.txt /a.txt\nCMD [\"cat\", \"/a.txt\"]\n";
+    let Some(ctx) = context(t.path(), &[("a.txt", "a"), ("Dockerfile", df)]) else {
+        eprintln!("skipped: /usr/bin/busybox missing");
+        return;
+    };
+    let root = t.path().join("store");
+    let (oci, docker) = (t.path().join("oci.tar"), t.path().join("docker.tar"));
+    let names = ["localhost/out-a:v1", "localhost/out-b:v2"];
+    let b = build(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            names[0],
+            "-t",
+            names[1],
+            "--output",
+            "type=image",
+            "--output",
+            &format!("type=oci,dest={}", oci.display()),
+            "--output",
+            &format!("type=docker,dest={}", docker.display()),
+        ],
+    );
+    assert!(b.ok, "{}", b.stderr);
+    for (archive, format) in [(&oci, "oci"), (&docker, "docker")] {
+        let saved = t.path().join(format!("saved-{format}.tar"));
+        let s = saved.to_str().unwrap();
+        lamina_ok(&root, &["save", "--format", format, "-o", s, names[0], names[1]]);
+        assert!(
+            std::fs::read(archive).unwrap() == std::fs::read(&saved).unwrap(),
+            "--output type={format} differs from lamina save --format {format}"
+        );
+        let fresh = t.path().join(format!("load-{format}"));
+        lamina_ok(&fresh, &["load", "-i", archive.to_str().unwrap()]);
+        let tags = lamina_ok(&fresh, &["images", "--format", "json"]);
+        for n in names {
+            let (repo, tag) = n.split_once(':').unwrap();
+            assert!(
+                tags.contains(repo) && tags.contains(tag),
+                "{format}: {n} not loaded: {tags}"
+            );
+        }
+    }
+    assert!(
+        tar::Archive::new(std::fs::File::open(&oci).unwrap())
+            .entries()
+            .unwrap()
+            .all(|e| e.unwrap().header().mtime().unwrap() == 0)
+    );
+
+    let b = build(
+        &root,
+        &ctx,
+        &[
+            "--source-date-epoch",
+            "1700000000",
+            "--output",
+            &format!("type=oci,dest={}", oci.display()),
+        ],
+    );
+    assert!(b.ok, "{}", b.stderr);
+    let mut a = tar::Archive::new(std::fs::File::open(&oci).unwrap());
+    let mut entries = Vec::new();
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        assert_eq!(e.header().mtime().unwrap(), 1_700_000_000);
+        entries.push(e.path().unwrap().display().to_string());
+    }
+    assert!(
+        entries.contains(&"oci-layout".to_string()) && entries.contains(&"index.json".to_string()),
+        "{entries:?}"
+    );
+}

@@ -1,10 +1,10 @@
 //! `--output`: the store (default), an OCI archive, a `docker load`-able archive, a directory, a rootfs tar.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use lamina_store::image::Descriptor;
+use lamina_store::archive::save::{SaveFormat, SaveItem, SaveOptions, save_with};
 use lamina_store::{Image, Reference, Store};
 
 use super::BuildError;
@@ -58,50 +58,49 @@ fn oerr(dest: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
     }
 }
 
-struct ArchiveWriter<W: Write> {
-    tar: tar::Builder<W>,
+/// `--output type=oci|docker`: the same archive `lamina save` writes, under every `-t` name (none when
+/// untagged), entries stamped with `mtime`.
+fn write_archive(
+    store: &Store,
+    image: &Image,
+    tags: &[Reference],
+    dest: &Path,
     mtime: u64,
-}
-
-impl<W: Write> ArchiveWriter<W> {
-    fn header(&self, size: u64, mode: u32) -> tar::Header {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(size);
-        h.set_mode(mode);
-        h.set_mtime(self.mtime);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        h
-    }
-
-    fn bytes(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
-        let mut h = self.header(data.len() as u64, 0o644);
-        self.tar.append_data(&mut h, path, data)
-    }
-
-    fn dir(&mut self, path: &str) -> io::Result<()> {
-        let mut h = self.header(0, 0o755);
-        h.set_entry_type(tar::EntryType::Directory);
-        self.tar.append_data(&mut h, path, io::empty())
-    }
-
-    fn file(&mut self, path: &str, f: File) -> io::Result<()> {
-        let size = f.metadata()?.len();
-        let mut h = self.header(size, 0o644);
-        self.tar
-            .append_data(&mut h, path, io::BufReader::with_capacity(256 * 1024, f))
-    }
-}
-
-fn blob_file(store: &Store, d: &lamina_store::Digest, dest: &Path) -> Result<File, BuildError> {
-    store.blobs().open_blob(d).map_err(|e| BuildError::Output {
+    format: SaveFormat,
+) -> Result<(), BuildError> {
+    let items: Vec<SaveItem> = if tags.is_empty() {
+        vec![SaveItem {
+            image: image.clone(),
+            reference: None,
+        }]
+    } else {
+        tags.iter()
+            .map(|t| SaveItem {
+                image: image.clone(),
+                reference: Some(t.clone()),
+            })
+            .collect()
+    };
+    let out = File::create(dest).map_err(oerr(dest))?;
+    let archive_err = |e: lamina_store::archive::ArchiveError| BuildError::Output {
         dest: dest.to_path_buf(),
         message: super::layers::error_chain(&e),
-    })
+    };
+    let w = save_with(
+        store,
+        &items,
+        format,
+        io::BufWriter::with_capacity(256 * 1024, out),
+        SaveOptions { mtime },
+    )
+    .map_err(archive_err)?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .map_err(oerr(dest))
 }
 
-/// Writes an OCI image layout archive of `image`, tagged with the first of `tags`.
+/// Writes an OCI image layout archive of `image`, named by each of `tags`.
 pub fn write_oci(
     store: &Store,
     image: &Image,
@@ -109,44 +108,10 @@ pub fn write_oci(
     dest: &Path,
     mtime: u64,
 ) -> Result<(), BuildError> {
-    let out = File::create(dest).map_err(oerr(dest))?;
-    let mut a = ArchiveWriter {
-        tar: tar::Builder::new(io::BufWriter::new(out)),
-        mtime,
-    };
-    let mut desc: Descriptor = image.descriptor();
-    if let Some(t) = tags.first() {
-        desc.annotations.insert(
-            "org.opencontainers.image.ref.name".into(),
-            t.tag().unwrap_or("latest").to_string(),
-        );
-        desc.annotations
-            .insert("io.containerd.image.name".into(), t.to_string());
-    }
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [desc],
-    });
-    let e = oerr(dest);
-    a.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
-        .map_err(&e)?;
-    a.bytes("index.json", &lamina_store::canonical_json(&index))
-        .map_err(&e)?;
-    a.dir("blobs/").map_err(&e)?;
-    a.dir("blobs/sha256/").map_err(&e)?;
-    let mut digests = vec![image.manifest_digest.clone(), image.config_digest.clone()];
-    digests.extend(image.layers.iter().map(|l| l.digest.clone()));
-    digests.dedup();
-    for d in digests {
-        let f = blob_file(store, &d, dest)?;
-        a.file(&format!("blobs/sha256/{}", d.hex()), f).map_err(&e)?;
-    }
-    a.tar.into_inner().and_then(|mut w| w.flush()).map_err(&e)?;
-    Ok(())
+    write_archive(store, image, tags, dest, mtime, SaveFormat::Oci)
 }
 
-/// Writes a `docker load` archive (manifest.json + config + layer blobs, compressed as stored).
+/// Writes a `docker load` archive (manifest.json, config, uncompressed layers) of `image`.
 pub fn write_docker(
     store: &Store,
     image: &Image,
@@ -154,42 +119,7 @@ pub fn write_docker(
     dest: &Path,
     mtime: u64,
 ) -> Result<(), BuildError> {
-    let out = File::create(dest).map_err(oerr(dest))?;
-    let mut a = ArchiveWriter {
-        tar: tar::Builder::new(io::BufWriter::new(out)),
-        mtime,
-    };
-    let e = oerr(dest);
-    let config_name = format!("blobs/sha256/{}", image.config_digest.hex());
-    let layer_names: Vec<String> = image
-        .layers
-        .iter()
-        .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
-        .collect();
-    let repo_tags: Vec<String> = tags.iter().map(|t| t.familiar()).collect();
-    let manifest = serde_json::json!([{
-        "Config": config_name,
-        "RepoTags": repo_tags,
-        "Layers": layer_names,
-    }]);
-    a.dir("blobs/").map_err(&e)?;
-    a.dir("blobs/sha256/").map_err(&e)?;
-    let cf = blob_file(store, &image.config_digest, dest)?;
-    a.file(&config_name, cf).map_err(&e)?;
-    let mut seen = std::collections::BTreeSet::new();
-    for (l, name) in image.layers.iter().zip(&layer_names) {
-        if seen.insert(name.clone()) {
-            let f = blob_file(store, &l.digest, dest)?;
-            a.file(name, f).map_err(&e)?;
-        }
-    }
-    a.bytes(
-        "manifest.json",
-        &serde_json::to_vec(&manifest).unwrap_or_default(),
-    )
-    .map_err(&e)?;
-    a.tar.into_inner().and_then(|mut w| w.flush()).map_err(&e)?;
-    Ok(())
+    write_archive(store, image, tags, dest, mtime, SaveFormat::Docker)
 }
 
 /// Writes the flattened rootfs into a directory.

@@ -31,7 +31,15 @@ pub struct SaveItem {
     pub reference: Option<Reference>,
 }
 
-fn header(size: u64, dir: bool) -> tar::Header {
+/// How entries are stamped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SaveOptions {
+    /// Modification time of every archive entry (a build's `SOURCE_DATE_EPOCH`; 0 by default, so the
+    /// same images always give the same archive bytes).
+    pub mtime: u64,
+}
+
+fn header(size: u64, dir: bool, mtime: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_size(if dir { 0 } else { size });
     h.set_mode(if dir { 0o755 } else { 0o644 });
@@ -40,7 +48,7 @@ fn header(size: u64, dir: bool) -> tar::Header {
     } else {
         tar::EntryType::Regular
     });
-    h.set_mtime(0);
+    h.set_mtime(mtime);
     h.set_uid(0);
     h.set_gid(0);
     h
@@ -51,6 +59,7 @@ struct Writer<'a, W: Write> {
     store: &'a Store,
     dirs: BTreeSet<String>,
     written: BTreeSet<String>,
+    mtime: u64,
 }
 
 impl<W: Write> Writer<'_, W> {
@@ -59,9 +68,13 @@ impl<W: Write> Writer<'_, W> {
         move |source| ArchiveError::Io { op, path, source }
     }
 
+    fn header(&self, size: u64, dir: bool) -> tar::Header {
+        header(size, dir, self.mtime)
+    }
+
     fn dir(&mut self, path: &str) -> Result<(), ArchiveError> {
         if self.dirs.insert(path.to_owned()) {
-            let mut h = header(0, true);
+            let mut h = self.header(0, true);
             self.tar
                 .append_data(&mut h, path, io::empty())
                 .map_err(self.io("write archive entry"))?;
@@ -70,7 +83,7 @@ impl<W: Write> Writer<'_, W> {
     }
 
     fn bytes(&mut self, path: &str, data: &[u8]) -> Result<(), ArchiveError> {
-        let mut h = header(data.len() as u64, false);
+        let mut h = self.header(data.len() as u64, false);
         self.tar
             .append_data(&mut h, path, data)
             .map_err(self.io("write archive entry"))
@@ -86,25 +99,37 @@ impl<W: Write> Writer<'_, W> {
         self.dir(&format!("blobs/{}/", d.algorithm().as_str()))?;
         let size = self.store.blobs().size(d)?;
         let f = self.store.blobs().open_blob(d)?;
-        let mut h = header(size, false);
+        let mut h = self.header(size, false);
         self.tar
             .append_data(&mut h, &path, f)
             .map_err(self.io("write blob to archive"))
     }
 }
 
-/// Writes the images as an archive to `out`.
+/// Writes the images as an archive to `out`, entries stamped with mtime 0.
 pub fn save<W: Write>(
     store: &Store,
     items: &[SaveItem],
     format: SaveFormat,
     out: W,
 ) -> Result<W, ArchiveError> {
+    save_with(store, items, format, out, SaveOptions::default())
+}
+
+/// [`save`] with explicit options.
+pub fn save_with<W: Write>(
+    store: &Store,
+    items: &[SaveItem],
+    format: SaveFormat,
+    out: W,
+    opts: SaveOptions,
+) -> Result<W, ArchiveError> {
     let mut w = Writer {
         tar: tar::Builder::new(out),
         store,
         dirs: BTreeSet::new(),
         written: BTreeSet::new(),
+        mtime: opts.mtime,
     };
     match format {
         SaveFormat::Oci => save_oci(&mut w, items)?,
@@ -232,7 +257,7 @@ fn save_docker<W: Write>(w: &mut Writer<'_, W>, items: &[SaveItem]) -> Result<()
                 inner: Some(HashingReader::new(plain)),
                 expected: l.diff_id.clone(),
             };
-            let mut h = header(size, false);
+            let mut h = w.header(size, false);
             w.tar
                 .append_data(&mut h, &path, reader)
                 .map_err(w.io("write layer to archive"))?;
@@ -241,7 +266,7 @@ fn save_docker<W: Write>(w: &mut Writer<'_, W>, items: &[SaveItem]) -> Result<()
         if w.written.insert(config.clone()) {
             let size = w.store.blobs().size(&img.config_digest)?;
             let f = w.store.blobs().open_blob(&img.config_digest)?;
-            let mut h = header(size, false);
+            let mut h = w.header(size, false);
             w.tar
                 .append_data(&mut h, &config, f)
                 .map_err(w.io("write config to archive"))?;
