@@ -497,36 +497,7 @@ impl Store {
         config.rootfs.kind = "layers".to_owned();
         config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
         let (config_digest, config_size) = self.blobs.put_bytes(&canonical_json(&config))?;
-        let layers: Vec<LayerDesc> = layers
-            .iter()
-            .map(|l| LayerDesc {
-                media_type: media::to_oci_layer(&l.media_type).to_owned(),
-                ..l.clone()
-            })
-            .collect();
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media::OCI_MANIFEST.to_owned()),
-            artifact_type: None,
-            config: Descriptor::new(media::OCI_CONFIG, config_digest.clone(), config_size),
-            layers: layers
-                .iter()
-                .map(|l| Descriptor::new(l.media_type.clone(), l.digest.clone(), l.size))
-                .collect(),
-            subject: None,
-            annotations,
-            extra: Default::default(),
-        };
-        let (manifest_digest, manifest_size) = self.blobs.put_bytes(&canonical_json(&manifest))?;
-        Ok(Image {
-            manifest_digest,
-            manifest_size,
-            manifest_media_type: media::OCI_MANIFEST.to_owned(),
-            manifest,
-            config_digest,
-            config,
-            layers,
-        })
+        self.put_oci_manifest(config_digest, config_size, config, layers, annotations)
     }
 
     /// Writes an OCI manifest for a config blob already in the store, kept byte for byte (so an image ID
@@ -558,6 +529,25 @@ impl Store {
                 });
             }
         }
+        self.put_oci_manifest(
+            config_digest.clone(),
+            config_size,
+            config,
+            layers,
+            Default::default(),
+        )
+    }
+
+    /// Stores the OCI manifest of a config blob already in the store and `layers` (given media types are
+    /// mapped to their OCI names), and returns the image.
+    fn put_oci_manifest(
+        &self,
+        config_digest: Digest,
+        config_size: u64,
+        config: ImageConfig,
+        layers: &[LayerDesc],
+        annotations: std::collections::BTreeMap<String, String>,
+    ) -> Result<Image, StoreError> {
         let layers: Vec<LayerDesc> = layers
             .iter()
             .map(|l| LayerDesc {
@@ -575,7 +565,7 @@ impl Store {
                 .map(|l| Descriptor::new(l.media_type.clone(), l.digest.clone(), l.size))
                 .collect(),
             subject: None,
-            annotations: Default::default(),
+            annotations,
             extra: Default::default(),
         };
         let (manifest_digest, manifest_size) = self.blobs.put_bytes(&canonical_json(&manifest))?;
@@ -584,7 +574,7 @@ impl Store {
             manifest_size,
             manifest_media_type: media::OCI_MANIFEST.to_owned(),
             manifest,
-            config_digest: config_digest.clone(),
+            config_digest,
             config,
             layers,
         })

@@ -257,3 +257,45 @@ fn concurrent_tagging_in_threads_loses_nothing() {
     });
     assert_eq!(store.tags().unwrap().len(), 40);
 }
+
+#[test]
+fn write_manifest_and_write_image_make_the_same_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let img = image(&store, b"same", "sh");
+    let docker_typed: Vec<LayerDesc> = img
+        .layers
+        .iter()
+        .map(|l| LayerDesc {
+            media_type: media::DOCKER_LAYER_GZIP.to_owned(),
+            ..l.clone()
+        })
+        .collect();
+    let again = store.write_manifest(&img.config_digest, &docker_typed).unwrap();
+    assert_eq!(again.manifest_digest, img.manifest_digest);
+    assert_eq!(again, img);
+    assert_eq!(store.load_image(&again.manifest_digest).unwrap(), again);
+
+    // A config not in canonical form is kept byte for byte (the image ID stays docker's).
+    let raw = format!(
+        "{{ \"architecture\": \"amd64\", \"os\": \"linux\",\n  \"rootfs\": {{\"type\": \"layers\", \"diff_ids\": [\"{}\"]}} }}",
+        img.layers[0].diff_id
+    );
+    let (cfg, _) = store.blobs().put_bytes(raw.as_bytes()).unwrap();
+    let kept = store.write_manifest(&cfg, &docker_typed).unwrap();
+    assert_eq!(kept.config_digest, cfg);
+    assert_eq!(kept.manifest.config.digest, cfg);
+    assert_eq!(kept.manifest.config.size, raw.len() as u64);
+    assert_eq!(kept.layers[0].media_type, media::OCI_LAYER_GZIP);
+    assert!(kept.manifest.annotations.is_empty());
+
+    let ann: std::collections::BTreeMap<String, String> =
+        [("org.example.k".to_owned(), "v".to_owned())].into();
+    let annotated = store
+        .write_image_with(&img.config, &img.layers, ann.clone())
+        .unwrap();
+    assert_eq!(annotated.manifest.annotations, ann);
+    assert_eq!(annotated.config_digest, img.config_digest);
+    assert_ne!(annotated.manifest_digest, img.manifest_digest);
+    assert_eq!(store.load_image(&annotated.manifest_digest).unwrap(), annotated);
+}
