@@ -296,3 +296,60 @@ fn interrupted_pull_resumes_with_range_requests() {
         "the last piece should be a partial response:\n{log:#?}"
     );
 }
+
+#[test]
+fn chunked_registry_to_registry_copy_resumes_a_lost_chunk() {
+    let Some(src) = Registry::start("") else { return };
+    let Some(dst) = Registry::start("") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    simple_layout(&layout, 3 << 20);
+    let store = load_layout(tmp.path(), &layout, "copied");
+    ok(
+        &push(
+            &store,
+            "localhost/copied:v1",
+            &format!("{}/c/img:v1", src.host()),
+            &[],
+        ),
+        "push to the source registry",
+    );
+    let proxy = Proxy::start(
+        dst.port,
+        Faults {
+            reset_patch: 30,
+            seed: 3,
+            ..Default::default()
+        },
+    );
+    let o = lamina()
+        .args([
+            "copy",
+            "--progress",
+            "plain",
+            &format!("{}/c/img:v1", src.host()),
+            &format!("docker://127.0.0.1:{}/c/copy:v1", proxy.port),
+        ])
+        .env("LAMINA_PUSH_MODE", "chunked")
+        .env("LAMINA_PUSH_CHUNK_SIZE", "512K")
+        .output()
+        .unwrap();
+    ok(&o, "chunked copy through a resetting proxy");
+    let log = proxy.log.lock().unwrap().clone();
+    assert!(
+        log.iter().any(|l| l.starts_with("FAULT reset PATCH")),
+        "no PATCH was reset: test is vacuous\n{log:#?}"
+    );
+    let posts = log
+        .iter()
+        .filter(|l| l.starts_with("202 POST") && l.contains("/blobs/uploads/"))
+        .count();
+    assert_eq!(posts, 3, "lost chunks resume in the same session:\n{log:#?}");
+    assert!(
+        log.iter().filter(|l| l.starts_with("202 PATCH")).count() >= 7,
+        "{log:#?}"
+    );
+    let back = tmp.path().join("back");
+    pull_into(&dst.host(), "c/copy:v1", &back);
+    assert_same_blobs(&store, &back);
+}

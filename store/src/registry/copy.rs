@@ -449,8 +449,13 @@ async fn copy_blobs(
                 progress.finish(&d.digest, Outcome::Mounted);
                 return Ok(());
             }
-            dst.upload(drepo, d, progress, || src.blob_stream(srepo, d))
-                .await?;
+            if d.size > 0 && dst.options().upload.chunked_for(d.size) {
+                let from = super::upload::BlobSource::Remote(src, srepo);
+                dst.upload_chunked(drepo, d, from, progress).await?;
+            } else {
+                dst.upload(drepo, d, progress, || src.blob_stream(srepo, d))
+                    .await?;
+            }
             progress.finish(&d.digest, Outcome::Pushed);
             Ok::<_, RegistryError>(())
         })

@@ -119,6 +119,92 @@ fn parse_size(s: &str) -> Option<u64> {
     num.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
+/// Where a chunked upload reads its bytes: every chunk (and every resume) opens the source at an offset.
+pub enum BlobSource<'a> {
+    File(&'a Path),
+    /// The blob in a repository of another registry (`lamina copy`): one ranged GET per chunk.
+    Remote(&'a RegistryClient, &'a str),
+}
+
+type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+impl BlobSource<'_> {
+    /// Exactly `len` bytes from `offset` (shorter is an error, so a PATCH never ends early unnoticed).
+    async fn open(&self, desc: &Descriptor, offset: u64, len: u64) -> Result<ByteStream, RegistryError> {
+        match self {
+            BlobSource::File(path) => {
+                let mut f = tokio::fs::File::open(path)
+                    .await
+                    .map_err(RegistryError::io("open", *path))?;
+                tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(offset))
+                    .await
+                    .map_err(RegistryError::io("seek in", *path))?;
+                Ok(Box::pin(file_stream(f, len)))
+            }
+            BlobSource::Remote(client, repo) => {
+                let oref = client.prepare(repo, false, None).await?;
+                let oci_desc = oci_client::manifest::OciDescriptor {
+                    media_type: desc.media_type.clone(),
+                    digest: desc.digest.to_string(),
+                    size: desc.size as i64,
+                    urls: None,
+                    annotations: None,
+                    artifact_type: None,
+                };
+                let res = client
+                    .inner
+                    .oci
+                    .pull_blob_stream_partial(&oref, &oci_desc, offset, Some(len))
+                    .await
+                    .map_err(RegistryError::oci("GET blob from", &oref))?;
+                // A registry that ignores Range sends the whole blob: skip to the offset.
+                let (stream, skip) = match res {
+                    oci_client::client::BlobResponse::Partial(s) => (s.stream, 0),
+                    oci_client::client::BlobResponse::Full(s) => (s.stream, offset),
+                };
+                Ok(Box::pin(window(stream, skip, len)))
+            }
+        }
+    }
+}
+
+/// Bytes `skip..skip + len` of `stream`; an error if it ends before that.
+fn window<S>(
+    stream: S,
+    skip: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send
+where
+    S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+{
+    futures_util::stream::try_unfold((stream, skip, len), |(mut s, mut skip, left)| async move {
+        use futures_util::StreamExt;
+        if left == 0 {
+            return Ok(None);
+        }
+        loop {
+            let Some(mut b) = s.next().await.transpose()? else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("source blob ended {left} bytes early"),
+                ));
+            };
+            if skip >= b.len() as u64 {
+                skip -= b.len() as u64;
+                continue;
+            }
+            let b = b.split_off(skip as usize);
+            let b = if b.len() as u64 > left {
+                b.slice(..left as usize)
+            } else {
+                b
+            };
+            let n = b.len() as u64;
+            return Ok(Some((b, (s, 0, left - n))));
+        }
+    })
+}
+
 /// An open upload session.
 struct Session {
     /// Where the next request goes (the registry may change it after every request).
@@ -150,7 +236,8 @@ impl RegistryClient {
             return Ok(Outcome::Mounted);
         }
         if desc.size > 0 && self.inner.opts.upload.chunked_for(desc.size) {
-            self.upload_chunked(repo, desc, path, progress).await?;
+            self.upload_chunked(repo, desc, BlobSource::File(path), progress)
+                .await?;
             return Ok(Outcome::Pushed);
         }
         let path = path.to_owned();
@@ -226,14 +313,14 @@ impl RegistryClient {
         }
     }
 
-    /// The chunked flow for a blob file. A failed request leaves the session "unsure": the registry is
-    /// asked for its offset and the upload continues from there; if it lost the session, a new one
-    /// starts (after checking the blob did not land anyway).
-    async fn upload_chunked(
+    /// The chunked flow. A failed request leaves the session "unsure": the registry is asked for its
+    /// offset and the upload continues from there; if it lost the session, a new one starts (after
+    /// checking the blob did not land anyway).
+    pub async fn upload_chunked(
         &self,
         repo: &str,
         desc: &Descriptor,
-        path: &Path,
+        src: BlobSource<'_>,
         progress: &dyn Progress,
     ) -> Result<(), RegistryError> {
         let mut r = self.retrier(format!(
@@ -269,7 +356,7 @@ impl RegistryClient {
                     return Ok(false);
                 }
                 if s.offset < desc.size {
-                    self.send_chunk(repo, desc, path, s, progress).await?;
+                    self.send_chunk(repo, desc, &src, s, progress).await?;
                     Ok(false)
                 } else {
                     self.finish_upload(repo, desc, &s.location).await?;
@@ -372,26 +459,20 @@ impl RegistryClient {
         }
     }
 
-    /// One `PATCH` from `s.offset`, streamed from the file.
+    /// One `PATCH` from `s.offset`, streamed from the source.
     async fn send_chunk(
         &self,
         repo: &str,
         desc: &Descriptor,
-        path: &Path,
+        src: &BlobSource<'_>,
         s: &mut Session,
         progress: &dyn Progress,
     ) -> Result<(), RegistryError> {
         let chunk = self.inner.opts.upload.chunk_size.max(s.min_chunk).max(1);
         let len = chunk.min(desc.size - s.offset);
         let end = s.offset + len - 1;
-        let mut f = tokio::fs::File::open(path)
-            .await
-            .map_err(RegistryError::io("open", path))?;
-        tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(s.offset))
-            .await
-            .map_err(RegistryError::io("seek in", path))?;
         let counter = Arc::new(AtomicU64::new(0));
-        let body = reqwest::Body::wrap_stream(counted(file_stream(f, len), counter.clone()));
+        let body = reqwest::Body::wrap_stream(counted(src.open(desc, s.offset, len).await?, counter.clone()));
         let url = s.location.to_string();
         let req = self
             .inner
@@ -599,6 +680,30 @@ mod tests {
         assert_eq!(range_end("0-0"), 0);
         assert_eq!(range_end("0-1999"), 2000);
         assert_eq!(range_end("bytes=0-9"), 10);
+    }
+
+    #[tokio::test]
+    async fn windows_of_a_stream() {
+        use futures_util::TryStreamExt;
+        let parts = || {
+            futures_util::stream::iter(
+                [&b"abc"[..], b"defg", b"hij"].map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p))),
+            )
+        };
+        let get = |skip, len| async move {
+            window(parts(), skip, len)
+                .try_collect::<Vec<Bytes>>()
+                .await
+                .map(|b| String::from_utf8(b.concat()).unwrap())
+        };
+        assert_eq!(get(0, 10).await.unwrap(), "abcdefghij");
+        assert_eq!(get(4, 3).await.unwrap(), "efg");
+        assert_eq!(get(3, 4).await.unwrap(), "defg");
+        assert_eq!(get(9, 1).await.unwrap(), "j");
+        assert!(
+            get(8, 5).await.is_err(),
+            "a short source must not end a chunk quietly"
+        );
     }
 
     #[test]
