@@ -146,6 +146,13 @@ pub enum RegistryError {
         value: String,
         expected: &'static str,
     },
+    #[error("upload of {digest} to {repository}")]
+    Upload {
+        digest: Digest,
+        repository: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
     #[error("upload of {digest} to {repository}: {problem}")]
     UploadProtocol {
         digest: Digest,

@@ -307,7 +307,7 @@ impl RegistryClient {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     progress.retrying(&desc.digest, &e);
-                    r.check(e).await?
+                    r.check(e).await.map_err(|e| self.naming(repo, desc, e))?
                 }
             }
         }
@@ -383,9 +383,23 @@ impl RegistryClient {
                         s.unsure = true;
                     }
                     progress.retrying(&desc.digest, &e);
-                    r.check_as(e, recoverable).await?;
+                    r.check_as(e, recoverable)
+                        .await
+                        .map_err(|e| self.naming(repo, desc, e))?;
                 }
             }
+        }
+    }
+
+    /// Errors out of an upload name the blob (retry give-ups already do).
+    fn naming(&self, repo: &str, desc: &Descriptor, e: RegistryError) -> RegistryError {
+        match e {
+            RegistryError::GaveUp { .. } | RegistryError::UploadProtocol { .. } => e,
+            e => RegistryError::Upload {
+                digest: desc.digest.clone(),
+                repository: format!("{}/{repo}", self.inner.registry),
+                source: Box::new(e),
+            },
         }
     }
 
