@@ -31,6 +31,10 @@ pub trait SourceTree: Sync {
     fn list(&self, comps: &[String]) -> io::Result<Vec<String>>;
     /// Resolve symlinks in `comps` inside the tree (for source roots, which BuildKit follows).
     fn resolve(&self, comps: &[String]) -> Vec<String>;
+    /// Which layer dir of the tree `real` (a path `stat` returned) lives in; 0 for single-dir trees.
+    fn layer_of(&self, _real: &Path) -> usize {
+        0
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,6 +251,12 @@ impl SourceTree for Context {
 impl SourceTree for View {
     fn stat(&self, comps: &[String]) -> Option<(PathBuf, Metadata)> {
         self.lookup(comps).map(|f| (f.path, f.meta))
+    }
+    fn layer_of(&self, real: &Path) -> usize {
+        self.layers()
+            .iter()
+            .position(|l| real.starts_with(l))
+            .unwrap_or(0)
     }
     fn list(&self, comps: &[String]) -> io::Result<Vec<String>> {
         Ok(self.read_dir(comps)?.into_keys().collect())

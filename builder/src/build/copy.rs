@@ -2,7 +2,7 @@
 //! with BuildKit's semantics for destinations, parents, owners, modes and links. No sandbox: the parent
 //! rootfs is only read through a [`View`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -35,6 +35,11 @@ pub struct CopySpec<'a> {
     pub from_context: bool,
     /// ADD: extract local archives.
     pub extract: Option<Extractor<'a>>,
+    /// Sources are committed (immutable) snapshot dirs on the store's filesystem and the destination
+    /// is a new snapshot: a file whose owner, mode and mtime come out unchanged is hardlinked instead of
+    /// copied (file creation is what COPY --from of a big tree spends its time on). Never for the build
+    /// context (the user may change it) or scratch copies that a RUN may write to.
+    pub link_files: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -48,7 +53,10 @@ struct Copier<'a> {
     tree: &'a dyn SourceTree,
     target: &'a View,
     upper: &'a Path,
-    links: HashMap<(u64, u64), PathBuf>,
+    links: HashMap<(u64, u64, usize), PathBuf>,
+    /// Source inodes hardlinked by `link_files` in this COPY: one inode seen at two paths is copied the
+    /// second time, so no hardlink pair appears that the source didn't have.
+    linked: HashSet<(u64, u64)>,
     /// Dirs whose mtime must be set after their content (post-order).
     dir_times: Vec<(PathBuf, SystemTime)>,
     stats: CopyStats,
@@ -128,6 +136,7 @@ pub fn copy(
         target,
         upper,
         links: HashMap::new(),
+        linked: HashSet::new(),
         dir_times: Vec::new(),
         stats: CopyStats::default(),
     };
@@ -201,6 +210,7 @@ pub fn mkdir_p(
         exclude: &no,
         from_context: true,
         extract: None,
+        link_files: false,
     };
     let empty = View::empty();
     let mut c = Copier {
@@ -209,6 +219,7 @@ pub fn mkdir_p(
         target,
         upper,
         links: HashMap::new(),
+        linked: HashSet::new(),
         dir_times: Vec::new(),
         stats: CopyStats::default(),
     };
@@ -359,6 +370,17 @@ impl Copier<'_> {
         Ok(())
     }
 
+    /// Whether a copy of a file with `meta` gets exactly its owner and mode (mtime is always kept).
+    fn unchanged_by_copy(&self, meta: &Metadata) -> bool {
+        let mode = meta.mode() & 0o7777;
+        self.owner_for(Some(meta)) == (meta.uid(), meta.gid())
+            && self
+                .spec
+                .chmod
+                .as_ref()
+                .is_none_or(|c| c.apply(mode, false) == mode)
+    }
+
     fn copy_entry(&mut self, real: &Path, meta: &Metadata, to: &[String]) -> Result<(), BuildError> {
         let p = self.upper_path(to);
         if let Ok(m) = fs::symlink_metadata(&p) {
@@ -370,11 +392,24 @@ impl Copier<'_> {
         }
         let ft = meta.file_type();
         if meta.nlink() > 1 && !ft.is_dir() {
-            if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
+            // A pair only within one layer dir: the same inode in two layers is one of our own links
+            // (see `link_files`), not a hardlink of the image.
+            let k = (meta.dev(), meta.ino(), self.tree.layer_of(real));
+            if let Some(first) = self.links.get(&k) {
                 fs::hard_link(first, &p).map_err(io_err(&p))?;
                 return Ok(());
             }
-            self.links.insert((meta.dev(), meta.ino()), p.clone());
+            self.links.insert(k, p.clone());
+        }
+        if ft.is_file()
+            && self.spec.link_files
+            && self.unchanged_by_copy(meta)
+            && self.linked.insert((meta.dev(), meta.ino()))
+            && fs::hard_link(real, &p).is_ok()
+        {
+            self.stats.files += 1;
+            self.stats.bytes += meta.size();
+            return Ok(());
         }
         if ft.is_file() {
             fs::copy(real, &p).map_err(io_err(real))?;
@@ -421,7 +456,42 @@ mod tests {
             exclude,
             from_context: true,
             extract: None,
+            link_files: false,
         }
+    }
+
+    /// COPY --from a snapshot tree hardlinks files whose metadata a copy would keep, copies the rest
+    /// (--chmod, --chown to another owner), and never invents a hardlink pair: one inode visible at two
+    /// paths through two layers (our own earlier link) comes out as two files.
+    #[test]
+    fn snapshot_sources_are_linked_only_when_unchanged() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, top, upper) = (t.path().join("l1"), t.path().join("l2"), t.path().join("up"));
+        for d in [&lower, &top, &upper] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::write(lower.join("a"), "same inode").unwrap();
+        fs::hard_link(lower.join("a"), top.join("b")).unwrap();
+        fs::write(top.join("c"), "c").unwrap();
+        let view = View::new(vec![top.clone(), lower.clone()]);
+        let no = |_: &str, _: bool| false;
+        let mut sp = spec(&["/"], "/out/", &no);
+        sp.from_context = false;
+        sp.link_files = true;
+        copy(&view, &View::empty(), &upper, &sp).unwrap();
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&upper.join("out/c")), ino(&top.join("c")), "unchanged file is linked");
+        let (a, b) = (ino(&upper.join("out/a")), ino(&upper.join("out/b")));
+        assert_ne!(a, b, "no hardlink pair the source tree didn't have");
+        assert_eq!(fs::read_to_string(upper.join("out/b")).unwrap(), "same inode");
+
+        let up2 = t.path().join("up2");
+        fs::create_dir_all(&up2).unwrap();
+        sp.chmod = Some(crate::build::perms::parse_chmod("600", 1).unwrap());
+        copy(&view, &View::empty(), &up2, &sp).unwrap();
+        assert_ne!(ino(&up2.join("out/c")), ino(&top.join("c")), "--chmod needs a copy");
+        assert_eq!(fs::metadata(top.join("c")).unwrap().mode() & 0o777, 0o644, "source untouched");
+        assert_eq!(fs::metadata(up2.join("out/c")).unwrap().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -286,6 +286,7 @@ pub fn run_step(
                             exclude: &no,
                             from_context: false,
                             extract: None,
+                            link_files: false,
                         };
                         copy(tree, &View::empty(), &dir, &spec)?;
                         if is_dir { dir } else { dir.join("file") }

@@ -325,6 +325,7 @@ impl StepRunner<'_, '_> {
             parents: a.parents,
             exclude: &exclude,
             from_context,
+            link_files: !from_context,
             extract: if unpack { Some(&extract_fn) } else { None },
         };
         self.add_history(st, instr, &[], false);
