@@ -12,11 +12,14 @@
 //! - [`inspect`]: layer walking, flattened trees, image diff and efficiency analysis.
 //! - [`layer`]: directory ⇄ layer tar (deterministic writer, parallel gzip/zstd, in-root applier).
 //! - [`snapshot`]: unpacked layers keyed by chain id, shared between images.
+//! - [`tls`]: extra CA certificates (config `ca-certs`, `certs.d`), shared by registries and URL downloads.
+//! - [`download`]: `ADD <url>` downloads (http/https, proxies, redirects, checksum), streamed to a file.
 
 pub mod archive;
 pub mod blob;
 pub mod config;
 pub mod digest;
+pub mod download;
 pub mod fsck;
 pub mod image;
 pub mod inspect;
@@ -26,6 +29,7 @@ pub mod lock;
 pub mod prune;
 pub mod reference;
 pub mod snapshot;
+pub mod tls;
 pub mod validate;
 
 pub use blob::{BlobError, BlobStore, BlobWriter};

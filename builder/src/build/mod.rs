@@ -115,8 +115,19 @@ pub enum BuildError {
     DependencyFailed { stage: usize },
     #[error("{message}")]
     Failed { message: String },
-    #[error("ADD {url}: {message}")]
-    Fetch { url: String, message: String },
+    #[error("Dockerfile:{line}: ADD {url}")]
+    Fetch {
+        line: usize,
+        url: String,
+        #[source]
+        source: lamina_store::download::DownloadError,
+    },
+    #[error("Dockerfile:{line}: ADD from a URL: loading lamina's config (CA certificates)")]
+    FetchConfig {
+        line: usize,
+        #[source]
+        source: Box<lamina_store::registry::RegistryError>,
+    },
     #[error("output {dest}: {message}")]
     Output { dest: PathBuf, message: String },
 }
@@ -136,7 +147,9 @@ impl BuildError {
             | BuildError::Runner { .. }
             | BuildError::RunFailed { .. }
             | BuildError::Parse { .. }
-            | BuildError::DependencyFailed { .. }) => e,
+            | BuildError::DependencyFailed { .. }
+            | BuildError::Fetch { .. }
+            | BuildError::FetchConfig { .. }) => e,
             e => BuildError::AtLine {
                 line,
                 source: Box::new(e),

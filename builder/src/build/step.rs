@@ -233,6 +233,7 @@ impl StepRunner<'_, '_> {
                 sources.push(v.to_string());
             }
         }
+        let mut pinned_urls = None;
         if !urls.is_empty() {
             // Downloaded files form a private context, like heredocs; the key covers their content.
             if !sources.is_empty() || heredoc_ctx.is_some() {
@@ -245,20 +246,22 @@ impl StepRunner<'_, '_> {
                 path: e.store.tmp_dir().to_path_buf(),
                 source,
             })?;
-            let checksum = a.checksum.as_ref().map(|c| c.value.clone());
-            for u in &urls {
-                let name = super::fetch::file_name(u);
-                let p = dir.path().join(&name);
-                let d = super::fetch::fetch(u, &p, checksum.as_deref()).map_err(|er| er.at_line(line))?;
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).map_err(|source| {
-                    BuildError::Io {
-                        path: p.clone(),
-                        source,
-                    }
-                })?;
-                kb.field(&d.to_string());
-                sources.push(name);
+            let checksum = a.checksum.as_ref().map(|c| c.value.as_str());
+            let fetch = super::fetch::UrlSources::new(urls.clone(), checksum, dir.path(), line)?;
+            sources.extend(fetch.sources());
+            if let Some(pin) = fetch.pin() {
+                // Like BuildKit: a pinned URL is keyed by its checksum and only downloaded on a miss.
+                kb.field(&format!("url-checksum {pin}"));
+                pinned_urls = Some(fetch);
+            } else {
+                // Unpinned: always fetched, keyed by content and Last-Modified (the file's mtime).
+                for d in fetch.fetch()? {
+                    let mtime = d
+                        .last_modified
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |t| t.as_secs());
+                    kb.field(&format!("url {} {mtime}", d.digest));
+                }
             }
             heredoc_ctx = Some(Context::open(dir.path(), None, None)?);
             url_dir = Some(dir);
@@ -336,6 +339,9 @@ impl StepRunner<'_, '_> {
             .and_then(|h| h.created_by.clone())
             .unwrap_or_default();
         let r = self.layer_step(st, key, created_by, |upper| {
+            if let Some(f) = &pinned_urls {
+                f.fetch()?;
+            }
             copy(tree, &target, upper, &spec).map(|_| ())
         });
         drop(url_dir);

@@ -146,6 +146,12 @@ impl RegistryOptions {
         Ok(opts)
     }
 
+    /// The extra CA certificates trusted for `host` (`host[:port]`): `ca_certs` plus `certs.d/<host>/*.crt`.
+    /// Registries and `ADD https://…` share this rule.
+    pub fn trusted_cas(&self, host: &str) -> Result<Vec<crate::tls::CaCert>, crate::tls::TlsError> {
+        crate::tls::load_ca_certs(&crate::tls::ca_cert_files(&self.ca_certs, &self.certs_dirs, host))
+    }
+
     fn is_insecure(&self, registry: &str) -> bool {
         let r = crate::reference::Reference::parse(&format!("{registry}/x"));
         r.is_ok_and(|r| r.is_loopback_registry()) || self.insecure_registries.iter().any(|i| i == registry)
@@ -177,25 +183,19 @@ impl RegistryClient {
         let scheme = if insecure { "http" } else { "https" };
         let base = format!("{scheme}://{host}");
 
-        let mut certs = Vec::new();
-        let mut cert_files = opts.ca_certs.clone();
-        for dir in &opts.certs_dirs {
-            if let Ok(rd) = std::fs::read_dir(dir.join(registry)) {
-                cert_files.extend(
-                    rd.flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|e| e == "crt")),
-                );
-            }
-        }
-        cert_files.sort();
-        for path in &cert_files {
-            let data = std::fs::read(path).map_err(RegistryError::io("read CA certificate", path))?;
-            certs.push(Certificate {
+        let cas = opts
+            .trusted_cas(registry)
+            .map_err(|source| RegistryError::Trust {
+                registry: registry.to_owned(),
+                source,
+            })?;
+        let certs: Vec<Certificate> = cas
+            .iter()
+            .map(|c| Certificate {
                 encoding: CertificateEncoding::Pem,
-                data,
-            });
-        }
+                data: c.pem.clone(),
+            })
+            .collect();
         let config = ClientConfig {
             protocol: if insecure {
                 ClientProtocol::HttpsExcept(vec![host.clone()])
@@ -213,22 +213,17 @@ impl RegistryClient {
         };
         let oci = oci_client::Client::try_from(config).map_err(|source| RegistryError::BadCertificate {
             registry: registry.to_owned(),
-            path: cert_files.first().cloned().unwrap_or_default(),
+            path: cas.first().map(|c| c.path.clone()).unwrap_or_default(),
             source: Box::new(source),
         })?;
-        let mut http = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .user_agent(concat!("lamina/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120));
-        for (cert, path) in certs.iter().zip(&cert_files) {
-            let parsed =
-                reqwest::Certificate::from_pem(&cert.data).map_err(|source| RegistryError::Http {
-                    op: "parse CA certificate",
-                    url: path.display().to_string(),
-                    source,
-                })?;
-            http = http.add_root_certificate(parsed);
-        }
+        let http = crate::tls::trust(http, &cas).map_err(|source| RegistryError::Trust {
+            registry: registry.to_owned(),
+            source,
+        })?;
         let http = http.build().map_err(|source| RegistryError::Http {
             op: "build HTTP client for",
             url: base.clone(),

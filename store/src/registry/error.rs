@@ -28,6 +28,12 @@ pub enum RegistryError {
         status: u16,
         message: String,
     },
+    #[error("{registry}: extra CA certificates")]
+    Trust {
+        registry: String,
+        #[source]
+        source: crate::tls::TlsError,
+    },
     #[error("{registry}: authentication required (log in with `lamina login {registry}`)")]
     Unauthorized { registry: String },
     #[error("{registry}: access to {repository} denied")]
