@@ -93,7 +93,7 @@ fn layer_hexes(root: &Path, image: &str) -> Vec<String> {
 }
 
 /// A busybox base pushed to `reg` as `base:1`; the context of a two-stage build over it whose RUN steps
-/// write nanosecond timestamps, so a RUN that executes again can never reproduce the cached layer.
+/// write random UUIDs, so a RUN that executes again can never reproduce the cached layer.
 fn setup(tmp: &Path, reg: &Registry) -> Option<(String, PathBuf)> {
     if !common::is_root() {
         eprintln!("skipping: RUN steps need root (namespaces, overlay)");
@@ -111,11 +111,11 @@ fn setup(tmp: &Path, reg: &Registry) -> Option<(String, PathBuf)> {
         ctx.join("Dockerfile"),
         format!(
             "FROM {base} AS gen\n\
-             RUN echo generated > /gen.txt && date +%s%N > /gen.stamp\n\
+             RUN echo generated > /gen.txt && cat /proc/sys/kernel/random/uuid > /gen.stamp\n\
              FROM {base}\n\
              COPY app.txt /app/app.txt\n\
              COPY --from=gen /gen.txt /app/gen.txt\n\
-             RUN cat /app/app.txt /app/gen.txt > /app/all.txt && date +%s%N > /app/stamp\n\
+             RUN cat /app/app.txt /app/gen.txt > /app/all.txt && cat /proc/sys/kernel/random/uuid > /app/stamp\n\
              CMD [\"cat\", \"/app/all.txt\"]\n"
         ),
     )
@@ -216,6 +216,19 @@ fn local_cache_min_mode_and_tampered_blobs() {
         "min mode: the final stage's 3 steps\n{err_a}"
     );
     assert!(dir.join("index.json").is_file() && dir.join("oci-layout").is_file());
+    let exported_layers = layer_hexes(&a, "app");
+    // --no-cache reruns the RUNs and their new output (new timestamps) is what the image gets, not the
+    // snapshot an earlier build left under the same step key.
+    let (id_again, err) = build(&a, &ctx, &["--no-cache"]);
+    assert_eq!(counts(&err), (4, 0), "{err}");
+    assert_ne!(id_again, id_a, "--no-cache must not reuse the old RUN output");
+    let out = lamina().arg("--root").arg(&a).args(["fsck"]).output().unwrap();
+    ok(&out, "fsck after --no-cache");
+    let (id_warm, _) = build(&a, &ctx, &[]);
+    assert_eq!(
+        id_warm, id_again,
+        "the cache now holds the --no-cache build's steps"
+    );
 
     // min mode has no record for gen's RUN: it runs again on B. The final stage's keys don't depend on
     // gen's layer, only on the content COPY --from selects (same text), so all three hit: same image.
@@ -227,8 +240,8 @@ fn local_cache_min_mode_and_tampered_blobs() {
 
     // Tamper with every layer blob in the cache dir (same name, other bytes): B2 must notice the digest
     // mismatch, warn, run the steps, and keep its store sound.
-    for l in layer_hexes(&a, "app") {
-        let p = dir.join("blobs/sha256").join(&l);
+    for l in &exported_layers {
+        let p = dir.join("blobs/sha256").join(l);
         if p.exists() {
             std::fs::write(&p, b"not the layer you are looking for").unwrap();
         }

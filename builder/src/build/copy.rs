@@ -480,7 +480,11 @@ mod tests {
         sp.link_files = true;
         copy(&view, &View::empty(), &upper, &sp).unwrap();
         let ino = |p: &Path| fs::metadata(p).unwrap().ino();
-        assert_eq!(ino(&upper.join("out/c")), ino(&top.join("c")), "unchanged file is linked");
+        assert_eq!(
+            ino(&upper.join("out/c")),
+            ino(&top.join("c")),
+            "unchanged file is linked"
+        );
         let (a, b) = (ino(&upper.join("out/a")), ino(&upper.join("out/b")));
         assert_ne!(a, b, "no hardlink pair the source tree didn't have");
         assert_eq!(fs::read_to_string(upper.join("out/b")).unwrap(), "same inode");
@@ -489,8 +493,16 @@ mod tests {
         fs::create_dir_all(&up2).unwrap();
         sp.chmod = Some(crate::build::perms::parse_chmod("600", 1).unwrap());
         copy(&view, &View::empty(), &up2, &sp).unwrap();
-        assert_ne!(ino(&up2.join("out/c")), ino(&top.join("c")), "--chmod needs a copy");
-        assert_eq!(fs::metadata(top.join("c")).unwrap().mode() & 0o777, 0o644, "source untouched");
+        assert_ne!(
+            ino(&up2.join("out/c")),
+            ino(&top.join("c")),
+            "--chmod needs a copy"
+        );
+        assert_eq!(
+            fs::metadata(top.join("c")).unwrap().mode() & 0o777,
+            0o644,
+            "source untouched"
+        );
         assert_eq!(fs::metadata(up2.join("out/c")).unwrap().mode() & 0o777, 0o600);
     }
 
