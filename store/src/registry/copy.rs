@@ -81,26 +81,6 @@ impl FromStr for Location {
                 });
             }
         }
-        for (prefix, format) in [
-            ("oci-archive:", ArchiveFormat::Oci),
-            ("docker-archive:", ArchiveFormat::Docker),
-        ] {
-            if let Some(rest) = s.strip_prefix(prefix) {
-                // PATH[:NAME]; a docker-archive name is a whole reference (with its own ':').
-                let (path, name) = match rest.split_once(':') {
-                    Some((p, n)) if !p.is_empty() => (p, Some(n.to_owned())),
-                    _ => (rest, None),
-                };
-                if path.is_empty() {
-                    return Err(LocationError::MissingPath { input: s.to_owned() });
-                }
-                return Ok(Location::Archive {
-                    path: PathBuf::from(path),
-                    name: name.filter(|n| !n.is_empty()),
-                    format,
-                });
-            }
-        }
         if let Some(rest) = s.strip_prefix("oci:") {
             // The tag follows the last ':' unless that ':' is part of the path.
             let (path, tag) = match rest.rsplit_once(':') {
@@ -502,6 +482,31 @@ mod tests {
                 format: ArchiveFormat::Docker
             }
         );
+        assert_eq!(
+            "oci-archive:rel/x.tar".parse::<Location>().unwrap(),
+            Location::Archive {
+                path: "rel/x.tar".into(),
+                name: None,
+                format: ArchiveFormat::Oci
+            }
+        );
+        assert_eq!(
+            "oci-archive:/x.tar:v2".parse::<Location>().unwrap(),
+            Location::Archive {
+                path: "/x.tar".into(),
+                name: Some("v2".into()),
+                format: ArchiveFormat::Oci
+            }
+        );
+        for missing in ["oci-archive:", "docker-archive:", "oci:"] {
+            assert!(
+                matches!(
+                    missing.parse::<Location>(),
+                    Err(LocationError::MissingPath { .. })
+                ),
+                "{missing}"
+            );
+        }
         assert!(matches!(
             "zip:/x".parse::<Location>(),
             Err(LocationError::UnknownTransport { .. })
