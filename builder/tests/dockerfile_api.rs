@@ -58,3 +58,44 @@ fn errors_point_at_the_source() {
     );
     assert_eq!(e.snippet, "2 | COPY --frm=x a b\n  |      ^^^^^^^");
 }
+
+/// Steps between ENV/ARG lines share one list; a later ENV/ARG line never changes what earlier steps (or
+/// the stage built on this one) saw.
+#[test]
+fn env_and_args_are_shared_and_copied_on_write() {
+    let src = "FROM scratch AS base\nENV A=1\nRUN one\nRUN two\nARG B=2\nRUN three\nENV A=3\nCOPY x /y\n\
+               FROM base\nRUN four\nENV A=4\n";
+    let g = graph(src, None, &[]);
+    let s = &g.stages[0].steps;
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|(k, w)| (k.to_string(), w.to_string())).collect()
+    };
+    let path = dockerfile::graph::DEFAULT_PATH;
+    assert_eq!(s[1].env, pairs(&[("PATH", path), ("A", "1")]));
+    assert!(
+        std::ptr::eq(s[1].env.as_ptr(), s[2].env.as_ptr()),
+        "RUNs share the ENV list"
+    );
+    assert!(std::ptr::eq(s[1].run_env.as_ptr(), s[2].run_env.as_ptr()));
+    assert!(s[3].args.is_empty() && s[1].args.is_empty());
+    assert_eq!(s[4].args, vec![("B".to_string(), Some("2".to_string()))]);
+    assert_eq!(s[4].run_env, pairs(&[("PATH", path), ("A", "1"), ("B", "2")]));
+    assert_eq!(s[5].env, pairs(&[("PATH", path), ("A", "1")]));
+    assert_eq!(s[6].env, pairs(&[("PATH", path), ("A", "3")]));
+    assert_eq!(
+        s[2].run_env,
+        pairs(&[("PATH", path), ("A", "1")]),
+        "earlier RUN unchanged"
+    );
+    assert_eq!(g.stages[0].final_env, pairs(&[("PATH", path), ("A", "3")]));
+    let child = &g.stages[1].steps;
+    assert_eq!(child[0].env, pairs(&[("PATH", path), ("A", "3")]));
+    assert_eq!(child[0].args, vec![("B".to_string(), Some("2".to_string()))]);
+    assert_eq!(g.stages[1].final_env, pairs(&[("PATH", path), ("A", "4")]));
+    assert_eq!(g.stages[0].final_env, pairs(&[("PATH", path), ("A", "3")]));
+
+    // Re-expanding on a real base ENV gives the same sharing and values.
+    let (steps, env) = g.expand_stage(0, pairs(&[("HOME", "/root")])).unwrap();
+    assert_eq!(steps[2].run_env, pairs(&[("HOME", "/root"), ("A", "1")]));
+    assert_eq!(env, pairs(&[("HOME", "/root"), ("A", "3")]));
+}

@@ -411,11 +411,12 @@ impl<'a, 'e> State<'a, 'e> {
                 // Escapes in the replacement only protected `}` and `/` from ending it.
                 let replacement = unescape(&replacement, self.opts.escape);
                 let toks = tokenize(&pattern, self.opts.escape)?;
-                let re = compile(&toks, true, false, &pattern)?;
-                Ok(if all {
-                    re.replace_all(&value, regex::NoExpand(&replacement)).into_owned()
-                } else {
-                    re.replace(&value, regex::NoExpand(&replacement)).into_owned()
+                with_compiled(&toks, true, false, &pattern, |re| {
+                    if all {
+                        re.replace_all(&value, regex::NoExpand(&replacement)).into_owned()
+                    } else {
+                        re.replace(&value, regex::NoExpand(&replacement)).into_owned()
+                    }
                 })
             }
             _ => Err(ExpandError::UnsupportedModifier { modifier }),
@@ -491,7 +492,14 @@ fn tokenize(pattern: &str, escape: char) -> Result<Vec<Tok>, ExpandError> {
     Ok(toks)
 }
 
-fn compile(toks: &[Tok], greedy: bool, anchored: bool, pattern: &str) -> Result<Regex, ExpandError> {
+/// Runs `f` with the regex of a shell pattern.
+fn with_compiled<R>(
+    toks: &[Tok],
+    greedy: bool,
+    anchored: bool,
+    pattern: &str,
+    f: impl FnOnce(&Regex) -> R,
+) -> Result<R, ExpandError> {
     let mut re = String::with_capacity(toks.len() * 2 + 2);
     if anchored {
         re.push('^');
@@ -519,26 +527,29 @@ fn compile(toks: &[Tok], greedy: bool, anchored: bool, pattern: &str) -> Result<
         }
     }
     // Patterns repeat across a Dockerfile (`${VERSION%.*}` in many lines); compiling is the expensive part.
+    // The regex is used in place, never cloned: a clone gets a fresh match cache, whose set-up costs more
+    // than the search.
     thread_local! {
         static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> = Default::default();
     }
-    if let Some(r) = CACHE.with(|c| c.borrow().get(&re).cloned()) {
-        return Ok(r);
-    }
-    let compiled = regex::RegexBuilder::new(&re)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|_| ExpandError::InvalidPattern {
-            pattern: pattern.to_string(),
-        })?;
     CACHE.with(|c| {
+        if let Some(r) = c.borrow().get(&re) {
+            return Ok(f(r));
+        }
+        let compiled = regex::RegexBuilder::new(&re)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|_| ExpandError::InvalidPattern {
+                pattern: pattern.to_string(),
+            })?;
+        let out = f(&compiled);
         let mut c = c.borrow_mut();
         if c.len() >= 256 {
             c.clear();
         }
-        c.insert(re, compiled.clone());
-    });
-    Ok(compiled)
+        c.insert(re, compiled);
+        Ok(out)
+    })
 }
 
 /// `${v#p}`/`${v##p}` (prefix) and `${v%p}`/`${v%%p}` (suffix). A suffix is trimmed by reversing
@@ -546,17 +557,17 @@ fn compile(toks: &[Tok], greedy: bool, anchored: bool, pattern: &str) -> Result<
 fn trim(value: &str, pattern: &str, greedy: bool, suffix: bool, escape: char) -> Result<String, ExpandError> {
     let mut toks = tokenize(pattern, escape)?;
     if !suffix {
-        let re = compile(&toks, greedy, true, pattern)?;
-        return Ok(match re.find(value) {
-            Some(m) => value[m.end()..].to_string(),
+        let end = with_compiled(&toks, greedy, true, pattern, |re| re.find(value).map(|m| m.end()))?;
+        return Ok(match end {
+            Some(end) => value[end..].to_string(),
             None => value.to_string(),
         });
     }
     toks.reverse();
-    let re = compile(&toks, greedy, true, pattern)?;
     let rev: String = value.chars().rev().collect();
-    Ok(match re.find(&rev) {
-        Some(m) => rev[m.end()..].chars().rev().collect(),
+    let end = with_compiled(&toks, greedy, true, pattern, |re| re.find(&rev).map(|m| m.end()))?;
+    Ok(match end {
+        Some(end) => rev[end..].chars().rev().collect(),
         None => value.to_string(),
     })
 }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -39,8 +40,71 @@ pub type Env = Vec<(String, String)>;
 /// A stage's steps and the ENV at its end.
 pub type ExpandedStage = (Vec<Step>, Env);
 type Args = Vec<(String, Option<String>)>;
+/// A stage body expanded: steps, final ENV, final ARGs.
+type Expanded = (Vec<Step>, Shared<Env>, Shared<Args>);
 /// Per stage: steps, final ENV, dependencies, final ARGs, inherited ARGs.
-type Visited = Vec<Option<(Vec<Step>, Env, Vec<usize>, Args, Args)>>;
+type Visited = Vec<Option<(Vec<Step>, Shared<Env>, Vec<usize>, Shared<Args>, Shared<Args>)>>;
+
+/// A list that consecutive steps share: most steps change neither ENV nor ARGs, so a step holds the
+/// list of the last ENV/ARG line instead of a copy (a chain of long stages would otherwise copy every
+/// variable once per step). Reads like a slice.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Shared<T>(Arc<T>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(Arc::clone(&self.0))
+    }
+}
+
+impl<T: Default> Default for Shared<T> {
+    fn default() -> Self {
+        Shared(Arc::default())
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    pub fn new(v: T) -> Self {
+        Shared(Arc::new(v))
+    }
+
+    /// Copies the list first if another step holds it.
+    fn make_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
+
+    /// The list, copied only if another step holds it.
+    pub fn into_inner(self) -> T {
+        Arc::unwrap_or_clone(self.0)
+    }
+}
+
+impl<E> std::ops::Deref for Shared<Vec<E>> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
+        &self.0
+    }
+}
+
+impl<'a, E> IntoIterator for &'a Shared<Vec<E>> {
+    type Item = &'a E;
+    type IntoIter = std::slice::Iter<'a, E>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<E: PartialEq> PartialEq<Vec<E>> for Shared<Vec<E>> {
+    fn eq(&self, other: &Vec<E>) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 
 /// An OS/architecture/variant triple.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -152,15 +216,17 @@ pub enum Ref {
 pub struct Step {
     /// Expanded where BuildKit expands at build time; RUN/CMD/ENTRYPOINT/HEALTHCHECK/SHELL commands as written.
     pub instruction: Instruction,
-    /// ENV in effect before this step (base image env, then the stage's ENV lines).
-    pub env: Vec<(String, String)>,
-    /// ARGs declared in the stage so far with their values (`None`: declared, no value).
-    pub args: Vec<(String, Option<String>)>,
+    /// ENV in effect before this step (base image env, then the stage's ENV lines); shared by the steps
+    /// between two ENV lines.
+    pub env: Shared<Vec<(String, String)>>,
+    /// ARGs declared in the stage so far with their values (`None`: declared, no value); shared like `env`.
+    pub args: Shared<Vec<(String, Option<String>)>>,
     /// ARGs whose values this step's expansion read — part of its cache key.
     pub used_args: Vec<String>,
-    /// For RUN: the process environment BuildKit uses (ARGs with values, proxy build args, then ENV).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub run_env: Vec<(String, String)>,
+    /// For RUN: the process environment BuildKit uses (ARGs with values, proxy build args, then ENV);
+    /// shared by the RUNs between two ENV/ARG lines.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub run_env: Shared<Vec<(String, String)>>,
     /// COPY/ADD `--from` resolved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_from: Option<Ref>,
@@ -190,7 +256,7 @@ pub struct Stage {
     #[serde(skip)]
     instructions: Vec<Instruction>,
     #[serde(skip)]
-    inherited_args: Args,
+    inherited_args: Shared<Args>,
 }
 
 /// The stages a target needs, dependencies first; the target is last.
@@ -219,6 +285,18 @@ struct Ctx {
 impl Ctx {
     fn err(&self, span: Span, kind: ErrorKind) -> ParseError {
         ParseError::at(&Source::new(&self.source), &self.file, span, kind)
+    }
+
+    /// What global ARG defaults and FROM lines see: the platform ARGs, then the global ARGs so far.
+    fn global_scope(&self) -> (Args, Vars) {
+        let declared: Args = self
+            .auto_args
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .chain(self.globals.iter().cloned())
+            .collect();
+        let vars = args_as_vars(&declared);
+        (declared, vars)
     }
 }
 
@@ -316,14 +394,8 @@ impl BuildGraph {
         while let Some(ins) = it.next_if(|i| !matches!(i.kind, Kind::From { .. })) {
             if let Kind::Arg { args } = &ins.kind {
                 for a in args {
-                    let scope_args: Vec<(String, Option<String>)> = ctx
-                        .auto_args
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Some(v.clone())))
-                        .chain(ctx.globals.iter().cloned())
-                        .collect();
-                    let vars = args_as_vars(&scope_args);
-                    let mut scope = Scope::new(&vars, &scope_args);
+                    let (declared, vars) = ctx.global_scope();
+                    let mut scope = Scope::new(&vars, &declared);
                     let name = ctx.expand_word(&a.name, &mut scope)?;
                     let value = match ctx.build_args.get(&name) {
                         Some(v) => Some(v.clone()),
@@ -397,15 +469,9 @@ impl BuildGraph {
                 .rposition(|n| n.as_deref() == Some(l.as_str()))
         };
         let mut froms = Vec::with_capacity(raws.len());
+        let (declared, vars) = ctx.global_scope();
         for (i, r) in raws.iter().enumerate() {
-            let mut scope_args: Vec<(String, Option<String>)> = ctx
-                .auto_args
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect();
-            scope_args.extend(ctx.globals.iter().cloned());
-            let vars = args_as_vars(&scope_args);
-            let mut scope = Scope::new(&vars, &scope_args);
+            let mut scope = Scope::new(&vars, &declared);
             let mut from = r.from.clone();
             let Kind::From { image, platform, .. } = &mut from.kind else {
                 unreachable!("split on FROM")
@@ -496,8 +562,11 @@ impl BuildGraph {
                         .map(|e| (e.1.clone(), e.3.clone()))
                         .unwrap_or_default()
                 }
-                Base::Scratch => (vec![("PATH".to_string(), DEFAULT_PATH.to_string())], Vec::new()),
-                Base::Image(_) => (Vec::new(), Vec::new()),
+                Base::Scratch => (
+                    Shared::new(vec![("PATH".to_string(), DEFAULT_PATH.to_string())]),
+                    Shared::default(),
+                ),
+                Base::Image(_) => (Shared::default(), Shared::default()),
             };
             // A stage built on another stage inherits its ARGs too (observed with docker 20.10 BuildKit).
             let (base_env, base_args) = base_env;
@@ -548,7 +617,7 @@ impl BuildGraph {
             order.push(i);
             Ok(())
         }
-        let bodies: Vec<Vec<Instruction>> = raws
+        let mut bodies: Vec<Vec<Instruction>> = raws
             .iter()
             .map(|r| r.body.iter().map(|i| (*i).clone()).collect())
             .collect();
@@ -594,8 +663,8 @@ impl BuildGraph {
                 platform,
                 deps: deps.into_iter().map(pos_of).collect(),
                 steps,
-                final_env,
-                instructions: bodies[i].clone(),
+                final_env: final_env.into_inner(),
+                instructions: std::mem::take(&mut bodies[i]),
                 inherited_args,
             });
         }
@@ -649,7 +718,7 @@ impl BuildGraph {
         // Stage references were resolved when the graph was built; they are copied over below.
         let (mut steps, env, _) = self.ctx.expand_body(
             &stage.instructions,
-            base_env,
+            Shared::new(base_env),
             stage.inherited_args.clone(),
             &mut consumed,
             &|name: &str| Some(Ref::Image(name.to_string())),
@@ -658,7 +727,7 @@ impl BuildGraph {
             s.copy_from = orig.copy_from.clone();
             s.mount_from = orig.mount_from.clone();
         }
-        Ok((steps, env))
+        Ok((steps, env.into_inner()))
     }
 }
 
@@ -707,17 +776,20 @@ impl Ctx {
     fn expand_body(
         &self,
         body: &[Instruction],
-        base_env: Env,
-        base_args: Args,
+        base_env: Shared<Env>,
+        base_args: Shared<Args>,
         consumed: &mut BTreeSet<String>,
         resolve: &dyn Fn(&str) -> Option<Ref>,
-    ) -> Result<(Vec<Step>, Env, Args), ParseError> {
+    ) -> Result<Expanded, ParseError> {
+        // Copied on write: only ENV/ARG lines make new lists; the steps between share them.
         let mut env = base_env;
         let mut args = base_args;
         let mut vars: Vars = env.iter().map(|(k, v)| (k.clone(), v.clone(), false)).collect();
         for (k, v, _) in args_as_vars(&args) {
             set_var(&mut vars, &k, &v, true);
         }
+        // The RUN environment of the current `vars`, made at the first RUN after they change.
+        let mut run_env: Option<Shared<Env>> = None;
         let mut steps = Vec::with_capacity(body.len());
         for ins in body {
             let mut out = ins.clone();
@@ -879,38 +951,49 @@ impl Ctx {
                 _ => {}
             }
             let used = scope.used.into_iter().collect();
-            let run_env = if matches!(out.kind, Kind::Run { .. }) {
-                let mut e: Vec<(String, String)> =
-                    vars.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
-                for p in PROXY_ARGS {
-                    if let Some(v) = self.build_args.get(*p)
-                        && !e.iter().any(|(k, _)| k == p)
-                    {
-                        e.push((p.to_string(), v.clone()));
+            let step_run_env = if matches!(out.kind, Kind::Run { .. }) {
+                let e = run_env.get_or_insert_with(|| {
+                    let mut e: Env = vars.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
+                    for p in PROXY_ARGS {
+                        if let Some(v) = self.build_args.get(*p)
+                            && !e.iter().any(|(k, _)| k == p)
+                        {
+                            e.push((p.to_string(), v.clone()));
+                        }
                     }
-                }
-                e
+                    Shared::new(e)
+                });
+                e.clone()
             } else {
-                Vec::new()
+                Shared::default()
             };
             steps.push(Step {
                 instruction: out,
                 env: env.clone(),
                 args: args.clone(),
                 used_args: used,
-                run_env,
+                run_env: step_run_env,
                 copy_from,
                 mount_from,
             });
-            for (k, v) in new_env {
-                set_var(&mut vars, &k, &v, false);
-                set(&mut env, k, v);
+            if !new_env.is_empty() || !new_args.is_empty() {
+                run_env = None;
             }
-            for (k, v) in new_args {
-                if let Some(v) = &v {
-                    set_var(&mut vars, &k, v, true);
+            if !new_env.is_empty() {
+                let env = env.make_mut();
+                for (k, v) in new_env {
+                    set_var(&mut vars, &k, &v, false);
+                    set(env, k, v);
                 }
-                set_arg(&mut args, k, v);
+            }
+            if !new_args.is_empty() {
+                let args = args.make_mut();
+                for (k, v) in new_args {
+                    if let Some(v) = &v {
+                        set_var(&mut vars, &k, v, true);
+                    }
+                    set_arg(args, k, v);
+                }
             }
         }
         Ok((steps, env, args))

@@ -70,7 +70,7 @@ pub fn report(src: &str, name: &str, opts: &BuildOptions) -> Result<Report, Pars
                 .map(|st| StepReport {
                     instruction: st.instruction.clone(),
                     used_args: st.used_args.clone(),
-                    run_env: st.run_env.clone(),
+                    run_env: st.run_env.to_vec(),
                     copy_from: st.copy_from.clone(),
                     mount_from: st.mount_from.clone(),
                 })
