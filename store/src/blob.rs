@@ -6,6 +6,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Algorithm, Digest, HashingWriter};
@@ -39,6 +40,24 @@ impl BlobError {
     }
 }
 
+/// Blobs are public content (what any OCI layout holds), readable by tools that are not the store's owner
+/// (skopeo, umoci, a registry serving the layout) whatever the umask was.
+pub const BLOB_MODE: u32 = 0o644;
+const BLOB_DIR_MODE: u32 = 0o755;
+/// Staging holds half-written blobs, unpacked layers and secrets for RUN mounts: owner only, never
+/// world-writable (a shared writable staging dir invites symlink races).
+const TMP_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (and parents) and gives a directory it creates `mode` exactly, not `mode & !umask`; an
+/// existing directory keeps its mode.
+fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<(), BlobError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(BlobError::io("create directory", dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(BlobError::io("chmod", dir))
+}
+
 /// Content-addressed blobs under a store root.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
@@ -51,8 +70,12 @@ impl BlobStore {
     pub fn open(root: &Path) -> Result<Self, BlobError> {
         let blobs = root.join("blobs");
         let tmp = root.join("tmp");
-        for dir in [blobs.join("sha256"), tmp.clone()] {
-            fs::create_dir_all(&dir).map_err(BlobError::io("create directory", &dir))?;
+        for (dir, mode) in [
+            (blobs.clone(), BLOB_DIR_MODE),
+            (blobs.join("sha256"), BLOB_DIR_MODE),
+            (tmp.clone(), TMP_DIR_MODE),
+        ] {
+            create_dir_with_mode(&dir, mode)?;
         }
         Ok(BlobStore { blobs, tmp })
     }
@@ -122,6 +145,10 @@ impl BlobStore {
             .prefix("blob-")
             .tempfile_in(&self.tmp)
             .map_err(BlobError::io("create temp file in", &self.tmp))?;
+        // tempfile makes it 0600; the blob it becomes is public.
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(BLOB_MODE))
+            .map_err(BlobError::io("chmod", tmp.path()))?;
         Ok(BlobWriter {
             inner: HashingWriter::with_algorithm(io::BufWriter::with_capacity(256 * 1024, tmp), algorithm),
             blobs: self.blobs.clone(),
@@ -236,7 +263,7 @@ impl BlobWriter {
         tmp.as_file()
             .sync_all()
             .map_err(BlobError::io("fsync", tmp.path()))?;
-        fs::create_dir_all(&dir).map_err(BlobError::io("create directory", &dir))?;
+        create_dir_with_mode(&dir, BLOB_DIR_MODE)?;
         tmp.persist(&dest).map_err(|e| BlobError::Io {
             op: "rename blob to",
             path: dest,
@@ -300,6 +327,30 @@ mod tests {
             0,
             "temp files left behind"
         );
+    }
+
+    #[test]
+    fn modes_do_not_come_from_tempfile_or_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("store")).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let (d, _) = store.put_bytes(b"public").unwrap();
+        assert_eq!(mode(&store.path(&d)), 0o644);
+        let mut w = store.writer().unwrap();
+        w.write_all(b"streamed").unwrap();
+        let (d, _) = w.commit().unwrap();
+        assert_eq!(mode(&store.path(&d)), 0o644);
+        assert_eq!(mode(&dir.path().join("store/blobs")), 0o755);
+        assert_eq!(mode(&dir.path().join("store/blobs/sha256")), 0o755);
+        assert_eq!(mode(store.tmp_dir()), 0o700);
+        // A sha512 blob lands in a directory made on demand, with the same mode.
+        let data = b"sha512 content";
+        let mut h = crate::digest::Hasher::new(Algorithm::Sha512);
+        h.update(data);
+        let want = h.finish();
+        store.put_verified(&data[..], &want, None).unwrap();
+        assert_eq!(mode(&dir.path().join("store/blobs/sha512")), 0o755);
+        assert_eq!(mode(&store.path(&want)), 0o644);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::blob::{BlobError, BlobStore};
@@ -143,6 +144,10 @@ fn write_atomic(dir_for_tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), Sto
         .map_err(StoreError::io("create temp file in", dir_for_tmp))?;
     tmp.write_all(bytes)
         .map_err(StoreError::io("write", tmp.path()))?;
+    // index.json and oci-layout are read by other OCI tools, like the blobs (tempfile makes them 0600).
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(crate::blob::BLOB_MODE))
+        .map_err(StoreError::io("chmod", tmp.path()))?;
     tmp.as_file()
         .sync_all()
         .map_err(StoreError::io("fsync", tmp.path()))?;

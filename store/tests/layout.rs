@@ -51,6 +51,14 @@ fn open_creates_layout_and_reopens() {
     ] {
         assert!(dir.path().join(p).exists(), "{p} missing");
     }
+    for f in ["oci-layout", "index.json"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{f} readable by other OCI tools");
+    }
     let layout: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("oci-layout")).unwrap()).unwrap();
     assert_eq!(layout["imageLayoutVersion"], "1.0.0");
