@@ -9,7 +9,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use common::{dump, is_root};
+use common::{RawTar, dump, header, is_root};
 use lamina_store::layer::read::{Kind, TarReader, decompress};
 use lamina_store::layer::{ApplyOptions, Compression, WriteOptions, apply_layer, write_layer, write_tar};
 use lamina_store::{BlobStore, Digest};
@@ -378,4 +378,59 @@ fn overlay_upper_dir_becomes_a_layer_with_whiteouts() {
     }
     assert_eq!(flat_dump, merged_dump);
     let _ = have("true");
+}
+
+/// Numeric fields left empty (all NUL, or spaces) read as 0, as GNU tar and Go's archive/tar read them;
+/// a field with anything else that is not a number is still refused, naming the entry and field.
+#[test]
+fn empty_numeric_header_fields_read_as_zero() {
+    let mut t = RawTar::default();
+    let mut h = header(b"nul-fields", b'0', 2, 0o644);
+    h.as_old_mut().uid = [0; 8];
+    h.as_old_mut().gid = [0; 8];
+    h.as_old_mut().mtime = [0; 12];
+    t.push(h, b"hi");
+    let mut h = header(b"space-fields", b'5', 0, 0o755);
+    h.as_old_mut().uid = [b' '; 8];
+    h.as_old_mut().gid = *b" \0 \0 \0 \0";
+    h.as_old_mut().mtime = [b' '; 12];
+    t.push(h, b"");
+    let tar = t.end();
+    let mut r = TarReader::new(&tar[..], u64::MAX);
+    let mut seen = Vec::new();
+    while let Some(e) = r.next_entry().unwrap() {
+        seen.push((
+            String::from_utf8(e.path.clone()).unwrap(),
+            e.uid,
+            e.gid,
+            e.mtime,
+            e.mode,
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("nul-fields".to_string(), 0, 0, 0, 0o644),
+            ("space-fields".to_string(), 0, 0, 0, 0o755)
+        ]
+    );
+    let root = tempfile::tempdir().unwrap();
+    apply_layer(&tar[..], root.path(), &ApplyOptions::default()).unwrap();
+    assert_eq!(fs::read(root.path().join("nul-fields")).unwrap(), b"hi");
+
+    for (field, garbage) in [("uid", *b"12x4\0\0\0\0"), ("gid", *b"9999999\0")] {
+        let mut t = RawTar::default();
+        let mut h = header(b"garbage", b'0', 0, 0o644);
+        match field {
+            "uid" => h.as_old_mut().uid = garbage,
+            _ => h.as_old_mut().gid = garbage,
+        }
+        t.push(h, b"");
+        let tar = t.end();
+        let err = TarReader::new(&tar[..], u64::MAX).next_entry().unwrap_err();
+        assert!(
+            matches!(&err, lamina_store::layer::LayerError::BadHeader { entry, field: f } if entry == "garbage" && *f == field),
+            "{err}"
+        );
+    }
 }

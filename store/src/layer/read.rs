@@ -262,7 +262,8 @@ impl<R: Read> TarReader<R> {
                 entry: lossy(&path),
                 field,
             };
-            let ustar_size = header.entry_size().map_err(|_| bad("size"))?;
+            let old = header.as_old();
+            let ustar_size = numeric(&old.size, header.entry_size()).ok_or_else(|| bad("size"))?;
             let ty = header.entry_type().as_byte();
             match ty {
                 b'x' | b'g' | b'L' | b'K' => {
@@ -317,10 +318,10 @@ impl<R: Read> TarReader<R> {
             let mut meta = EntryMeta {
                 link: None,
                 kind,
-                mode: header.mode().map_err(|_| bad("mode"))?,
-                uid: header.uid().map_err(|_| bad("uid"))?,
-                gid: header.gid().map_err(|_| bad("gid"))?,
-                mtime: header.mtime().map_err(|_| bad("mtime"))? as i64,
+                mode: numeric(&old.mode, header.mode().map(u64::from)).ok_or_else(|| bad("mode"))? as u32,
+                uid: numeric(&old.uid, header.uid()).ok_or_else(|| bad("uid"))?,
+                gid: numeric(&old.gid, header.gid()).ok_or_else(|| bad("gid"))?,
+                mtime: numeric(&old.mtime, header.mtime()).ok_or_else(|| bad("mtime"))? as i64,
                 mtime_nsec: 0,
                 size: 0,
                 dev_major: 0,
@@ -435,9 +436,38 @@ fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
     Some((secs, nsec))
 }
 
+/// A numeric header field as the tar crate parsed it, or 0 when the field is only NULs and spaces: some
+/// writers leave fields they have no value for empty, and GNU tar and Go's archive/tar read those as 0.
+/// Anything else the crate could not parse stays an error.
+fn numeric(field: &[u8], parsed: io::Result<u64>) -> Option<u64> {
+    match parsed {
+        Ok(v) => Some(v),
+        Err(_) if field.iter().all(|b| matches!(b, 0 | b' ')) => Some(0),
+        Err(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_numeric_fields_are_zero() {
+        assert_eq!(
+            numeric(b"\0\0\0\0\0\0\0\0", Err(io::ErrorKind::InvalidData.into())),
+            Some(0)
+        );
+        assert_eq!(
+            numeric(b"        ", Err(io::ErrorKind::InvalidData.into())),
+            Some(0)
+        );
+        assert_eq!(
+            numeric(b" \0 \0", Err(io::ErrorKind::InvalidData.into())),
+            Some(0)
+        );
+        assert_eq!(numeric(b"12x4\0", Err(io::ErrorKind::InvalidData.into())), None);
+        assert_eq!(numeric(b"0000017\0", Ok(15)), Some(15));
+    }
 
     #[test]
     fn pax_times() {
