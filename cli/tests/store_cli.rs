@@ -161,6 +161,51 @@ fn fsck_finds_corruption_and_repairs() {
     ok(&root, &["fsck"]);
 }
 
+/// `fsck --repair` drops the index entries whose manifest is gone or corrupt (every tag of it, and says
+/// which), keeps the intact images, and leaves a store that checks clean.
+#[test]
+fn fsck_repair_untags_images_whose_manifest_is_missing_or_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((root, _)) = imported(dir.path(), "gone") else {
+        return;
+    };
+    let tar = dir.path().join("rootfs.tar");
+    let t = tar.to_str().unwrap();
+    ok(&root, &["tag", "gone", "gone2"]);
+    ok(&root, &["import", t, "bad", "--change", "CMD [\"ls\"]"]);
+    ok(&root, &["import", t, "fine", "--change", "CMD [\"true\"]"]);
+    let store = lamina_store::Store::open(&root).unwrap();
+    let manifest = |name: &str| store.resolve(name).unwrap().digest().clone();
+    let (gone, bad) = (manifest("gone"), manifest("bad"));
+    std::fs::remove_file(store.blobs().path(&gone)).unwrap();
+    std::fs::write(store.blobs().path(&bad), b"{\"not\": \"the manifest\"}").unwrap();
+
+    let out = lamina(&root, &["fsck", "--repair"]);
+    assert_eq!(out.status.code(), Some(1), "problems were found");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for (name, digest, reason) in [
+        ("gone", &gone, "missing"),
+        ("gone2", &gone, "missing"),
+        ("bad", &bad, "corrupt"),
+    ] {
+        let line = format!("untagged docker.io/library/{name}:latest (manifest {digest} {reason})");
+        assert!(stdout.contains(&line), "{line:?} not in:\n{stdout}");
+    }
+    let left: Vec<String> = images(&root)
+        .iter()
+        .map(|i| i["repository"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, ["fine"]);
+    ok(&root, &["fsck"]);
+    let out = lamina(&root, &["fsck", "--repair", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["untagged"],
+        serde_json::json!([]),
+        "nothing more to repair"
+    );
+}
+
 #[test]
 fn prune_removes_only_garbage() {
     let dir = tempfile::tempdir().unwrap();

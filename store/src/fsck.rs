@@ -1,5 +1,6 @@
 //! [`fsck`]: re-hash every blob, check that every index.json entry's closure is present and whole, and with
-//! `repair` remove corrupt blobs (the image then reports them missing until it is pulled or loaded again).
+//! `repair` remove corrupt blobs (the image then reports them missing until it is pulled or loaded again)
+//! and the index entries (tags) whose manifest is missing or corrupt, which nothing could ever read again.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -42,6 +43,18 @@ pub struct FsckReport {
     pub image_problems: Vec<(String, Problem)>,
     /// Corrupt blobs removed by `repair`.
     pub removed: Vec<Digest>,
+    /// Index entries removed by `repair` because their manifest is missing or corrupt.
+    pub untagged: Vec<Untagged>,
+}
+
+/// An index entry (tag, or untagged image) that `repair` removed.
+#[derive(Debug, Clone)]
+pub struct Untagged {
+    /// The entry's ref.name, or its digest when it had none.
+    pub name: String,
+    pub manifest: Digest,
+    /// `missing` or `corrupt`.
+    pub reason: &'static str,
 }
 
 impl FsckReport {
@@ -156,6 +169,37 @@ pub fn fsck(store: &Store, opts: FsckOptions) -> Result<FsckReport, StoreError> 
         for c in &report.corrupt {
             store.blobs().remove(&c.digest)?;
             report.removed.push(c.digest.clone());
+        }
+        let broken = |d: &Digest| {
+            if corrupt.contains_key(d) {
+                Some("corrupt")
+            } else if !sizes.contains_key(d) {
+                Some("missing")
+            } else {
+                None
+            }
+        };
+        if store
+            .read_index()?
+            .manifests
+            .iter()
+            .any(|e| broken(&e.digest).is_some())
+        {
+            report.untagged = store.update_index(|index| {
+                let mut gone = Vec::new();
+                index.manifests.retain(|e| {
+                    let Some(reason) = broken(&e.digest) else {
+                        return true;
+                    };
+                    gone.push(Untagged {
+                        name: e.ref_name().map_or_else(|| e.digest.to_string(), str::to_owned),
+                        manifest: e.digest.clone(),
+                        reason,
+                    });
+                    false
+                });
+                Ok(gone)
+            })?;
         }
     }
     Ok(report)

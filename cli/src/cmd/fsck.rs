@@ -8,7 +8,8 @@ use crate::output::human_size;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Remove corrupt blobs (images using them then need to be pulled or loaded again).
+    /// Remove corrupt blobs (images using them then need to be pulled or loaded again) and the tags whose
+    /// manifest is missing or corrupt.
     #[arg(long)]
     repair: bool,
     /// Also decompress every layer and check it against its diff_id.
@@ -42,6 +43,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 "image": img, "problem": p.to_string(),
             })).collect::<Vec<_>>(),
             "removed": report.removed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "untagged": report.untagged.iter().map(|u| serde_json::json!({
+                "name": u.name, "manifest": u.manifest.to_string(), "reason": u.reason,
+            })).collect::<Vec<_>>(),
             "clean": report.is_clean(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -57,6 +61,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         }
         for d in &report.removed {
             println!("removed {d}");
+        }
+        for u in &report.untagged {
+            println!("untagged {} (manifest {} {})", u.name, u.manifest, u.reason);
         }
         eprintln!(
             "checked {} blobs ({}): {}",
