@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::{busybox_rootfs_tar, ok};
+use common::{busybox_rootfs_tar, is_root, ok};
 use sha2::Digest as _;
 
 fn tools() -> bool {
@@ -92,12 +92,6 @@ fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> std::path::PathBuf {
     args.push(b);
     run("umoci", &args);
     bundle.join("rootfs")
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
 }
 
 fn extract(archive: &Path, dest: &Path) {

@@ -5,26 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const LAMINA: &str = env!("CARGO_BIN_EXE_lamina");
+mod common;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use common::{have, is_root, lamina_bin, ok};
 
 /// A context dir with `rootfs/` (busybox + applet links + passwd) and the given files.
 fn context(dir: &Path, files: &[(&str, &str)]) -> Option<PathBuf> {
@@ -65,7 +48,7 @@ struct Built {
 }
 
 fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Built {
-    let out = Command::new(LAMINA)
+    let out = Command::new(lamina_bin())
         .arg("--root")
         .arg(root)
         .args(["build", "--progress", "plain", "--network", "none"])
@@ -286,7 +269,7 @@ fn built_image_runs() {
     let root = t.path().join("store");
     let b = build(&root, &ctx, &["-t", "runme"]);
     assert!(b.ok, "{}", b.stderr);
-    let out = Command::new(LAMINA)
+    let out = Command::new(lamina_bin())
         .arg("--root")
         .arg(&root)
         .args(["run", "--rm", "--network", "none", "runme"])
@@ -309,21 +292,6 @@ fn built_image_runs() {
         !stdout.contains("group"),
         "the RUN step's whiteout of /etc/group must hold: {stdout}"
     );
-}
-
-fn lamina_ok(root: &Path, args: &[&str]) -> String {
-    let out = Command::new(LAMINA)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "lamina {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `--output type=oci|docker` writes exactly what `lamina save` writes for the same names (entries stamped
@@ -359,14 +327,14 @@ fn oci_and_docker_outputs_are_save_archives() {
     for (archive, format) in [(&oci, "oci"), (&docker, "docker")] {
         let saved = t.path().join(format!("saved-{format}.tar"));
         let s = saved.to_str().unwrap();
-        lamina_ok(&root, &["save", "--format", format, "-o", s, names[0], names[1]]);
+        ok(&root, &["save", "--format", format, "-o", s, names[0], names[1]]);
         assert!(
             std::fs::read(archive).unwrap() == std::fs::read(&saved).unwrap(),
             "--output type={format} differs from lamina save --format {format}"
         );
         let fresh = t.path().join(format!("load-{format}"));
-        lamina_ok(&fresh, &["load", "-i", archive.to_str().unwrap()]);
-        let tags = lamina_ok(&fresh, &["images", "--format", "json"]);
+        ok(&fresh, &["load", "-i", archive.to_str().unwrap()]);
+        let tags = ok(&fresh, &["images", "--format", "json"]);
         for n in names {
             let (repo, tag) = n.split_once(':').unwrap();
             assert!(

@@ -5,12 +5,14 @@
 //! `--output type=tar`; SOURCE_DATE_EPOCH is removed from the environment and the asserted mtimes
 //! (2001, the epoch) are older than any it could clamp to.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-const LAMINA: &str = env!("CARGO_BIN_EXE_lamina");
+use common::{have, is_root, lamina_bin};
 
 /// `Last-Modified` of the served files: 2001-09-09T01:46:40Z.
 const SERVED_MTIME: u64 = 1_000_000_000;
@@ -56,21 +58,6 @@ threading.Thread(target=plain.serve_forever, daemon=True).start()
 print(tls.server_address[1], plain.server_address[1], flush=True)
 tls.serve_forever()
 "#;
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-    })
-}
 
 struct Servers {
     child: Child,
@@ -222,7 +209,7 @@ fn build(
     let ctx = dir.join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
-    let mut cmd = Command::new(LAMINA);
+    let mut cmd = Command::new(lamina_bin());
     cmd.arg("--root")
         .arg(root)
         .args(["build", "--progress", "plain", "-o"])

@@ -14,8 +14,11 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod common;
 #[path = "conformance/dump.rs"]
 mod dump;
+
+use common::is_root;
 
 /// The builder under test: lamina, or another `lamina`-compatible command named by LAMINA_CONFORMANCE_BIN
 /// (testdata/conformance/docker-as-lamina.sh checks the harness itself against docker).
@@ -55,17 +58,6 @@ fn run(cmd: &mut Command, what: &str) -> Result<Output, String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Why the suite can't run here, if it can't: checked once per test binary.

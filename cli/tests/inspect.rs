@@ -1,20 +1,12 @@
 //! The inspect family end to end: images with known content written by the test (OCI layouts, archives, and a
 //! store root), read through the `lamina` binary.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::lamina;
 
 use lamina_store::inspect::testutil::{TarBuilder, TestImage};
 use serde_json::{Value, json};
-
-fn lamina(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run lamina")
-}
 
 fn base() -> Vec<u8> {
     let mut t = TarBuilder::new();

@@ -8,16 +8,6 @@ use std::process::Output;
 
 use registry_support::*;
 
-fn ok(o: &Output, what: &str) -> String {
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success(),
-        "{what} failed: {stderr}\nstdout: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn fails(o: &Output, what: &str) -> String {
     assert_eq!(
         o.status.code(),

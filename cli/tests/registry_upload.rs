@@ -10,16 +10,6 @@ use std::process::Output;
 
 use registry_support::*;
 
-fn ok(o: &Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed: {}\nstdout: {}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// Tars an OCI layout into an archive and loads it into a fresh store as `localhost/<name>:v1`.
 pub fn load_layout(tmp: &Path, layout: &Path, name: &str) -> PathBuf {
     let archive = tmp.join(format!("{name}.tar"));
