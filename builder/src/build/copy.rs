@@ -383,41 +383,58 @@ impl Copier<'_> {
 
     fn copy_entry(&mut self, real: &Path, meta: &Metadata, to: &[String]) -> Result<(), BuildError> {
         let p = self.upper_path(to);
-        if let Ok(m) = fs::symlink_metadata(&p) {
-            if m.is_dir() {
-                fs::remove_dir_all(&p).map_err(io_err(&p))?;
-            } else {
-                fs::remove_file(&p).map_err(io_err(&p))?;
+        // Most destinations are new: create first, and only clear the path when that says it exists
+        // (an earlier source of this COPY, or a file replacing a dir), saving a stat per file.
+        match self.create_entry(real, meta, &p) {
+            Err(BuildError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                let m = fs::symlink_metadata(&p).map_err(io_err(&p))?;
+                if m.is_dir() {
+                    fs::remove_dir_all(&p).map_err(io_err(&p))?;
+                } else {
+                    fs::remove_file(&p).map_err(io_err(&p))?;
+                }
+                // The failed attempt may have named `p` as the first of a hardlink pair.
+                self.links.retain(|_, first| first != &p);
+                self.create_entry(real, meta, &p)
             }
+            r => r,
         }
+    }
+
+    fn create_entry(&mut self, real: &Path, meta: &Metadata, p: &Path) -> Result<(), BuildError> {
         let ft = meta.file_type();
         if meta.nlink() > 1 && !ft.is_dir() {
             // A pair only within one layer dir: the same inode in two layers is one of our own links
             // (see `link_files`), not a hardlink of the image.
             let k = (meta.dev(), meta.ino(), self.tree.layer_of(real));
             if let Some(first) = self.links.get(&k) {
-                fs::hard_link(first, &p).map_err(io_err(&p))?;
-                return Ok(());
+                return fs::hard_link(first, p).map_err(io_err(p));
             }
-            self.links.insert(k, p.clone());
-        }
-        if ft.is_file()
-            && self.spec.link_files
-            && self.unchanged_by_copy(meta)
-            && self.linked.insert((meta.dev(), meta.ino()))
-            && fs::hard_link(real, &p).is_ok()
-        {
-            self.stats.files += 1;
-            self.stats.bytes += meta.size();
-            return Ok(());
+            self.links.insert(k, p.to_path_buf());
         }
         if ft.is_file() {
-            fs::copy(real, &p).map_err(io_err(real))?;
-            self.stats.files += 1;
-            self.stats.bytes += meta.size();
-        } else if ft.is_symlink() {
+            if self.spec.link_files
+                && self.unchanged_by_copy(meta)
+                && self.linked.insert((meta.dev(), meta.ino()))
+            {
+                match fs::hard_link(real, p) {
+                    Ok(()) => {
+                        self.stats.files += 1;
+                        self.stats.bytes += meta.size();
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        self.linked.remove(&(meta.dev(), meta.ino()));
+                        return Err(io_err(p)(e));
+                    }
+                    Err(_) => {} // another filesystem, too many links…: copy
+                }
+            }
+            return self.copy_regular(real, meta, p);
+        }
+        if ft.is_symlink() {
             let t = fs::read_link(real).map_err(io_err(real))?;
-            std::os::unix::fs::symlink(t, &p).map_err(io_err(&p))?;
+            std::os::unix::fs::symlink(t, p).map_err(io_err(p))?;
         } else {
             let kind = if ft.is_char_device() {
                 rustix::fs::FileType::CharacterDevice
@@ -428,14 +445,77 @@ impl Copier<'_> {
             } else {
                 return Ok(()); // sockets are not copied (BuildKit skips them too)
             };
-            rustix::fs::mknodat(CWD, &p, kind, rustix::fs::Mode::from_raw_mode(0o600), meta.rdev()).map_err(
+            rustix::fs::mknodat(CWD, p, kind, rustix::fs::Mode::from_raw_mode(0o600), meta.rdev()).map_err(
                 |e| BuildError::Io {
-                    path: p.clone(),
+                    path: p.to_path_buf(),
                     source: e.into(),
                 },
             )?;
         }
-        self.apply_meta(&p, meta, false)
+        self.apply_meta(p, meta, false)
+    }
+
+    /// A regular file's bytes (copy_file_range, in-kernel) and metadata, all through the two open fds:
+    /// owner, then mode (chown clears setuid bits), then times.
+    fn copy_regular(&mut self, real: &Path, meta: &Metadata, p: &Path) -> Result<(), BuildError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let src = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(real)
+            .map_err(io_err(real))?;
+        let dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(p)
+            .map_err(io_err(p))?;
+        let mut left = meta.size();
+        while left > 0 {
+            match rustix::fs::copy_file_range(&src, None, &dst, None, left.min(1 << 30) as usize) {
+                Ok(0) => break, // the source shrank meanwhile
+                Ok(n) => left -= n as u64,
+                Err(_) => {
+                    // Filesystems without copy_file_range: a plain copy of the rest.
+                    io::copy(&mut &src, &mut &dst).map_err(io_err(real))?;
+                    break;
+                }
+            }
+        }
+        let (uid, gid) = self.owner_for(Some(meta));
+        let mut mode = meta.mode() & 0o7777;
+        if let Some(c) = &self.spec.chmod {
+            mode = c.apply(mode, false);
+        }
+        let d = mtime_of(meta)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        let ts = Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: d.subsec_nanos() as _,
+        };
+        let fd_err = |e: rustix::io::Errno| BuildError::Io {
+            path: p.to_path_buf(),
+            source: e.into(),
+        };
+        rustix::fs::fchown(
+            &dst,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(fd_err)?;
+        rustix::fs::fchmod(&dst, rustix::fs::Mode::from_raw_mode(mode)).map_err(fd_err)?;
+        rustix::fs::futimens(
+            &dst,
+            &Timestamps {
+                last_access: ts,
+                last_modification: ts,
+            },
+        )
+        .map_err(fd_err)?;
+        self.stats.files += 1;
+        self.stats.bytes += meta.size();
+        Ok(())
     }
 }
 
@@ -551,6 +631,15 @@ mod tests {
         let err = copy(&c, &view, &up, &spec(&["missing"], "/", &no)).unwrap_err();
         let msg = crate::build::layers::error_chain(&err);
         assert!(msg.contains("Dockerfile:3") && msg.contains("missing"), "{msg}");
+
+        // A later source replaces what an earlier one wrote (file over file, file over dir, dir content
+        // over a file) — the destination exists, so creation fails first and the path is cleared.
+        copy(&c, &view, &up, &spec(&["b.txt"], "/x/y", &no)).unwrap();
+        assert_eq!(fs::read(up.join("x/y")).unwrap(), b"b");
+        copy(&c, &view, &up, &spec(&["a.txt"], "/d/sub", &no)).unwrap();
+        assert_eq!(fs::read(up.join("d/sub")).unwrap(), b"a", "file replaces dir");
+        copy(&c, &view, &up, &spec(&["dir"], "/d", &no)).unwrap();
+        assert!(up.join("d/sub/c").is_file(), "dir replaces file");
 
         let mut s = spec(&["dir/./sub/c"], "/p/", &no);
         s.parents = true;
