@@ -466,9 +466,35 @@ fn proxies_from_the_environment() {
     let b = build(&root, t.path(), &df, &cfg, &env, &out);
     assert!(!b.ok, "NO_PROXY ignored:\n{}", b.stderr);
     assert!(
-        b.stderr.contains("http://lamina-proxy-test.invalid/p.txt"),
+        b.stderr.contains("http://lamina-proxy-test.invalid/p.txt")
+            && b.stderr.to_lowercase().contains("dns"),
         "{}",
         b.stderr
     );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// One `--checksum` can't pin several URLs (BuildKit refuses it too): a user error naming the line,
+/// before anything is fetched.
+#[test]
+fn checksum_with_several_urls_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let pin = format!("sha256:{}", "ab".repeat(32));
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD --checksum={pin} http://127.0.0.1:9/a http://127.0.0.1:9/b /d/\n"),
+    )
+    .unwrap();
+    let o = common::lamina(
+        &t.path().join("root"),
+        &["build", "--progress", "plain", ctx.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("exactly one URL"),
+        "{err}"
+    );
 }

@@ -268,3 +268,106 @@ fn local_cache_min_mode_and_tampered_blobs() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unsupported cache type \"gha\""));
 }
+
+/// Rewrites every record of the local cache at `dir` with `f` (records blob, manifest and index.json
+/// re-digested, as a hostile cache would be: internally consistent, lying about the layers).
+fn rewrite_records(dir: &Path, f: impl Fn(&mut serde_json::Value)) {
+    use registry_support::sha256_hex;
+    let blob = |d: &str| dir.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let put = |data: &[u8]| {
+        let hex = sha256_hex(data);
+        std::fs::write(dir.join("blobs/sha256").join(&hex), data).unwrap();
+        (format!("sha256:{hex}"), data.len())
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mdesc = &mut index["manifests"][0];
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(mdesc["digest"].as_str().unwrap())).unwrap()).unwrap();
+    let mut records: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    for e in records["records"].as_array_mut().unwrap() {
+        f(e);
+    }
+    let (d, n) = put(&serde_json::to_vec(&records).unwrap());
+    manifest["config"]["digest"] = d.into();
+    manifest["config"]["size"] = n.into();
+    let (d, n) = put(&serde_json::to_vec(&manifest).unwrap());
+    mdesc["digest"] = d.into();
+    mdesc["size"] = n.into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// A cache that lies consistently — the right blobs under wrong diff_ids, or gzip blobs labelled as
+/// plain tar — is caught when the layer is unpacked or sniffed: every step runs, the image is whole and
+/// loads, and the store stays sound. `ignore-error=true` turns a failing export into a warning.
+#[test]
+fn lying_cache_records_are_misses() {
+    let Some(reg) = Registry::start("") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((_, ctx)) = setup(tmp.path(), &reg) else {
+        return;
+    };
+    let a = tmp.path().join("a");
+    let (id_a, _) = build(&a, &ctx, &[]);
+
+    for (name, lie) in [
+        (
+            "diff_id",
+            &(|e: &mut serde_json::Value| {
+                e["record"]["layer"]["diff_id"] =
+                    "sha256:0000000000000000000000000000000000000000000000000000000000000000".into();
+            }) as &dyn Fn(&mut serde_json::Value),
+        ),
+        ("media type", &|e: &mut serde_json::Value| {
+            e["record"]["layer"]["media_type"] = "application/vnd.oci.image.layer.v1.tar".into();
+            e["layer"]["mediaType"] = "application/vnd.oci.image.layer.v1.tar".into();
+        }),
+    ] {
+        let dir = tmp.path().join(format!("cache-{name}"));
+        let (_, err) = build(
+            &a,
+            &ctx,
+            &["--cache-to", &format!("type=local,dest={}", dir.display())],
+        );
+        assert!(err.contains("=> exported 3 cache records"), "{err}");
+        rewrite_records(&dir, lie);
+        let b = tmp.path().join(format!("b-{name}"));
+        let (id_b, err) = build(
+            &b,
+            &ctx,
+            &["--cache-from", &format!("type=local,src={}", dir.display())],
+        );
+        assert_eq!(
+            counts(&err),
+            (4, 0),
+            "a lying cache ({name}) must not be used:\n{err}"
+        );
+        assert!(
+            err.contains("running the step"),
+            "the lie is reported ({name}):\n{err}"
+        );
+        assert_ne!(id_b, id_a, "fresh RUN output, not the cache's ({name})");
+        assert_store_sound(&b);
+        let o = lamina().arg("--root").arg(&b).args(["fsck"]).output().unwrap();
+        ok(&o, "fsck");
+    }
+
+    // An export that fails: an error, unless ignore-error=true.
+    let blocker = tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, "a file where the cache dir should go").unwrap();
+    let dest = format!("type=local,dest={}", blocker.join("sub").display());
+    let o = lamina()
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .arg("--root")
+        .arg(&a)
+        .args(["build", "--progress", "plain", "--cache-to", &dest])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exporting build cache"));
+    let (_, err) = build(&a, &ctx, &["--cache-to", &format!("{dest},ignore-error=true")]);
+    assert!(err.contains("ignore-error=true"), "{err}");
+}

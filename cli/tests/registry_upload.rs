@@ -166,10 +166,13 @@ fn chunked_push_starts_over_when_the_registry_drops_a_broken_upload() {
     simple_layout(&layout, 4 << 20);
     let store = load_layout(tmp.path(), &layout, "halves");
     // The registry keeps half a chunk, so the session's offset is wrong and distribution drops it.
+    // Three such faults: each costs a whole new session; the retry budget (which only a new high-water
+    // mark refills, so a registry that always drops sessions can't loop forever) covers them.
     let proxy = Proxy::start(
         reg.port,
         Faults {
-            half_patch: 25,
+            half_patch: 40,
+            half_patch_max: 3,
             seed: 5,
             ..Default::default()
         },
@@ -342,4 +345,44 @@ fn chunked_registry_to_registry_copy_resumes_a_lost_chunk() {
     let back = tmp.path().join("back");
     pull_into(&dst.host(), "c/copy:v1", &back);
     assert_same_blobs(&store, &back);
+}
+
+/// A registry that drops the upload session on every chunk: each restart gets as far as the last one,
+/// never further, so the retry budget runs out and the push fails — no endless restarts, no manifest.
+#[test]
+fn chunked_push_gives_up_when_sessions_always_break() {
+    let Some(reg) = Registry::start("") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    simple_layout(&layout, 4 << 20);
+    let store = load_layout(tmp.path(), &layout, "doomed");
+    let proxy = Proxy::start(
+        reg.port,
+        Faults {
+            half_patch: 100,
+            seed: 9,
+            ..Default::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let o = push(
+        &store,
+        "localhost/doomed:v1",
+        &format!("127.0.0.1:{}/up/doomed:v1", proxy.port),
+        &[("LAMINA_PUSH_MODE", "chunked"), ("LAMINA_PUSH_CHUNK_SIZE", "1M")],
+    );
+    assert!(!o.status.success(), "a push whose every chunk breaks must fail");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("up/doomed"), "the error names the repository: {err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "gave up in bounded time"
+    );
+    let o = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/up/doomed:v1", reg.host()),
+    ]);
+    assert!(!o.status.success(), "no manifest without its blobs");
 }

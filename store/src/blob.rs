@@ -80,6 +80,15 @@ impl BlobStore {
         Ok(BlobStore { blobs, tmp })
     }
 
+    /// A blob store that is only read (an import source such as a `--cache-from` directory): nothing
+    /// is created or chmod'ed in `root`.
+    pub fn read_only(root: &Path) -> Self {
+        BlobStore {
+            blobs: root.join("blobs"),
+            tmp: root.join("tmp"),
+        }
+    }
+
     /// The path a blob lives at (whether or not it exists).
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.blobs.join(digest.algorithm().as_str()).join(digest.hex())

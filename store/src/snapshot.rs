@@ -106,8 +106,8 @@ impl Snapshots {
     }
 
     /// Moves a complete directory (a staging dir or a finished overlay upper dir on the same filesystem)
-    /// to the snapshot path of `chain_id`. If that snapshot already exists (a `--no-cache` rebuild of the
-    /// step, or a concurrent unpack), `dir` replaces it and the old one is moved into staging.
+    /// to the snapshot path of `chain_id`. If that snapshot already exists (another process won the race),
+    /// `dir` is removed and the existing snapshot returned.
     pub fn commit(&self, dir: PathBuf, chain_id: &Digest) -> Result<PathBuf, LayerError> {
         let dest = self.path(chain_id);
         self.ensure_link(chain_id)?;
@@ -117,18 +117,7 @@ impl Snapshots {
                 if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST))
                     && dest.is_dir() =>
             {
-                // A rebuild of the same step (`--no-cache`): the new result wins, as it may differ
-                // (timestamps, downloads). The old dir may still be a lower of another build's overlay,
-                // so it is only moved aside, into staging, which prune empties under the exclusive lock.
-                let grave = self.new_staging_dir()?;
-                fs::rename(&dest, grave.join("old"))
-                    .map_err(io_err("move replaced snapshot aside", &dest))?;
-                match fs::rename(&dir, &dest) {
-                    // Another process put one there in between: keep it, drop ours.
-                    Err(_) if dest.is_dir() => fs::rename(&dir, grave.join("new"))
-                        .map_err(io_err("move duplicate snapshot aside", &dir))?,
-                    r => r.map_err(io_err("rename snapshot into place at", &dest))?,
-                }
+                fs::remove_dir_all(&dir).map_err(io_err("remove duplicate snapshot", &dir))?;
                 Ok(dest)
             }
             Err(e) => Err(io_err("rename snapshot into place at", &dest)(e)),

@@ -62,6 +62,11 @@ struct Copier<'a> {
     stats: CopyStats,
 }
 
+/// Whether a file carries extended attributes (a copy doesn't take them along, so a link would differ).
+fn has_xattrs(p: &Path) -> bool {
+    !matches!(rustix::fs::llistxattr(p, &mut [0u8; 0][..]), Ok(0))
+}
+
 fn io_err(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         path: path.to_path_buf(),
@@ -415,6 +420,7 @@ impl Copier<'_> {
         if ft.is_file() {
             if self.spec.link_files
                 && self.unchanged_by_copy(meta)
+                && !has_xattrs(real)
                 && self.linked.insert((meta.dev(), meta.ino()))
             {
                 match fs::hard_link(real, p) {

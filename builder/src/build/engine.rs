@@ -234,7 +234,8 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         });
         let min = engine.records_of(&target_layers)?;
         let max = engine.records_of(&all_layers)?;
-        remote_cache::export(&req.cache_to, &min, &max, &req.registry, store.blobs())?
+        let warn = |message: String| engine.progress.event(Event::Info { message });
+        remote_cache::export(&req.cache_to, &min, &max, &req.registry, store.blobs(), &warn)?
     };
     let (executed, cached) = *engine.counts.lock().unwrap_or_else(|p| p.into_inner());
     Ok(BuildOutcome {
@@ -368,8 +369,10 @@ impl Engine<'_> {
         let remote = self.remote.as_ref()?;
         let warn = |message: String| self.progress.event(Event::Info { message });
         let rec = match remote.fetch(key, self.store.blobs())? {
+            // Unpacked under its diff_id (a snapshot holds one layer's files, so that name is exact),
+            // never into whatever a crashed local run left under the step key.
             Ok(rec) => CacheRecord {
-                snapshot: Some(key.hex().to_string()),
+                snapshot: Some(rec.layer.diff_id.hex().to_string()),
                 ..rec
             },
             Err(e) => {

@@ -33,6 +33,9 @@ impl UrlSources {
                 url: urls.first().cloned().unwrap_or_default(),
                 source,
             })?;
+        if pin.is_some() && urls.len() > 1 {
+            return Err(BuildError::ChecksumManyUrls { line });
+        }
         Ok(UrlSources {
             urls,
             pin,
@@ -56,11 +59,8 @@ impl UrlSources {
     }
 
     /// Downloads every URL (in order); on error nothing of that URL is left in the dir.
-    pub fn fetch(&self) -> Result<Vec<Downloaded>, BuildError> {
-        let opts = RegistryOptions::load().map_err(|source| BuildError::FetchConfig {
-            line: self.line,
-            source: Box::new(source),
-        })?;
+    /// `opts`: the build's registry settings (CA certificates from the config file and `--ca-cert`).
+    pub fn fetch(&self, opts: &RegistryOptions) -> Result<Vec<Downloaded>, BuildError> {
         let mut out = Vec::with_capacity(self.urls.len());
         for (u, rel) in self.urls.iter().zip(self.sources()) {
             let dest = self.dir.join(rel);
@@ -70,7 +70,7 @@ impl UrlSources {
                     source,
                 })?;
             }
-            let d = download::download(u, &dest, self.pin.as_ref(), &opts).map_err(|source| {
+            let d = download::download(u, &dest, self.pin.as_ref(), opts).map_err(|source| {
                 BuildError::Fetch {
                     line: self.line,
                     url: u.clone(),

@@ -104,7 +104,24 @@ impl LayerWriter {
             })
     }
 
-    /// Renames a filled staging dir into place as the step's snapshot.
+    /// The snapshot id for a step that just ran: its key, unless a snapshot of an earlier run of the same
+    /// step is there (`--no-cache`, or an old run whose layer was lost). That one may be in use right now
+    /// (a lower dir of another build, a layer being written), so the new output gets a fresh id of its
+    /// own, which its cache record names.
+    pub fn fresh_snapshot_id(&self, key: &Digest) -> Digest {
+        if !self.snapshots.path(key).exists() {
+            return key.clone();
+        }
+        let (secs, nanos) = {
+            let d = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            (d.as_secs(), d.subsec_nanos())
+        };
+        Digest::sha256_of(format!("{key} rerun {secs}.{nanos} {}", std::process::id()).as_bytes())
+    }
+
+    /// Renames a filled staging dir into place as the step's snapshot `id`.
     pub fn commit(&self, dir: PathBuf, key: &Digest) -> Result<PathBuf, BuildError> {
         self.snapshots.commit(dir, key).map_err(|e| BuildError::Snapshot {
             message: e.to_string(),
@@ -112,7 +129,15 @@ impl LayerWriter {
     }
 
     /// Starts writing the layer blob of snapshot `dir` in the background; records the cache entry when done.
-    pub fn spawn(&self, dir: PathBuf, key: Digest, created_by: String, created: i64) -> Layer {
+    pub fn spawn(
+        &self,
+        dir: PathBuf,
+        key: Digest,
+        snapshot: &Digest,
+        created_by: String,
+        created: i64,
+    ) -> Layer {
+        let snapshot = snapshot.hex().to_string();
         let slot: Arc<Slot> = Arc::new((Mutex::new(None), Condvar::new()));
         let layer = Layer {
             dir: dir.clone(),
@@ -150,7 +175,7 @@ impl LayerWriter {
                         size: d.size,
                         media_type: d.media_type.clone(),
                     },
-                    snapshot: Some(key.hex().to_string()),
+                    snapshot: Some(snapshot),
                     created_by,
                     created,
                 });
@@ -173,11 +198,16 @@ impl LayerWriter {
         if !self.blobs.contains(&desc.digest) {
             return Ok(None);
         }
+        let id = rec
+            .snapshot
+            .as_deref()
+            .and_then(|h| Digest::new(lamina_store::Algorithm::Sha256, h).ok())
+            .unwrap_or_else(|| rec.key.clone());
         let dir = self
             .snapshots
-            .ensure_layer(&self.blobs, &desc.digest, &desc.diff_id, &rec.key)
+            .ensure_layer(&self.blobs, &desc.digest, &desc.diff_id, &id)
             .map_err(|e| BuildError::LayerWrite {
-                dir: self.snapshots.path(&rec.key),
+                dir: self.snapshots.path(&id),
                 message: error_chain(&e),
             })?;
         Ok(Some(Layer::ready(dir, desc, Some(rec.key.clone()))))

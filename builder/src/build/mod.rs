@@ -115,18 +115,16 @@ pub enum BuildError {
     DependencyFailed { stage: usize },
     #[error("{message}")]
     Failed { message: String },
+    #[error(
+        "Dockerfile:{line}: ADD --checksum needs exactly one URL source (one checksum can't pin several)"
+    )]
+    ChecksumManyUrls { line: usize },
     #[error("Dockerfile:{line}: ADD {url}")]
     Fetch {
         line: usize,
         url: String,
         #[source]
         source: lamina_store::download::DownloadError,
-    },
-    #[error("Dockerfile:{line}: ADD from a URL: loading lamina's config (CA certificates)")]
-    FetchConfig {
-        line: usize,
-        #[source]
-        source: Box<lamina_store::registry::RegistryError>,
     },
     #[error("output {dest}: {message}")]
     Output { dest: PathBuf, message: String },
@@ -149,7 +147,7 @@ impl BuildError {
             | BuildError::Parse { .. }
             | BuildError::DependencyFailed { .. }
             | BuildError::Fetch { .. }
-            | BuildError::FetchConfig { .. }) => e,
+            | BuildError::ChecksumManyUrls { .. }) => e,
             e => BuildError::AtLine {
                 line,
                 source: Box::new(e),

@@ -15,8 +15,8 @@ use lamina_store::registry::manifest::Descriptor;
 use lamina_store::registry::{NoProgress, RegistryClient, RegistryError, RegistryOptions};
 use lamina_store::{BlobStore, Digest, Reference};
 
-use super::BuildError;
 use super::cache::CacheRecord;
+use super::{BuildError, layers};
 
 /// Which records `--cache-to` exports: the final image's steps (`min`, the default, as BuildKit's) or
 /// every step of every stage the build ran (`max`).
@@ -37,6 +37,8 @@ pub enum CacheLocation {
 pub struct CacheSpec {
     pub location: CacheLocation,
     pub mode: CacheMode,
+    /// `ignore-error=true`: a failed export is a warning, not a failed build.
+    pub ignore_error: bool,
 }
 
 impl std::fmt::Display for CacheLocation {
@@ -59,12 +61,14 @@ impl CacheSpec {
             return Ok(CacheSpec {
                 location: CacheLocation::Registry(r),
                 mode: CacheMode::Min,
+                ignore_error: false,
             });
         }
         let mut kind = None;
         let mut reference = None;
         let mut dir = None;
         let mut mode = CacheMode::Min;
+        let mut ignore_error = false;
         for part in s.split(',') {
             let (k, v) = part
                 .split_once('=')
@@ -81,9 +85,16 @@ impl CacheSpec {
                         _ => return Err(bad("mode must be min or max")),
                     }
                 }
+                "ignore-error" => {
+                    ignore_error = match v {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(bad("ignore-error must be true or false")),
+                    }
+                }
                 // Options BuildKit accepts that change nothing here.
                 "compression" | "compression-level" | "force-compression" | "oci-mediatypes"
-                | "ignore-error" | "image-manifest" | "digest" => {}
+                | "image-manifest" | "digest" => {}
                 _ => return Err(bad(&format!("unknown option {k:?}"))),
             }
         }
@@ -105,7 +116,11 @@ impl CacheSpec {
             Some(t) => return Err(bad(&format!("unsupported cache type {t:?} (registry or local)"))),
             None => return Err(bad("missing type=registry|local")),
         };
-        Ok(CacheSpec { location, mode })
+        Ok(CacheSpec {
+            location,
+            mode,
+            ignore_error,
+        })
     }
 }
 
@@ -130,10 +145,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, BuildError> {
             path: PathBuf::from("tokio runtime"),
             source,
         })
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    super::layers::error_chain(e)
 }
 
 fn client_for(r: &Reference, opts: &RegistryOptions) -> Result<RegistryClient, RegistryError> {
@@ -163,7 +174,11 @@ impl RemoteCache {
                     match got {
                         Ok((c, e)) => (Some(c), e),
                         Err(e) => {
-                            warn(format!("importing {}: {}", spec.location, chain(&e)));
+                            warn(format!(
+                                "importing {}: {}",
+                                spec.location,
+                                layers::error_chain(&e)
+                            ));
                             continue;
                         }
                     }
@@ -171,7 +186,11 @@ impl RemoteCache {
                 CacheLocation::Local(d) => match rcache::import_local(d) {
                     Ok(e) => (None, e),
                     Err(e) => {
-                        warn(format!("importing {}: {}", spec.location, chain(&e)));
+                        warn(format!(
+                            "importing {}: {}",
+                            spec.location,
+                            layers::error_chain(&e)
+                        ));
                         continue;
                     }
                 },
@@ -190,7 +209,10 @@ impl RemoteCache {
                     continue;
                 };
                 // A record must describe the blob it ships with; anything else is ignored.
-                if rec.layer.digest != e.layer.digest || rec.layer.size != e.layer.size {
+                if rec.layer.digest != e.layer.digest
+                    || rec.layer.size != e.layer.size
+                    || rec.layer.media_type != e.layer.media_type
+                {
                     continue;
                 }
                 n += 1;
@@ -226,10 +248,55 @@ impl RemoteCache {
             (CacheLocation::Registry(_), None) => unreachable!("registry sources always have a client"),
         };
         Some(
-            r.map(|()| rec.clone())
-                .map_err(|e| format!("layer {} from {}: {}", desc.digest, src.location, chain(&e))),
+            r.map_err(|e| {
+                format!(
+                    "layer {} from {}: {}",
+                    desc.digest,
+                    src.location,
+                    layers::error_chain(&e)
+                )
+            })
+            .and_then(|()| check_media_type(blobs, desc))
+            .map(|()| rec.clone()),
         )
     }
+}
+
+/// The record's media type goes into the image manifest as is, so it must say what the blob is: other
+/// clients decompress by media type (lamina sniffs, so a lie would go unnoticed here).
+fn check_media_type(blobs: &BlobStore, desc: &Descriptor) -> Result<(), String> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let n = blobs
+        .open_blob(&desc.digest)
+        .and_then(|mut f| {
+            f.read(&mut magic).map_err(|e| lamina_store::blob::BlobError::Io {
+                op: "read",
+                path: blobs.path(&desc.digest),
+                source: e,
+            })
+        })
+        .map_err(|e| format!("layer {}: {}", desc.digest, layers::error_chain(&e)))?;
+    let actual = match &magic[..n] {
+        [0x1f, 0x8b, ..] => "gzip",
+        [0x28, 0xb5, 0x2f, 0xfd] => "zstd",
+        _ => "tar",
+    };
+    let mt = desc.media_type.as_str();
+    let claimed = match mt {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip" => "gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd" => "zstd",
+        "application/vnd.oci.image.layer.v1.tar" | "application/vnd.docker.image.rootfs.diff.tar" => "tar",
+        _ => return Err(format!("layer {}: unknown layer media type {mt:?}", desc.digest)),
+    };
+    if claimed != actual {
+        return Err(format!(
+            "layer {} is {actual} but its record says {mt:?}",
+            desc.digest
+        ));
+    }
+    Ok(())
 }
 
 /// `--cache-to`: writes `records` (with their layer blobs from `blobs`) to every destination; returns
@@ -240,6 +307,7 @@ pub fn export(
     max_records: &[CacheRecord],
     opts: &RegistryOptions,
     blobs: &BlobStore,
+    warn: &dyn Fn(String),
 ) -> Result<Vec<(String, Digest, usize)>, BuildError> {
     let entries = |recs: &[CacheRecord]| -> Vec<CacheEntry> {
         recs.iter()
@@ -259,9 +327,9 @@ pub fn export(
         let list = entries(recs);
         let fail = |e: &RegistryError| BuildError::CacheExport {
             target: spec.location.to_string(),
-            message: chain(e),
+            message: layers::error_chain(e),
         };
-        let digest = match &spec.location {
+        let written = match &spec.location {
             CacheLocation::Registry(r) => {
                 if rt.is_none() {
                     rt = Some(runtime()?);
@@ -271,17 +339,20 @@ pub fn export(
                     let c = client_for(r, opts)?;
                     rcache::export(&c, r, blobs, &list, &NoProgress).await
                 })
-                .map_err(|e| fail(&e))?
+                .map_err(|e| fail(&e))
             }
-            CacheLocation::Local(d) => {
-                std::fs::create_dir_all(d).map_err(|source| BuildError::Io {
+            CacheLocation::Local(d) => std::fs::create_dir_all(d)
+                .map_err(|source| BuildError::Io {
                     path: d.clone(),
                     source,
-                })?;
-                rcache::export_local(d, blobs, &list).map_err(|e| fail(&e))?
-            }
+                })
+                .and_then(|()| rcache::export_local(d, blobs, &list).map_err(|e| fail(&e))),
         };
-        out.push((spec.location.to_string(), digest, list.len()));
+        match written {
+            Ok(digest) => out.push((spec.location.to_string(), digest, list.len())),
+            Err(e) if spec.ignore_error => warn(format!("{} (ignore-error=true)", layers::error_chain(&e))),
+            Err(e) => return Err(e),
+        }
     }
     Ok(out)
 }

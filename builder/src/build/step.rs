@@ -185,9 +185,11 @@ impl StepRunner<'_, '_> {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
         }
-        let dir = w.commit(staging, &key)?;
+        let id = w.fresh_snapshot_id(&key);
+        let dir = w.commit(staging, &id)?;
         let created = self.engine.created_secs;
-        st.layers.push(w.spawn(dir, key.clone(), created_by, created));
+        st.layers
+            .push(w.spawn(dir, key.clone(), &id, created_by, created));
         st.key = key;
         Ok(false)
     }
@@ -255,7 +257,7 @@ impl StepRunner<'_, '_> {
                 pinned_urls = Some(fetch);
             } else {
                 // Unpinned: always fetched, keyed by content and Last-Modified (the file's mtime).
-                for d in fetch.fetch()? {
+                for d in fetch.fetch(&e.req.registry)? {
                     let mtime = d
                         .last_modified
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -340,7 +342,7 @@ impl StepRunner<'_, '_> {
             .unwrap_or_default();
         let r = self.layer_step(st, key, created_by, |upper| {
             if let Some(f) = &pinned_urls {
-                f.fetch()?;
+                f.fetch(&self.engine.req.registry)?;
             }
             copy(tree, &target, upper, &spec).map(|_| ())
         });

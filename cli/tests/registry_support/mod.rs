@@ -245,6 +245,9 @@ pub struct Faults {
     pub reset_patch: u32,
     /// Upload PATCHes: pass half the body on to the registry, then reset both sides.
     pub half_patch: u32,
+    /// At most this many `half_patch` faults (0: no limit), so a test can force a known number of
+    /// dropped sessions without depending on the dice.
+    pub half_patch_max: usize,
     /// Add `OCI-Chunk-Min-Length` to the registry's answer to upload POSTs.
     pub chunk_min_length: Option<u64>,
 }
@@ -402,7 +405,15 @@ fn handle(
                 .push(format!("FAULT reset PATCH{range} {path}"));
             return client.shutdown(Shutdown::Both);
         }
-        if roll(rng, f.half_patch) {
+        let half_budget = f.half_patch_max == 0
+            || log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.starts_with("FAULT half PATCH"))
+                .count()
+                < f.half_patch_max;
+        if half_budget && roll(rng, f.half_patch) {
             reader.read_exact(&mut half)?;
             let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
             let mut req = format!("{start}\r\n");

@@ -182,17 +182,26 @@ pub fn import_local(dir: &Path) -> Result<Option<Vec<CacheEntry>>, RegistryError
     if !dir.join("index.json").is_file() {
         return Ok(None);
     }
-    let src = BlobStore::open(dir).map_err(|source| RegistryError::Blob {
-        digest: Digest::sha256_of(b""),
-        source,
-    })?;
+    let src = BlobStore::read_only(dir);
     let top = layout::find_ref(dir, Some("latest"))?;
+    // The directory is untrusted input like a registry: every blob read is checked against its digest.
     let read = |d: &Digest| {
-        src.read_small(d, MAX_RECORDS_SIZE)
+        let data = src
+            .read_small(d, MAX_RECORDS_SIZE)
             .map_err(|source| RegistryError::Blob {
                 digest: d.clone(),
                 source,
-            })
+            })?;
+        let actual = Digest::sha256_of(&data);
+        if d.algorithm() == actual.algorithm() && &actual != d {
+            return Err(RegistryError::DigestMismatch {
+                what: "cache blob",
+                reference: dir.display().to_string(),
+                expected: d.clone(),
+                actual,
+            });
+        }
+        Ok(data)
     };
     let what = dir.display().to_string();
     let config = records_desc(&read(&top.digest)?, &what)?;
@@ -220,10 +229,7 @@ pub fn fetch_layer_local(dir: &Path, layer: &Descriptor, blobs: &BlobStore) -> R
     if blobs.contains(&layer.digest) {
         return Ok(());
     }
-    let src = BlobStore::open(dir).map_err(|source| RegistryError::Blob {
-        digest: layer.digest.clone(),
-        source,
-    })?;
+    let src = BlobStore::read_only(dir);
     let berr = |source| RegistryError::Blob {
         digest: layer.digest.clone(),
         source,

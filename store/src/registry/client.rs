@@ -314,6 +314,7 @@ impl RegistryClient {
             what,
             attempt: 0,
             reauthed: false,
+            high_water: 0,
         }
     }
 
@@ -593,9 +594,9 @@ impl RegistryClient {
                     // A size overflow or a write error poisons the partial file.
                     if matches!(e, RegistryError::Blob { .. }) {
                         writer = None;
-                    } else if writer.as_ref().is_some_and(|w| w.count() > offset) {
+                    } else if let Some(w) = writer.as_ref() {
                         // Bytes arrived before the break; the next attempt resumes after them.
-                        r.progressed();
+                        r.progressed(w.count());
                     }
                     progress.retrying(&desc.digest, &e);
                     r.check(e).await?;
@@ -735,6 +736,7 @@ pub(super) struct Retrier<'a> {
     what: String,
     attempt: u32,
     reauthed: bool,
+    high_water: u64,
 }
 
 impl Retrier<'_> {
@@ -744,10 +746,15 @@ impl Retrier<'_> {
         self.check_as(e, retryable).await
     }
 
-    /// The transfer moved forward since the last failure: a resumable transfer that keeps making
-    /// progress gets a fresh budget of attempts instead of dying on its n-th hiccup.
-    pub(super) fn progressed(&mut self) {
-        self.attempt = 0;
+    /// The transfer has reached byte `position`: a resumable transfer that gets further than ever
+    /// before gets a fresh budget of attempts instead of dying on its n-th hiccup. Only a new high-water
+    /// mark counts, so a transfer that keeps restarting from 0 (a registry that ignores Range or drops
+    /// upload sessions) still runs out of attempts.
+    pub(super) fn progressed(&mut self, position: u64) {
+        if position > self.high_water {
+            self.high_water = position;
+            self.attempt = 0;
+        }
     }
 
     /// Like `check`, with the caller deciding whether `e` is worth another attempt.

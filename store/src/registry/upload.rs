@@ -372,7 +372,7 @@ impl RegistryClient {
                     if let (Some((offset, _)), Some(s)) = (before, &session)
                         && s.offset > offset
                     {
-                        r.progressed();
+                        r.progressed(s.offset);
                     }
                 }
                 Err(e) => {
@@ -563,16 +563,29 @@ impl RegistryClient {
         op: &'static str,
         url: &str,
     ) -> Result<reqwest::Response, RegistryError> {
-        let req = self
-            .inner
-            .auth
-            .apply(req, repo, &auth::scopes(repo, true, None))
-            .await?;
+        // Upload locations come from the registry's Location headers: credentials go only back to the
+        // registry itself (same scheme, host and port), never to another host or over a downgrade.
+        let req = if same_origin(&self.inner.base, url) {
+            self.inner
+                .auth
+                .apply(req, repo, &auth::scopes(repo, true, None))
+                .await?
+        } else {
+            req
+        };
         req.send().await.map_err(|source| RegistryError::Http {
             op,
             url: url.to_owned(),
             source,
         })
+    }
+}
+
+/// Whether `url` is on the registry `base` (scheme, host and port all equal).
+fn same_origin(base: &str, url: &str) -> bool {
+    match (reqwest::Url::parse(base), reqwest::Url::parse(url)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
     }
 }
 
@@ -683,6 +696,26 @@ pub(crate) fn file_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_only_to_the_registry_origin() {
+        let base = "https://reg.example:5000";
+        assert!(same_origin(
+            base,
+            "https://reg.example:5000/v2/a/blobs/uploads/x?_state=1"
+        ));
+        assert!(
+            !same_origin(base, "http://reg.example:5000/v2/a/blobs/uploads/x"),
+            "downgrade"
+        );
+        assert!(
+            !same_origin(base, "https://storage.example/upload/x"),
+            "other host"
+        );
+        assert!(!same_origin(base, "https://reg.example:5001/x"), "other port");
+        assert!(!same_origin(base, "not a url"));
+        assert!(same_origin("http://127.0.0.1:5000", "http://127.0.0.1:5000/v2/x"));
+    }
 
     #[test]
     fn sizes_and_ranges() {
