@@ -69,8 +69,8 @@ echo "context: $(find "$ctx" -type f | wc -l) files, $(du -sh "$ctx" | cut -f1)"
 # --- bases --------------------------------------------------------------------------------------------
 $L --root "$store" import /tmp/peers-busybox-rootfs.tar bench-busybox >/dev/null
 $DOCKER load -q -i /tmp/peers-busybox-docker.tar | awk '{print $NF}' | xargs -I{} $DOCKER tag {} bench-busybox >/dev/null
-buildah pull -q docker-archive:/tmp/peers-busybox-docker.tar >/dev/null && buildah tag "$(buildah images -q | head -1)" bench-busybox >/dev/null 2>&1 || true
-bb_buildah=$(buildah images --format '{{.ID}}' | head -1)
+# `pull -q` prints the image ID: use it, not "the first image listed" (an earlier run's output).
+bb_buildah=$(buildah pull -q docker-archive:/tmp/peers-busybox-docker.tar | awk 'END {print}')
 
 # --- runners ------------------------------------------------------------------------------------------
 rss_file=$work/rss
