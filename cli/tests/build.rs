@@ -251,8 +251,8 @@ fn docker_archive_loads_into_podman_and_runs() {
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hello-from-lamina\nran\n");
 }
 
-/// A freshly built image runs with `lamina run` straight away: its layers are unpacked into chain-id
-/// snapshots on demand (build snapshots are keyed by cache key), and the config's ENTRYPOINT/CMD/USER apply.
+/// A freshly built image runs with `lamina run` straight away, on the build's own snapshots (aliased by
+/// diff_id, nothing unpacked again), and the config's ENTRYPOINT/CMD/USER apply.
 #[test]
 fn built_image_runs() {
     if !is_root() {
@@ -269,6 +269,16 @@ fn built_image_runs() {
     let root = t.path().join("store");
     let b = build(&root, &ctx, &["-t", "runme"]);
     assert!(b.ok, "{}", b.stderr);
+    // Real snapshot dirs (aliases are symlinks): running the image must not unpack its layers again —
+    // the build aliased each layer's diff_id to the step snapshot that holds its files.
+    let dirs = |root: &Path| {
+        std::fs::read_dir(root.join("snapshots"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().unwrap().is_dir() && e.file_name().len() == 64)
+            .count()
+    };
+    let before = dirs(&root);
     let out = Command::new(lamina_bin())
         .arg("--root")
         .arg(&root)
@@ -291,6 +301,11 @@ fn built_image_runs() {
     assert!(
         !stdout.contains("group"),
         "the RUN step's whiteout of /etc/group must hold: {stdout}"
+    );
+    assert_eq!(
+        dirs(&root),
+        before,
+        "lamina run unpacked layers the build had already"
     );
 }
 

@@ -110,6 +110,10 @@ impl Snapshots {
     /// `dir` is removed and the existing snapshot returned.
     pub fn commit(&self, dir: PathBuf, chain_id: &Digest) -> Result<PathBuf, LayerError> {
         let dest = self.path(chain_id);
+        // An alias (see `alias`) whose target was pruned is in the way of the real thing.
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink()) && !dest.is_dir() {
+            fs::remove_file(&dest).map_err(io_err("remove dangling snapshot alias", &dest))?;
+        }
         self.ensure_link(chain_id)?;
         match fs::rename(&dir, &dest) {
             Ok(()) => Ok(dest),
@@ -138,6 +142,22 @@ impl Snapshots {
         }
     }
 
+    /// Names snapshot `target` also as `name` (a symlink), unless `name` exists. A build step's snapshot
+    /// is named by its cache key (the layer's diff_id is known only after its blob is written); once it
+    /// is, the build aliases the diff_id to it. A snapshot holds one layer's files, so whatever the chain,
+    /// a layer with that diff_id can use it: `ensure_chain` does, and `lamina run` of a fresh build
+    /// unpacks nothing.
+    pub fn alias(&self, name: &Digest, target: &Digest) -> Result<(), LayerError> {
+        let path = self.path(name);
+        if name == target || fs::symlink_metadata(&path).is_ok() {
+            return Ok(());
+        }
+        match std::os::unix::fs::symlink(target.hex(), &path) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(io_err("alias snapshot", &path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Makes sure every layer of a stack is unpacked; returns the snapshot dirs bottom → top.
     ///
     /// `layers` are (blob digest, diff_id) pairs, bottom first. Missing snapshots are unpacked from the blob
@@ -155,6 +175,9 @@ impl Snapshots {
             let path = if self.exists(&id) {
                 self.ensure_link(&id)?;
                 self.path(&id)
+            } else if self.exists(diff_id) {
+                // The same layer's files, unpacked (or built) for another chain: reuse them.
+                self.path(diff_id)
             } else {
                 self.unpack(blobs, digest, diff_id, &id)?
             };

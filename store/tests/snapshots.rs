@@ -137,3 +137,32 @@ fn commit_and_remove() {
     assert!(!p.exists() && fs::symlink_metadata(snaps.short_link(&id)).is_err());
     assert_eq!(fs::read_dir(snaps.dir().join("staging")).unwrap().count(), 0);
 }
+
+/// An alias names another snapshot (a build step's dir under its layer's diff_id); ensure_chain reuses
+/// it for any chain with that layer, and an alias whose target is gone yields to a real unpack.
+#[test]
+fn aliases_are_reused_and_dangling_ones_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snaps = Snapshots::open(tmp.path()).unwrap();
+    let key = Digest::sha256_of(b"step key");
+    let staged = snaps.new_staging_dir().unwrap();
+    fs::write(staged.join("f"), b"built").unwrap();
+    snaps.commit(staged, &key).unwrap();
+    let diff = Digest::sha256_of(b"layer tar");
+    snaps.alias(&diff, &key).unwrap();
+    assert!(snaps.exists(&diff));
+    assert_eq!(fs::read(snaps.path(&diff).join("f")).unwrap(), b"built");
+    // A second alias call is a no-op, and so is aliasing over a real snapshot.
+    snaps.alias(&diff, &key).unwrap();
+    snaps.alias(&key, &diff).unwrap();
+    assert!(fs::symlink_metadata(snaps.path(&key)).unwrap().is_dir());
+
+    // Target pruned: the alias dangles, exists() says no, and a commit under that name replaces it.
+    snaps.remove(&key).unwrap();
+    assert!(!snaps.exists(&diff));
+    let staged = snaps.new_staging_dir().unwrap();
+    fs::write(staged.join("f"), b"unpacked").unwrap();
+    let p = snaps.commit(staged, &diff).unwrap();
+    assert!(fs::symlink_metadata(&p).unwrap().is_dir());
+    assert_eq!(fs::read(p.join("f")).unwrap(), b"unpacked");
+}

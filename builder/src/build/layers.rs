@@ -149,6 +149,8 @@ impl LayerWriter {
         let running = self.running.clone();
         let parallel = self.parallel;
         let cache_dir = self.cache_dir.clone();
+        let snapshots = self.snapshots.clone();
+        let snapshot_id = Digest::new(lamina_store::Algorithm::Sha256, &snapshot).ok();
         std::thread::spawn(move || {
             {
                 let mut n = running.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -163,6 +165,10 @@ impl LayerWriter {
             {
                 *running.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                 running.1.notify_one();
+            }
+            if let (Ok(d), Some(id)) = (&r, &snapshot_id) {
+                // Best effort: without the alias a later `run` just unpacks the blob.
+                let _ = snapshots.alias(&d.diff_id, id);
             }
             if let Ok(d) = &r
                 && let Ok(idx) = CacheIndex::open(&cache_dir)
@@ -210,6 +216,7 @@ impl LayerWriter {
                 dir: self.snapshots.path(&id),
                 message: error_chain(&e),
             })?;
+        let _ = self.snapshots.alias(&desc.diff_id, &id);
         Ok(Some(Layer::ready(dir, desc, Some(rec.key.clone()))))
     }
 
