@@ -386,3 +386,65 @@ fn chunked_push_gives_up_when_sessions_always_break() {
     ]);
     assert!(!o.status.success(), "no manifest without its blobs");
 }
+
+/// A source registry that ignores Range: a chunked registry→registry copy would fetch the whole blob
+/// again for every chunk; instead it notices on the second chunk and streams the blob in one upload.
+#[test]
+fn chunked_copy_from_a_source_ignoring_range_streams_once() {
+    let Some(src) = Registry::start("") else { return };
+    let Some(dst) = Registry::start("") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    simple_layout(&layout, 3 << 20);
+    let store = load_layout(tmp.path(), &layout, "norange");
+    ok(
+        &push(
+            &store,
+            "localhost/norange:v1",
+            &format!("{}/c/img:v1", src.host()),
+            &[],
+        ),
+        "push to the source registry",
+    );
+    let proxy = Proxy::start(
+        src.port,
+        Faults {
+            strip_range: true,
+            ..Default::default()
+        },
+    );
+    let o = lamina()
+        .args([
+            "copy",
+            "--progress",
+            "plain",
+            &format!("127.0.0.1:{}/c/img:v1", proxy.port),
+            &format!("docker://{}/c/copy:v1", dst.host()),
+        ])
+        .env("LAMINA_PUSH_MODE", "chunked")
+        .env("LAMINA_PUSH_CHUNK_SIZE", "512K")
+        .output()
+        .unwrap();
+    ok(&o, "chunked copy from a Range-ignoring source");
+    let log = proxy.log.lock().unwrap().clone();
+    let mut per_blob = std::collections::BTreeMap::<String, usize>::new();
+    for l in log
+        .iter()
+        .filter(|l| l.contains(" GET ") && l.contains("/blobs/sha256:"))
+    {
+        *per_blob
+            .entry(l.rsplit('/').next().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        !per_blob.is_empty(),
+        "no blob GETs went through the proxy:\n{log:#?}"
+    );
+    assert!(
+        per_blob.values().all(|n| *n <= 2),
+        "each blob fetched at most twice (the chunk that finds Range ignored, then one stream), not once per chunk: {per_blob:?}"
+    );
+    let back = tmp.path().join("back");
+    pull_into(&dst.host(), "c/copy:v1", &back);
+    assert_same_blobs(&store, &back);
+}

@@ -248,6 +248,8 @@ pub struct Faults {
     /// At most this many `half_patch` faults (0: no limit), so a test can force a known number of
     /// dropped sessions without depending on the dice.
     pub half_patch_max: usize,
+    /// Drop the `Range` header of blob GETs: a registry (or CDN) that always sends the whole blob.
+    pub strip_range: bool,
     /// Add `OCI-Chunk-Min-Length` to the registry's answer to upload POSTs.
     pub chunk_min_length: Option<u64>,
 }
@@ -460,6 +462,9 @@ fn handle(
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
     let mut req = format!("{start}\r\n");
     for (k, v) in &headers {
+        if k == "range" && is_blob_get && f.strip_range {
+            continue;
+        }
         if k != "connection" && k != "transfer-encoding" && k != "content-length" {
             req.push_str(&format!("{k}: {v}\r\n"));
         }

@@ -429,10 +429,18 @@ async fn copy_blobs(
                 progress.finish(&d.digest, Outcome::Mounted);
                 return Ok(());
             }
-            if d.size > 0 && dst.options().upload.chunked_for(d.size) {
+            let chunked = if d.size > 0 && dst.options().upload.chunked_for(d.size) {
                 let from = super::upload::BlobSource::Remote(src, srepo);
-                dst.upload_chunked(drepo, d, from, progress).await?;
+                match dst.upload_chunked(drepo, d, from, progress).await {
+                    Ok(()) => true,
+                    // The source can't serve chunks: one streamed upload instead.
+                    Err(RegistryError::RangeIgnored { .. }) => false,
+                    Err(e) => return Err(e),
+                }
             } else {
+                false
+            };
+            if !chunked {
                 dst.upload(drepo, d, progress, || src.blob_stream(srepo, d))
                     .await?;
             }

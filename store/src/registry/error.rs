@@ -159,6 +159,8 @@ pub enum RegistryError {
         #[source]
         source: Box<RegistryError>,
     },
+    #[error("{repository}: the source registry ignores Range requests for {digest}")]
+    RangeIgnored { digest: Digest, repository: String },
     #[error("upload of {digest} to {repository}: {problem}")]
     UploadProtocol {
         digest: Digest,

@@ -157,12 +157,20 @@ impl BlobSource<'_> {
                     .pull_blob_stream_partial(&oref, &oci_desc, offset, Some(len))
                     .await
                     .map_err(RegistryError::oci("GET blob from", &oref))?;
-                // A registry that ignores Range sends the whole blob: skip to the offset.
-                let (stream, skip) = match res {
-                    oci_client::client::BlobResponse::Partial(s) => (s.stream, 0),
-                    oci_client::client::BlobResponse::Full(s) => (s.stream, offset),
+                // A registry that ignores Range sends the whole blob. Skipping to the offset for every
+                // chunk would download it once per chunk (quadratic): the caller streams it in one
+                // upload instead.
+                let stream = match res {
+                    oci_client::client::BlobResponse::Partial(s) => s.stream,
+                    oci_client::client::BlobResponse::Full(s) if offset == 0 && len >= desc.size => s.stream,
+                    oci_client::client::BlobResponse::Full(_) => {
+                        return Err(RegistryError::RangeIgnored {
+                            digest: desc.digest.clone(),
+                            repository: format!("{}/{repo}", client.inner.registry),
+                        });
+                    }
                 };
-                Ok(Box::pin(window(stream, skip, len)))
+                Ok(Box::pin(window(stream, 0, len)))
             }
         }
     }
@@ -394,7 +402,9 @@ impl RegistryClient {
     /// Errors out of an upload name the blob (retry give-ups already do).
     fn naming(&self, repo: &str, desc: &Descriptor, e: RegistryError) -> RegistryError {
         match e {
-            RegistryError::GaveUp { .. } | RegistryError::UploadProtocol { .. } => e,
+            RegistryError::GaveUp { .. }
+            | RegistryError::UploadProtocol { .. }
+            | RegistryError::RangeIgnored { .. } => e,
             e => RegistryError::Upload {
                 digest: desc.digest.clone(),
                 repository: format!("{}/{repo}", self.inner.registry),
