@@ -93,9 +93,11 @@ enum Command {
 
 impl Cli {
     /// The store root to use.
+    /// The store root, always absolute: snapshot paths end up in overlay mounts made by a helper
+    /// process with another working directory, so a relative `--root ./store` must not leak through.
     pub fn store_root(&self) -> PathBuf {
         if let Some(r) = &self.root {
-            return r.clone();
+            return std::path::absolute(r).unwrap_or_else(|_| r.clone());
         }
         if euid_is_root() {
             return PathBuf::from("/var/lib/lamina");

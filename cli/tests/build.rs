@@ -388,3 +388,43 @@ fn oci_and_docker_outputs_are_save_archives() {
         "{entries:?}"
     );
 }
+
+/// `--root` relative to the working directory (`lamina --root ./store build …`): RUN steps over the
+/// base's snapshots and `lamina run` work, as with an absolute root (the runner's helper works from
+/// another directory, so the CLI makes the root absolute first).
+#[test]
+fn relative_store_root_builds_and_runs() {
+    if !is_root() {
+        eprintln!("skipped: RUN steps and lamina run need root (namespaces and overlayfs)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let df =
+        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN echo relative > /msg\nCMD [\"cat\", \"/msg\"]\n";
+    let Some(ctx) = context(t.path(), &[("Dockerfile", df)]) else {
+        eprintln!("skipped: /usr/bin/busybox missing");
+        return;
+    };
+    let lamina = |args: &[&str]| {
+        Command::new(lamina_bin())
+            .current_dir(t.path())
+            .args(["--root", "./store"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = lamina(&[
+        "build",
+        "--progress",
+        "plain",
+        "--network",
+        "none",
+        "-t",
+        "rel",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lamina(&["run", "--rm", "--network", "none", "rel"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "relative\n");
+}
