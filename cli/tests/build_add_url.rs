@@ -233,13 +233,7 @@ fn build(
     }
     let o = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    let (mut run, mut cached) = (0, 0);
-    if let Some(l) = stderr.lines().find(|l| l.contains("steps run,")) {
-        let nums: Vec<usize> = l.split(['(', ' ', ',']).filter_map(|w| w.parse().ok()).collect();
-        if nums.len() >= 2 {
-            (run, cached) = (nums[0], nums[1]);
-        }
-    }
+    let (run, cached) = common::step_counts(&stderr);
     Built {
         ok: o.status.success(),
         stderr,

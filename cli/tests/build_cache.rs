@@ -8,6 +8,7 @@ mod registry_support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use common::step_counts as counts;
 use registry_support::{Registry, assert_store_sound, lamina};
 
 const EPOCH: &str = "1700000000";
@@ -35,19 +36,6 @@ fn build(root: &Path, ctx: &Path, extra: &[&str]) -> (String, String) {
         .unwrap();
     let err = ok(&o, &format!("lamina build {extra:?}"));
     (String::from_utf8_lossy(&o.stdout).trim().to_owned(), err)
-}
-
-/// "(N steps run, M cached)" from the build summary.
-fn counts(stderr: &str) -> (usize, usize) {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("=> built "))
-        .unwrap_or_else(|| panic!("no build summary in:\n{stderr}"));
-    let nums: Vec<usize> = line
-        .split(['(', ',', ' '])
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (nums[0], nums[1])
 }
 
 fn manifest_digest(stderr: &str) -> String {

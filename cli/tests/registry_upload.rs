@@ -29,6 +29,15 @@ pub fn load_layout(tmp: &Path, layout: &Path, name: &str) -> PathBuf {
     store
 }
 
+/// A temp dir with a store holding `localhost/NAME:v1`, a small image whose big layer has `big` bytes.
+fn image_store(name: &str, big: usize) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    simple_layout(&layout, big);
+    let store = load_layout(tmp.path(), &layout, name);
+    (tmp, store)
+}
+
 fn push(store: &Path, src: &str, dest: &str, env: &[(&str, &str)]) -> Output {
     let mut c = lamina();
     c.arg("--root")
@@ -82,10 +91,7 @@ const MIB: u64 = 1 << 20;
 #[test]
 fn chunked_push_honours_min_length_and_resumes_a_lost_chunk() {
     let Some(reg) = Registry::start("") else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    simple_layout(&layout, 5 << 20);
-    let store = load_layout(tmp.path(), &layout, "chunky");
+    let (tmp, store) = image_store("chunky", 5 << 20);
     let proxy = Proxy::start(
         reg.port,
         Faults {
@@ -161,10 +167,7 @@ fn chunked_push_honours_min_length_and_resumes_a_lost_chunk() {
 #[test]
 fn chunked_push_starts_over_when_the_registry_drops_a_broken_upload() {
     let Some(reg) = Registry::start("") else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    simple_layout(&layout, 4 << 20);
-    let store = load_layout(tmp.path(), &layout, "halves");
+    let (tmp, store) = image_store("halves", 4 << 20);
     // The registry keeps half a chunk, so the session's offset is wrong and distribution drops it.
     // Three such faults: each costs a whole new session; the retry budget (which only a new high-water
     // mark refills, so a registry that always drops sessions can't loop forever) covers them.
@@ -204,10 +207,7 @@ fn chunked_push_starts_over_when_the_registry_drops_a_broken_upload() {
 #[test]
 fn auto_mode_pushes_small_blobs_in_one_put() {
     let Some(reg) = Registry::start("") else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    simple_layout(&layout, 3 << 20);
-    let store = load_layout(tmp.path(), &layout, "auto");
+    let (tmp, store) = image_store("auto", 3 << 20);
     let proxy = Proxy::start(reg.port, Faults::default());
     let ph = format!("127.0.0.1:{}", proxy.port);
     // Threshold 2 MiB: the 3 MiB layer goes in chunks, config and small layer in one PUT each.
@@ -251,10 +251,7 @@ fn auto_mode_pushes_small_blobs_in_one_put() {
 #[test]
 fn interrupted_pull_resumes_with_range_requests() {
     let Some(reg) = Registry::start("") else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    simple_layout(&layout, 4 << 20);
-    let store = load_layout(tmp.path(), &layout, "resume");
+    let (tmp, store) = image_store("resume", 4 << 20);
     ok(
         &push(
             &store,
@@ -294,10 +291,7 @@ fn interrupted_pull_resumes_with_range_requests() {
 fn chunked_registry_to_registry_copy_resumes_a_lost_chunk() {
     let Some(src) = Registry::start("") else { return };
     let Some(dst) = Registry::start("") else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    simple_layout(&layout, 3 << 20);
-    let store = load_layout(tmp.path(), &layout, "copied");
+    let (tmp, store) = image_store("copied", 3 << 20);
     ok(
         &push(
             &store,
@@ -352,10 +346,7 @@ fn chunked_registry_to_registry_copy_resumes_a_lost_chunk() {
 #[test]
 fn chunked_push_gives_up_when_sessions_always_break() {
     let Some(reg) = Registry::start("") else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    simple_layout(&layout, 4 << 20);
-    let store = load_layout(tmp.path(), &layout, "doomed");
+    let (_tmp, store) = image_store("doomed", 4 << 20);
     let proxy = Proxy::start(
         reg.port,
         Faults {
@@ -393,10 +384,7 @@ fn chunked_push_gives_up_when_sessions_always_break() {
 fn chunked_copy_from_a_source_ignoring_range_streams_once() {
     let Some(src) = Registry::start("") else { return };
     let Some(dst) = Registry::start("") else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    simple_layout(&layout, 3 << 20);
-    let store = load_layout(tmp.path(), &layout, "norange");
+    let (tmp, store) = image_store("norange", 3 << 20);
     ok(
         &push(
             &store,

@@ -84,15 +84,9 @@ pub struct Args {
     /// Export build cache: `type=registry,ref=REF[,mode=min|max]` or `type=local,dest=DIR[,mode=…]`.
     #[arg(long = "cache-to", value_name = "type=registry,ref=REF|type=local,dest=DIR")]
     pub cache_to: Vec<String>,
-    /// Talk plain http to this registry (host[:port]) for pulls, pushes and caches; repeatable.
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
-    pub insecure_registry: Vec<String>,
-    /// Trust this PEM CA certificate for registries; repeatable.
-    #[arg(long = "ca-cert", value_name = "FILE")]
-    pub ca_cert: Vec<PathBuf>,
-    /// Registry credentials file (docker config.json / podman auth.json).
-    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
-    pub authfile: Option<PathBuf>,
+    /// Registries of base images, --push and caches (and ADD https:// trusts --ca-cert too).
+    #[command(flatten)]
+    pub transport: super::transfer::TransportFlags,
 }
 
 fn kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {
@@ -150,9 +144,7 @@ fn parse_caches(specs: &[String], export: bool) -> anyhow::Result<Vec<CacheSpec>
 
 fn registry_flags(args: &Args, progress: &str) -> super::transfer::RegistryFlags {
     super::transfer::RegistryFlags {
-        insecure_registry: args.insecure_registry.clone(),
-        ca_cert: args.ca_cert.clone(),
-        authfile: args.authfile.clone(),
+        transport: args.transport.clone(),
         progress: progress.into(),
         jobs: 4,
         ..Default::default()

@@ -102,7 +102,7 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         client.verify_login().await
     })
     .with_context(|| format!("logging in to {registry}"))?;
-    let path = config_path(args.registry_flags.authfile.as_ref())?;
+    let path = config_path(args.registry_flags.transport.authfile.as_ref())?;
     let stored_in = credentials::store(&registry, &username, &password, &path)
         .with_context(|| format!("saving credentials for {registry}"))?;
     eprintln!("Credentials saved in {stored_in}");

@@ -12,9 +12,9 @@ use lamina_store::registry::{Credential, Outcome, Progress, RegistryError, Regis
 
 use crate::output::human_size;
 
-/// Flags every registry command takes.
+/// How to reach and trust registries: every command that talks to one takes these (`build` too).
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct RegistryFlags {
+pub struct TransportFlags {
     /// Talk plain http to this registry (host[:port]); loopback registries always are. Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
@@ -24,6 +24,13 @@ pub struct RegistryFlags {
     /// Read credentials from this docker config.json / podman auth.json instead of the defaults.
     #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
     pub authfile: Option<PathBuf>,
+}
+
+/// Flags every registry command takes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegistryFlags {
+    #[command(flatten)]
+    pub transport: TransportFlags,
     /// Credentials as USER:PASSWORD (prefer `lamina login`: this shows up in `ps`).
     #[arg(long, value_name = "USER:PASSWORD", hide_env_values = true)]
     pub creds: Option<String>,
@@ -39,9 +46,9 @@ impl RegistryFlags {
     pub fn options(&self) -> Result<RegistryOptions, RegistryError> {
         let mut o = RegistryOptions::load()?;
         o.insecure_registries
-            .extend(self.insecure_registry.iter().cloned());
-        o.ca_certs.extend(self.ca_cert.iter().cloned());
-        o.auth_file = self.authfile.clone();
+            .extend(self.transport.insecure_registry.iter().cloned());
+        o.ca_certs.extend(self.transport.ca_cert.iter().cloned());
+        o.auth_file = self.transport.authfile.clone();
         o.jobs = self.jobs.max(1);
         if let Some(c) = &self.creds {
             let (u, p) = c.split_once(':').unwrap_or((c.as_str(), ""));

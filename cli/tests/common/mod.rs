@@ -161,3 +161,16 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// (steps run, steps cached) from `lamina build`'s summary line `=> built … (N steps run, M cached)`;
+/// (0, 0) when there is none (a failed build).
+pub fn step_counts(stderr: &str) -> (usize, usize) {
+    let Some(l) = stderr.lines().find(|l| l.contains("steps run,")) else {
+        return (0, 0);
+    };
+    let nums: Vec<usize> = l.split(['(', ' ', ',']).filter_map(|w| w.parse().ok()).collect();
+    match nums[..] {
+        [run, cached, ..] => (run, cached),
+        _ => (0, 0),
+    }
+}

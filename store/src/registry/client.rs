@@ -614,14 +614,7 @@ impl RegistryClient {
     ) -> Result<impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static, RegistryError>
     {
         let oref = self.prepare(repo, false, None).await?;
-        let oci_desc = oci_client::manifest::OciDescriptor {
-            media_type: desc.media_type.clone(),
-            digest: desc.digest.to_string(),
-            size: desc.size as i64,
-            urls: None,
-            annotations: None,
-            artifact_type: None,
-        };
+        let oci_desc = oci_descriptor(desc);
         let s = self
             .inner
             .oci
@@ -713,6 +706,18 @@ pub(super) fn status_error(
             status,
             message: message.chars().take(500).collect(),
         },
+    }
+}
+
+/// The descriptor oci-client's blob calls want.
+pub(super) fn oci_descriptor(desc: &Descriptor) -> oci_client::manifest::OciDescriptor {
+    oci_client::manifest::OciDescriptor {
+        media_type: desc.media_type.clone(),
+        digest: desc.digest.to_string(),
+        size: desc.size as i64,
+        urls: None,
+        annotations: None,
+        artifact_type: None,
     }
 }
 

@@ -143,14 +143,7 @@ impl BlobSource<'_> {
             }
             BlobSource::Remote(client, repo) => {
                 let oref = client.prepare(repo, false, None).await?;
-                let oci_desc = oci_client::manifest::OciDescriptor {
-                    media_type: desc.media_type.clone(),
-                    digest: desc.digest.to_string(),
-                    size: desc.size as i64,
-                    urls: None,
-                    annotations: None,
-                    artifact_type: None,
-                };
+                let oci_desc = super::client::oci_descriptor(desc);
                 let res = client
                     .inner
                     .oci
