@@ -42,6 +42,12 @@ class Plain(http.server.BaseHTTPRequestHandler):
             self.reply(('proxied ' + self.path).encode())
         elif self.path.startswith('/plain/'):
             self.reply(b'no last-modified\n')
+        elif self.path.startswith('/loop/'):
+            n = int(self.path.split('/')[2])
+            self.send_response(302)
+            self.send_header('Location', '/loop/%d/x' % (n + 1))
+            self.send_header('Content-Length', '0')
+            self.end_headers()
         else:
             self.send_response(302)
             self.send_header('Location', 'https://127.0.0.1:%d%s' % (tls.server_address[1], self.path.removeprefix('/redirect')))
@@ -490,5 +496,30 @@ fn checksum_with_several_urls_is_refused() {
     assert!(
         err.contains("Dockerfile:2") && err.contains("exactly one URL"),
         "{err}"
+    );
+}
+
+/// A server that redirects forever: the download stops after 10 redirects with an error naming the
+/// URL (same-host hops are the client's, cross-host hops lamina's own, and both are counted).
+#[test]
+fn endless_redirects_stop() {
+    let t = tempfile::tempdir().unwrap();
+    let Some(s) = start(t.path()) else { return };
+    let cfg = config_with_ca(t.path(), &s.ca);
+    let url = format!("http://127.0.0.1:{}/loop/0/x", s.plain);
+    let df = format!("FROM scratch\nADD {url} /x\n");
+    let b = build(
+        &t.path().join("store"),
+        t.path(),
+        &df,
+        &cfg,
+        &[],
+        &t.path().join("out.tar"),
+    );
+    assert!(!b.ok, "an endless redirect chain was followed:\n{}", b.stderr);
+    assert!(
+        b.stderr.contains(&url) && b.stderr.contains("redirect"),
+        "{}",
+        b.stderr
     );
 }

@@ -220,6 +220,42 @@ fn with_env_proxies(
     Ok(b)
 }
 
+const MAX_REDIRECTS: usize = 10;
+
+/// A client trusting the system roots plus the CAs configured for `host`; it follows redirects only
+/// while they stay on `host`.
+fn client_for(url: &str, host: &str, opts: &RegistryOptions) -> Result<reqwest::Client, DownloadError> {
+    let cas = opts.trusted_cas(host).map_err(|source| DownloadError::Trust {
+        url: url.to_owned(),
+        source,
+    })?;
+    let same_host = host.to_owned();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if authority(attempt.url()) == same_host {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    });
+    let b = reqwest::Client::builder()
+        .user_agent(concat!("lamina/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(120))
+        .redirect(policy);
+    let b = crate::tls::trust(b, &cas).map_err(|source| DownloadError::Trust {
+        url: url.to_owned(),
+        source,
+    })?;
+    with_env_proxies(b, url)?
+        .build()
+        .map_err(|source| DownloadError::Client {
+            url: url.to_owned(),
+            source,
+        })
+}
+
 /// sha256 always (the cache key's content digest), plus the pinned algorithm when it is another one.
 struct Hashers {
     sha256: sha2::Sha256,
@@ -297,26 +333,6 @@ fn download_blocking(
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| DownloadError::BadUrl { url: url.to_owned() })?;
-    let host = authority(&parsed);
-    let cas = opts.trusted_cas(&host).map_err(|source| DownloadError::Trust {
-        url: url.to_owned(),
-        source,
-    })?;
-    let b = reqwest::Client::builder()
-        .user_agent(concat!("lamina/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(120))
-        .redirect(reqwest::redirect::Policy::limited(10));
-    let b = crate::tls::trust(b, &cas).map_err(|source| DownloadError::Trust {
-        url: url.to_owned(),
-        source,
-    })?;
-    let client = with_env_proxies(b, url)?
-        .build()
-        .map_err(|source| DownloadError::Client {
-            url: url.to_owned(),
-            source,
-        })?;
     let io = |source| DownloadError::Io {
         path: dest.to_path_buf(),
         source,
@@ -326,11 +342,40 @@ fn download_blocking(
         .build()
         .map_err(io)?;
     rt.block_on(async {
-        let mut resp = client
-            .get(parsed.clone())
-            .send()
-            .await
-            .map_err(|e| request_error(url, e, &opts.certs_dirs, &host))?;
+        // Redirects within one host are followed by the client; a redirect to another host gets a
+        // client of its own, so CA certificates configured for one host (certs.d/HOST) are never
+        // trusted for another.
+        let mut current = parsed;
+        let mut hops = 0;
+        let mut resp = loop {
+            let host = authority(&current);
+            let client = client_for(url, &host, opts)?;
+            let resp = client
+                .get(current.clone())
+                .send()
+                .await
+                .map_err(|e| request_error(url, e, &opts.certs_dirs, &host))?;
+            let next = resp
+                .status()
+                .is_redirection()
+                .then(|| resp.headers().get(reqwest::header::LOCATION))
+                .flatten()
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| current.join(l).ok());
+            match next {
+                Some(n) if hops < MAX_REDIRECTS => {
+                    hops += 1;
+                    current = n;
+                }
+                Some(_) => {
+                    return Err(DownloadError::Status {
+                        url: url.to_owned(),
+                        status: resp.status().as_u16(),
+                    });
+                }
+                None => break resp,
+            }
+        };
         let status = resp.status();
         if !status.is_success() {
             return Err(DownloadError::Status {
