@@ -19,6 +19,7 @@ use super::layers::{self, Layer, LayerWriter};
 use super::progress::{Event, Progress};
 use super::remote_cache::{self, CacheSpec, RemoteCache};
 use super::step::{StageState, StepRunner};
+use crate::dockerfile::graph::Platform;
 use crate::dockerfile::{self, Base, BuildGraph};
 
 /// A secret given with `--secret`.
@@ -51,8 +52,11 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<i64>,
     /// The lamina binary the runner re-execs.
     pub helper_exe: PathBuf,
-    /// `--platform`: only the host platform can be built.
+    /// `--platform`: the target platform (default: the host's). Stages for another platform can't RUN.
     pub platform: Option<String>,
+    /// Base images pulled for a non-host platform, stored untagged: (name, `os/arch[/variant]`) →
+    /// manifest digest. Other bases are resolved by name in the store.
+    pub image_overrides: BTreeMap<(String, String), Digest>,
     /// `--cache-from`: caches to import records from (layers fetched only on a hit).
     pub cache_from: Vec<CacheSpec>,
     /// `--cache-to`: where to export this build's cache records and layers.
@@ -91,6 +95,8 @@ pub struct Engine<'a> {
     pub cache: CacheIndex,
     /// Records imported with `--cache-from`.
     pub remote: Option<RemoteCache>,
+    /// The platform each stage (by position) builds for.
+    pub platforms: Vec<Platform>,
     pub writer: LayerWriter,
     pub graph: BuildGraph,
     pub source: String,
@@ -123,14 +129,6 @@ fn now_secs() -> (i64, u32) {
 
 /// Builds the request into an image in `store` (not tagged: the caller tags/exports).
 pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome, BuildError> {
-    if let Some(p) = &req.platform {
-        let host = dockerfile::graph::Platform::host();
-        let want = dockerfile::graph::Platform::parse(p)
-            .ok_or_else(|| BuildError::Platform { platform: p.clone() })?;
-        if want.os != host.os || want.arch != host.arch {
-            return Err(BuildError::Platform { platform: p.clone() });
-        }
-    }
     let mut source = req.dockerfile.clone();
     let mut graph = parse_graph(&source, req)?;
     // ONBUILD triggers of image bases run first in the child: splice them in after the FROM line.
@@ -154,6 +152,22 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         Some(e) => (e, 0),
         None => now_secs(),
     };
+    let platforms = stage_platforms(&graph, &target_platform(req)?)?;
+    let host = Platform::host();
+    for (st, p) in graph.stages.iter().zip(&platforms) {
+        if !same_platform(p, &host)
+            && let Some(run) = st
+                .steps
+                .iter()
+                .find(|s| matches!(s.instruction.kind, crate::dockerfile::Kind::Run { .. }))
+        {
+            return Err(BuildError::Emulation {
+                line: run.instruction.span.start.line as usize,
+                platform: platform_string(p),
+                host: platform_string(&host),
+            });
+        }
+    }
     let remote = if req.cache_from.is_empty() || req.no_cache {
         None
     } else {
@@ -175,6 +189,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         context,
         cache,
         remote,
+        platforms,
         writer: LayerWriter::new(store, req.compression, req.source_date_epoch)?,
         graph,
         source,
@@ -248,20 +263,23 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
 }
 
 /// Images the build reads from (FROM, COPY --from, RUN --mount from=), for pulling before the build.
-pub fn external_images(req: &BuildRequest) -> Result<Vec<String>, BuildError> {
+/// Each with the platform it is needed for (`os/arch[/variant]`): the stage's.
+pub fn external_images(req: &BuildRequest) -> Result<Vec<(String, String)>, BuildError> {
     let graph = parse_graph(&req.dockerfile, req)?;
+    let platforms = stage_platforms(&graph, &target_platform(req)?)?;
     let mut out = Vec::new();
-    for st in &graph.stages {
+    for (st, p) in graph.stages.iter().zip(&platforms) {
+        let p = platform_string(p);
         if let Base::Image(n) = &st.base {
-            out.push(n.clone());
+            out.push((n.clone(), p.clone()));
         }
         for step in &st.steps {
             if let Some(crate::dockerfile::graph::Ref::Image(n)) = &step.copy_from {
-                out.push(n.clone());
+                out.push((n.clone(), p.clone()));
             }
             for m in step.mount_from.iter().flatten() {
                 if let crate::dockerfile::graph::Ref::Image(n) = m {
-                    out.push(n.clone());
+                    out.push((n.clone(), p.clone()));
                 }
             }
         }
@@ -271,12 +289,49 @@ pub fn external_images(req: &BuildRequest) -> Result<Vec<String>, BuildError> {
     Ok(out)
 }
 
+/// `--platform`, or the host's.
+pub fn target_platform(req: &BuildRequest) -> Result<Platform, BuildError> {
+    match &req.platform {
+        None => Ok(Platform::host()),
+        Some(p) => Platform::parse(p).ok_or_else(|| BuildError::Platform { platform: p.clone() }),
+    }
+}
+
+/// `os/arch[/variant]`.
+pub fn platform_string(p: &Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.arch),
+        None => format!("{}/{}", p.os, p.arch),
+    }
+}
+
+/// Same os and architecture, and the same variant when both name one.
+pub fn same_platform(a: &Platform, b: &Platform) -> bool {
+    a.os == b.os && a.arch == b.arch && (a.variant.is_none() || b.variant.is_none() || a.variant == b.variant)
+}
+
+/// The platform of each stage: its `FROM --platform`, else (FROM another stage) that stage's, else the
+/// target platform. BuildKit's rule, so `FROM --platform=$BUILDPLATFORM` stages run on the host.
+fn stage_platforms(graph: &BuildGraph, target: &Platform) -> Result<Vec<Platform>, BuildError> {
+    let mut out: Vec<Platform> = Vec::with_capacity(graph.stages.len());
+    for st in &graph.stages {
+        let p = match (&st.platform, &st.base) {
+            (Some(p), _) => Platform::parse(p).ok_or_else(|| BuildError::Platform { platform: p.clone() })?,
+            (None, Base::Stage(i)) => out[*i].clone(),
+            (None, _) => target.clone(),
+        };
+        out.push(p);
+    }
+    Ok(out)
+}
+
 fn parse_graph(source: &str, req: &BuildRequest) -> Result<BuildGraph, BuildError> {
     let df = dockerfile::parse(source, &req.dockerfile_name)
         .map_err(|e| BuildError::Parse { message: e.render() })?;
     let opts = dockerfile::BuildOptions {
         target: req.target.clone(),
         build_args: req.build_args.clone(),
+        platform: target_platform(req)?,
         ..Default::default()
     };
     BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse { message: e.render() })
@@ -400,18 +455,30 @@ impl Engine<'_> {
     }
 
     /// Loads (pulls: not yet) an image base and its unpacked snapshot dirs.
-    pub fn image_base(&self, name: &str) -> Result<(Image, Vec<Layer>), BuildError> {
-        let r = self.store.resolve(name).map_err(|source| BuildError::BaseImage {
+    pub fn image_base(&self, name: &str, platform: &Platform) -> Result<(Image, Vec<Layer>), BuildError> {
+        let want = platform_string(platform);
+        let base_err = |source| BuildError::BaseImage {
             name: name.to_string(),
             source: Box::new(source),
-        })?;
-        let img = self
-            .store
-            .load_image(r.digest())
-            .map_err(|source| BuildError::BaseImage {
+        };
+        let digest = match self.req.image_overrides.get(&(name.to_string(), want.clone())) {
+            Some(d) => d.clone(),
+            None => self.store.resolve(name).map_err(base_err)?.digest().clone(),
+        };
+        let img = self.store.load_image(&digest).map_err(base_err)?;
+        let has = Platform {
+            os: img.config.os.clone(),
+            arch: img.config.architecture.clone(),
+            variant: img.config.variant.clone(),
+        };
+        // Images without a platform in their config (some hand-made ones) are taken as they are.
+        if !has.arch.is_empty() && !same_platform(&has, platform) {
+            return Err(BuildError::BaseImagePlatform {
                 name: name.to_string(),
-                source: Box::new(source),
-            })?;
+                has: platform_string(&has),
+                want,
+            });
+        }
         let layers = self.writer.base_layers(&img)?;
         Ok((img, layers))
     }
@@ -443,6 +510,10 @@ impl Engine<'_> {
         let (config, layers, key) = match &stage.base {
             Base::Scratch => {
                 let mut c = ImageConfig::scratch();
+                let p = &self.platforms[pos];
+                c.os = p.os.clone();
+                c.architecture = p.arch.clone();
+                c.variant = p.variant.clone();
                 c.config_mut().working_dir = Some("/".into());
                 (c, Vec::new(), base_key("scratch"))
             }
@@ -460,7 +531,9 @@ impl Engine<'_> {
                     line: from_line,
                     text: format!("FROM {name}"),
                 });
-                let (img, layers) = self.image_base(name).map_err(|e| e.at_line(from_line))?;
+                let (img, layers) = self
+                    .image_base(name, &self.platforms[pos])
+                    .map_err(|e| e.at_line(from_line))?;
                 self.progress.event(Event::Done { id, seconds: 0.0 });
                 let key = base_key(&img.config_digest.to_string());
                 (img.config, layers, key)

@@ -75,12 +75,19 @@ pub enum BuildError {
     },
     #[error("{message}")]
     Parse { message: String },
-    #[error(
-        "platform {platform:?} can't be built here: only the host platform ({}/{}) is supported",
-        std::env::consts::OS,
-        lamina_store::config::host_architecture()
-    )]
+    #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/arm64")]
     Platform { platform: String },
+    #[error(
+        "Dockerfile:{line}: RUN in a stage for {platform} would need emulation (the host is {host}); \
+         lamina runs no emulators: build that stage for the host, or without RUN"
+    )]
+    Emulation {
+        line: usize,
+        platform: String,
+        host: String,
+    },
+    #[error("base image {name:?} in the store is for {has}, not {want} (pull it for that platform)")]
+    BaseImagePlatform { name: String, has: String, want: String },
     #[error("base image {name:?}")]
     BaseImage {
         name: String,
@@ -147,6 +154,7 @@ impl BuildError {
             | BuildError::Parse { .. }
             | BuildError::DependencyFailed { .. }
             | BuildError::Fetch { .. }
+            | BuildError::Emulation { .. }
             | BuildError::ChecksumManyUrls { .. }) => e,
             e => BuildError::AtLine {
                 line,

@@ -256,7 +256,7 @@ pub fn run_step(
                                 &view_holder
                             }
                             Some(Ref::Image(name)) => {
-                                let (_, layers) = engine.image_base(name)?;
+                                let (_, layers) = engine.image_base(name, &engine.platforms[stage_pos])?;
                                 view_holder = View::new(layers.iter().rev().map(|l| l.dir.clone()).collect());
                                 &view_holder
                             }

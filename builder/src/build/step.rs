@@ -299,7 +299,9 @@ impl StepRunner<'_, '_> {
                 (&view_holder as &dyn SourceTree, false)
             }
             (None, Some(Ref::Image(name))) => {
-                let (img, layers) = e.image_base(name).map_err(|er| er.at_line(line))?;
+                let (img, layers) = e
+                    .image_base(name, &e.platforms[self.stage_pos])
+                    .map_err(|er| er.at_line(line))?;
                 kb.field(&img.config_digest.to_string());
                 stage_ctx = View::new(layers.iter().rev().map(|l| l.dir.clone()).collect());
                 (&stage_ctx as &dyn SourceTree, false)

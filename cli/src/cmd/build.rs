@@ -151,13 +151,16 @@ fn registry_flags(args: &Args, progress: &str) -> super::transfer::RegistryFlags
     }
 }
 
-/// Pulls a base image into the store (FROM of an image that isn't local, or `--pull`).
+/// Pulls a base image into the store (FROM of an image that isn't local, or `--pull`): tagged, for the
+/// host platform; untagged for another `platform` (`os/arch[/variant]`), so the tag keeps naming the
+/// host's image. Returns the manifest digest.
 fn pull_base(
     cli: &crate::Cli,
     name: &str,
     quiet: bool,
     opts: &lamina_store::registry::RegistryOptions,
-) -> anyhow::Result<()> {
+    platform: Option<&str>,
+) -> anyhow::Result<lamina_store::Digest> {
     use lamina_store::registry::{BlobSources, RegistryClient, layout, pull};
     let reference = Reference::parse(name).with_context(|| format!("invalid base image name {name:?}"))?;
     if !quiet {
@@ -169,7 +172,15 @@ fn pull_base(
     let sources = BlobSources::new(&root);
     let rt = super::transfer::runtime()?;
     let popts = pull::PullOptions {
-        platform: None,
+        platform: platform.map(|p| {
+            let mut parts = p.split('/');
+            lamina_store::registry::Platform {
+                os: parts.next().unwrap_or("linux").to_owned(),
+                architecture: parts.next().unwrap_or_default().to_owned(),
+                variant: parts.next().map(str::to_owned),
+                os_version: None,
+            }
+        }),
         include_foreign: false,
     };
     let pulled = rt
@@ -192,9 +203,30 @@ fn pull_base(
                 reference.familiar()
             )
         })?;
-    layout::set_ref(&root, &pulled.manifest, Some(&reference.to_string()))
-        .with_context(|| format!("tagging {} in {}", reference.familiar(), root.display()))?;
-    Ok(())
+    let tag = reference.to_string();
+    layout::set_ref(
+        &root,
+        &pulled.manifest,
+        platform.is_none().then_some(tag.as_str()),
+    )
+    .with_context(|| format!("tagging {} in {}", reference.familiar(), root.display()))?;
+    Ok(pulled.manifest.digest.clone())
+}
+
+/// Whether the store has `name` for `platform` (its config says so, or says nothing).
+fn local_has(store: &Store, name: &str, platform: &str) -> bool {
+    store
+        .resolve(name)
+        .ok()
+        .and_then(|r| store.load_image(r.digest()).ok())
+        .is_some_and(|img| {
+            let c = &img.config;
+            let has = match &c.variant {
+                Some(v) => format!("{}/{}/{v}", c.os, c.architecture),
+                None => format!("{}/{}", c.os, c.architecture),
+            };
+            c.architecture.is_empty() || has == platform || platform.starts_with(&format!("{has}/"))
+        })
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
@@ -282,7 +314,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         "json" | "rawjson" => Mode::Json,
         p => bail!("invalid --progress {p:?}: auto, tty, plain or json"),
     };
-    let req = BuildRequest {
+    let mut req = BuildRequest {
         dockerfile,
         dockerfile_name: name,
         context_dir: args.context.clone(),
@@ -299,15 +331,23 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         source_date_epoch: args.source_date_epoch,
         helper_exe: std::env::current_exe().context("locating the lamina binary")?,
         platform: args.platform.clone(),
+        image_overrides: BTreeMap::new(),
         cache_from: parse_caches(&args.cache_from, false)?,
         cache_to: parse_caches(&args.cache_to, true)?,
         registry: registry_flags(args, "quiet").options()?,
     };
     let store = Store::open(&cli.store_root())
         .with_context(|| format!("opening store {}", cli.store_root().display()))?;
-    for name in engine::external_images(&req)? {
-        if args.pull || store.resolve(&name).is_err() {
-            pull_base(cli, &name, mode == Mode::Quiet, &req.registry)?;
+    let host = engine::platform_string(&lamina_builder::dockerfile::graph::Platform::host());
+    for (name, platform) in engine::external_images(&req)? {
+        let quiet = mode == Mode::Quiet;
+        if platform == host {
+            if args.pull || store.resolve(&name).is_err() {
+                pull_base(cli, &name, quiet, &req.registry, None)?;
+            }
+        } else if args.pull || !local_has(&store, &name, &platform) {
+            let d = pull_base(cli, &name, quiet, &req.registry, Some(&platform))?;
+            req.image_overrides.insert((name, platform), d);
         }
     }
     let printer = Printer::new(mode);
