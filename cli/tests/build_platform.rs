@@ -193,6 +193,11 @@ fn builds_for_another_platform_without_run() {
         "{}",
         b.stderr
     );
-    let b = build(&root, &ctx, "FROM scratch\n", &["--platform", "linux/arm64/v8/extra"]);
+    let b = build(
+        &root,
+        &ctx,
+        "FROM scratch\n",
+        &["--platform", "linux/arm64/v8/extra"],
+    );
     assert!(!b.ok && b.stderr.contains("invalid platform"), "{}", b.stderr);
 }

@@ -7,7 +7,7 @@ use std::fs::{File, FileTimes, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::Digest as _;
 
@@ -239,11 +239,7 @@ fn client_for(url: &str, host: &str, opts: &RegistryOptions) -> Result<reqwest::
             attempt.stop()
         }
     });
-    let b = reqwest::Client::builder()
-        .user_agent(concat!("lamina/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(120))
-        .redirect(policy);
+    let b = crate::tls::client_builder().redirect(policy);
     let b = crate::tls::trust(b, &cas).map_err(|source| DownloadError::Trust {
         url: url.to_owned(),
         source,

@@ -85,6 +85,19 @@ impl CaCert {
     }
 }
 
+/// What lamina says it is, and how long it waits, on every HTTP connection (registries and ADD URLs).
+pub const USER_AGENT: &str = concat!("lamina/", env!("CARGO_PKG_VERSION"));
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A reqwest client builder with lamina's user agent and timeouts; add trust with [`trust`].
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+}
+
 /// Adds `certs` to the roots a reqwest client trusts (the system roots stay trusted).
 pub fn trust(
     mut builder: reqwest::ClientBuilder,

@@ -206,9 +206,9 @@ impl RegistryClient {
             extra_root_certificates: certs.clone(),
             max_concurrent_download: opts.jobs,
             max_concurrent_upload: opts.jobs,
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(120)),
-            user_agent: concat!("lamina/", env!("CARGO_PKG_VERSION")),
+            connect_timeout: Some(crate::tls::CONNECT_TIMEOUT),
+            read_timeout: Some(crate::tls::READ_TIMEOUT),
+            user_agent: crate::tls::USER_AGENT,
             ..Default::default()
         };
         let oci = oci_client::Client::try_from(config).map_err(|source| RegistryError::BadCertificate {
@@ -216,14 +216,11 @@ impl RegistryClient {
             path: cas.first().map(|c| c.path.clone()).unwrap_or_default(),
             source: Box::new(source),
         })?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("lamina/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120));
-        let http = crate::tls::trust(http, &cas).map_err(|source| RegistryError::Trust {
-            registry: registry.to_owned(),
-            source,
-        })?;
+        let http =
+            crate::tls::trust(crate::tls::client_builder(), &cas).map_err(|source| RegistryError::Trust {
+                registry: registry.to_owned(),
+                source,
+            })?;
         let http = http.build().map_err(|source| RegistryError::Http {
             op: "build HTTP client for",
             url: base.clone(),
