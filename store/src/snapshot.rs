@@ -8,7 +8,14 @@
 //! snapshots/l/<short>        symlink → ../<chainid-hex>; `short` is the first 20 hex digits, so a mount
 //!                            made from inside snapshots/ can say lowerdir=l/a:l/b:… and stay under a page
 //! snapshots/staging/<tmp>/   unpacks in progress; renamed to their final path only when complete
+//! snapshots/<key-hex>/       a build step's output (named by its cache key, or a fresh id when the
+//!                            step ran again), recorded in the step's cache record
+//! snapshots/<diff_id-hex>    a symlink to the snapshot holding that layer's files (see `alias`), or
+//!                            a layer unpacked from an imported build cache
 //! ```
+//!
+//! Every snapshot holds exactly one layer's files, so any snapshot of a layer (whatever its name) can
+//! serve any chain that contains that layer.
 //!
 //! The chain id of the bottom layer is its diff_id; above it, `sha256(parent_chain_id + " " + diff_id)`
 //! (OCI image spec), so two images on one base share the base's snapshot dirs.
