@@ -1,6 +1,6 @@
 //! Snapshots: unpacked layers keyed by chain id, shared by every image with the same layer stack.
 //!
-//! Layout under the store root (see /work/notes/CHANGES.md):
+//! Layout under the store root:
 //!
 //! ```text
 //! snapshots/<chainid-hex>/   one layer's files (not flattened), with overlayfs whiteouts (char 0:0,
