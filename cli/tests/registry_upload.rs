@@ -436,3 +436,64 @@ fn chunked_copy_from_a_source_ignoring_range_streams_once() {
     pull_into(&dst.host(), "c/copy:v1", &back);
     assert_same_blobs(&store, &back);
 }
+
+/// Upload locations come from the registry: when one points at another host, lamina's chunked upload
+/// sends it no credentials (the push then fails with the registry's 401), while the registry itself
+/// got them all along.
+#[test]
+fn upload_to_another_host_gets_no_credentials() {
+    if !have("htpasswd") {
+        eprintln!("skipping: htpasswd (apache2-utils) missing");
+        return;
+    }
+    let (tmp, store) = image_store("creds", 2 << 20);
+    let pw = std::process::Command::new("htpasswd")
+        .args(["-Bbn", "alice", "s3cret-pw"])
+        .output()
+        .unwrap();
+    std::fs::write(tmp.path().join("htpasswd"), &pw.stdout).unwrap();
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: lamina-test\n    path: {}\n",
+        tmp.path().join("htpasswd").display()
+    );
+    let Some(reg) = Registry::start(&auth) else { return };
+    let proxy = Proxy::start(
+        reg.port,
+        Faults {
+            upload_location_host: Some("localhost".into()),
+            ..Default::default()
+        },
+    );
+    let mut c = lamina();
+    c.arg("--root").arg(&store).args([
+        "push",
+        "--progress",
+        "plain",
+        "--creds",
+        "alice:s3cret-pw",
+        "localhost/creds:v1",
+        &format!("127.0.0.1:{}/up/creds:v1", proxy.port),
+    ]);
+    c.env("LAMINA_PUSH_MODE", "chunked")
+        .env("LAMINA_PUSH_CHUNK_SIZE", "512K");
+    let o = c.output().unwrap();
+    assert!(
+        !o.status.success(),
+        "the other host can't accept the upload without credentials"
+    );
+    let log = proxy.log.lock().unwrap().clone();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("AUTH ") && l.contains(" 127.0.0.1:")),
+        "credentials never reached the registry: test is vacuous\n{log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| !l.starts_with("AUTH ") && l.contains("PATCH")),
+        "no upload went to the rewritten location: test is vacuous\n{log:#?}"
+    );
+    let leaked: Vec<_> = log
+        .iter()
+        .filter(|l| l.starts_with("AUTH ") && l.contains(" localhost:"))
+        .collect();
+    assert!(leaked.is_empty(), "credentials sent to another host: {leaked:#?}");
+}

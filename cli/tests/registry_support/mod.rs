@@ -250,6 +250,8 @@ pub struct Faults {
     pub half_patch_max: usize,
     /// Drop the `Range` header of blob GETs: a registry (or CDN) that always sends the whole blob.
     pub strip_range: bool,
+    /// Rewrite `127.0.0.1` in upload `Location` headers to this host (an upload sent elsewhere).
+    pub upload_location_host: Option<String>,
     /// Add `OCI-Chunk-Min-Length` to the registry's answer to upload POSTs.
     pub chunk_min_length: Option<u64>,
 }
@@ -393,6 +395,13 @@ fn handle(
         .find(|(k, _)| k == "content-range" || k == "range")
         .map(|(_, v)| format!(" {v}"))
         .unwrap_or_default();
+    if headers.iter().any(|(k, _)| k == "authorization") {
+        let host = headers
+            .iter()
+            .find(|(k, _)| k == "host")
+            .map_or("", |(_, v)| v.as_str());
+        log.lock().unwrap().push(format!("AUTH {method} {host} {path}"));
+    }
     if method == "PATCH" {
         let len = headers
             .iter()
@@ -548,6 +557,15 @@ fn handle(
         && let Some(min) = f.chunk_min_length
     {
         rheaders.push(("oci-chunk-min-length".to_owned(), min.to_string()));
+    }
+    if let Some(h) = &f.upload_location_host
+        && path.contains("/blobs/uploads/")
+    {
+        for (k, v) in rheaders.iter_mut() {
+            if k == "location" {
+                *v = v.replace("127.0.0.1", h);
+            }
+        }
     }
     log.lock().unwrap().push(format!(
         "{} {method}{range} {path}",
