@@ -60,7 +60,7 @@ fn oerr(dest: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
 
 /// `--output type=oci|docker`: the same archive `lamina save` writes, under every `-t` name (none when
 /// untagged), entries stamped with `mtime`.
-fn write_archive(
+pub fn write_archive(
     store: &Store,
     image: &Image,
     tags: &[Reference],
@@ -98,28 +98,6 @@ fn write_archive(
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_all())
         .map_err(oerr(dest))
-}
-
-/// Writes an OCI image layout archive of `image`, named by each of `tags`.
-pub fn write_oci(
-    store: &Store,
-    image: &Image,
-    tags: &[Reference],
-    dest: &Path,
-    mtime: u64,
-) -> Result<(), BuildError> {
-    write_archive(store, image, tags, dest, mtime, SaveFormat::Oci)
-}
-
-/// Writes a `docker load` archive (manifest.json, config, uncompressed layers) of `image`.
-pub fn write_docker(
-    store: &Store,
-    image: &Image,
-    tags: &[Reference],
-    dest: &Path,
-    mtime: u64,
-) -> Result<(), BuildError> {
-    write_archive(store, image, tags, dest, mtime, SaveFormat::Docker)
 }
 
 /// Writes the flattened rootfs into a directory.

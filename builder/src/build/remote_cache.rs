@@ -164,36 +164,24 @@ impl RemoteCache {
         let mut sources = Vec::new();
         let mut records = HashMap::new();
         for spec in specs {
-            let (client, entries) = match &spec.location {
-                CacheLocation::Registry(r) => {
-                    let got = rt.block_on(async {
-                        let c = client_for(r, opts)?;
-                        let e = rcache::import(&c, r, blobs).await?;
-                        Ok::<_, RegistryError>((c, e))
-                    });
-                    match got {
-                        Ok((c, e)) => (Some(c), e),
-                        Err(e) => {
-                            warn(format!(
-                                "importing {}: {}",
-                                spec.location,
-                                layers::error_chain(&e)
-                            ));
-                            continue;
-                        }
-                    }
+            let got = match &spec.location {
+                CacheLocation::Registry(r) => rt.block_on(async {
+                    let c = client_for(r, opts)?;
+                    let e = rcache::import(&c, r, blobs).await?;
+                    Ok((Some(c), e))
+                }),
+                CacheLocation::Local(d) => rcache::import_local(d).map(|e| (None, e)),
+            };
+            let (client, entries) = match got {
+                Ok(x) => x,
+                Err(e) => {
+                    warn(format!(
+                        "importing {}: {}",
+                        spec.location,
+                        layers::error_chain(&e)
+                    ));
+                    continue;
                 }
-                CacheLocation::Local(d) => match rcache::import_local(d) {
-                    Ok(e) => (None, e),
-                    Err(e) => {
-                        warn(format!(
-                            "importing {}: {}",
-                            spec.location,
-                            layers::error_chain(&e)
-                        ));
-                        continue;
-                    }
-                },
             };
             let Some(entries) = entries else {
                 warn(format!(

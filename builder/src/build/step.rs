@@ -123,16 +123,8 @@ impl StepRunner<'_, '_> {
                     Some(u) => Some(resolve_chown(&view, &u, line)?),
                     None => None,
                 };
-                let created_by = st
-                    .config
-                    .history
-                    .last()
-                    .and_then(|h| h.created_by.clone())
-                    .unwrap_or_default();
-                self.layer_step(st, key, created_by, |upper| {
-                    super::copy::mkdir_p(&view, upper, &comps, owner)
-                })
-                .map(Some)
+                self.layer_step(st, key, |upper| super::copy::mkdir_p(&view, upper, &comps, owner))
+                    .map(Some)
             }
             _ => {
                 let cc = st.config.config_mut();
@@ -160,12 +152,12 @@ impl StepRunner<'_, '_> {
             .push(meta::history(&self.engine.created, cb, empty));
     }
 
-    /// Cache lookup, else `produce` into a staging dir → snapshot → background layer write.
+    /// Cache lookup, else `produce` into a staging dir → snapshot → background layer write. The step's
+    /// history entry (already added) names it in the cache record.
     fn layer_step(
         &self,
         st: &mut StageState,
         key: Digest,
-        created_by: String,
         produce: impl FnOnce(&Path) -> Result<(), BuildError>,
     ) -> Result<bool, BuildError> {
         let w = &self.engine.writer;
@@ -187,6 +179,12 @@ impl StepRunner<'_, '_> {
         }
         let id = w.fresh_snapshot_id(&key);
         let dir = w.commit(staging, &id)?;
+        let created_by = st
+            .config
+            .history
+            .last()
+            .and_then(|h| h.created_by.clone())
+            .unwrap_or_default();
         let created = self.engine.created_secs;
         st.layers
             .push(w.spawn(dir, key.clone(), &id, created_by, created));
@@ -336,13 +334,7 @@ impl StepRunner<'_, '_> {
             extract: if unpack { Some(&extract_fn) } else { None },
         };
         self.add_history(st, instr, &[], false);
-        let created_by = st
-            .config
-            .history
-            .last()
-            .and_then(|h| h.created_by.clone())
-            .unwrap_or_default();
-        let r = self.layer_step(st, key, created_by, |upper| {
+        let r = self.layer_step(st, key, |upper| {
             if let Some(f) = &pinned_urls {
                 f.fetch(&self.engine.req.registry)?;
             }
@@ -359,18 +351,12 @@ impl StepRunner<'_, '_> {
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
             .collect();
         self.add_history(st, &step.instruction, &run_args, false);
-        let created_by = st
-            .config
-            .history
-            .last()
-            .and_then(|h| h.created_by.clone())
-            .unwrap_or_default();
         let lower: Vec<PathBuf> = st.layers.iter().map(|l| l.dir.clone()).collect();
         let cfg = st.config.config.clone().unwrap_or_default();
         let shell = st.shell();
         let workdir = st.workdir();
         let view = st.view();
-        self.layer_step(st, key, created_by, |upper| {
+        self.layer_step(st, key, |upper| {
             super::run::run_step(
                 self.engine,
                 self.stage_pos,

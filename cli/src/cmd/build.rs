@@ -10,6 +10,7 @@ use lamina_builder::build::output::{self, Output};
 use lamina_builder::build::progress::{Mode, Printer};
 use lamina_builder::build::remote_cache::CacheSpec;
 use lamina_builder::build::{BuildRequest, SecretSource, engine};
+use lamina_store::archive::save::SaveFormat;
 use lamina_store::layer::Compression;
 use lamina_store::{Reference, Store};
 
@@ -360,8 +361,8 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     for o in &outputs {
         match o {
             Output::Image => {}
-            Output::Oci(d) => output::write_oci(&store, image, &tags, d, mtime)?,
-            Output::Docker(d) => output::write_docker(&store, image, &tags, d, mtime)?,
+            Output::Oci(d) => output::write_archive(&store, image, &tags, d, mtime, SaveFormat::Oci)?,
+            Output::Docker(d) => output::write_archive(&store, image, &tags, d, mtime, SaveFormat::Docker)?,
             Output::Local(d) => {
                 let w = lamina_builder::build::layers::LayerWriter::new(
                     &store,
