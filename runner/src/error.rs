@@ -63,3 +63,16 @@ impl RunError {
         }
     }
 }
+
+/// An error and its causes on one line (errors cross the helper's process boundary as text; the
+/// builder and CLI print them the same way).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

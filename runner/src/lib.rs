@@ -16,7 +16,7 @@ mod request;
 mod spawn;
 mod validate;
 
-pub use error::{FailureKind, RunError};
+pub use error::{FailureKind, RunError, error_chain};
 pub use helper::exec::{EXEC_SUBCOMMAND, ExecRequest, exec_helper_main};
 pub use helper::helper_main;
 pub use request::{

@@ -337,8 +337,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         cache_to: parse_caches(&args.cache_to, true)?,
         registry: registry_flags(args, "quiet").options()?,
     };
-    let store = Store::open(&cli.store_root())
-        .with_context(|| format!("opening store {}", cli.store_root().display()))?;
+    let store = super::open_store(cli)?;
     let host = engine::platform_string(&lamina_builder::dockerfile::graph::Platform::host());
     for (name, platform) in engine::external_images(&req)? {
         let quiet = mode == Mode::Quiet;

@@ -31,8 +31,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let platform = args.platform.as_deref().map(str::parse::<Platform>).transpose()?;
     let opts = args.registry.options()?;
     let root = cli.store_root();
-    let store =
-        lamina_store::Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
+    let store = super::open_store(cli)?;
     let blobs = store.blobs().clone();
     let sources = BlobSources::new(&root);
     let mut flags = args.registry.clone();

@@ -63,8 +63,7 @@ pub fn push_image(
     flags: &RegistryFlags,
 ) -> anyhow::Result<Pushed> {
     let root = cli.store_root();
-    let store =
-        lamina_store::Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
+    let store = super::open_store(cli)?;
     let blobs = store.blobs().clone();
     let found = store
         .resolve(image)

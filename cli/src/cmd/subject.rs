@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use lamina_store::inspect::source::ImageView;
-use lamina_store::{Reference, Store};
+use lamina_store::Reference;
 
 use super::transfer::RegistryFlags;
 
@@ -81,8 +81,7 @@ pub fn open_image(cli: &crate::Cli, spec: &str, registry: &RegistryFlags) -> any
     if let Some(rest) = spec.strip_prefix("docker://") {
         return super::remote_image::open(rest, registry);
     }
-    let store = Store::open(&cli.store_root())
-        .with_context(|| format!("opening the store at {}", cli.store_root().display()))?;
+    let store = super::open_store(cli)?;
     let found = store
         .resolve(spec)
         .with_context(|| format!("looking up image {spec:?} in the local store"))?;

@@ -125,18 +125,6 @@ impl SetupError {
     }
 }
 
-/// The whole error chain on one line (it crosses a process boundary as text).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// Entry point of the hidden subcommand; `args` are the arguments after `__run-helper`.
 pub fn helper_main(args: &[String]) -> ExitCode {
     if args.first().map(String::as_str) == Some(STAGE2) {
@@ -147,11 +135,11 @@ pub fn helper_main(args: &[String]) -> ExitCode {
     if let Ok(mut sock) = fd::take_request_socket() {
         let msg = HelperMessage::Failed {
             kind: FailureKind::Internal,
-            message: chain(&err),
+            message: crate::error_chain(&err),
         };
         let _ = send(&mut sock, &msg);
     } else {
-        eprintln!("lamina run helper: {}", chain(&err));
+        eprintln!("lamina run helper: {}", crate::error_chain(&err));
     }
     ExitCode::from(2)
 }
@@ -263,7 +251,7 @@ fn stage2() -> ExitCode {
         Ok(outcome) => HelperMessage::Exited(outcome),
         Err(e) => HelperMessage::Failed {
             kind: e.kind(),
-            message: chain(&e),
+            message: crate::error_chain(&e),
         },
     };
     sink.report(&msg);
