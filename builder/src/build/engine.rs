@@ -163,8 +163,8 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         {
             return Err(BuildError::Emulation {
                 line: run.instruction.span.start.line as usize,
-                platform: platform_string(p),
-                host: platform_string(&host),
+                platform: p.to_string(),
+                host: host.to_string(),
             });
         }
     }
@@ -269,7 +269,7 @@ pub fn external_images(req: &BuildRequest) -> Result<Vec<(String, String)>, Buil
     let platforms = stage_platforms(&graph, &target_platform(req)?)?;
     let mut out = Vec::new();
     for (st, p) in graph.stages.iter().zip(&platforms) {
-        let p = platform_string(p);
+        let p = p.to_string();
         if let Base::Image(n) = &st.base {
             out.push((n.clone(), p.clone()));
         }
@@ -294,14 +294,6 @@ pub fn target_platform(req: &BuildRequest) -> Result<Platform, BuildError> {
     match &req.platform {
         None => Ok(Platform::host()),
         Some(p) => Platform::parse(p).ok_or_else(|| BuildError::Platform { platform: p.clone() }),
-    }
-}
-
-/// `os/arch[/variant]`.
-pub fn platform_string(p: &Platform) -> String {
-    match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.arch),
-        None => format!("{}/{}", p.os, p.arch),
     }
 }
 
@@ -456,7 +448,7 @@ impl Engine<'_> {
 
     /// Loads (pulls: not yet) an image base and its unpacked snapshot dirs.
     pub fn image_base(&self, name: &str, platform: &Platform) -> Result<(Image, Vec<Layer>), BuildError> {
-        let want = platform_string(platform);
+        let want = platform.to_string();
         let base_err = |source| BuildError::BaseImage {
             name: name.to_string(),
             source: Box::new(source),
@@ -475,7 +467,7 @@ impl Engine<'_> {
         if !has.arch.is_empty() && !same_platform(&has, platform) {
             return Err(BuildError::BaseImagePlatform {
                 name: name.to_string(),
-                has: platform_string(&has),
+                has: has.to_string(),
                 want,
             });
         }

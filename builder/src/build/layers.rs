@@ -137,6 +137,7 @@ impl LayerWriter {
         created_by: String,
         created: i64,
     ) -> Layer {
+        let snapshot_digest = snapshot.clone();
         let snapshot = snapshot.hex().to_string();
         let slot: Arc<Slot> = Arc::new((Mutex::new(None), Condvar::new()));
         let layer = Layer {
@@ -150,7 +151,7 @@ impl LayerWriter {
         let parallel = self.parallel;
         let cache_dir = self.cache_dir.clone();
         let snapshots = self.snapshots.clone();
-        let snapshot_id = Digest::new(lamina_store::Algorithm::Sha256, &snapshot).ok();
+        let snapshot_id = snapshot_digest.clone();
         std::thread::spawn(move || {
             {
                 let mut n = running.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -166,9 +167,9 @@ impl LayerWriter {
                 *running.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                 running.1.notify_one();
             }
-            if let (Ok(d), Some(id)) = (&r, &snapshot_id) {
+            if let Ok(d) = &r {
                 // Best effort: without the alias a later `run` just unpacks the blob.
-                let _ = snapshots.alias(&d.diff_id, id);
+                let _ = snapshots.alias(&d.diff_id, &snapshot_id);
             }
             if let Ok(d) = &r
                 && let Ok(idx) = CacheIndex::open(&cache_dir)

@@ -286,13 +286,13 @@ pub fn run_step(
                             exclude: &no,
                             from_context: false,
                             extract: None,
-                            link_files: false,
+                            // Read-only: nothing can write through the links into the snapshots.
+                            link_files: !rw && from.is_some(),
                         };
                         copy(tree, &View::empty(), &dir, &spec)?;
                         if is_dir { dir } else { dir.join("file") }
                     }
                 };
-                let _ = stage_pos;
                 rmounts.push(Mount::Bind {
                     source,
                     destination: target,

@@ -338,7 +338,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         registry: registry_flags(args, "quiet").options()?,
     };
     let store = super::open_store(cli)?;
-    let host = engine::platform_string(&lamina_builder::dockerfile::graph::Platform::host());
+    let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
     for (name, platform) in engine::external_images(&req)? {
         let quiet = mode == Mode::Quiet;
         if platform == host {

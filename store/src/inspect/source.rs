@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -195,14 +195,7 @@ fn parse_digest(v: Option<&Value>, what: &str) -> Result<Digest, InspectError> {
 }
 
 fn host_platform() -> (&'static str, &'static str) {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    ("linux", arch)
+    ("linux", crate::config::host_architecture())
 }
 
 fn is_index(media_type: &str, v: &Value) -> bool {
@@ -646,22 +639,13 @@ impl ImageView {
             count: self.layers.len(),
         })?;
         let raw = layer.loc.open()?;
-        decompress(raw).map_err(|source| InspectError::Tar {
-            layer: self.layer_label(i),
-            source,
-        })
-    }
-}
-
-/// Wraps `raw` in the decompressor its first bytes call for; plain tar passes through.
-pub fn decompress(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
-    let mut r = BufReader::with_capacity(256 * 1024, raw);
-    let head = r.fill_buf()?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(r)?))
-    } else {
-        Ok(Box::new(r))
+        // The layer reader's own sniffing (gzip, zstd, or plain tar by magic bytes).
+        match crate::layer::read::decompress(raw) {
+            Ok(r) => Ok(Box::new(r)),
+            Err(source) => Err(InspectError::Tar {
+                layer: self.layer_label(i),
+                source,
+            }),
+        }
     }
 }

@@ -507,14 +507,9 @@ impl RegistryClient {
             digest: desc.digest.clone(),
             source,
         };
-        let oci_desc = oci_client::manifest::OciDescriptor {
-            media_type: desc.media_type.clone(),
-            digest: desc.digest.to_string(),
-            size: desc.size as i64,
-            urls: (!desc.urls.is_empty()).then(|| desc.urls.clone()),
-            annotations: None,
-            artifact_type: None,
-        };
+        let mut oci_desc = oci_descriptor(desc);
+        // Foreign layers: oci-client fetches them from their URLs.
+        oci_desc.urls = (!desc.urls.is_empty()).then(|| desc.urls.clone());
         let mut writer: Option<BlobWriter> = None;
         let mut r = self.retrier(format!(
             "download {} from {}/{repo}",
