@@ -52,12 +52,20 @@ pub struct Pattern {
     /// 1-based line in the file.
     pub line: usize,
     kind: Kind,
-    segments: Vec<String>,
+    /// The pattern's `/`-separated segments, each compiled once (None: `**`, or uncompilable alone),
+    /// for the directory-pruning decision.
+    segments: Vec<Option<Kind>>,
 }
 
 impl Pattern {
     fn matches(&self, path: &str) -> bool {
-        match &self.kind {
+        self.kind.matches(path)
+    }
+}
+
+impl Kind {
+    fn matches(&self, path: &str) -> bool {
+        match self {
             Kind::Exact(s) => path == s,
             Kind::AnyDirThen(s) => {
                 path == s
@@ -199,21 +207,6 @@ fn compile(text: &str) -> Option<Kind> {
         .map(Kind::Regex)
 }
 
-/// A single-segment glob test used for the pruning decision (`*`, `?`, classes; `**` handled by caller).
-fn segment_may_match(pat: &str, seg: &str) -> bool {
-    match compile(pat) {
-        Some(k) => Pattern {
-            text: pat.into(),
-            exception: false,
-            line: 0,
-            kind: k,
-            segments: Vec::new(),
-        }
-        .matches(seg),
-        None => true,
-    }
-}
-
 impl Matcher {
     /// Parses `.dockerignore` text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Matcher, IgnoreError> {
@@ -248,7 +241,10 @@ impl Matcher {
                 pattern: line.to_string(),
             })?;
             patterns.push(Pattern {
-                segments: cleaned.split('/').map(String::from).collect(),
+                segments: cleaned
+                    .split('/')
+                    .map(|s| if s.contains("**") { None } else { compile(s) })
+                    .collect(),
                 text: cleaned,
                 exception,
                 line: n + 1,
@@ -316,10 +312,9 @@ impl Matcher {
             // Could the exception match something under dir/? Walk dir's segments against the pattern's.
             for (i, s) in segs.iter().enumerate() {
                 let Some(ps) = p.segments.get(i) else { return false };
-                if ps.contains("**") {
-                    return true;
-                }
-                if !segment_may_match(ps, s) {
+                // `**` (None) may match anything below.
+                let Some(k) = ps else { return true };
+                if !k.matches(s) {
                     return false;
                 }
             }
