@@ -47,7 +47,6 @@ pub fn human_size(n: u64) -> String {
 
 /// Seconds since the Unix epoch of an RFC 3339 time as image configs carry it (`2024-01-02T03:04:05.123Z`,
 /// `…+02:00`); `None` if it does not parse.
-#[allow(dead_code)] // used by subcommands as they land
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
@@ -83,7 +82,6 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 }
 
 /// Docker's relative time: `About a minute ago`, `3 hours ago`, `2 weeks ago`.
-#[allow(dead_code)] // used by subcommands as they land
 pub fn human_ago(rfc3339: Option<&str>) -> String {
     let Some(then) = rfc3339.and_then(parse_rfc3339) else {
         return "N/A".to_owned();

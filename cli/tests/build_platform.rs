@@ -8,26 +8,12 @@ mod registry_support;
 
 use std::path::Path;
 
-use registry_support::{Registry, have, image_blobs, lamina, layer, sha256_hex, skopeo, write_index};
+use registry_support::{Registry, have, lamina, multi_arch_layout, skopeo};
 
 /// Pushes a two-platform index (linux/amd64 and linux/arm64/v8, each with `/arch` naming it).
 fn push_multi_arch(reg: &Registry, dir: &Path) -> String {
     let layout = dir.join("layout");
-    let (amd, amd_size) = image_blobs(&layout, "amd64", &[layer(&[("arch", b"amd64\n".to_vec())])]);
-    let (arm, arm_size) = image_blobs(&layout, "arm64", &[layer(&[("arch", b"arm64\n".to_vec())])]);
-    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd, "size": amd_size, "platform": {"os": "linux", "architecture": "amd64"}},
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm, "size": arm_size, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-    ]});
-    let ib = serde_json::to_vec(&index).unwrap();
-    let hex = sha256_hex(&ib);
-    std::fs::write(layout.join("blobs/sha256").join(&hex), &ib).unwrap();
-    write_index(
-        &layout,
-        &[
-            serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": format!("sha256:{hex}"), "size": ib.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}),
-        ],
-    );
+    multi_arch_layout(&layout);
     let name = format!("{}/multi:1", reg.host());
     let o = skopeo(&[
         "copy",

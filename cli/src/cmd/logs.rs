@@ -43,8 +43,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         if !args.follow || !state::load(&rec.dir).map(|r| r.running()).unwrap_or(false) {
             // One more drain after the container stopped, so nothing written at the end is lost.
             if args.follow {
-                let n = std::io::copy(&mut f, &mut out)?;
-                let _ = n;
+                std::io::copy(&mut f, &mut out)?;
             }
             return Ok(ExitCode::SUCCESS);
         }

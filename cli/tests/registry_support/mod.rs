@@ -771,3 +771,25 @@ impl BlobStorage {
         }
     }
 }
+
+/// An OCI layout at `layout` tagged `multi`: an index of linux/amd64 and linux/arm64/v8 images, each one
+/// layer with `/arch` naming its architecture. Returns the manifest digests (amd64, arm64) and the
+/// index's hex digest.
+pub fn multi_arch_layout(layout: &Path) -> (String, String, String) {
+    let (amd, amd_size) = image_blobs(layout, "amd64", &[layer(&[("arch", b"amd64\n".to_vec())])]);
+    let (arm, arm_size) = image_blobs(layout, "arm64", &[layer(&[("arch", b"arm64\n".to_vec())])]);
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd, "size": amd_size, "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm, "size": arm_size, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+    ]});
+    let ib = serde_json::to_vec(&index).unwrap();
+    let idx_hex = sha256_hex(&ib);
+    std::fs::write(layout.join("blobs/sha256").join(&idx_hex), &ib).unwrap();
+    write_index(
+        layout,
+        &[
+            serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": format!("sha256:{idx_hex}"), "size": ib.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}),
+        ],
+    );
+    (amd, arm, idx_hex)
+}
