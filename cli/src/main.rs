@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Build(a) => cmd::build::run(&cli, a),
         Command::Version => {
-            println!("lamina {}", env!("CARGO_PKG_VERSION"));
+            crate::outln!("lamina {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
         Command::Parse(args) => cmd::parse::run(&cli, args),

@@ -18,6 +18,9 @@ impl std::error::Error for Internal {}
 /// Prints `error: …` and one `caused by: …` line per source, returns the exit status
 /// (1 for user errors, 2 when any link of the chain is [`Internal`]).
 pub fn report_error(e: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(e) {
+        sigpipe::die();
+    }
     eprintln!("error: {e}");
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");
@@ -105,16 +108,58 @@ pub fn human_ago(rfc3339: Option<&str>) -> String {
     }
 }
 
-/// Writes `s` to stdout; a closed pipe (`lamina tree … | head`) ends the process quietly instead of panicking.
+/// Writes `s` to stdout. A closed pipe (`lamina images | head -1`) ends the process the way `ls`, `cat` or the
+/// docker CLI end there: quietly, killed by SIGPIPE (status 141 in a shell), instead of Rust's panic.
 pub fn emit(s: &str) {
+    emit_fmt(format_args!("{s}"));
+}
+
+/// [`emit`] for `format_args!`; what [`outln!`](crate::outln) and [`out!`](crate::out) expand to.
+pub fn emit_fmt(args: fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            sigpipe::die();
         }
         eprintln!("error: writing to stdout: {e}");
         std::process::exit(2);
+    }
+}
+
+/// `println!` for data on stdout, closed-pipe safe (see [`emit`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::output::emit_fmt(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::emit_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` for data on stdout, closed-pipe safe (see [`emit`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::emit_fmt(format_args!($($arg)*)) };
+}
+
+/// Whether an error chain ends in a closed stdout pipe (a command streaming to stdout with `?`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[allow(unsafe_code)]
+mod sigpipe {
+    /// Ends the process by SIGPIPE, the status a reader that went away expects. Rust ignores SIGPIPE at
+    /// start-up (so sockets and child pipes give EPIPE errors instead), so restore the default and raise it.
+    pub(super) fn die() -> ! {
+        // SAFETY: setting a signal's disposition to SIG_DFL installs no handler and touches no Rust state; the
+        // process ends right after.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+        std::process::exit(141)
     }
 }
 

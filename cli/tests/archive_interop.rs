@@ -14,7 +14,7 @@ use sha2::Digest as _;
 fn tools() -> bool {
     for t in ["skopeo", "umoci"] {
         if !common::have(t) {
-            eprintln!("skipping: {t} not installed");
+            lamina_testkit::skip(&format!("{t} not installed"));
             return false;
         }
     }

@@ -81,7 +81,7 @@ RUN echo $V > /v
 #[test]
 fn cache_reruns_exactly_what_changed() {
     if !is_root() {
-        eprintln!("skipped: RUN steps need root (namespaces and overlayfs)");
+        lamina_testkit::skip("RUN steps need root (namespaces and overlayfs)");
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -89,7 +89,7 @@ fn cache_reruns_exactly_what_changed() {
         t.path(),
         &[("a.txt", "a"), ("b.txt", "b"), ("Dockerfile", CACHE_DOCKERFILE)],
     ) else {
-        eprintln!("skipped: /usr/bin/busybox missing (apt-get install busybox-static)");
+        lamina_testkit::skip("/usr/bin/busybox missing (apt-get install busybox-static)");
         return;
     };
     let root = t.path().join("store");
@@ -137,7 +137,7 @@ fn copy_only_build_caches_without_root() {
     let t = tempfile::tempdir().unwrap();
     let df = "FROM scratch\nCOPY rootfs/ /\nCOPY a.txt /x/\nWORKDIR /w\nCMD [\"cat\", \"/x/a.txt\"]\n";
     let Some(ctx) = context(t.path(), &[("a.txt", "a"), ("Dockerfile", df)]) else {
-        eprintln!("skipped: /usr/bin/busybox missing");
+        lamina_testkit::skip("/usr/bin/busybox missing");
         return;
     };
     let root = t.path().join("store");
@@ -188,7 +188,7 @@ fn source_date_epoch_builds_are_reproducible() {
         "FROM scratch\nCOPY rootfs/ /\nCOPY a.txt /a.txt\nLABEL x=y\n"
     };
     let Some(ctx) = context(t.path(), &[("a.txt", "a"), ("Dockerfile", df)]) else {
-        eprintln!("skipped: /usr/bin/busybox missing");
+        lamina_testkit::skip("/usr/bin/busybox missing");
         return;
     };
     let mut digests = Vec::new();
@@ -207,13 +207,13 @@ fn source_date_epoch_builds_are_reproducible() {
 #[test]
 fn docker_archive_loads_into_podman_and_runs() {
     if !is_root() || !have("skopeo") || !have("podman") {
-        eprintln!("skipped: needs root, skopeo and podman");
+        lamina_testkit::skip("needs root, skopeo and podman");
         return;
     }
     let t = tempfile::tempdir().unwrap();
     let df = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCOPY a.txt /a.txt\nRUN echo ran > /ran\nCMD [\"cat\", \"/a.txt\", \"/ran\"]\n";
     let Some(ctx) = context(t.path(), &[("a.txt", "hello-from-lamina\n"), ("Dockerfile", df)]) else {
-        eprintln!("skipped: /usr/bin/busybox missing");
+        lamina_testkit::skip("/usr/bin/busybox missing");
         return;
     };
     let root = t.path().join("store");
@@ -250,14 +250,14 @@ fn docker_archive_loads_into_podman_and_runs() {
 #[test]
 fn built_image_runs() {
     if !is_root() {
-        eprintln!("skipped: RUN steps and lamina run need root (namespaces and overlayfs)");
+        lamina_testkit::skip("RUN steps and lamina run need root (namespaces and overlayfs)");
         return;
     }
     let t = tempfile::tempdir().unwrap();
     let df = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN echo built-by-run > /msg && rm /etc/group\n\
               USER app\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"cat /msg; id -u; ls /etc\"]\n";
     let Some(ctx) = context(t.path(), &[("Dockerfile", df)]) else {
-        eprintln!("skipped: /usr/bin/busybox missing");
+        lamina_testkit::skip("/usr/bin/busybox missing");
         return;
     };
     let root = t.path().join("store");
@@ -310,7 +310,7 @@ fn oci_and_docker_outputs_are_save_archives() {
     let t = tempfile::tempdir().unwrap();
     let df = "FROM scratch\nCOPY rootfs/ /\nCOPY a.txt /a.txt\nCMD [\"cat\", \"/a.txt\"]\n";
     let Some(ctx) = context(t.path(), &[("a.txt", "a"), ("Dockerfile", df)]) else {
-        eprintln!("skipped: /usr/bin/busybox missing");
+        lamina_testkit::skip("/usr/bin/busybox missing");
         return;
     };
     let root = t.path().join("store");
@@ -389,14 +389,14 @@ fn oci_and_docker_outputs_are_save_archives() {
 #[test]
 fn relative_store_root_builds_and_runs() {
     if !is_root() {
-        eprintln!("skipped: RUN steps and lamina run need root (namespaces and overlayfs)");
+        lamina_testkit::skip("RUN steps and lamina run need root (namespaces and overlayfs)");
         return;
     }
     let t = tempfile::tempdir().unwrap();
     let df =
         "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN echo relative > /msg\nCMD [\"cat\", \"/msg\"]\n";
     let Some(ctx) = context(t.path(), &[("Dockerfile", df)]) else {
-        eprintln!("skipped: /usr/bin/busybox missing");
+        lamina_testkit::skip("/usr/bin/busybox missing");
         return;
     };
     let lamina = |args: &[&str]| {

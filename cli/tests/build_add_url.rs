@@ -121,11 +121,11 @@ fn openssl(args: &[&str], dir: &Path) {
 /// python3 or openssl is missing.
 fn start(dir: &Path) -> Option<Servers> {
     if !is_root() {
-        eprintln!("skipping: COPY/ADD snapshots chown files to 0:0, which needs root");
+        lamina_testkit::skip("COPY/ADD snapshots chown files to 0:0, which needs root");
         return None;
     }
     if !have("python3") || !have("openssl") {
-        eprintln!("skipping: python3 and openssl are needed for the test servers");
+        lamina_testkit::skip("python3 and openssl are needed for the test servers");
         return None;
     }
     let ec = [

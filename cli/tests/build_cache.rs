@@ -84,7 +84,7 @@ fn layer_hexes(root: &Path, image: &str) -> Vec<String> {
 /// write random UUIDs, so a RUN that executes again can never reproduce the cached layer.
 fn setup(tmp: &Path, reg: &Registry) -> Option<(String, PathBuf)> {
     if !common::is_root() {
-        eprintln!("skipping: RUN steps need root (namespaces, overlay)");
+        lamina_testkit::skip("RUN steps need root (namespaces, overlay)");
         return None;
     }
     let rootfs = common::busybox_rootfs_tar(tmp)?;

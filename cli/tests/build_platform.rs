@@ -75,18 +75,20 @@ fn look(root: &Path, image: &str, dir: &Path) -> (String, String) {
 #[test]
 fn builds_for_another_platform_without_run() {
     if !common::is_root() {
-        eprintln!("skipping: COPY sets root ownership, which needs root");
+        lamina_testkit::skip("COPY sets root ownership, which needs root");
         return;
     }
     if !have("skopeo") {
-        eprintln!("skipping: skopeo is not installed");
+        lamina_testkit::skip("skopeo is not installed");
         return;
     }
     let host_arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         a => {
-            eprintln!("skipping: host architecture {a} is in neither image of the test index");
+            lamina_testkit::skip(&format!(
+                "host architecture {a} is in neither image of the test index"
+            ));
             return;
         }
     };

@@ -333,7 +333,7 @@ fn manifest_from_layout(root: &Path, tag: &str) -> Result<Value, String> {
 
 fn case(name: &str) {
     if let Some(reason) = skip_reason() {
-        eprintln!("conformance {name}: skipped: {reason}");
+        lamina_testkit::skip(&format!("conformance {name}: {reason}"));
         return;
     }
     match check_case(name) {

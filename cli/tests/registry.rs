@@ -74,7 +74,7 @@ fn file_in_layout(layout: &Path, manifest_digest: &str, path: &str) -> Option<Ve
 fn push_pull_round_trip_with_skopeo_oci_and_schema2() {
     let Some(reg) = Registry::start("") else { return };
     if !have("skopeo") {
-        eprintln!("skipping: skopeo is not installed");
+        lamina_testkit::skip("skopeo is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -212,7 +212,7 @@ fn push_pull_round_trip_with_skopeo_oci_and_schema2() {
 fn multi_arch_index_selects_platform() {
     let Some(reg) = Registry::start("") else { return };
     if !have("skopeo") {
-        eprintln!("skipping: skopeo is not installed");
+        lamina_testkit::skip("skopeo is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -268,7 +268,7 @@ fn multi_arch_index_selects_platform() {
 #[test]
 fn basic_auth_login_config_and_credential_helper() {
     if !have("htpasswd") || !have("skopeo") {
-        eprintln!("skipping: htpasswd (apache2-utils) or skopeo missing");
+        lamina_testkit::skip("htpasswd (apache2-utils) or skopeo missing");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -406,7 +406,7 @@ fn basic_auth_login_config_and_credential_helper() {
 #[test]
 fn token_auth_with_scopes_and_cross_repo_mount() {
     if !have("skopeo") {
-        eprintln!("skipping: skopeo is not installed");
+        lamina_testkit::skip("skopeo is not installed");
         return;
     }
     let Some(tokens) = TokenServer::start("bob", "tok-pw") else {
@@ -504,7 +504,7 @@ fn seed_image(h: &str, tmp: &Path, repo: &str, big: usize) {
 fn flaky_registry_pull_and_push_recover() {
     let Some(reg) = Registry::start("") else { return };
     if !have("skopeo") {
-        eprintln!("skipping: skopeo is not installed");
+        lamina_testkit::skip("skopeo is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -580,7 +580,7 @@ fn flaky_registry_pull_and_push_recover() {
 fn hostile_registry_fails_clearly() {
     let Some(reg) = Registry::start("") else { return };
     if !have("skopeo") {
-        eprintln!("skipping: skopeo is not installed");
+        lamina_testkit::skip("skopeo is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

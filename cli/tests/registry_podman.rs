@@ -115,7 +115,7 @@ impl Podman {
 #[test]
 fn podman_pulls_the_same_tree_lamina_pushed() {
     if !have("podman") {
-        eprintln!("skipping: podman is not installed (apt-get install podman)");
+        lamina_testkit::skip("podman is not installed (apt-get install podman)");
         return;
     }
     let Some(reg) = Registry::start("") else { return };

@@ -443,7 +443,7 @@ fn chunked_copy_from_a_source_ignoring_range_streams_once() {
 #[test]
 fn upload_to_another_host_gets_no_credentials() {
     if !have("htpasswd") {
-        eprintln!("skipping: htpasswd (apache2-utils) missing");
+        lamina_testkit::skip("htpasswd (apache2-utils) missing");
         return;
     }
     let (tmp, store) = image_store("creds", 2 << 20);

@@ -326,7 +326,7 @@ fn load_refuses_layers_that_do_not_match_the_config() {
 #[test]
 fn skopeo_reads_the_store() {
     if !common::have("skopeo") {
-        eprintln!("skipping: skopeo not installed");
+        lamina_testkit::skip("skopeo not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -190,7 +190,7 @@ fn hardlinks_are_written_once() {
 #[test]
 fn tar_is_readable_by_gnu_tar() {
     let Ok(out) = Command::new("tar").arg("--version").output() else {
-        eprintln!("skipping: GNU tar not installed");
+        lamina_testkit::skip("GNU tar not installed");
         return;
     };
     assert!(out.status.success());
@@ -280,7 +280,7 @@ fn have(tool: &str) -> bool {
 #[test]
 fn overlay_upper_dir_becomes_a_layer_with_whiteouts() {
     if !is_root() {
-        eprintln!("skipping: mounting overlayfs needs root");
+        lamina_testkit::skip("mounting overlayfs needs root");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -310,7 +310,7 @@ fn overlay_upper_dir_becomes_a_layer_with_whiteouts() {
         rustix::mount::MountFlags::empty(),
         std::ffi::CString::new(opts).unwrap().as_c_str(),
     ) {
-        eprintln!("skipping: overlayfs mount failed here: {e}");
+        lamina_testkit::skip(&format!("overlayfs mount failed here: {e}"));
         return;
     }
     let result = std::panic::catch_unwind(|| {

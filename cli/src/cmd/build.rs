@@ -411,6 +411,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    println!("{id}");
+    crate::outln!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -43,6 +43,6 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let digest = rt
         .block_on(copy::copy(&src, &dst, &opts, &copts, &reporter))
         .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
-    println!("{digest}");
+    crate::outln!("{digest}");
     Ok(ExitCode::SUCCESS)
 }

@@ -48,22 +48,22 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             })).collect::<Vec<_>>(),
             "clean": report.is_clean(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for c in &report.corrupt {
             match &c.actual {
-                Some(a) => println!("corrupt blob {} (content hashes to {a})", c.digest),
-                None => println!("unreadable blob {}", c.digest),
+                Some(a) => crate::outln!("corrupt blob {} (content hashes to {a})", c.digest),
+                None => crate::outln!("unreadable blob {}", c.digest),
             }
         }
         for (img, p) in &report.image_problems {
-            println!("{img}: {p}");
+            crate::outln!("{img}: {p}");
         }
         for d in &report.removed {
-            println!("removed {d}");
+            crate::outln!("removed {d}");
         }
         for u in &report.untagged {
-            println!("untagged {} (manifest {} {})", u.name, u.manifest, u.reason);
+            crate::outln!("untagged {} (manifest {} {})", u.name, u.manifest, u.reason);
         }
         eprintln!(
             "checked {} blobs ({}): {}",

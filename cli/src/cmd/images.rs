@@ -111,7 +111,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     });
 
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     let short = |id: &str| -> String {
@@ -125,7 +125,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         let mut seen = std::collections::BTreeSet::new();
         for r in &rows {
             if seen.insert(&r.id) {
-                println!("{}", short(&r.id));
+                crate::outln!("{}", short(&r.id));
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -169,6 +169,6 @@ pub fn print_table(rows: &[Vec<String>]) {
                 line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
             }
         }
-        println!("{line}");
+        crate::outln!("{line}");
     }
 }

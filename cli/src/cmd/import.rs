@@ -49,6 +49,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         Some(n) => store.set_tag(n, img.descriptor())?,
         None => store.add_untagged(img.descriptor())?,
     }
-    println!("{}", img.config_digest);
+    crate::outln!("{}", img.config_digest);
     Ok(ExitCode::SUCCESS)
 }

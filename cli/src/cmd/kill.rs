@@ -25,7 +25,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             .pid()
             .with_context(|| format!("container {c} is not running"))?;
         send(pid, sig).with_context(|| format!("signalling container {c}"))?;
-        println!("{c}");
+        crate::outln!("{c}");
     }
     Ok(ExitCode::SUCCESS)
 }

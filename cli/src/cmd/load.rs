@@ -42,10 +42,10 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         for img in &report.images {
             if img.tags.is_empty() {
-                println!("Loaded image ID: {}", img.id);
+                crate::outln!("Loaded image ID: {}", img.id);
             }
             for t in &img.tags {
-                println!("Loaded image: {}", t.familiar());
+                crate::outln!("Loaded image: {}", t.familiar());
             }
         }
     }

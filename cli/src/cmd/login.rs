@@ -106,7 +106,7 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let stored_in = credentials::store(&registry, &username, &password, &path)
         .with_context(|| format!("saving credentials for {registry}"))?;
     eprintln!("Credentials saved in {stored_in}");
-    println!("Login Succeeded");
+    crate::outln!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,7 +114,7 @@ pub fn run_logout(_cli: &crate::Cli, args: &LogoutArgs) -> anyhow::Result<ExitCo
     let registry = registry_name(args.registry.as_deref());
     let path = config_path(args.authfile.as_ref())?;
     if credentials::erase(&registry, &path).with_context(|| format!("removing credentials for {registry}"))? {
-        println!("Removing login credentials for {registry}");
+        crate::outln!("Removing login credentials for {registry}");
     } else {
         eprintln!("Not logged in to {registry}");
     }

@@ -69,7 +69,7 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         std::io::stdout().write_all(&bytes)?;
     } else {
         let v: serde_json::Value = serde_json::from_slice(&bytes).context("manifest is not JSON")?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -81,11 +81,11 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("{}", w.display(&name));
     }
     match args.format {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&rep).context("encoding the report")?
         ),
-        Format::Text => print!("{}", report::render_text(&rep)),
+        Format::Text => crate::out!("{}", report::render_text(&rep)),
     }
     Ok(ExitCode::SUCCESS)
 }

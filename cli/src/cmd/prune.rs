@@ -36,23 +36,23 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             "tmp": report.tmp.iter().map(|(p, n)| serde_json::json!({"path": p, "size": n})).collect::<Vec<_>>(),
             "freed": report.freed(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     let verb = if args.dry_run { "Would delete" } else { "Deleted" };
     for (d, _) in &report.blobs {
-        println!("{verb} blob: {d}");
+        crate::outln!("{verb} blob: {d}");
     }
     for (p, _) in &report.snapshots {
-        println!("{verb} snapshot: {}", p.display());
+        crate::outln!("{verb} snapshot: {}", p.display());
     }
     for (p, _) in &report.cache {
-        println!("{verb} build cache: {}", p.display());
+        crate::outln!("{verb} build cache: {}", p.display());
     }
     for (p, _) in &report.tmp {
-        println!("{verb} temp: {}", p.display());
+        crate::outln!("{verb} temp: {}", p.display());
     }
-    println!(
+    crate::outln!(
         "Total reclaimed space: {}{}",
         human_size(report.freed()),
         if args.dry_run { " (dry run)" } else { "" }

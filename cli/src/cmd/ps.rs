@@ -34,7 +34,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     }
     if args.quiet {
         for (_, r) in &rows {
-            println!("{}", &r.meta.id[..12]);
+            crate::outln!("{}", &r.meta.id[..12]);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -49,12 +49,17 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    crate::outln!(
         "{:<14}{:<24}{:<24}{:<16}{:<26}{:<20}NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS"
     );
     for (s, r) in &rows {
         let mut cmd = format!("\"{}\"", r.meta.command.join(" "));
@@ -64,7 +69,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 &cmd[..cmd.char_indices().nth(19).map(|(i, _)| i).unwrap_or(cmd.len())]
             );
         }
-        println!(
+        crate::outln!(
             "{:<14}{:<24}{:<24}{:<16}{:<26}{:<20}{}",
             &r.meta.id[..12],
             truncate(&r.meta.image, 22),

@@ -114,7 +114,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         .set_tag(&reference, desc)
         .with_context(|| format!("tagging {} in {}", reference.familiar(), root.display()))?;
     if args.quiet {
-        println!("{}", pulled.manifest.digest);
+        crate::outln!("{}", pulled.manifest.digest);
     } else {
         reporter.line(&format!(
             "Digest: {}",
@@ -125,7 +125,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             pulled.downloaded,
             reference.familiar()
         ));
-        println!("{}", reference.familiar());
+        crate::outln!("{}", reference.familiar());
     }
     Ok(ExitCode::SUCCESS)
 }

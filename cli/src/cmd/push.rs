@@ -36,9 +36,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         std::fs::write(f, digest.to_string()).with_context(|| format!("writing {}", f.display()))?;
     }
     if args.quiet {
-        println!("{digest}");
+        crate::outln!("{digest}");
     } else {
-        println!(
+        crate::outln!(
             "{}: digest: {digest} size: {}",
             dest.tag().unwrap_or("latest"),
             size

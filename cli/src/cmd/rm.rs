@@ -28,7 +28,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             super::stop::stop(&rec, Duration::ZERO);
         }
         state::remove(&rec)?;
-        println!("{c}");
+        crate::outln!("{c}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,7 +23,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         match remove(&store, q, args.force) {
             Ok(names) => {
                 for n in names {
-                    println!("Untagged: {n}");
+                    crate::outln!("Untagged: {n}");
                 }
             }
             Err(e) => {

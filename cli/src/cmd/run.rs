@@ -204,7 +204,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         let started = lamina_runner::spawn(&req, stdio).and_then(|mut r| r.wait_started());
         return match started {
             Ok(_) => {
-                println!("{id}");
+                crate::outln!("{id}");
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

@@ -20,7 +20,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     for c in &args.containers {
         let rec = state::find(&root, c)?;
         stop(&rec, Duration::from_secs(args.time));
-        println!("{c}");
+        crate::outln!("{c}");
     }
     Ok(ExitCode::SUCCESS)
 }

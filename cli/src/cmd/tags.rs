@@ -31,13 +31,13 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         })
         .with_context(|| format!("listing tags of {}", reference.name()))?;
     if args.format == "json" {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({"Repository": reference.name(), "Tags": tags})
         );
     } else {
         for t in tags {
-            println!("{t}");
+            crate::outln!("{t}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -43,7 +43,7 @@ pub fn have(tool: &str) -> bool {
 pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
     let bb = Path::new("/usr/bin/busybox");
     if !bb.exists() {
-        eprintln!("skipping: /usr/bin/busybox missing (install busybox-static)");
+        lamina_testkit::skip("/usr/bin/busybox missing (install busybox-static)");
         return None;
     }
     let out = dir.join("rootfs.tar");

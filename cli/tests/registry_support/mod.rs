@@ -63,7 +63,7 @@ impl Registry {
     /// docker-registry isn't installed.
     pub fn start(auth: &str) -> Option<Registry> {
         if !have("docker-registry") {
-            eprintln!("skipping: docker-registry is not installed (apt-get install docker-registry)");
+            lamina_testkit::skip("docker-registry is not installed (apt-get install docker-registry)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -585,7 +585,7 @@ pub struct TokenServer {
 impl TokenServer {
     pub fn start(user: &str, pass: &str) -> Option<TokenServer> {
         if !have("openssl") {
-            eprintln!("skipping: openssl is not installed");
+            lamina_testkit::skip("openssl is not installed");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

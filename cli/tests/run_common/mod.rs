@@ -27,7 +27,7 @@ pub fn skip_reason() -> Option<String> {
 macro_rules! require_root {
     () => {
         if let Some(reason) = crate::run_common::skip_reason() {
-            eprintln!("skipping: {reason}");
+            lamina_testkit::skip(&format!("{reason}"));
             return;
         }
     };

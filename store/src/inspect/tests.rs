@@ -425,7 +425,7 @@ fn trees_agree_with_umoci_unpack() {
         .output()
         .is_err()
     {
-        eprintln!("skipping trees_agree_with_umoci_unpack: umoci not installed");
+        lamina_testkit::skip("umoci not installed");
         return;
     }
     let rootless = !std::fs::read_to_string("/proc/self/status")
@@ -435,7 +435,7 @@ fn trees_agree_with_umoci_unpack() {
         })
         .unwrap_or(false);
     if rootless {
-        eprintln!("skipping trees_agree_with_umoci_unpack: needs root to create device nodes and chown");
+        lamina_testkit::skip("needs root to create device nodes and chown");
         return;
     }
     let dir = layout_with(&[("b", image(vec![base_layer(), change_layer()]))]);

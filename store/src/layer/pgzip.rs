@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn gzip_tool_accepts_output() {
         let Ok(status) = std::process::Command::new("gzip").arg("--version").output() else {
-            eprintln!("skipping: gzip not installed");
+            lamina_testkit::skip("gzip not installed");
             return;
         };
         assert!(status.status.success());
