@@ -233,7 +233,8 @@ fn docker_archive_loads_into_podman_and_runs() {
         .unwrap();
     assert!(st.success(), "skopeo copy docker-archive → containers-storage");
     let run = Command::new("podman")
-        .args(["run", "--rm", "--network", "none", &name])
+        // podman raises RLIMIT_NOFILE to 1048576 by default, above this kind of machine's hard limit.
+        .args(["run", "--rm", "--network", "none", "--ulimit", "host", &name])
         .output()
         .unwrap();
     let _ = Command::new("podman").args(["rmi", "-f", &name]).output();
