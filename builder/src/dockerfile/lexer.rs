@@ -124,11 +124,15 @@ fn is_comment(line: &str) -> bool {
 }
 
 /// Strips a trailing escape character (and whitespace after it); true when the line continues.
+///
+/// As BuildKit: the escape continues the line unless it is itself escaped (`foo \\` ends the line), so the
+/// character before it must be something else or nothing (a line that is only the escape). Like BuildKit, an
+/// odd run (`foo \\\`) is not told apart from an even one: any escape before the last one ends the line.
 fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
     let t = line.trim_end_matches([' ', '\t']);
     match t.strip_suffix(escape) {
-        Some(s) => (s, true),
-        None => (line, false),
+        Some(s) if !s.ends_with(escape) => (s, true),
+        _ => (line, false),
     }
 }
 
@@ -369,4 +373,41 @@ fn heredoc_markers(line: &str) -> Vec<(String, bool, bool, Option<u32>, usize, u
         out.push((names[0].clone(), expand, chomp, fd, w.start, w.end));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(src: &str) -> Vec<String> {
+        lex(src, "Dockerfile", &Limits::default())
+            .expect("lexes")
+            .lines
+            .into_iter()
+            .map(|l| l.text)
+            .collect()
+    }
+
+    #[test]
+    fn an_escaped_escape_ends_the_line() {
+        // BuildKit: `\` continues only when the character before it is not the escape too.
+        assert_eq!(
+            texts("RUN echo a\\\\\nRUN echo b\n"),
+            ["RUN echo a\\\\", "RUN echo b"]
+        );
+        assert_eq!(
+            texts("RUN echo a\\\\  \t\nRUN echo b\n"),
+            ["RUN echo a\\\\  \t", "RUN echo b"]
+        );
+        // An odd run is not told apart (BuildKit's regular expression can't either).
+        assert_eq!(texts("RUN a \\\\\\\nRUN b\n"), ["RUN a \\\\\\", "RUN b"]);
+        // A plain escape, alone on its line too, still continues.
+        assert_eq!(texts("RUN a \\\n b\n"), ["RUN a  b"]);
+        assert_eq!(texts("RUN a \\\n\\\n b\n"), ["RUN a  b"]);
+        // The same with the backtick escape.
+        assert_eq!(
+            texts("# escape=`\nRUN a``\nRUN b `\n c\n"),
+            ["RUN a``", "RUN b  c"]
+        );
+    }
 }
