@@ -324,9 +324,11 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
 /// quote anywhere in NAME turns expansion of the body off.
 /// Returns (name, expand, chomp, fd, start, end) with offsets in `line`.
 fn heredoc_markers(line: &str) -> Vec<(String, bool, bool, Option<u32>, usize, usize)> {
+    // BuildKit lexes the line with unset variables kept as written, so `<<$EOF` names the word `$EOF`.
     let raw = Expander {
         raw_quotes: true,
         raw_escapes: true,
+        skip_unset: true,
         ..Expander::new('\\')
     };
     let mut out = Vec::new();
@@ -347,16 +349,23 @@ fn heredoc_markers(line: &str) -> Vec<(String, bool, bool, Option<u32>, usize, u
         } else {
             None
         };
+        // `<<-` chomps only when the dash follows `<<` at once; whitespace may follow either (`<< EOF`,
+        // `<<- EOF`; `<< -EOF` names `-EOF`), as BuildKit ≥ 0.21's `^(\d*)<<(-?)\s*([^<]*)$`.
         let (chomp, rest) = match rest.strip_prefix('-') {
             Some(r) => (true, r),
             None => (false, rest),
         };
+        let rest = rest.trim_start();
         if rest.is_empty() || rest.contains('<') {
             continue;
         }
-        let plain = Expander::new('\\');
+        let plain = Expander {
+            skip_unset: true,
+            ..Expander::new('\\')
+        };
         let quoted = Expander {
             raw_quotes: true,
+            skip_unset: true,
             ..Expander::new('\\')
         };
         let (Ok(names), Ok(raw_names)) = (
@@ -409,5 +418,51 @@ mod tests {
             texts("# escape=`\nRUN a``\nRUN b `\n c\n"),
             ["RUN a``", "RUN b  c"]
         );
+    }
+}
+
+#[cfg(test)]
+mod heredoc_tests {
+    use super::*;
+
+    fn names(src: &str) -> Vec<Vec<(String, bool, bool)>> {
+        lex(src, "Dockerfile", &Limits::default())
+            .expect("lexes")
+            .lines
+            .into_iter()
+            .map(|l| {
+                l.heredocs
+                    .into_iter()
+                    .map(|h| (h.name, h.expand, h.chomp))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn one(name: &str, expand: bool, chomp: bool) -> Vec<(String, bool, bool)> {
+        vec![(name.to_string(), expand, chomp)]
+    }
+
+    #[test]
+    fn whitespace_after_the_operator_belongs_to_the_marker() {
+        // BuildKit's lexer keeps the blanks after `<<` in the word, then `^(\d*)<<(-?)\s*([^<]*)$`.
+        assert_eq!(names("RUN << EOF\nx\nEOF\n"), [one("EOF", true, false)]);
+        assert_eq!(names("RUN <<  EOF  > foo\nEOF\n"), [one("EOF", true, false)]);
+        assert_eq!(names("RUN << -EOF\nx\n-EOF\n"), [one("-EOF", true, false)]);
+        assert_eq!(
+            names("RUN <<-\tEOF\n\tx\nEOF\n"),
+            [Vec::new(), Vec::new(), Vec::new()]
+        );
+        assert_eq!(names("RUN << 'EOF'\n$x\nEOF\n"), [one("EOF", false, false)]);
+        // Not heredocs: `<<` alone, a herestring, inside quotes.
+        assert_eq!(names("RUN echo <<\n"), [Vec::new()]);
+        assert_eq!(names("RUN cat <<<word\n"), [Vec::new()]);
+        assert_eq!(names("RUN echo '<< EOF'\n"), [Vec::new()]);
+    }
+
+    #[test]
+    fn a_dollar_in_the_word_is_kept() {
+        assert_eq!(names("RUN <<$EOF\n$EOF\n"), [one("$EOF", true, false)]);
+        assert_eq!(names("RUN <<E${X}\nx\nE${X}\n"), [one("E${X}", true, false)]);
     }
 }

@@ -35,6 +35,20 @@ pub(crate) fn split_words(s: &str, escape: char) -> Vec<RawWord> {
                     if c == '\'' || c == '"' {
                         quote = Some(c);
                         text.push(c);
+                    } else if c == '<' && it.peek().is_some_and(|&(_, n)| n == '<') {
+                        // A heredoc operator keeps the whitespace after it in its word (`<<  EOF` is one
+                        // word), as BuildKit's lexer does.
+                        it.next();
+                        text.push_str("<<");
+                        end = i + 2;
+                        while let Some(&(j, w)) = it.peek() {
+                            if !w.is_whitespace() || w == '\n' {
+                                break;
+                            }
+                            it.next();
+                            text.push(w);
+                            end = j + w.len_utf8();
+                        }
                     } else if c == escape {
                         if let Some((j, n)) = it.next() {
                             text.push(c);
