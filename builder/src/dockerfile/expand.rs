@@ -25,6 +25,9 @@ pub enum ExpandError {
     Required { name: String, message: String },
     #[error("invalid pattern ({pattern}) in substitution")]
     InvalidPattern { pattern: String },
+    /// Only `\*`, `\?` and `\\` escape in a pattern (`\}` and `\/` just keep the substitution open).
+    #[error("invalid pattern ({pattern}) in substitution: invalid escape '\\{escaped}'")]
+    InvalidEscape { pattern: String, escaped: String },
     #[error("substitutions nested more than {MAX_NESTING} deep")]
     TooDeep,
 }
@@ -389,7 +392,7 @@ impl<'a, 'e> State<'a, 'e> {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        trim(&value, &pat, greedy, op == '%', self.opts.escape)
+                        trim(&value, &pat, greedy, op == '%')
                     }
                     _ => Err(ExpandError::UnsupportedModifier { modifier }),
                 }
@@ -408,12 +411,13 @@ impl<'a, 'e> State<'a, 'e> {
                     }
                     return Ok(String::new());
                 };
-                // Escapes in the replacement only protected `}` and `/` from ending it.
-                let replacement = unescape(&replacement, self.opts.escape);
-                let toks = tokenize(&pattern, self.opts.escape)?;
+                // As BuildKit: the replacement keeps its escapes (`${v//\//\/}` puts `\/`). `//` hands it to Go's
+                // ReplaceAllString, a template where `$$` is a dollar and `$0` the match; `/` splices it in as is.
+                let toks = tokenize(&pattern)?;
                 with_compiled(&toks, true, false, &pattern, |re| {
                     if all {
-                        re.replace_all(&value, regex::NoExpand(&replacement)).into_owned()
+                        let expand = |caps: &regex::Captures<'_>| go_template(&replacement, &caps[0]);
+                        re.replace_all(&value, expand).into_owned()
                     } else {
                         re.replace(&value, regex::NoExpand(&replacement)).into_owned()
                     }
@@ -424,19 +428,40 @@ impl<'a, 'e> State<'a, 'e> {
     }
 }
 
-fn unescape(s: &str, escape: char) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c == escape {
-            match it.next() {
-                Some(n) => out.push(n),
-                None => out.push(c),
-            }
-        } else {
-            out.push(c);
+/// Go's `Regexp.Expand` for a pattern without groups: `$$` → `$`, `$0`/`${0}` → the match, any other
+/// `$name`/`${name}` → nothing, a malformed `$` stays.
+fn go_template(template: &str, matched: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        if let Some(r) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+            continue;
         }
+        let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let (name, after) = match rest.strip_prefix('{') {
+            Some(r) => match r.find('}') {
+                Some(end) if end > 0 && r[..end].chars().all(is_name) => (&r[..end], &r[end + 1..]),
+                _ => ("", rest),
+            },
+            None => {
+                let end = rest.find(|c: char| !is_name(c)).unwrap_or(rest.len());
+                (&rest[..end], &rest[end..])
+            }
+        };
+        if name.is_empty() {
+            out.push('$');
+            continue;
+        }
+        if name.bytes().all(|b| b.is_ascii_digit()) && name.parse::<u64>() == Ok(0) {
+            out.push_str(matched);
+        }
+        rest = after;
     }
+    out.push_str(rest);
     out
 }
 
@@ -444,47 +469,31 @@ fn unescape(s: &str, escape: char) -> String {
 enum Tok {
     Star,
     Any,
-    Class(String),
     Lit(char),
 }
 
-/// Splits a shell pattern into tokens; `\x` is a literal x (`\}` and `\/` only protected the delimiter).
-fn tokenize(pattern: &str, escape: char) -> Result<Vec<Tok>, ExpandError> {
-    let chars: Vec<char> = pattern.chars().collect();
+/// A substitution pattern as BuildKit reads it: `*` and `?` are wildcards, `[` and `]` plain characters
+/// (no bracket expressions), `\` escapes only `*`, `?` and itself, and is dropped before `}` and `/`.
+/// The escape is always `\`, whatever the Dockerfile's escape directive.
+fn tokenize(pattern: &str) -> Result<Vec<Tok>, ExpandError> {
     let mut toks = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
+    let mut it = pattern.chars().peekable();
+    while let Some(c) = it.next() {
         match c {
             '*' => toks.push(Tok::Star),
             '?' => toks.push(Tok::Any),
-            '[' => {
-                // A class runs to the next ']' (a ']' right after '[' or '[!' is a member).
-                let mut j = i;
-                if j < chars.len() && (chars[j] == '!' || chars[j] == '^') {
-                    j += 1;
-                }
-                if j < chars.len() && chars[j] == ']' {
-                    j += 1;
-                }
-                while j < chars.len() && chars[j] != ']' {
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    toks.push(Tok::Lit('['));
-                    continue;
-                }
-                let body: String = chars[i..j].iter().collect();
-                toks.push(Tok::Class(body));
-                i = j + 1;
-            }
-            c if c == escape => match chars.get(i) {
-                Some(&n) => {
+            '\\' => match it.peek() {
+                Some('}' | '/') => {}
+                Some(&n @ ('*' | '?' | '\\')) => {
+                    it.next();
                     toks.push(Tok::Lit(n));
-                    i += 1;
                 }
-                None => toks.push(Tok::Lit(c)),
+                other => {
+                    return Err(ExpandError::InvalidEscape {
+                        pattern: pattern.to_string(),
+                        escaped: other.map_or_else(|| "EOF".to_string(), |c| c.to_string()),
+                    });
+                }
             },
             c => toks.push(Tok::Lit(c)),
         }
@@ -509,21 +518,6 @@ fn with_compiled<R>(
             Tok::Star => re.push_str(if greedy { ".*" } else { ".*?" }),
             Tok::Any => re.push('.'),
             Tok::Lit(c) => re.push_str(&regex::escape(&c.to_string())),
-            Tok::Class(body) => {
-                re.push('[');
-                let mut b = body.as_str();
-                if let Some(rest) = b.strip_prefix('!').or_else(|| b.strip_prefix('^')) {
-                    re.push('^');
-                    b = rest;
-                }
-                for c in b.chars() {
-                    if matches!(c, '[' | ']' | '\\' | '&' | '~' | '^') {
-                        re.push('\\');
-                    }
-                    re.push(c);
-                }
-                re.push(']');
-            }
         }
     }
     // Patterns repeat across a Dockerfile (`${VERSION%.*}` in many lines); compiling is the expensive part.
@@ -554,8 +548,8 @@ fn with_compiled<R>(
 
 /// `${v#p}`/`${v##p}` (prefix) and `${v%p}`/`${v%%p}` (suffix). A suffix is trimmed by reversing
 /// value and pattern, so the shortest/longest rightmost match becomes a leftmost one.
-fn trim(value: &str, pattern: &str, greedy: bool, suffix: bool, escape: char) -> Result<String, ExpandError> {
-    let mut toks = tokenize(pattern, escape)?;
+fn trim(value: &str, pattern: &str, greedy: bool, suffix: bool) -> Result<String, ExpandError> {
+    let mut toks = tokenize(pattern)?;
     if !suffix {
         let end = with_compiled(&toks, greedy, true, pattern, |re| re.find(value).map(|m| m.end()))?;
         return Ok(match end {
