@@ -99,3 +99,32 @@ fn env_and_args_are_shared_and_copied_on_write() {
     assert_eq!(steps[2].run_env, pairs(&[("HOME", "/root"), ("A", "1")]));
     assert_eq!(env, pairs(&[("HOME", "/root"), ("A", "3")]));
 }
+
+#[test]
+fn expose_splits_expanded_words_and_keeps_the_container_port() {
+    let g = graph(
+        "FROM scratch\nENV P=\"80 443/udp\"\nEXPOSE $P 0.0.0.0:8080:81/tcp [::1]:90:91 \"92\"\n",
+        None,
+        &[],
+    );
+    let Kind::Expose { ports } = &g.stages[0].steps[1].instruction.kind else {
+        panic!("not EXPOSE")
+    };
+    let values: Vec<&str> = ports.iter().map(|w| w.value.as_str()).collect();
+    assert_eq!(
+        values,
+        ["80", "443/udp", "0.0.0.0:8080:81/tcp", "[::1]:90:91", "92"]
+    );
+    let keys: Vec<String> = values
+        .iter()
+        .flat_map(|v| dockerfile::values::exposed_ports(v))
+        .collect();
+    assert_eq!(keys, ["80/tcp", "443/udp", "81/tcp", "91/tcp", "92/tcp"]);
+    let e = dockerfile::parse("FROM scratch\nARG P=bad:80\nEXPOSE $P\n", "Dockerfile")
+        .and_then(|df| BuildGraph::new(&df, &BuildOptions::default()).map(|_| ()))
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("Dockerfile:3:8: invalid port 'bad:80'"),
+        "{e}"
+    );
+}

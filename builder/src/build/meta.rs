@@ -135,31 +135,16 @@ pub fn apply(
         }
         Kind::Expose { ports } => {
             for p in ports {
-                for port in p.value.split_whitespace() {
-                    let (num, proto) = match port.split_once('/') {
-                        Some((n, pr)) => (n, pr.to_ascii_lowercase()),
-                        None => (port, "tcp".to_string()),
-                    };
-                    // Ranges expand to one entry per port, like docker.
-                    let (lo, hi) = match num.split_once('-') {
-                        Some((a, b)) => (a, b),
-                        None => (num, num),
-                    };
-                    match (lo.parse::<u16>(), hi.parse::<u16>()) {
-                        (Ok(a), Ok(b)) if a <= b => {
-                            for n in a..=b {
-                                cfg.exposed_ports
-                                    .insert(format!("{n}/{proto}"), Value::Object(Default::default()));
-                            }
-                        }
-                        _ => {
-                            return Err(BuildError::BadValue {
-                                line,
-                                what: "EXPOSE port",
-                                value: port.to_string(),
-                            });
-                        }
+                // The front end split and checked every spec; ranges expand to one entry per port, like docker.
+                let keys = crate::dockerfile::values::exposed_ports_checked(&p.value).map_err(|_| {
+                    BuildError::BadValue {
+                        line,
+                        what: "EXPOSE port",
+                        value: p.value.clone(),
                     }
+                })?;
+                for key in keys {
+                    cfg.exposed_ports.insert(key, Value::Object(Default::default()));
                 }
             }
         }

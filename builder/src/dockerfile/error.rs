@@ -151,7 +151,7 @@ pub enum ErrorKind {
     HealthcheckType { value: String },
     #[error("HEALTHCHECK NONE takes no arguments")]
     HealthcheckNoneArgs,
-    #[error("invalid port '{value}' in EXPOSE: expected PORT[-PORT][/tcp|udp|sctp]")]
+    #[error("invalid port '{value}' in EXPOSE: expected [IP:][HOST_PORT:]PORT[-PORT][/tcp|udp|sctp]")]
     InvalidPort { value: String },
     #[error("invalid signal '{value}' in STOPSIGNAL")]
     InvalidSignal { value: String },

@@ -883,17 +883,20 @@ impl Ctx {
                     }
                 }
                 Kind::Expose { ports } => {
-                    for p in ports.iter_mut() {
-                        self.expand_in_place(p, &mut scope)?;
-                        if !values::valid_port(&p.value) {
-                            return Err(self.err(
-                                p.span,
-                                ErrorKind::InvalidPort {
-                                    value: p.value.clone(),
-                                },
-                            ));
+                    // BuildKit splits each expanded word into fields: `ENV P="80 443"` then `EXPOSE $P`.
+                    let mut fields = Vec::with_capacity(ports.len());
+                    for p in ports.iter() {
+                        let values = Expander::new(self.escape)
+                            .words(&p.value, &mut |n| scope.get(n))
+                            .map_err(|e| self.err(p.span, ErrorKind::Expand(e)))?;
+                        for value in values {
+                            if !values::valid_port(&value) {
+                                return Err(self.err(p.span, ErrorKind::InvalidPort { value }));
+                            }
+                            fields.push(Word { value, span: p.span });
                         }
                     }
+                    *ports = fields;
                 }
                 Kind::Volume { paths } => {
                     for p in paths.iter_mut() {

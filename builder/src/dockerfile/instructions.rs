@@ -343,7 +343,7 @@ fn parse_at(
                 .map(|w| line.word(ctx, w, args_start))
                 .collect();
             for p in &ports {
-                if !p.value.contains('$') && !values::valid_port(&p.value) {
+                if !p.value.contains(['$', '\'', '"', ctx.escape]) && !values::valid_port(&p.value) {
                     return Err(ctx.err(
                         p.span,
                         ErrorKind::InvalidPort {

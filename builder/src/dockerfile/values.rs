@@ -97,42 +97,71 @@ pub fn valid_chmod(s: &str) -> bool {
         })
 }
 
-/// One EXPOSE spec: `80`, `80/tcp`, `8000-8010/udp`.
+/// One EXPOSE spec as docker's port parser reads it: `[IP:][HOST_PORT:]PORT[-PORT][/PROTO]`, IPv6 addresses in
+/// brackets (`[::1]:80:80`). Only the container part reaches the image, so the host parts are checked and
+/// dropped, as BuildKit does (`0.0.0.0:80:80/tcp` exposes `80/tcp`).
 pub fn valid_port(s: &str) -> bool {
-    let (ports, proto) = match s.split_once('/') {
-        Some((p, proto)) => (p, Some(proto)),
-        None => (s, None),
-    };
-    if let Some(p) = proto
-        && !matches!(p.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp")
-    {
-        return false;
-    }
-    let num = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 5
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| n <= 65535)
-    };
-    match ports.split_once('-') {
-        Some((a, b)) => num(a) && num(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok(),
-        None => num(ports),
-    }
+    exposed_ports_checked(s).is_ok()
 }
 
 /// The image-config keys of one EXPOSE spec, as docker writes them: `80` → `80/tcp`,
 /// `8000-8002/udp` → `8000/udp 8001/udp 8002/udp`. Empty when the spec is invalid.
 pub fn exposed_ports(spec: &str) -> Vec<String> {
-    if !valid_port(spec) {
-        return Vec::new();
-    }
-    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
-    let proto = proto.to_ascii_lowercase();
-    let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
-    let (Ok(lo), Ok(hi)) = (lo.parse::<u32>(), hi.parse::<u32>()) else {
-        return Vec::new();
+    exposed_ports_checked(spec).unwrap_or_default()
+}
+
+/// [`exposed_ports`] with the reason a spec is refused.
+pub fn exposed_ports_checked(spec: &str) -> Result<Vec<String>, &'static str> {
+    // The last `:` part is the container port, the one before it the host port, the rest the address.
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => (String::new(), "", *c),
+        [h, c] => (String::new(), *h, *c),
+        [rest @ .., h, c] => (rest.join(":"), *h, *c),
+        [] => return Err("no port specified"),
     };
-    (lo..=hi).map(|p| format!("{p}/{proto}")).collect()
+    let ip = match ip.strip_prefix('[') {
+        Some(r) => r.strip_suffix(']').ok_or("invalid IP address")?.to_string(),
+        None => ip,
+    };
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err("invalid IP address");
+    }
+    let (proto, container) = match container.split('/').collect::<Vec<_>>().as_slice() {
+        ["", ..] => return Err("no port specified"),
+        [p] => ("tcp".to_string(), *p),
+        [p, "", ..] => ("tcp".to_string(), *p),
+        [p, proto, ..] => (proto.to_ascii_lowercase(), *p),
+        [] => return Err("no port specified"),
+    };
+    let (lo, hi) = port_range(container).ok_or("invalid container port")?;
+    if !host.is_empty() {
+        let (hlo, hhi) = port_range(host).ok_or("invalid host port")?;
+        if hhi - hlo != hi - lo && hi != lo {
+            return Err("invalid ranges specified for container and host ports");
+        }
+    }
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err("invalid protocol");
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// `N` or `N-M` with 16-bit unsigned decimal numbers (Go's `strconv.ParseUint(s, 10, 16)`: digits only).
+fn port_range(s: &str) -> Option<(u32, u32)> {
+    let num = |p: &str| {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        p.parse::<u16>().ok().map(u32::from)
+    };
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (num(a)?, num(b.split('-').next().unwrap_or(b))?);
+            (a <= b).then_some((a, b))
+        }
+        None => num(s).map(|n| (n, n)),
+    }
 }
 
 const SIGNALS: &[&str] = &[
@@ -254,6 +283,30 @@ mod tests {
         assert!(!valid_port("80/xyz") && !valid_port("70000") && !valid_port("a"));
         assert_eq!(exposed_ports("80"), vec!["80/tcp"]);
         assert_eq!(exposed_ports("53-54/UDP"), vec!["53/udp", "54/udp"]);
+        // Host address and port parts are checked and dropped, as docker's port parser does.
+        assert_eq!(exposed_ports("0.0.0.0:80:80/tcp"), vec!["80/tcp"]);
+        assert_eq!(exposed_ports("[::1]:8080:80"), vec!["80/tcp"]);
+        assert_eq!(exposed_ports("8080:80/udp"), vec!["80/udp"]);
+        assert_eq!(exposed_ports("::1:8080:80"), vec!["80/tcp"]);
+        assert_eq!(exposed_ports("80/"), vec!["80/tcp"]);
+        assert_eq!(exposed_ports("080"), vec!["80/tcp"]);
+        assert_eq!(
+            exposed_ports("7000-7001:80"),
+            vec!["80/tcp"],
+            "a host range for one port"
+        );
+        for bad in [
+            "nope:80:80",
+            "[::1:80:80",
+            "8000-8001:80-82",
+            "a:80",
+            "/tcp",
+            "",
+            "+80",
+            "80-70",
+        ] {
+            assert!(exposed_ports_checked(bad).is_err(), "{bad}");
+        }
         assert!(
             valid_signal("SIGTERM")
                 && valid_signal("kill")
