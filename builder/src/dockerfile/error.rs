@@ -141,6 +141,12 @@ pub enum ErrorKind {
     NotJson { instruction: &'static str },
     #[error("syntax error - can't find = in '{word}'. Must be of the form: name=value")]
     MissingEquals { word: String },
+    #[error("base name ({raw}) should not be blank")]
+    BlankBaseName { raw: String },
+    #[error("{instruction} cannot accept a heredoc as a destination")]
+    HeredocDestination { instruction: &'static str },
+    #[error("source can't be a URL for COPY (ADD fetches URLs)")]
+    CopyUrl,
     #[error("{instruction} names can not be blank")]
     BlankName { instruction: &'static str },
     #[error("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]

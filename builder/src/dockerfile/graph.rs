@@ -476,7 +476,11 @@ impl BuildGraph {
             let Kind::From { image, platform, .. } = &mut from.kind else {
                 unreachable!("split on FROM")
             };
+            let raw_image = image.value.clone();
             image.value = ctx.expand_word(image, &mut scope)?;
+            if image.value.is_empty() {
+                return Err(ctx.err(image.span, ErrorKind::BlankBaseName { raw: raw_image }));
+            }
             if let Some(p) = platform {
                 p.value = ctx.expand_word(p, &mut scope)?;
                 if !values::valid_platform(&p.value) {
@@ -798,6 +802,7 @@ impl Ctx {
             let mut new_args: Vec<(String, Option<String>)> = Vec::new();
             let mut copy_from = None;
             let mut mount_from = Vec::new();
+            let is_copy = matches!(out.kind, Kind::Copy(_));
             match &mut out.kind {
                 Kind::Env { vars } => {
                     for kv in vars.iter_mut() {
@@ -844,6 +849,15 @@ impl Ctx {
                         if !is_heredoc_word(&s.value, &ins.heredocs) {
                             self.expand_in_place(s, &mut scope)?;
                         }
+                    }
+                    // BuildKit refuses a URL source for COPY after expansion too (`COPY $URL /`).
+                    if is_copy
+                        && let Some(url) = c.sources.iter().find(|s| {
+                            let v = s.value.to_ascii_lowercase();
+                            v.starts_with("http://") || v.starts_with("https://")
+                        })
+                    {
+                        return Err(self.err(url.span, ErrorKind::CopyUrl));
                     }
                     self.expand_in_place(&mut c.dest, &mut scope)?;
                     self.expand_opt(&mut c.from, &mut scope)?;

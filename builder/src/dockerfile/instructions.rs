@@ -370,6 +370,18 @@ fn parse_at(
                 value: String::new(),
                 span,
             });
+            // As BuildKit's instruction parser: a heredoc names a source, never where it goes.
+            if !json && heredocs.iter().any(|h| h.span.start == dest.span.start) {
+                return Err(ctx.err(dest.span, ErrorKind::HeredocDestination { instruction: keyword }));
+            }
+            if keyword == "COPY"
+                && let Some(url) = sources.iter().find(|s| {
+                    let v = s.value.to_ascii_lowercase();
+                    v.starts_with("http://") || v.starts_with("https://")
+                })
+            {
+                return Err(ctx.err(url.span, ErrorKind::CopyUrl));
+            }
             let chmod = get_word("chmod");
             if let Some(c) = &chmod
                 && !c.value.contains('$')

@@ -1,0 +1,4 @@
+FROM busybox
+COPY /src <<EOF
+hello
+EOF

@@ -1,0 +1,3 @@
+FROM busybox
+ARG URL=http://example.invalid/a
+COPY ${URL} /a

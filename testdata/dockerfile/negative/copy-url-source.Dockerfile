@@ -1,0 +1,2 @@
+FROM busybox
+COPY https://example.invalid/a.tar /a

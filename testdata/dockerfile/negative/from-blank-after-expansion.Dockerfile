@@ -1,0 +1,3 @@
+ARG BASE
+FROM "$BASE" AS x
+RUN true
