@@ -318,3 +318,44 @@ fn copy_and_workdir_writes_stay_in_the_layer() {
     assert!(inside.join("made").is_dir(), "WORKDIR made in-root");
     assert_eq!(fs::read_to_string(inside.join("f")).unwrap(), "pwned");
 }
+
+/// BuildKit CVE-2024-23652 class: after a RUN, the step has replaced a mount point's parent with a link to
+/// the host and planted links in its writable bind copy. Nothing lamina removes afterwards follows them: it
+/// leaves mount points in the layer (as BuildKit does now) and removes its private copies without
+/// following links.
+#[test]
+fn cleanup_after_run_follows_no_planted_link() {
+    if !need_run() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let c = canary(t.path());
+    let root = t.path().join("store");
+    let dockerfile = format!(
+        "FROM scratch\nCOPY rootfs/ /\n\
+         RUN --mount=type=bind,source=sub,target=/x/mnt,rw --mount=type=tmpfs,target=/y/t \
+         sh -c 'ln -s {c} /x/mnt/l; ln -s {c}/secret /x/mnt/s; mv /y /y.old 2>/dev/null; ln -s {c} /y 2>/dev/null; echo STEP-DONE'\n",
+        c = c.display()
+    );
+    let ctx = context(t.path(), &dockerfile);
+    fs::create_dir_all(ctx.join("sub")).unwrap();
+    fs::write(ctx.join("sub/f"), "x").unwrap();
+    // Naive: removing the planted entries by following them deletes the canary's file.
+    let naive = t.path().join("naive");
+    fs::create_dir_all(&naive).unwrap();
+    symlink(c.join("secret"), naive.join("s")).unwrap();
+    assert_eq!(
+        fs::canonicalize(naive.join("s")).unwrap(),
+        c.join("secret"),
+        "payload is real"
+    );
+    let b = build(&root, &ctx);
+    assert!(b.ok && b.stderr.contains("STEP-DONE"), "{}", b.stderr);
+    assert_untouched(&c);
+    assert!(
+        fs::read_dir(root.join("tmp")).map_or(true, |d| d
+            .filter_map(Result::ok)
+            .all(|e| !e.file_name().to_string_lossy().starts_with("bind-"))),
+        "private bind copies removed after the build"
+    );
+}

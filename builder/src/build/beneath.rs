@@ -118,3 +118,74 @@ impl Beneath {
 pub fn is_missing_parent(e: &BuildError) -> bool {
     matches!(e, BuildError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+    use crate::build::context::Context;
+    use crate::build::copy::{CopySpec, copy};
+    use crate::build::view::View;
+
+    /// The classic write-through: the first source of one COPY leaves `q -> <canary>` in the new layer, the
+    /// second writes `q/f`. A copier joining `upper/dst/q/f` writes the host canary; ours refuses.
+    #[test]
+    fn copy_never_writes_through_a_link_it_created() {
+        let t = tempfile::tempdir().unwrap();
+        let canary = t.path().join("canary");
+        fs::create_dir_all(&canary).unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("p")).unwrap();
+        symlink(&canary, ctx.join("p/q")).unwrap();
+        fs::create_dir_all(ctx.join("r/q")).unwrap();
+        fs::write(ctx.join("r/q/f"), "pwned").unwrap();
+        let upper = t.path().join("upper");
+        fs::create_dir_all(upper.join("dst")).unwrap();
+        // Naive: the plain join of the second destination, once `q` is copied, is inside the canary.
+        symlink(&canary, upper.join("dst/q")).unwrap();
+        assert_eq!(
+            fs::canonicalize(upper.join("dst/q")).unwrap(),
+            canary,
+            "payload is real"
+        );
+        fs::remove_file(upper.join("dst/q")).unwrap();
+
+        let c = Context::open(&ctx, None, None).unwrap();
+        let no = |_: &str, _: bool| false;
+        let spec = CopySpec {
+            line: 7,
+            sources: vec!["p/./".into(), "r/./q/f".into()],
+            dest: "/dst/".into(),
+            workdir: "/".into(),
+            owner: None,
+            chmod: None,
+            parents: true,
+            exclude: &no,
+            from_context: true,
+            extract: None,
+            link_files: false,
+        };
+        let err = copy(&c, &View::empty(), &upper, &spec).unwrap_err();
+        let msg = crate::build::layers::error_chain(&err);
+        assert!(
+            msg.contains("Dockerfile:7") && msg.contains("does not write through"),
+            "{msg}"
+        );
+        assert_eq!(fs::read_dir(&canary).unwrap().count(), 0, "canary written");
+
+        // slot() itself: a link anywhere above the entry is refused, a missing parent says so.
+        let b = Beneath::open(&upper).unwrap();
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert!(matches!(
+            b.slot(&s(&["dst", "q", "f"])),
+            Err(BuildError::WriteThroughLink { .. })
+        ));
+        assert!(is_missing_parent(&b.slot(&s(&["nope", "f"])).err().unwrap()));
+        assert!(
+            b.slot(&s(&["dst", "q"])).is_ok(),
+            "the link itself may be replaced"
+        );
+    }
+}
