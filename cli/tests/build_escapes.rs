@@ -64,10 +64,15 @@ struct Built {
 }
 
 fn build(root: &Path, ctx: &Path) -> Built {
+    build_with(root, ctx, &[])
+}
+
+fn build_with(root: &Path, ctx: &Path, extra: &[&str]) -> Built {
     let out = Command::new(lamina_bin())
         .arg("--root")
         .arg(root)
         .args(["build", "--progress", "plain", "--network", "none", "-t", "out:1"])
+        .args(extra)
         .arg(ctx)
         .output()
         .unwrap();
@@ -317,6 +322,17 @@ fn copy_and_workdir_writes_stay_in_the_layer() {
     let inside = out.join(c.strip_prefix("/").unwrap());
     assert!(inside.join("made").is_dir(), "WORKDIR made in-root");
     assert_eq!(fs::read_to_string(inside.join("f")).unwrap(), "pwned");
+
+    // A COPY source that is an absolute link to the host resolves inside the context: not found there.
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY links/w/secret /got\n").unwrap();
+    assert_eq!(
+        fs::read_to_string(ctx.join("links/w/secret")).unwrap(),
+        SECRET,
+        "payload is real"
+    );
+    let b = build(&root, &ctx);
+    assert!(!b.ok && b.stderr.contains("Dockerfile:2"), "{}", b.stderr);
+    assert!(b.stderr.contains("not found"), "{}", b.stderr);
 }
 
 /// BuildKit CVE-2024-23652 class: after a RUN, the step has replaced a mount point's parent with a link to
@@ -358,4 +374,38 @@ fn cleanup_after_run_follows_no_planted_link() {
             .all(|e| !e.file_name().to_string_lossy().starts_with("bind-"))),
         "private bind copies removed after the build"
     );
+}
+
+/// Secret and tmpfs `target=` with `..`: the mount points lamina leaves in the layer are made in-root, and
+/// the secret is visible at the clamped path inside the container, never written next to the host canary.
+#[test]
+fn secret_and_tmpfs_targets_with_dotdot_stay_in_root() {
+    if !need_run() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let c = canary(t.path());
+    let root = t.path().join("store");
+    let up = "../../../../../../../../..";
+    let target = format!("{up}{}/planted/s", c.display());
+    let dockerfile = format!(
+        "FROM scratch\nCOPY rootfs/ /\n\
+         RUN --mount=type=secret,id=s,target={target} --mount=type=tmpfs,target={up}{c}/tmpfs \
+         sh -c 'cat {c}/planted/s; echo; ls -d {c}/tmpfs && echo TARGETS-OK'\n",
+        c = c.display()
+    );
+    let ctx = context(t.path(), &dockerfile);
+    let secret = t.path().join("secret.txt");
+    fs::write(&secret, "the-build-secret").unwrap();
+    // Naive: the target joined onto a dir of the host (the context, or an upper dir) is the canary.
+    assert_eq!(
+        fs::canonicalize(ctx.join(format!("{up}{}", c.display()))).unwrap(),
+        c,
+        "payload is real"
+    );
+    let src = format!("id=s,src={}", secret.display());
+    let b = build_with(&root, &ctx, &["--secret", &src]);
+    assert!(b.ok && b.stderr.contains("TARGETS-OK"), "{}", b.stderr);
+    assert!(b.stderr.contains("the-build-secret"), "{}", b.stderr);
+    assert_untouched(&c);
 }
