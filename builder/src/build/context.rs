@@ -1,5 +1,9 @@
 //! The build context: source selection (wildcards, .dockerignore), and the content digest of exactly the
 //! selected files for cache keys, with a persistent stat memo so an unchanged context costs only stat calls.
+//!
+//! The context is untrusted (a cloned repository): it is walked and read through fds like any other tree
+//! ([`View`]), and `.dockerignore` is applied here, once — every consumer (COPY/ADD, cache keys, RUN bind
+//! mounts, which get a filtered copy) sees the context only through [`SourceTree`].
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
@@ -12,7 +16,7 @@ use lamina_store::digest::Hasher;
 use lamina_store::{Algorithm, Digest};
 
 use super::BuildError;
-use super::view::{View, clean_components};
+use super::view::{Found, ResolveError, View, clean_components};
 
 /// What .dockerignore (or `COPY --exclude`) says about a context-relative path (`a/b`, no leading slash).
 pub trait Ignore: Send + Sync {
@@ -25,12 +29,13 @@ pub trait Ignore: Send + Sync {
 
 /// A tree sources are taken from: the context dir (with .dockerignore) or a stage/image rootfs view.
 pub trait SourceTree: Sync {
-    /// Real path and metadata (not followed) of `comps`, None when missing or ignored.
-    fn stat(&self, comps: &[String]) -> Option<(PathBuf, Metadata)>;
+    /// The entry `comps` (not followed, held by an fd), None when missing or ignored.
+    fn stat(&self, comps: &[String]) -> Option<Found>;
     /// Entry names of dir `comps`, sorted, ignored ones left out.
     fn list(&self, comps: &[String]) -> io::Result<Vec<String>>;
-    /// Resolve symlinks in `comps` inside the tree (for source roots, which BuildKit follows).
-    fn resolve(&self, comps: &[String]) -> Vec<String>;
+    /// Resolve symlinks in `comps` inside the tree (for source roots, which BuildKit follows); a link loop
+    /// or a chain past [`super::view::MAX_LINKS`] is an error, never a half-resolved path.
+    fn resolve(&self, comps: &[String]) -> Result<Vec<String>, ResolveError>;
     /// Which layer dir of the tree `real` (a path `stat` returned) lives in; 0 for single-dir trees.
     fn layer_of(&self, _real: &Path) -> usize {
         0
@@ -49,6 +54,8 @@ struct MemoEntry {
 /// The build context dir.
 pub struct Context {
     root: PathBuf,
+    /// The context dir as a one-layer tree: every lookup is an fd walk from its root.
+    tree: View,
     ignore: Option<Box<dyn Ignore>>,
     memo_path: Option<PathBuf>,
     memo: Mutex<(HashMap<String, MemoEntry>, bool)>,
@@ -104,6 +111,7 @@ impl Context {
             }
         }
         Ok(Context {
+            tree: View::new(vec![root.clone()]),
             root,
             ignore,
             memo_path,
@@ -116,8 +124,10 @@ impl Context {
         &self.root
     }
 
-    /// sha256 of a regular file's content, from the memo when (ino, size, mtime, ctime) still match.
-    pub fn file_digest(&self, rel: &str, real: &Path, meta: &Metadata) -> Result<String, BuildError> {
+    /// sha256 of a regular file's content (read through its fd), from the memo when (ino, size, mtime,
+    /// ctime) still match.
+    pub fn file_digest(&self, rel: &str, found: &Found) -> Result<String, BuildError> {
+        let meta = &found.meta;
         let key = MemoEntry {
             ino: meta.ino(),
             size: meta.size(),
@@ -136,8 +146,8 @@ impl Context {
                 return Ok(e.digest.clone());
             }
         }
-        let digest = hash_file(real).map_err(|source| BuildError::Context {
-            path: real.to_path_buf(),
+        let digest = hash_file(found).map_err(|source| BuildError::Context {
+            path: found.path.clone(),
             source,
         })?;
         self.hashed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -191,10 +201,19 @@ impl Context {
     fn rel(comps: &[String]) -> String {
         comps.join("/")
     }
+
+    /// Whether .dockerignore hides `comps` (the root never is).
+    fn ignored(&self, comps: &[String], is_dir: bool) -> bool {
+        let Some(ig) = &self.ignore else {
+            return false;
+        };
+        let rel = Self::rel(comps);
+        !comps.is_empty() && ig.excluded(&rel, is_dir) && !(is_dir && ig.may_reinclude(&rel))
+    }
 }
 
-fn hash_file(p: &Path) -> io::Result<String> {
-    let mut f = File::open(p)?;
+fn hash_file(found: &Found) -> io::Result<String> {
+    let mut f = found.open_read()?;
     let mut h = Hasher::new(Algorithm::Sha256);
     let mut buf = vec![0u8; 128 * 1024];
     loop {
@@ -208,49 +227,37 @@ fn hash_file(p: &Path) -> io::Result<String> {
 }
 
 impl SourceTree for Context {
-    fn stat(&self, comps: &[String]) -> Option<(PathBuf, Metadata)> {
-        let p = self.root.join(comps.iter().collect::<PathBuf>());
-        let meta = fs::symlink_metadata(&p).ok()?;
-        if let Some(ig) = &self.ignore
-            && !comps.is_empty()
-            && ig.excluded(&Self::rel(comps), meta.is_dir())
-            && !(meta.is_dir() && ig.may_reinclude(&Self::rel(comps)))
-        {
+    fn stat(&self, comps: &[String]) -> Option<Found> {
+        let found = self.tree.lookup(comps)?;
+        if self.ignored(comps, found.meta.is_dir()) {
             return None;
         }
-        Some((p, meta))
+        Some(found)
     }
 
     fn list(&self, comps: &[String]) -> io::Result<Vec<String>> {
-        let p = self.root.join(comps.iter().collect::<PathBuf>());
         let mut names = Vec::new();
-        for ent in fs::read_dir(p)? {
-            let ent = ent?;
-            let name = ent.file_name().to_string_lossy().into_owned();
-            if let Some(ig) = &self.ignore {
-                let mut c = comps.to_vec();
-                c.push(name.clone());
-                let rel = Self::rel(&c);
-                let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
-                if ig.excluded(&rel, is_dir) && !(is_dir && ig.may_reinclude(&rel)) {
-                    continue;
-                }
+        for (name, is_dir) in self.tree.read_dir(comps)? {
+            let mut c = comps.to_vec();
+            c.push(name.clone());
+            if !self.ignored(&c, is_dir) {
+                names.push(name);
             }
-            names.push(name);
         }
-        names.sort();
         Ok(names)
     }
 
-    fn resolve(&self, comps: &[String]) -> Vec<String> {
-        View::new(vec![self.root.clone()]).resolve(&comps.join("/"), true)
+    fn resolve(&self, comps: &[String]) -> Result<Vec<String>, ResolveError> {
+        // A link may not lead into an ignored path: BuildKit never transfers those, so they don't exist.
+        let visible = |prefix: &[String], meta: &Metadata| !self.ignored(prefix, meta.is_dir());
+        self.tree.resolve_visible(&comps.join("/"), true, &visible)
     }
 }
 
 /// A rootfs (stage or image) as a source tree.
 impl SourceTree for View {
-    fn stat(&self, comps: &[String]) -> Option<(PathBuf, Metadata)> {
-        self.lookup(comps).map(|f| (f.path, f.meta))
+    fn stat(&self, comps: &[String]) -> Option<Found> {
+        self.lookup(comps)
     }
     fn layer_of(&self, real: &Path) -> usize {
         self.layers()
@@ -261,7 +268,7 @@ impl SourceTree for View {
     fn list(&self, comps: &[String]) -> io::Result<Vec<String>> {
         Ok(self.read_dir(comps)?.into_keys().collect())
     }
-    fn resolve(&self, comps: &[String]) -> Vec<String> {
+    fn resolve(&self, comps: &[String]) -> Result<Vec<String>, ResolveError> {
         View::resolve(self, &comps.join("/"), true)
     }
 }
@@ -324,7 +331,7 @@ pub fn has_wildcard(s: &str) -> bool {
 pub fn select(tree: &dyn SourceTree, pattern: &str) -> Result<Vec<Vec<String>>, BuildError> {
     let comps = clean_components(pattern);
     if !comps.iter().any(|c| has_wildcard(c)) {
-        let resolved = tree.resolve(&comps);
+        let resolved = tree.resolve(&comps)?;
         if tree.stat(&resolved).is_none() {
             return Err(BuildError::SourceNotFound {
                 pattern: pattern.to_string(),
@@ -337,7 +344,7 @@ pub fn select(tree: &dyn SourceTree, pattern: &str) -> Result<Vec<Vec<String>>, 
         let mut next = Vec::new();
         for base in &found {
             if has_wildcard(c) {
-                let dir = tree.resolve(base);
+                let dir = tree.resolve(base)?;
                 let Ok(names) = tree.list(&dir) else { continue };
                 for n in names {
                     if match_component(c, &n) {
@@ -349,7 +356,7 @@ pub fn select(tree: &dyn SourceTree, pattern: &str) -> Result<Vec<Vec<String>>, 
             } else {
                 let mut b = base.clone();
                 b.push(c.clone());
-                if tree.stat(&tree.resolve(&b)).is_some() {
+                if tree.stat(&tree.resolve(&b)?).is_some() {
                     next.push(b);
                 }
             }
@@ -370,7 +377,7 @@ pub fn selection_digest(
 ) -> Result<Digest, BuildError> {
     let mut h = Hasher::new(Algorithm::Sha256);
     for sel in selected {
-        let root = ctx.resolve(sel);
+        let root = ctx.resolve(sel)?;
         h.update(format!("src {}\0{}\n", sel.join("/"), root.join("/")).as_bytes());
         walk_digest(ctx, &root, "", &mut h, exclude)?;
     }
@@ -384,18 +391,19 @@ fn walk_digest(
     h: &mut Hasher,
     exclude: &dyn Fn(&str, bool) -> bool,
 ) -> Result<(), BuildError> {
-    let Some((real, meta)) = ctx.stat(comps) else {
+    let Some(found) = ctx.stat(comps) else {
         return Ok(());
     };
+    let (real, meta) = (&found.path, &found.meta);
     let rel = comps.join("/");
     if !rel_to_src.is_empty() && exclude(rel_to_src, meta.is_dir()) {
         return Ok(());
     }
     let ft = meta.file_type();
     let kind_and_data = if ft.is_file() {
-        format!("f {} {}", meta.size(), ctx.file_digest(&rel, &real, &meta)?)
+        format!("f {} {}", meta.size(), ctx.file_digest(&rel, &found)?)
     } else if ft.is_symlink() {
-        let t = fs::read_link(&real).map_err(|source| BuildError::Context {
+        let t = found.read_link().map_err(|source| BuildError::Context {
             path: real.clone(),
             source,
         })?;

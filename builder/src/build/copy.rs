@@ -1,6 +1,7 @@
 //! COPY/ADD executor: writes the selected sources straight into a fresh snapshot dir (the step's upper dir),
 //! with BuildKit's semantics for destinations, parents, owners, modes and links. No sandbox: the parent
-//! rootfs is only read through a [`View`].
+//! rootfs is only read through a [`View`], sources are read through the fds their lookup returned, and every
+//! write goes through a [`Slot`] of the upper, which never follows a link (see `beneath.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
@@ -12,9 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{AtFlags, CWD, Timespec, Timestamps};
 
 use super::BuildError;
+use super::beneath::{Beneath, Slot, is_missing_parent};
 use super::context::{SourceTree, has_wildcard, select};
 use super::perms::{Chmod, Owner};
-use super::view::{View, clean_components};
+use super::view::{Found, View, clean_components};
 
 /// Extracts a local archive into a dir in the upper (ADD); returns Ok(false) when the file is no archive.
 pub type Extractor<'a> = &'a dyn Fn(&Path, &Path) -> Result<bool, BuildError>;
@@ -52,19 +54,21 @@ struct Copier<'a> {
     spec: &'a CopySpec<'a>,
     tree: &'a dyn SourceTree,
     target: &'a View,
-    upper: &'a Path,
-    links: HashMap<(u64, u64, usize), PathBuf>,
+    upper: Beneath,
+    /// First destination (upper components) of each source inode with several links.
+    links: HashMap<(u64, u64, usize), Vec<String>>,
     /// Source inodes hardlinked by `link_files` in this COPY: one inode seen at two paths is copied the
     /// second time, so no hardlink pair appears that the source didn't have.
     linked: HashSet<(u64, u64)>,
-    /// Dirs whose mtime must be set after their content (post-order).
-    dir_times: Vec<(PathBuf, SystemTime)>,
+    /// Dirs (upper components) whose mtime must be set after their content (post-order).
+    dir_times: Vec<(Vec<String>, SystemTime)>,
     stats: CopyStats,
 }
 
-/// Whether a file carries extended attributes (a copy doesn't take them along, so a link would differ).
-fn has_xattrs(p: &Path) -> bool {
-    !matches!(rustix::fs::llistxattr(p, &mut [0u8; 0][..]), Ok(0))
+/// Whether a regular file carries extended attributes (a copy doesn't take them along, so a link would
+/// differ); asked through the file's fd path, which the kernel follows to the inode and nowhere else.
+fn has_xattrs(found: &Found) -> bool {
+    !matches!(rustix::fs::listxattr(found.fd_path(), &mut [0u8; 0][..]), Ok(0))
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
@@ -112,8 +116,10 @@ pub fn copy(
         format!("{}/{}", spec.workdir.trim_end_matches('/'), spec.dest)
     };
     let dir_hint = spec.dest.ends_with('/') || spec.dest == "." || spec.dest.ends_with("/.");
-    let dest = target.resolve(&dest_abs, true);
-    let dest_is_dir = target.lookup(&dest).is_some_and(|f| f.meta.is_dir());
+    let dest = target
+        .resolve(&dest_abs, true)
+        .map_err(|e| BuildError::from(e).at_line(spec.line))?;
+    let dest_is_dir = dest.is_empty() || target.lookup(&dest).is_some_and(|f| f.meta.is_dir());
 
     let mut selections = Vec::new();
     let mut wildcard = false;
@@ -139,60 +145,74 @@ pub fn copy(
         spec,
         tree,
         target,
-        upper,
+        upper: Beneath::open(upper)?,
         links: HashMap::new(),
         linked: HashSet::new(),
         dir_times: Vec::new(),
         stats: CopyStats::default(),
     };
-    for (sel, pivot) in selections {
-        // Hardlinks are kept within one source, not across sources (BuildKit).
-        c.links.clear();
-        let root = tree.resolve(&sel);
-        let Some((real, meta)) = tree.stat(&root) else {
-            return Err(BuildError::SourceNotFound {
-                pattern: sel.join("/"),
-            }
-            .at_line(spec.line));
-        };
-        let mut base = dest.clone();
-        if spec.parents {
-            let keep = &sel[pivot.min(sel.len())..];
-            if meta.is_dir() {
-                base.extend(keep.iter().cloned());
-            } else {
-                base.extend(keep[..keep.len().saturating_sub(1)].iter().cloned());
-            }
-        }
-        if meta.is_dir() {
-            c.ensure_dir(&base, Some(&meta), false)?;
-            c.copy_children(&root, &base, "")?;
-        } else {
-            let name = sel.last().cloned().unwrap_or_default();
-            if let Some(extract) = spec.extract
-                && meta.is_file()
-            {
-                c.ensure_parents(&base)?;
-                let dir = c.ensure_dir(&base, None, false)?;
-                if extract(&real, &dir)? {
-                    continue;
+    c.copy_selections(selections, &dest, into_dir)
+        .map_err(|e| e.at_line(spec.line))?;
+    Ok(c.stats)
+}
+
+impl Copier<'_> {
+    fn copy_selections(
+        &mut self,
+        selections: Vec<(Vec<String>, usize)>,
+        dest: &[String],
+        into_dir: bool,
+    ) -> Result<(), BuildError> {
+        let (spec, tree) = (self.spec, self.tree);
+        let c = &mut *self;
+        for (sel, pivot) in selections {
+            // Hardlinks are kept within one source, not across sources (BuildKit).
+            c.links.clear();
+            let root = tree.resolve(&sel)?;
+            let Some(found) = tree.stat(&root) else {
+                return Err(BuildError::SourceNotFound {
+                    pattern: sel.join("/"),
+                }
+                .at_line(spec.line));
+            };
+            let meta = found.meta.clone();
+            let mut base = dest.to_vec();
+            if spec.parents {
+                let keep = &sel[pivot.min(sel.len())..];
+                if meta.is_dir() {
+                    base.extend(keep.iter().cloned());
+                } else {
+                    base.extend(keep[..keep.len().saturating_sub(1)].iter().cloned());
                 }
             }
-            let to = if into_dir || spec.parents {
-                let mut t = base.clone();
-                t.push(name);
-                t
+            if meta.is_dir() {
+                c.ensure_dir(&base, Some(&meta), false)?;
+                c.copy_children(&root, &base, "")?;
             } else {
-                base.clone()
-            };
-            c.ensure_parents(&to)?;
-            c.copy_entry(&real, &meta, &to)?;
+                let name = sel.last().cloned().unwrap_or_default();
+                if let Some(extract) = spec.extract
+                    && meta.is_file()
+                {
+                    c.ensure_parents(&base)?;
+                    let dir = c.ensure_dir(&base, None, false)?;
+                    // The archive is read through its fd; the extractor applies it in-root under `dir`.
+                    if extract(&found.fd_path(), &dir)? {
+                        continue;
+                    }
+                }
+                let to = if into_dir || spec.parents {
+                    let mut t = base.clone();
+                    t.push(name);
+                    t
+                } else {
+                    base.clone()
+                };
+                c.ensure_parents(&to)?;
+                c.copy_entry(&found, &to)?;
+            }
         }
+        self.finish_times()
     }
-    for (p, t) in c.dir_times.iter().rev() {
-        set_times(p, *t)?;
-    }
-    Ok(c.stats)
 }
 
 /// WORKDIR: creates `comps` and its missing parents in `upper` (owned by `owner`, like BuildKit's mkdir -p
@@ -222,24 +242,38 @@ pub fn mkdir_p(
         spec: &spec,
         tree: &empty,
         target,
-        upper,
+        upper: Beneath::open(upper)?,
         links: HashMap::new(),
         linked: HashSet::new(),
         dir_times: Vec::new(),
         stats: CopyStats::default(),
     };
     c.ensure_dir(comps, None, false)?;
-    for (p, t) in c.dir_times.iter().rev() {
-        set_times(p, *t)?;
-    }
-    Ok(())
+    c.finish_times()
 }
 
 impl Copier<'_> {
-    fn upper_path(&self, comps: &[String]) -> PathBuf {
-        let mut p = self.upper.to_path_buf();
-        p.extend(comps);
-        p
+    /// Dir mtimes, last (a dir's content changes it), deepest first.
+    fn finish_times(&mut self) -> Result<(), BuildError> {
+        for (comps, t) in std::mem::take(&mut self.dir_times).iter().rev() {
+            let s = self.upper.slot(comps)?;
+            set_times(&s.at, *t).map_err(|_| BuildError::Io {
+                path: s.shown.clone(),
+                source: io::Error::last_os_error(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The slot of `comps`, creating missing parents first.
+    fn slot_creating_parents(&mut self, comps: &[String]) -> Result<Slot, BuildError> {
+        match self.upper.slot(comps) {
+            Err(e) if is_missing_parent(&e) => {
+                self.ensure_parents(comps)?;
+                self.upper.slot(comps)
+            }
+            r => r,
+        }
     }
 
     fn owner_for(&self, meta: Option<&Metadata>) -> (u32, u32) {
@@ -255,24 +289,27 @@ impl Copier<'_> {
     fn ensure_parents(&mut self, comps: &[String]) -> Result<(), BuildError> {
         for i in 0..comps.len().saturating_sub(1) {
             let sub = &comps[..=i];
-            let p = self.upper_path(sub);
-            if fs::symlink_metadata(&p).is_ok() {
+            let s = self.upper.slot(sub)?;
+            let (p, shown) = (&s.at, &s.shown);
+            // Present (a dir, or a link the next slot() refuses to pass).
+            if fs::symlink_metadata(p).is_ok() {
                 continue;
             }
+            // Freshly created by us just now, so chmod following the last component is safe.
             match self.target.lookup(sub) {
                 Some(f) if f.meta.is_dir() => {
-                    fs::create_dir(&p).map_err(io_err(&p))?;
-                    fs::set_permissions(&p, fs::Permissions::from_mode(f.meta.mode() & 0o7777))
-                        .map_err(io_err(&p))?;
-                    std::os::unix::fs::lchown(&p, Some(f.meta.uid()), Some(f.meta.gid()))
-                        .map_err(io_err(&p))?;
-                    self.dir_times.push((p, mtime_of(&f.meta)));
+                    fs::create_dir(p).map_err(io_err(shown))?;
+                    fs::set_permissions(p, fs::Permissions::from_mode(f.meta.mode() & 0o7777))
+                        .map_err(io_err(shown))?;
+                    std::os::unix::fs::lchown(p, Some(f.meta.uid()), Some(f.meta.gid()))
+                        .map_err(io_err(shown))?;
+                    self.dir_times.push((sub.to_vec(), mtime_of(&f.meta)));
                 }
                 _ => {
-                    fs::create_dir(&p).map_err(io_err(&p))?;
-                    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(io_err(&p))?;
+                    fs::create_dir(p).map_err(io_err(shown))?;
+                    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).map_err(io_err(shown))?;
                     let (u, g) = self.owner_for(None);
-                    std::os::unix::fs::lchown(&p, Some(u), Some(g)).map_err(io_err(&p))?;
+                    std::os::unix::fs::lchown(p, Some(u), Some(g)).map_err(io_err(shown))?;
                 }
             }
         }
@@ -287,19 +324,20 @@ impl Copier<'_> {
         src: Option<&Metadata>,
         chmod: bool,
     ) -> Result<PathBuf, BuildError> {
-        let p = self.upper_path(comps);
         if comps.is_empty() {
-            return Ok(p);
+            return Ok(self.upper.path().to_path_buf());
         }
-        if let Ok(m) = fs::symlink_metadata(&p) {
+        let s = self.slot_creating_parents(comps)?;
+        let (p, shown) = (&s.at, &s.shown);
+        if let Ok(m) = fs::symlink_metadata(p) {
             if m.is_dir() {
-                return Ok(p);
+                return Ok(shown.clone());
             }
-            fs::remove_file(&p).map_err(io_err(&p))?;
+            // A file or link an earlier source left here: replaced, never followed.
+            fs::remove_file(p).map_err(io_err(shown))?;
         }
-        self.ensure_parents(comps)?;
         let existing = self.target.lookup(comps).filter(|f| f.meta.is_dir());
-        fs::create_dir(&p).map_err(io_err(&p))?;
+        fs::create_dir(p).map_err(io_err(shown))?;
         let (mode, (uid, gid), mtime) = match (&existing, src) {
             (Some(f), _) => (
                 f.meta.mode() & 0o7777,
@@ -315,12 +353,12 @@ impl Copier<'_> {
             }
             (None, None) => (0o755, self.owner_for(None), None),
         };
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err(&p))?;
-        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(io_err(&p))?;
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(io_err(shown))?;
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(io_err(shown))?;
         if let Some(t) = mtime {
-            self.dir_times.push((p.clone(), t));
+            self.dir_times.push((comps.to_vec(), t));
         }
-        Ok(p)
+        Ok(shown.clone())
     }
 
     fn copy_children(&mut self, src: &[String], dest: &[String], rel: &str) -> Result<(), BuildError> {
@@ -333,44 +371,58 @@ impl Copier<'_> {
             };
             let mut s = src.to_vec();
             s.push(n.clone());
-            let Some((real, meta)) = self.tree.stat(&s) else {
+            let Some(found) = self.tree.stat(&s) else {
                 continue;
             };
+            let meta = &found.meta;
             if (self.spec.exclude)(&r, meta.is_dir()) {
                 continue;
             }
             let mut d = dest.to_vec();
             d.push(n);
             if meta.is_dir() {
-                self.ensure_dir(&d, Some(&meta), true)?;
+                self.ensure_dir(&d, Some(meta), true)?;
                 // A dir copied over an existing dir of the parent keeps the source's metadata (BuildKit
                 // copies the dir's mode/owner/mtime onto the destination).
-                let p = self.upper_path(&d);
-                self.apply_meta(&p, &meta, true)?;
+                let slot = self.upper.slot(&d)?;
+                self.apply_meta(&slot, &d, meta, true)?;
+                drop(found);
                 self.copy_children(&s, &d, &r)?;
             } else {
-                self.copy_entry(&real, &meta, &d)?;
+                self.copy_entry(&found, &d)?;
             }
         }
         Ok(())
     }
 
-    fn apply_meta(&mut self, p: &Path, meta: &Metadata, is_dir: bool) -> Result<(), BuildError> {
+    /// Owner, mode and times of `slot` (`comps` in the upper) from the source's `meta`. The entry was
+    /// created by this copy (a dir, node or link), so chmod following its last component stays on it.
+    fn apply_meta(
+        &mut self,
+        slot: &Slot,
+        comps: &[String],
+        meta: &Metadata,
+        is_dir: bool,
+    ) -> Result<(), BuildError> {
+        let (p, shown) = (&slot.at, &slot.shown);
         let (uid, gid) = self.owner_for(Some(meta));
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(io_err(p))?;
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(io_err(shown))?;
         if !meta.file_type().is_symlink() {
             let mut mode = meta.mode() & 0o7777;
             if let Some(c) = &self.spec.chmod {
                 mode = c.apply(mode, is_dir);
             }
             // chown clears setuid/setgid, so the mode goes last.
-            fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(io_err(p))?;
+            fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(io_err(shown))?;
         }
         if is_dir {
-            self.dir_times.retain(|(q, _)| q != p);
-            self.dir_times.push((p.to_path_buf(), mtime_of(meta)));
+            self.dir_times.retain(|(q, _)| q != comps);
+            self.dir_times.push((comps.to_vec(), mtime_of(meta)));
         } else {
-            set_times(p, mtime_of(meta))?;
+            set_times(p, mtime_of(meta)).map_err(|_| BuildError::Io {
+                path: shown.clone(),
+                source: io::Error::last_os_error(),
+            })?;
         }
         Ok(())
     }
@@ -386,44 +438,67 @@ impl Copier<'_> {
                 .is_none_or(|c| c.apply(mode, false) == mode)
     }
 
-    fn copy_entry(&mut self, real: &Path, meta: &Metadata, to: &[String]) -> Result<(), BuildError> {
-        let p = self.upper_path(to);
+    fn copy_entry(&mut self, found: &Found, to: &[String]) -> Result<(), BuildError> {
+        let slot = self.slot_creating_parents(to)?;
         // Most destinations are new: create first, and only clear the path when that says it exists
         // (an earlier source of this COPY, or a file replacing a dir), saving a stat per file.
-        match self.create_entry(real, meta, &p) {
+        match self.create_entry(found, &slot, to) {
             Err(BuildError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
-                let m = fs::symlink_metadata(&p).map_err(io_err(&p))?;
+                let (p, shown) = (&slot.at, &slot.shown);
+                let m = fs::symlink_metadata(p).map_err(io_err(shown))?;
+                // Neither removal follows a link at `p` (remove_dir_all is symlink-safe since
+                // CVE-2022-21658).
                 if m.is_dir() {
-                    fs::remove_dir_all(&p).map_err(io_err(&p))?;
+                    fs::remove_dir_all(p).map_err(io_err(shown))?;
                 } else {
-                    fs::remove_file(&p).map_err(io_err(&p))?;
+                    fs::remove_file(p).map_err(io_err(shown))?;
                 }
-                // The failed attempt may have named `p` as the first of a hardlink pair.
-                self.links.retain(|_, first| first != &p);
-                self.create_entry(real, meta, &p)
+                // The failed attempt may have named `to` as the first of a hardlink pair.
+                self.links.retain(|_, first| first != to);
+                self.create_entry(found, &slot, to)
             }
             r => r,
         }
     }
 
-    fn create_entry(&mut self, real: &Path, meta: &Metadata, p: &Path) -> Result<(), BuildError> {
+    fn create_entry(&mut self, found: &Found, slot: &Slot, to: &[String]) -> Result<(), BuildError> {
+        let meta = &found.meta;
+        let (p, shown) = (&slot.at, &slot.shown);
         let ft = meta.file_type();
         if meta.nlink() > 1 && !ft.is_dir() {
             // A pair only within one layer dir: the same inode in two layers is one of our own links
             // (see `link_files`), not a hardlink of the image.
-            let k = (meta.dev(), meta.ino(), self.tree.layer_of(real));
+            let k = (meta.dev(), meta.ino(), self.tree.layer_of(&found.path));
             if let Some(first) = self.links.get(&k) {
-                return fs::hard_link(first, p).map_err(io_err(p));
+                let first = self.upper.slot(first)?;
+                // linkat without AT_SYMLINK_FOLLOW: a link at `first` is linked as a link, not followed.
+                return rustix::fs::linkat(
+                    &first.dir,
+                    first.name.as_str(),
+                    &slot.dir,
+                    slot.name.as_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| io_err(shown)(e.into()));
             }
-            self.links.insert(k, p.to_path_buf());
+            self.links.insert(k, to.to_vec());
         }
         if ft.is_file() {
             if self.spec.link_files
                 && self.unchanged_by_copy(meta)
-                && !has_xattrs(real)
+                && !has_xattrs(found)
                 && self.linked.insert((meta.dev(), meta.ino()))
             {
-                match fs::hard_link(real, p) {
+                // Linked from the source's fd (the magic link is followed to that inode, nothing else).
+                let linked = rustix::fs::linkat(
+                    CWD,
+                    found.fd_path(),
+                    &slot.dir,
+                    slot.name.as_str(),
+                    AtFlags::SYMLINK_FOLLOW,
+                )
+                .map_err(io::Error::from);
+                match linked {
                     Ok(()) => {
                         self.stats.files += 1;
                         self.stats.bytes += meta.size();
@@ -431,16 +506,16 @@ impl Copier<'_> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         self.linked.remove(&(meta.dev(), meta.ino()));
-                        return Err(io_err(p)(e));
+                        return Err(io_err(shown)(e));
                     }
                     Err(_) => {} // another filesystem, too many links…: copy
                 }
             }
-            return self.copy_regular(real, meta, p);
+            return self.copy_regular(found, slot);
         }
         if ft.is_symlink() {
-            let t = fs::read_link(real).map_err(io_err(real))?;
-            std::os::unix::fs::symlink(t, p).map_err(io_err(p))?;
+            let t = found.read_link().map_err(io_err(&found.path))?;
+            rustix::fs::symlinkat(&t, &slot.dir, slot.name.as_str()).map_err(|e| io_err(shown)(e.into()))?;
         } else {
             let kind = if ft.is_char_device() {
                 rustix::fs::FileType::CharacterDevice
@@ -451,30 +526,31 @@ impl Copier<'_> {
             } else {
                 return Ok(()); // sockets are not copied (BuildKit skips them too)
             };
-            rustix::fs::mknodat(CWD, p, kind, rustix::fs::Mode::from_raw_mode(0o600), meta.rdev()).map_err(
-                |e| BuildError::Io {
-                    path: p.to_path_buf(),
-                    source: e.into(),
-                },
-            )?;
+            rustix::fs::mknodat(
+                &slot.dir,
+                slot.name.as_str(),
+                kind,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                meta.rdev(),
+            )
+            .map_err(|e| io_err(shown)(e.into()))?;
         }
-        self.apply_meta(p, meta, false)
+        let _ = p;
+        self.apply_meta(slot, to, meta, false)
     }
 
     /// A regular file's bytes (copy_file_range, in-kernel) and metadata, all through the two open fds:
     /// owner, then mode (chown clears setuid bits), then times.
-    fn copy_regular(&mut self, real: &Path, meta: &Metadata, p: &Path) -> Result<(), BuildError> {
+    fn copy_regular(&mut self, found: &Found, slot: &Slot) -> Result<(), BuildError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let src = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(real)
-            .map_err(io_err(real))?;
+        let (meta, real, p) = (&found.meta, &found.path, &slot.shown);
+        let src = found.open_read().map_err(io_err(real))?;
+        // O_EXCL: never opens an existing entry, a link included.
         let dst = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(p)
+            .open(&slot.at)
             .map_err(io_err(p))?;
         let mut left = meta.size();
         while left > 0 {

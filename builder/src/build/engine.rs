@@ -13,6 +13,7 @@ use lamina_store::registry::RegistryOptions;
 use lamina_store::{Digest, Image, LayerDesc, Reference, Store};
 
 use super::BuildError;
+use super::bind_source::BindSources;
 use super::cache::{CacheIndex, CacheRecord, base_key};
 use super::context::{Context, Ignore};
 use super::layers::{self, Layer, LayerWriter};
@@ -92,6 +93,8 @@ pub struct Engine<'a> {
     pub req: &'a BuildRequest,
     pub progress: &'a dyn Progress,
     pub context: Context,
+    /// Read-only RUN bind sources materialised so far (removed with the engine).
+    pub binds: BindSources,
     pub cache: CacheIndex,
     /// Records imported with `--cache-from`.
     pub remote: Option<RemoteCache>,
@@ -187,6 +190,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         req,
         progress,
         context,
+        binds: BindSources::new(),
         cache,
         remote,
         platforms,

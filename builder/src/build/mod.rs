@@ -7,6 +7,8 @@
 //! - [`copy`]: the COPY/ADD executor writing into a new snapshot dir.
 //! - [`perms`]: `--chown`/`USER` resolution from the target's passwd/group, `--chmod`.
 
+pub mod beneath;
+pub mod bind_source;
 pub mod cache;
 pub mod context;
 pub mod copy;
@@ -135,6 +137,13 @@ pub enum BuildError {
     },
     #[error("output {dest}: {message}")]
     Output { dest: PathBuf, message: String },
+    /// A path of the context, a stage or an image that doesn't resolve inside its tree (a link loop).
+    #[error(transparent)]
+    Resolve(#[from] view::ResolveError),
+    /// A symlink in the new layer (put there by an earlier source of the same step) where lamina would
+    /// have to write through it; writes never follow links out of the layer.
+    #[error("{path}: a symbolic link in the new layer is in the way; lamina does not write through it")]
+    WriteThroughLink { path: PathBuf },
 }
 
 impl BuildError {

@@ -13,8 +13,8 @@ use lamina_store::Digest;
 use lamina_store::config::ContainerConfig;
 
 use super::BuildError;
+use super::bind_source::BindRequest;
 use super::context::SourceTree;
-use super::copy::{CopySpec, copy};
 use super::engine::{Engine, SecretSource};
 use super::progress::Event;
 use super::view::View;
@@ -237,62 +237,33 @@ pub fn run_step(
                 let src_path = word(&m.source).unwrap_or_else(|| "/".into());
                 let from = step.mount_from.get(i).cloned().flatten();
                 let rw = !m.is_readonly();
-                let source = match (&from, rw) {
-                    (None, false) => {
-                        // The context dir itself, read-only.
-                        let comps = super::view::clean_components(&src_path);
-                        let resolved = engine.context.resolve(&comps);
-                        engine.context.root().join(resolved.iter().collect::<PathBuf>())
+                // Never the context dir or a snapshot path itself: a private copy of the selection
+                // (see bind_source.rs), .dockerignore applied for the context.
+                let view_holder;
+                let (tree, tree_key): (&dyn SourceTree, String) = match &from {
+                    None => (&engine.context, "context".into()),
+                    Some(Ref::Stage(s)) => {
+                        let out = engine.stage_result(*s)?;
+                        view_holder = View::new(out.layers.iter().rev().map(|l| l.dir.clone()).collect());
+                        (&view_holder, format!("stage:{s}"))
                     }
-                    _ => {
-                        // A stage/image, or a writable mount: materialize a private copy (writes discarded).
-                        let view_holder;
-                        let tree: &dyn SourceTree = match &from {
-                            None => &engine.context,
-                            Some(Ref::Stage(s)) => {
-                                let out = engine.stage_result(*s)?;
-                                view_holder =
-                                    View::new(out.layers.iter().rev().map(|l| l.dir.clone()).collect());
-                                &view_holder
-                            }
-                            Some(Ref::Image(name)) => {
-                                let (_, layers) = engine.image_base(name, &engine.platforms[stage_pos])?;
-                                view_holder = View::new(layers.iter().rev().map(|l| l.dir.clone()).collect());
-                                &view_holder
-                            }
-                        };
-                        let dir = tmp.join(format!("bind-{}", lamina_runner::new_id()));
-                        scratch.paths.push(dir.clone());
-                        fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
-                            path: dir.clone(),
-                            source,
-                        })?;
-                        let no = |_: &str, _: bool| false;
-                        let comps = super::view::clean_components(&src_path);
-                        let resolved = tree.resolve(&comps);
-                        let is_dir = tree.stat(&resolved).map(|(_, m)| m.is_dir()).unwrap_or(true);
-                        let spec = CopySpec {
-                            line,
-                            sources: vec![if src_path.trim_matches('/').is_empty() {
-                                ".".into()
-                            } else {
-                                src_path.clone()
-                            }],
-                            dest: if is_dir { "/".into() } else { "/file".into() },
-                            workdir: "/".into(),
-                            owner: None,
-                            chmod: None,
-                            parents: false,
-                            exclude: &no,
-                            from_context: false,
-                            extract: None,
-                            // Read-only: nothing can write through the links into the snapshots.
-                            link_files: !rw && from.is_some(),
-                        };
-                        copy(tree, &View::empty(), &dir, &spec)?;
-                        if is_dir { dir } else { dir.join("file") }
+                    Some(Ref::Image(name)) => {
+                        let (_, layers) = engine.image_base(name, &engine.platforms[stage_pos])?;
+                        view_holder = View::new(layers.iter().rev().map(|l| l.dir.clone()).collect());
+                        (&view_holder, format!("image:{name}"))
                     }
                 };
+                let source = engine.binds.materialise(
+                    &BindRequest {
+                        tree,
+                        tree_key,
+                        source: &src_path,
+                        readonly: !rw,
+                        line,
+                        tmp: &tmp,
+                    },
+                    &mut scratch.paths,
+                )?;
                 rmounts.push(Mount::Bind {
                     source,
                     destination: target,
@@ -309,7 +280,9 @@ pub fn run_step(
             } => (destination, source.is_dir()),
             Mount::Tmpfs { destination, .. } => (destination, true),
         };
-        let mut comps = view.resolve(dest, true);
+        let mut comps = view
+            .resolve(dest, true)
+            .map_err(|e| BuildError::from(e).at_line(line))?;
         if !is_dir {
             comps.pop();
         }

@@ -110,9 +110,11 @@ impl StepRunner<'_, '_> {
                 let key = kb.finish();
                 let wd = st.workdir();
                 let view = st.view();
-                let comps = view.resolve(&wd, true);
+                let comps = view
+                    .resolve(&wd, true)
+                    .map_err(|e| BuildError::from(e).at_line(line))?;
                 self.add_history(st, &step.instruction, &[], false);
-                if view.lookup(&comps).is_some() {
+                if comps.is_empty() || view.lookup(&comps).is_some() {
                     st.key = key;
                     if let Some(h) = st.config.history.last_mut() {
                         h.empty_layer = true;
