@@ -61,6 +61,12 @@ pub enum DownloadError {
     },
     #[error("the server answered HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error("redirect refused")]
+    Redirect {
+        url: String,
+        #[source]
+        source: crate::registry::bounded::RedirectError,
+    },
     #[error("reading the response body")]
     Body {
         url: String,
@@ -220,26 +226,17 @@ fn with_env_proxies(
     Ok(b)
 }
 
-const MAX_REDIRECTS: usize = 10;
+use crate::registry::bounded::{MAX_REDIRECTS, RedirectError};
 
-/// A client trusting the system roots plus the CAs configured for `host`; it follows redirects only
-/// while they stay on `host`.
+/// A client trusting the system roots plus the CAs configured for `host`. It follows no redirects
+/// itself: `fetch` follows them one hop at a time, so the hop limit and loop check cover the whole
+/// chain (a per-client limit would reset on every change of host).
 fn client_for(url: &str, host: &str, opts: &RegistryOptions) -> Result<reqwest::Client, DownloadError> {
     let cas = opts.trusted_cas(host).map_err(|source| DownloadError::Trust {
         url: url.to_owned(),
         source,
     })?;
-    let same_host = host.to_owned();
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error("too many redirects")
-        } else if authority(attempt.url()) == same_host {
-            attempt.follow()
-        } else {
-            attempt.stop()
-        }
-    });
-    let b = crate::tls::client_builder().redirect(policy);
+    let b = crate::tls::client_builder().redirect(reqwest::redirect::Policy::none());
     let b = crate::tls::trust(b, &cas).map_err(|source| DownloadError::Trust {
         url: url.to_owned(),
         source,
@@ -342,6 +339,7 @@ fn download_blocking(
         // client of its own, so CA certificates configured for one host (certs.d/HOST) are never
         // trusted for another.
         let mut current = parsed;
+        let mut visited = vec![current.clone()];
         let mut hops = 0;
         let mut resp = loop {
             let host = authority(&current);
@@ -359,14 +357,24 @@ fn download_blocking(
                 .and_then(|l| l.to_str().ok())
                 .and_then(|l| current.join(l).ok());
             match next {
+                Some(n) if visited.iter().any(|v| *v == n) => {
+                    return Err(DownloadError::Redirect {
+                        url: url.to_owned(),
+                        source: RedirectError::Loop { url: n.to_string() },
+                    });
+                }
                 Some(n) if hops < MAX_REDIRECTS => {
                     hops += 1;
+                    visited.push(n.clone());
                     current = n;
                 }
-                Some(_) => {
-                    return Err(DownloadError::Status {
+                Some(n) => {
+                    return Err(DownloadError::Redirect {
                         url: url.to_owned(),
-                        status: resp.status().as_u16(),
+                        source: RedirectError::TooMany {
+                            url: n.to_string(),
+                            limit: MAX_REDIRECTS,
+                        },
                     });
                 }
                 None => break resp,
