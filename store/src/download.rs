@@ -357,7 +357,7 @@ fn download_blocking(
                 .and_then(|l| l.to_str().ok())
                 .and_then(|l| current.join(l).ok());
             match next {
-                Some(n) if visited.iter().any(|v| *v == n) => {
+                Some(n) if visited.contains(&n) => {
                     return Err(DownloadError::Redirect {
                         url: url.to_owned(),
                         source: RedirectError::Loop { url: n.to_string() },

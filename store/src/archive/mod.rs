@@ -141,16 +141,6 @@ pub fn now_rfc3339() -> String {
     rfc3339(secs)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_709_208_000), "2024-02-29T12:00:00Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
-}
-
 /// An I/O error met while streaming layer `entry` of `archive`: a [`tar_check::TarCheckError`] inside
 /// it becomes [`ArchiveError::BadLayer`], anything else [`ArchiveError::Entry`].
 pub(crate) fn layer_read_error(archive: &std::path::Path, entry: &str, e: io::Error) -> ArchiveError {
@@ -181,5 +171,15 @@ pub(crate) fn layer_read_error(archive: &std::path::Path, entry: &str, e: io::Er
             entry: entry.to_owned(),
             source: io::Error::from(io::ErrorKind::InvalidData),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_709_208_000), "2024-02-29T12:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }
