@@ -61,6 +61,12 @@ pub enum DownloadError {
     },
     #[error("the server answered HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error("redirect refused")]
+    Redirect {
+        url: String,
+        #[source]
+        source: crate::registry::bounded::RedirectError,
+    },
     #[error("reading the response body")]
     Body {
         url: String,
@@ -220,26 +226,17 @@ fn with_env_proxies(
     Ok(b)
 }
 
-const MAX_REDIRECTS: usize = 10;
+use crate::registry::bounded::{MAX_REDIRECTS, RedirectError};
 
-/// A client trusting the system roots plus the CAs configured for `host`; it follows redirects only
-/// while they stay on `host`.
+/// A client trusting the system roots plus the CAs configured for `host`. It follows no redirects
+/// itself: `fetch` follows them one hop at a time, so the hop limit and loop check cover the whole
+/// chain (a per-client limit would reset on every change of host).
 fn client_for(url: &str, host: &str, opts: &RegistryOptions) -> Result<reqwest::Client, DownloadError> {
     let cas = opts.trusted_cas(host).map_err(|source| DownloadError::Trust {
         url: url.to_owned(),
         source,
     })?;
-    let same_host = host.to_owned();
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error("too many redirects")
-        } else if authority(attempt.url()) == same_host {
-            attempt.follow()
-        } else {
-            attempt.stop()
-        }
-    });
-    let b = crate::tls::client_builder().redirect(policy);
+    let b = crate::tls::client_builder().redirect(reqwest::redirect::Policy::none());
     let b = crate::tls::trust(b, &cas).map_err(|source| DownloadError::Trust {
         url: url.to_owned(),
         source,
@@ -342,6 +339,7 @@ fn download_blocking(
         // client of its own, so CA certificates configured for one host (certs.d/HOST) are never
         // trusted for another.
         let mut current = parsed;
+        let mut visited = vec![current.clone()];
         let mut hops = 0;
         let mut resp = loop {
             let host = authority(&current);
@@ -359,14 +357,24 @@ fn download_blocking(
                 .and_then(|l| l.to_str().ok())
                 .and_then(|l| current.join(l).ok());
             match next {
+                Some(n) if visited.contains(&n) => {
+                    return Err(DownloadError::Redirect {
+                        url: url.to_owned(),
+                        source: RedirectError::Loop { url: n.to_string() },
+                    });
+                }
                 Some(n) if hops < MAX_REDIRECTS => {
                     hops += 1;
+                    visited.push(n.clone());
                     current = n;
                 }
-                Some(_) => {
-                    return Err(DownloadError::Status {
+                Some(n) => {
+                    return Err(DownloadError::Redirect {
                         url: url.to_owned(),
-                        status: resp.status().as_u16(),
+                        source: RedirectError::TooMany {
+                            url: n.to_string(),
+                            limit: MAX_REDIRECTS,
+                        },
                     });
                 }
                 None => break resp,
@@ -565,5 +573,81 @@ mod tests {
         assert!(Checksum::parse(&format!("sha512:{h}")).is_err());
         assert!(Checksum::parse(&format!("md5:{h}")).is_err());
         assert!(Checksum::parse(&format!("sha256:{}", "A".repeat(64))).is_err());
+    }
+
+    /// A server whose `/hop/N` redirects to `/hop/N+1` below `last` (and `/hop/last` serves a body);
+    /// with `last == 0` every path redirects to itself. Returns the first URL and the request count.
+    fn redirector(last: u32) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let n = count.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                n.fetch_add(1, Ordering::SeqCst);
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = r.read_line(&mut first);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let k: u32 = path.trim_start_matches("/hop/").parse().unwrap_or(0);
+                let head = if last == 0 {
+                    format!("HTTP/1.0 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\n\r\n")
+                } else if k < last {
+                    format!(
+                        "HTTP/1.0 302 Found\r\nLocation: /hop/{}\r\nContent-Length: 0\r\n\r\n",
+                        k + 1
+                    )
+                } else {
+                    "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok".to_owned()
+                };
+                let _ = c.write_all(head.as_bytes());
+            }
+        });
+        (format!("http://127.0.0.1:{port}/hop/0"), count)
+    }
+
+    #[test]
+    fn redirects_stop_at_a_loop_and_after_ten_hops() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RegistryOptions::default();
+        // A URL redirecting to itself: refused on its first repeat.
+        let (url, count) = redirector(0);
+        let e = download(&url, &dir.path().join("a"), None, &opts).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DownloadError::Redirect {
+                    source: RedirectError::Loop { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        // Ten redirects are followed, eleven are not.
+        let (url, count) = redirector(10);
+        download(&url, &dir.path().join("b"), None, &opts).unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 11);
+        let (url, count) = redirector(11);
+        let e = download(&url, &dir.path().join("c"), None, &opts).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DownloadError::Redirect {
+                    source: RedirectError::TooMany { limit: 10, .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 11);
     }
 }

@@ -1,13 +1,14 @@
 //! `import`: a rootfs tarball (plain, gzip or zstd) → a one-layer image, like `docker import`.
 //!
 //! One pass: the input is decompressed, hashed (diff_id), gzip-compressed and hashed again (digest) on its
-//! way into a blob temp file.
+//! way into a blob temp file, its tar framing checked on the way ([`super::tar_check`]).
 
 use std::io::{self, Read, Write};
 use std::path::Path;
 
 use super::ArchiveError;
 use super::change::apply_change;
+use super::tar_check::TarCheck;
 use crate::config::{History, ImageConfig};
 use crate::digest::HashingReader;
 use crate::image::{Image, LayerDesc, media};
@@ -94,13 +95,14 @@ pub fn import(
         apply_change(&mut config, c)?;
     }
     let plain = decompress(reader).map_err(io_err("read"))?;
-    let mut tar = HashingReader::new(check_tar(plain, path)?);
+    // Checked while it streams, so a tar that could never be unpacked is refused before the image exists.
+    let mut tar = HashingReader::new(TarCheck::new(check_tar(plain, path)?));
     let blob = store.blobs().writer()?;
     // pigz-style parallel gzip: same bytes for any thread count.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut gz = crate::layer::pgzip::ParGzEncoder::new(blob, opts.gzip_level.min(9), threads)
         .map_err(io_err("compress"))?;
-    io::copy(&mut tar, &mut gz).map_err(io_err("import"))?;
+    io::copy(&mut tar, &mut gz).map_err(|e| super::layer_read_error(path, "(the imported tarball)", e))?;
     let mut blob = gz.finish().map_err(io_err("compress"))?;
     blob.flush().map_err(io_err("write layer from"))?;
     let (digest, size) = blob.commit()?;

@@ -3,7 +3,8 @@
 //! order: each is processed as it streams by — `blobs/<alg>/<hex>` verified against its name, an
 //! uncompressed `*.tar` layer hashed (its diff_id) while being gzip-compressed into the store, top-level
 //! `*.json` configs stored by content — and the images are assembled at the end, every layer checked against
-//! its config's diff_id. Nothing is tagged unless all of an image's content verified.
+//! its config's diff_id and read once through a tar check (`tar_check.rs`). Nothing is tagged unless the
+//! content of every image in the archive verified.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -11,11 +12,12 @@ use std::path::Path;
 
 use super::ArchiveError;
 use super::save::CONTAINERD_NAME_ANNOTATION;
+use super::tar_check::TarCheck;
 use crate::digest::{Algorithm, Digest, HashingReader};
 use crate::image::{Descriptor, Index, LayerDesc, REF_NAME_ANNOTATION, media};
 use crate::layout::Store;
 use crate::reference::Reference;
-use crate::validate::{decompress, layer_diff_id};
+use crate::validate::decompress;
 
 /// Limit for the archive's own JSON files (manifest.json, index.json, repositories).
 const MAX_META_SIZE: u64 = 16 << 20;
@@ -192,11 +194,7 @@ pub fn load_from(
             }
             _ if name.ends_with(".tar") => {
                 let layer = store_layer(store, &mut entry).map_err(|e| match e {
-                    LayerErr::Io(source) => ArchiveError::Entry {
-                        archive: path.to_owned(),
-                        entry: name.clone(),
-                        source,
-                    },
+                    LayerErr::Io(source) => super::layer_read_error(path, &name, source),
                     LayerErr::Blob(source) => ArchiveError::EntryBlob {
                         archive: path.to_owned(),
                         entry: name.clone(),
@@ -234,8 +232,9 @@ enum LayerErr {
     Blob(crate::BlobError),
 }
 
-/// Stores a layer entry: an uncompressed tar is gzip-compressed on the way in (its diff_id hashed in the
-/// same pass); an already compressed one is stored as it is and its diff_id computed later.
+/// Stores a layer entry: an uncompressed tar is gzip-compressed on the way in (its diff_id hashed and its
+/// framing checked in the same pass); an already compressed one is stored as it is and checked later
+/// ([`checked_diff_id`]).
 fn store_layer(store: &Store, entry: &mut impl Read) -> Result<StoredLayer, LayerErr> {
     let mut br = io::BufReader::with_capacity(256 * 1024, entry);
     let head = io::BufRead::fill_buf(&mut br).map_err(LayerErr::Io)?;
@@ -258,7 +257,7 @@ fn store_layer(store: &Store, entry: &mut impl Read) -> Result<StoredLayer, Laye
             .to_owned(),
         });
     }
-    let mut tar = HashingReader::new(br);
+    let mut tar = HashingReader::new(TarCheck::new(br));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut gz = crate::layer::pgzip::ParGzEncoder::new(w, 6, threads).map_err(LayerErr::Io)?;
     io::copy(&mut tar, &mut gz).map_err(LayerErr::Io)?;
@@ -271,6 +270,21 @@ fn store_layer(store: &Store, entry: &mut impl Read) -> Result<StoredLayer, Laye
         diff_id: Some(tar.finish().1),
         media_type: media::OCI_LAYER_GZIP.to_owned(),
     })
+}
+
+/// The diff_id of stored layer blob `digest` (`entry` of `archive`), its tar framing checked in the same
+/// streamed read: a layer that could never be unpacked is refused here, before any tag.
+fn checked_diff_id(
+    store: &Store,
+    archive: &Path,
+    entry: &str,
+    digest: &Digest,
+) -> Result<Digest, ArchiveError> {
+    let f = store.blobs().open_blob(digest)?;
+    let plain = decompress(f).map_err(|e| super::layer_read_error(archive, entry, e))?;
+    let mut r = HashingReader::new(TarCheck::new(plain));
+    io::copy(&mut r, &mut io::sink()).map_err(|e| super::layer_read_error(archive, entry, e))?;
+    Ok(r.finish().1)
 }
 
 fn load_docker(
@@ -299,7 +313,7 @@ fn load_docker(
         archive: path.to_owned(),
         entry: entry.to_owned(),
     };
-    let mut report = LoadReport::default();
+    let mut checked = Vec::new();
     for e in entries {
         let config_name = resolve(clean(&e.config));
         let config_digest = blobs.get(&config_name).ok_or_else(|| missing(&e.config))?;
@@ -329,12 +343,7 @@ fn load_docker(
             };
             let actual = match layer.diff_id {
                 Some(d) => d,
-                None if layer.media_type == media::OCI_LAYER_TAR => layer.digest.clone(),
-                None => layer_diff_id(store, &layer.digest).map_err(|p| ArchiveError::Entry {
-                    archive: path.to_owned(),
-                    entry: name.clone(),
-                    source: io::Error::new(io::ErrorKind::InvalidData, p.to_string()),
-                })?,
+                None => checked_diff_id(store, path, name, &layer.digest)?,
             };
             if &actual != expected {
                 return Err(ArchiveError::DiffId {
@@ -353,20 +362,29 @@ fn load_docker(
             });
         }
         let img = store.write_manifest(config_digest, &descs)?;
-        let mut tags = Vec::new();
-        for t in e.repo_tags.unwrap_or_default() {
-            let r = Reference::parse(&t)?;
-            store.set_tag(&r, img.descriptor())?;
-            tags.push(r);
+        let tags = e
+            .repo_tags
+            .unwrap_or_default()
+            .iter()
+            .map(|t| Reference::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        checked.push((
+            img.descriptor(),
+            img.manifest_digest.clone(),
+            img.config_digest.clone(),
+            tags,
+        ));
+    }
+    // Every layer of every image verified: only now does anything get a name.
+    let mut report = LoadReport::default();
+    for (desc, manifest, id, tags) in checked {
+        for r in &tags {
+            store.set_tag(r, desc.clone())?;
         }
         if tags.is_empty() {
-            store.add_untagged(img.descriptor())?;
+            store.add_untagged(desc)?;
         }
-        report.images.push(LoadedImage {
-            manifest: img.manifest_digest.clone(),
-            id: img.config_digest.clone(),
-            tags,
-        });
+        report.images.push(LoadedImage { manifest, id, tags });
     }
     Ok(report)
 }
@@ -399,7 +417,7 @@ fn load_oci(
         entry: "index.json".to_owned(),
         source,
     })?;
-    let mut report = LoadReport::default();
+    let mut checked = Vec::new();
     for entry in &index.manifests {
         if !store.blobs().contains(&entry.digest) {
             return Err(ArchiveError::MissingEntry {
@@ -419,11 +437,8 @@ fn load_oci(
                     entry: format!("blobs/{}/{}", l.digest.algorithm().as_str(), l.digest.hex()),
                 });
             }
-            let actual = layer_diff_id(store, &l.digest).map_err(|p| ArchiveError::Entry {
-                archive: path.to_owned(),
-                entry: l.digest.to_string(),
-                source: io::Error::new(io::ErrorKind::InvalidData, p.to_string()),
-            })?;
+            let entry = format!("blobs/{}/{}", l.digest.algorithm().as_str(), l.digest.hex());
+            let actual = checked_diff_id(store, path, &entry, &l.digest)?;
             if actual != l.diff_id {
                 return Err(ArchiveError::DiffId {
                     archive: path.to_owned(),
@@ -436,18 +451,24 @@ fn load_oci(
         }
         let mut desc = entry.clone();
         desc.annotations.clear();
+        checked.push((
+            desc,
+            oci_name(entry, opts),
+            img.manifest_digest.clone(),
+            img.config_digest.clone(),
+        ));
+    }
+    // Every layer of every image verified: only now does anything get a name.
+    let mut report = LoadReport::default();
+    for (desc, name, manifest, id) in checked {
         let mut tags = Vec::new();
-        if let Some(r) = oci_name(entry, opts) {
-            store.set_tag(&r, desc.clone())?;
+        if let Some(r) = name {
+            store.set_tag(&r, desc)?;
             tags.push(r);
         } else {
             store.add_untagged(desc)?;
         }
-        report.images.push(LoadedImage {
-            manifest: img.manifest_digest.clone(),
-            id: img.config_digest.clone(),
-            tags,
-        });
+        report.images.push(LoadedImage { manifest, id, tags });
     }
     Ok(report)
 }

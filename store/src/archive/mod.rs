@@ -11,6 +11,7 @@ pub mod change;
 pub mod import;
 pub mod load;
 pub mod save;
+pub mod tar_check;
 pub mod unpack;
 
 use std::io;
@@ -70,6 +71,13 @@ pub enum ArchiveError {
         entry: String,
         size: u64,
         limit: u64,
+    },
+    #[error("{archive}: layer {entry} cannot be extracted")]
+    BadLayer {
+        archive: PathBuf,
+        entry: String,
+        #[source]
+        source: tar_check::TarCheckError,
     },
     #[error("{archive}: {entry} is referenced but not in the archive")]
     MissingEntry { archive: PathBuf, entry: String },
@@ -131,6 +139,39 @@ pub fn now_rfc3339() -> String {
                 .map_or(0, |d| d.as_secs() as i64)
         });
     rfc3339(secs)
+}
+
+/// An I/O error met while streaming layer `entry` of `archive`: a [`tar_check::TarCheckError`] inside
+/// it becomes [`ArchiveError::BadLayer`], anything else [`ArchiveError::Entry`].
+pub(crate) fn layer_read_error(archive: &std::path::Path, entry: &str, e: io::Error) -> ArchiveError {
+    if tar_check::tar_problem(&e).is_none() {
+        return ArchiveError::Entry {
+            archive: archive.to_owned(),
+            entry: entry.to_owned(),
+            source: e,
+        };
+    }
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<tar_check::TarCheckError>())
+    {
+        Some(Ok(source)) => ArchiveError::BadLayer {
+            archive: archive.to_owned(),
+            entry: entry.to_owned(),
+            source: *source,
+        },
+        // tar_problem found one above, so the downcast holds; keep the error whole regardless.
+        Some(Err(inner)) => ArchiveError::Entry {
+            archive: archive.to_owned(),
+            entry: entry.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidData, inner),
+        },
+        None => ArchiveError::Entry {
+            archive: archive.to_owned(),
+            entry: entry.to_owned(),
+            source: io::Error::from(io::ErrorKind::InvalidData),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use tokio::sync::{Mutex, OnceCell};
 
 use super::RegistryError;
+use super::bounded;
 use super::credentials::{self, Credential};
 
 /// How the registry wants to be talked to, learned from `GET /v2/`.
@@ -215,11 +216,7 @@ impl Auth {
             };
             match req.send().await {
                 Ok(res) if res.status().is_success() => {
-                    let body = res.bytes().await.map_err(|source| RegistryError::Http {
-                        op: "read token from",
-                        url: realm.to_owned(),
-                        source,
-                    })?;
+                    let body = bounded::read_body(res, bounded::MAX_TOKEN_BODY, "token response").await?;
                     #[derive(serde::Deserialize)]
                     struct Token {
                         token: Option<String>,
@@ -252,6 +249,9 @@ impl Auth {
                         realm: realm.to_owned(),
                         status: res.status().as_u16(),
                     });
+                }
+                Err(source) if source.is_redirect() => {
+                    return Err(RegistryError::http("GET token from", realm)(source));
                 }
                 Err(source) => {
                     last = Some(RegistryError::Http {

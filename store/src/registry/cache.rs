@@ -161,7 +161,7 @@ pub async fn import(
     if config.size > MAX_RECORDS_SIZE {
         return Err(RegistryError::ManifestTooLarge {
             reference: reference.to_string(),
-            size: config.size,
+            size: Some(config.size),
             limit: MAX_RECORDS_SIZE,
         });
     }

@@ -2,9 +2,11 @@
 //! auth, retries, and the distribution calls.
 //!
 //! Which library does which call:
-//! - oci-client's low-level calls do the blob work: `blob_exists` (HEAD), `pull_blob_stream_partial`
-//!   (streamed GET with `Range` for resume), `mount_blob`, `push_blob_stream` (one streamed PUT, for small
-//!   blobs and registry→registry streams), and `list_tags`.
+//! - oci-client's low-level calls do the pushes and probes: `blob_exists` (HEAD), `mount_blob`,
+//!   `push_blob_stream` (one streamed PUT, for small blobs and registry→registry streams).
+//! - Blob GETs (`blob_get.rs`) and tag listing (`tags.rs`) are ours: oci-client reads their error and
+//!   tag bodies whole, without a bound. Every body read into memory goes through `bounded.rs`, and
+//!   redirects follow its policy (at most 10, no loops).
 //! - Chunked uploads (POST, PATCH…, PUT) are ours (`upload.rs`): oci-client's chunked mode sends fixed
 //!   4 MiB PATCHes, ignores `OCI-Chunk-Min-Length` and cannot resume from the registry's `Range`.
 //! - Manifests GET/PUT go through reqwest directly: oci-client's `pull_manifest_raw` reads the whole body
@@ -13,7 +15,8 @@
 //! - The auth handshake is ours (`auth.rs`); its result is inserted into oci-client's token cache.
 //!
 //! Credentials only go to the registry host and its token realm: reqwest strips `Authorization` on
-//! redirects to another host (blob storage), and oci-client never authenticates foreign-layer URLs.
+//! redirects to another host (blob storage), and foreign-layer URLs are
+//! fetched without credentials (`blob_get.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,13 +25,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use oci_client::RegistryOperation;
-use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::token_cache::{RegistryToken, RegistryTokenType};
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 
 use super::RegistryError;
 use super::auth::{self, Auth, Grant};
+use super::blob_get::{BlobBody, stream_error};
+use super::bounded;
 use super::credentials::Credential;
 use super::manifest::{self, Descriptor};
 use super::progress::{Outcome, Progress};
@@ -216,11 +221,14 @@ impl RegistryClient {
             path: cas.first().map(|c| c.path.clone()).unwrap_or_default(),
             source: Box::new(source),
         })?;
-        let http =
-            crate::tls::trust(crate::tls::client_builder(), &cas).map_err(|source| RegistryError::Trust {
-                registry: registry.to_owned(),
-                source,
-            })?;
+        let http = crate::tls::trust(
+            crate::tls::client_builder().redirect(bounded::redirect_policy()),
+            &cas,
+        )
+        .map_err(|source| RegistryError::Trust {
+            registry: registry.to_owned(),
+            source,
+        })?;
         let http = http.build().map_err(|source| RegistryError::Http {
             op: "build HTTP client for",
             url: base.clone(),
@@ -351,17 +359,17 @@ impl RegistryClient {
             .auth
             .apply(req, repo, &auth::scopes(repo, false, None))
             .await?;
-        let mut res = req.send().await.map_err(|source| RegistryError::Http {
-            op: "GET",
-            url: url.clone(),
-            source,
-        })?;
-        check_status(&url, &self.inner.registry, repo, res.status().as_u16(), &[200])?;
+        let res = req.send().await.map_err(RegistryError::http("GET", &url))?;
+        let status = res.status().as_u16();
+        if status != 200 {
+            let message = bounded::read_prefix(res).await;
+            return Err(status_error(&url, &self.inner.registry, repo, status, message));
+        }
         let limit = self.inner.opts.max_manifest_size;
         if let Some(len) = res.content_length().filter(|l| *l > limit) {
             return Err(RegistryError::ManifestTooLarge {
                 reference: name.to_owned(),
-                size: len,
+                size: Some(len),
                 limit,
             });
         }
@@ -376,21 +384,16 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<Digest>().ok());
-        let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|source| RegistryError::Http {
-            op: "read manifest from",
-            url: url.clone(),
-            source,
-        })? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
+        let body = match bounded::read_body(res, limit, "manifest").await {
+            Err(bounded::BodyError::TooLarge { .. }) => {
                 return Err(RegistryError::ManifestTooLarge {
                     reference: name.to_owned(),
-                    size: body.len() as u64 + chunk.len() as u64,
+                    size: None,
                     limit,
                 });
             }
-            body.extend_from_slice(&chunk);
-        }
+            other => other?,
+        };
         let want = expected.cloned().or(header_digest);
         let actual = match &want {
             Some(w) => hash_with(w, &body),
@@ -446,7 +449,7 @@ impl RegistryClient {
                 })?;
                 let status = res.status().as_u16();
                 if !(200..300).contains(&status) {
-                    let message = res.text().await.unwrap_or_default();
+                    let message = bounded::read_prefix(res).await;
                     return Err(status_error(&url, &self.inner.registry, repo, status, message));
                 }
                 if let Some(reported) = res
@@ -507,9 +510,8 @@ impl RegistryClient {
             digest: desc.digest.clone(),
             source,
         };
-        let mut oci_desc = oci_descriptor(desc);
-        // Foreign layers: oci-client fetches them from their URLs.
-        oci_desc.urls = (!desc.urls.is_empty()).then(|| desc.urls.clone());
+        // Foreign layers are fetched from their URLs when the registry does not have them.
+        let foreign = !desc.urls.is_empty();
         let mut writer: Option<BlobWriter> = None;
         let mut r = self.retrier(format!(
             "download {} from {}/{repo}",
@@ -522,29 +524,15 @@ impl RegistryClient {
             let w = writer.as_mut().expect("set above");
             let offset = w.count();
             let attempt = async {
-                let oref = self.prepare(repo, false, None).await?;
-                let res = self
-                    .inner
-                    .oci
-                    .pull_blob_stream_partial(&oref, &oci_desc, offset, None)
-                    .await
-                    .map_err(RegistryError::oci("GET blob from", &oref))?;
-                let mut stream = match res {
-                    BlobResponse::Partial(s) => s.stream,
-                    BlobResponse::Full(s) => {
-                        // The registry ignored the Range: start over.
-                        if offset > 0 {
-                            return Ok(Some(s.stream));
-                        }
-                        s.stream
-                    }
+                let from = format!("{}/{repo}", self.inner.registry);
+                let mut stream = match self.open_blob(repo, desc, offset, None, foreign).await? {
+                    BlobBody::Partial(s) => s,
+                    // The registry ignored the Range: start over.
+                    BlobBody::Full(s) if offset > 0 => return Ok(Some(s)),
+                    BlobBody::Full(s) => s,
                 };
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| RegistryError::Oci {
-                        op: "read blob from",
-                        reference: oref.to_string(),
-                        source: Box::new(e.into()),
-                    })?;
+                    let chunk = chunk.map_err(|e| stream_error(desc, &from, e))?;
                     std::io::Write::write_all(w, &chunk).map_err(|e| {
                         blob_err(crate::blob::BlobError::Io {
                             op: "write",
@@ -563,7 +551,7 @@ impl RegistryClient {
                 }
                 if w.count() < desc.size {
                     return Err(RegistryError::Status {
-                        url: oref.to_string(),
+                        url: from,
                         status: 599,
                         message: format!("transfer ended at byte {} of {}", w.count(), desc.size),
                     });
@@ -584,7 +572,7 @@ impl RegistryClient {
                 }
                 Err(e) => {
                     // A size overflow or a write error poisons the partial file.
-                    if matches!(e, RegistryError::Blob { .. }) {
+                    if matches!(e, RegistryError::Blob { .. } | RegistryError::BlobTooLong { .. }) {
                         writer = None;
                     } else if let Some(w) = writer.as_ref() {
                         // Bytes arrived before the break; the next attempt resumes after them.
@@ -605,15 +593,10 @@ impl RegistryClient {
         desc: &Descriptor,
     ) -> Result<impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static, RegistryError>
     {
-        let oref = self.prepare(repo, false, None).await?;
-        let oci_desc = oci_descriptor(desc);
-        let s = self
-            .inner
-            .oci
-            .pull_blob_stream(&oref, &oci_desc)
-            .await
-            .map_err(RegistryError::oci("GET blob from", &oref))?;
-        Ok(s.stream)
+        let s = match self.open_blob(repo, desc, 0, None, false).await? {
+            BlobBody::Full(s) | BlobBody::Partial(s) => s,
+        };
+        Ok(s)
     }
 
     /// Checks that the configured credentials are accepted (what `login` does before saving them).
@@ -638,34 +621,6 @@ impl RegistryClient {
                 }
             }
             auth::Challenge::Bearer { .. } => self.inner.auth.grant("", &[]).await.map(|_| ()),
-        }
-    }
-
-    /// All tags of a repository (paginated).
-    pub async fn tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
-        let mut out: Vec<String> = Vec::new();
-        loop {
-            let last = out.last().cloned();
-            let mut r = self.retrier(format!("list tags of {}/{repo}", self.inner.registry));
-            let page = loop {
-                let attempt = async {
-                    let oref = self.prepare(repo, false, None).await?;
-                    self.inner
-                        .oci
-                        .list_tags(&oref, &RegistryAuth::Anonymous, Some(1000), last.as_deref())
-                        .await
-                        .map_err(RegistryError::oci("list tags of", &oref))
-                };
-                match attempt.await {
-                    Ok(p) => break p,
-                    Err(e) => r.check(e).await?,
-                }
-            };
-            let n = page.tags.len();
-            out.extend(page.tags);
-            if n < 1000 {
-                return Ok(out);
-            }
         }
     }
 }
@@ -698,32 +653,6 @@ pub(super) fn status_error(
             status,
             message: message.chars().take(500).collect(),
         },
-    }
-}
-
-/// The descriptor oci-client's blob calls want.
-pub(super) fn oci_descriptor(desc: &Descriptor) -> oci_client::manifest::OciDescriptor {
-    oci_client::manifest::OciDescriptor {
-        media_type: desc.media_type.clone(),
-        digest: desc.digest.to_string(),
-        size: desc.size as i64,
-        urls: None,
-        annotations: None,
-        artifact_type: None,
-    }
-}
-
-pub(super) fn check_status(
-    url: &str,
-    registry: &str,
-    repo: &str,
-    status: u16,
-    ok: &[u16],
-) -> Result<(), RegistryError> {
-    if ok.contains(&status) {
-        Ok(())
-    } else {
-        Err(status_error(url, registry, repo, status, String::new()))
     }
 }
 

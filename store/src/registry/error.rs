@@ -65,10 +65,11 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("manifest {reference} is larger than the {limit}-byte limit ({size} bytes)")]
+    #[error("manifest {reference} is larger than the {limit}-byte limit{}", size.map(|s| format!(" ({s} bytes)")).unwrap_or_default())]
     ManifestTooLarge {
         reference: String,
-        size: u64,
+        /// What the registry declared, when it did.
+        size: Option<u64>,
         limit: u64,
     },
     #[error("{what} of {reference}: expected digest {expected}, got {actual}")]
@@ -181,6 +182,52 @@ pub enum RegistryError {
         #[source]
         source: Box<crate::layout::StoreError>,
     },
+    #[error(transparent)]
+    Body(#[from] super::bounded::BodyError),
+    #[error("{op} {url}: redirect refused")]
+    Redirect {
+        op: &'static str,
+        url: String,
+        #[source]
+        source: super::bounded::RedirectError,
+    },
+    #[error(
+        "blob {digest} from {url}: the registry sent more than the {limit} bytes its descriptor declares"
+    )]
+    BlobTooLong { digest: Digest, url: String, limit: u64 },
+    #[error("blob {digest}: reading from {url}")]
+    BlobRead {
+        digest: Digest,
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tags of {repository}: more than {limit} pages")]
+    TooManyTagPages { repository: String, limit: usize },
+    #[error("tags of {repository}: the listing is larger than the {limit}-byte limit")]
+    TagListTooLarge { repository: String, limit: u64 },
+    #[error(
+        "tags of {repository}: pagination does not advance (a page ending at {last:?} follows one ending at {previous:?})"
+    )]
+    PaginationStalled {
+        repository: String,
+        previous: String,
+        last: String,
+    },
+    #[error("tags of {repository}: malformed tag list from {url}")]
+    BadTagList {
+        repository: String,
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{reference}: config {digest} is {size} bytes, larger than the {limit}-byte limit")]
+    ConfigTooLarge {
+        reference: String,
+        digest: Digest,
+        size: u64,
+        limit: u64,
+    },
     #[error("{path}: {found} images in the archive match {wanted:?}")]
     ArchiveImage {
         path: PathBuf,
@@ -207,14 +254,36 @@ impl RegistryError {
         }
     }
 
+    /// A reqwest failure of `op` on `url`; a refused redirect keeps its typed reason.
+    pub(crate) fn http(op: &'static str, url: impl Into<String>) -> impl FnOnce(reqwest::Error) -> Self {
+        let url = url.into();
+        move |source| {
+            let mut cause = std::error::Error::source(&source);
+            let mut redirect = None;
+            while let Some(c) = cause {
+                if let Some(r) = c.downcast_ref::<super::bounded::RedirectError>() {
+                    redirect = Some(r.clone());
+                    break;
+                }
+                cause = c.source();
+            }
+            match redirect {
+                Some(source) => RegistryError::Redirect { op, url, source },
+                None => RegistryError::Http { op, url, source },
+            }
+        }
+    }
+
     /// Whether trying again may help: transport failures, 5xx, 429, truncated or corrupted transfers.
     pub fn is_retryable(&self) -> bool {
         use oci_client::errors::OciDistributionError as O;
         match self {
             RegistryError::Http { source, .. } => !source.is_builder() && !source.is_redirect(),
+            RegistryError::Body(super::bounded::BodyError::Read { source, .. }) => !source.is_builder(),
             RegistryError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             RegistryError::Oci { source, .. } => match source.as_ref() {
-                O::RequestError(e) => !e.is_builder(),
+                // A redirect loop or chain answers the same way every time.
+                O::RequestError(e) => !e.is_builder() && !e.is_redirect(),
                 O::IoError(_) | O::DigestError(_) => true,
                 O::ServerError { code, .. } => *code >= 500 || *code == 429 || *code == 408,
                 O::RegistryError { envelope, .. } => envelope
@@ -224,7 +293,7 @@ impl RegistryError {
                 O::SpecViolationError(_) | O::RegistryNoLocationError => true,
                 _ => false,
             },
-            RegistryError::DigestMismatch { .. } => true,
+            RegistryError::DigestMismatch { .. } | RegistryError::BlobRead { .. } => true,
             RegistryError::Blob { source, .. } => matches!(
                 source,
                 BlobError::DigestMismatch { .. } | BlobError::SizeMismatch { .. }

@@ -8,6 +8,8 @@
 //! registry→registry. [`cache`] stores build-cache records as an OCI artifact.
 
 mod auth;
+mod blob_get;
+pub mod bounded;
 pub mod cache;
 pub mod client;
 pub mod copy;
@@ -18,6 +20,7 @@ pub mod manifest;
 pub mod progress;
 pub mod pull;
 pub mod push;
+mod tags;
 pub mod upload;
 
 use std::path::{Path, PathBuf};

@@ -129,6 +129,15 @@ pub async fn pull(
         }
     }
 
+    // Refused before the download: the config is read into memory whole once it is here.
+    if config.size > MAX_CONFIG_SIZE {
+        return Err(RegistryError::ConfigTooLarge {
+            reference: name.clone(),
+            digest: config.digest.clone(),
+            size: config.size,
+            limit: MAX_CONFIG_SIZE,
+        });
+    }
     progress.start(&config.digest, config.size, "config");
     let outcome = client.fetch_blob(repo, &config, blobs, progress).await?;
     progress.finish(&config.digest, outcome);

@@ -142,21 +142,13 @@ impl BlobSource<'_> {
                 Ok(Box::pin(file_stream(f, len)))
             }
             BlobSource::Remote(client, repo) => {
-                let oref = client.prepare(repo, false, None).await?;
-                let oci_desc = super::client::oci_descriptor(desc);
-                let res = client
-                    .inner
-                    .oci
-                    .pull_blob_stream_partial(&oref, &oci_desc, offset, Some(len))
-                    .await
-                    .map_err(RegistryError::oci("GET blob from", &oref))?;
                 // A registry that ignores Range sends the whole blob. Skipping to the offset for every
                 // chunk would download it once per chunk (quadratic): the caller streams it in one
                 // upload instead.
-                let stream = match res {
-                    oci_client::client::BlobResponse::Partial(s) => s.stream,
-                    oci_client::client::BlobResponse::Full(s) if offset == 0 && len >= desc.size => s.stream,
-                    oci_client::client::BlobResponse::Full(_) => {
+                let stream = match client.open_blob(repo, desc, offset, Some(len), false).await? {
+                    super::blob_get::BlobBody::Partial(s) => s,
+                    super::blob_get::BlobBody::Full(s) if offset == 0 && len >= desc.size => s,
+                    super::blob_get::BlobBody::Full(_) => {
                         return Err(RegistryError::RangeIgnored {
                             digest: desc.digest.clone(),
                             repository: format!("{}/{repo}", client.inner.registry),
