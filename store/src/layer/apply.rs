@@ -122,8 +122,21 @@ struct Applier<'o> {
     buf: Vec<u8>,
 }
 
-/// Normalizes an archive name into components: `.` and empty parts dropped, `..` clamped at the root.
+/// Symlinks a parent walk follows before giving up, as the kernel's `MAXSYMLINKS`.
+const MAX_LINK_HOPS: u32 = 40;
+/// Longest archive name accepted: the kernel's PATH_MAX. Nothing longer can be created by path, and a
+/// bound keeps a megabyte PAX `path` of `a/a/a/…` from becoming a million-step walk.
+const MAX_NAME: usize = 4096;
+
+/// Normalizes an archive name into components: `.` and empty parts dropped, `..` clamped at the root
+/// (docker and containerd clean names lexically too; only link targets get physical `..`).
 fn normalize(raw: &[u8]) -> Result<Vec<&[u8]>, LayerError> {
+    if raw.len() > MAX_NAME {
+        return Err(LayerError::InvalidName {
+            entry: lossy(&raw[..256]),
+            reason: "longer than PATH_MAX (4096 bytes)",
+        });
+    }
     if raw.contains(&0) {
         return Err(LayerError::InvalidName {
             entry: lossy(raw),
@@ -145,6 +158,19 @@ fn normalize(raw: &[u8]) -> Result<Vec<&[u8]>, LayerError> {
 
 fn join(comps: &[&[u8]]) -> Vec<u8> {
     comps.join(&b'/')
+}
+
+fn join_owned(comps: &[Vec<u8>]) -> Vec<u8> {
+    comps.join(&b'/')
+}
+
+/// A symlink target's components for an in-root walk: empty parts and `.` dropped, `..` kept, so the
+/// resolver gives them the kernel's physical meaning.
+fn link_components(target: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    target
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(<[u8]>::to_vec)
 }
 
 fn os(b: &[u8]) -> &Path {
@@ -181,7 +207,7 @@ impl Applier<'_> {
         if let Some(h) = self.cache.get(&key) {
             return Ok(h.clone());
         }
-        let h = Rc::new(self.ensure_dir(comps, entry, 0)?);
+        let h = Rc::new(self.ensure_dir(comps, entry)?);
         if self.cache.len() > 4096 {
             self.cache.clear();
         }
@@ -191,53 +217,98 @@ impl Applier<'_> {
 
     /// Like `mkdir -p` with the root as `/`: a dangling symlink on the way (`var/run -> /run`) gets its
     /// target created in-root, which `pathrs`' own mkdir_all refuses.
-    fn ensure_dir(&self, comps: &[&[u8]], entry: &[u8], depth: u32) -> Result<Handle, LayerError> {
-        let key = join(comps);
-        let path = if key.is_empty() {
-            b"/".to_vec()
-        } else {
-            key.clone()
-        };
-        match self.root.resolve(os(&path)) {
-            Ok(h) => return Ok(h),
-            Err(e) if errno_of(&e) == Some(libc::ENOENT) && !comps.is_empty() => {}
-            Err(e) => return Err(Self::resolve_err(entry, "resolve parent directory in root")(e)),
-        }
-        if depth > 40 {
-            return Err(entry_err(entry, "resolve parent directory in root")(
-                Errno::LOOP.into(),
-            ));
-        }
-        let (name, up) = comps.split_last().expect("non-empty");
-        let parent = self.ensure_dir(up, entry, depth + 1)?;
-        match rustix::fs::mkdirat(&parent, *name, Mode::from_raw_mode(0o755)) {
-            Ok(()) => {}
-            Err(Errno::EXIST) => {
-                let target = match rustix::fs::readlinkat(&parent, *name, Vec::new()) {
-                    Ok(t) => t.into_bytes(),
+    ///
+    /// Every lookup is `pathrs` (openat2 `RESOLVE_IN_ROOT`) or an `*at` call on a handle it returned, so the
+    /// kernel keeps each step inside the root. A dangling link is followed by splicing its target into the
+    /// remaining path *unnormalized*: its `..` then resolve physically, as the kernel would, not lexically
+    /// against the link's name. Only followed links count toward the limit (the kernel's 40), so a deep
+    /// path of missing directories is fine; past the limit the walk fails with ELOOP rather than handing
+    /// anything unresolved back.
+    fn ensure_dir(&self, comps: &[&[u8]], entry: &[u8]) -> Result<Handle, LayerError> {
+        let mut path: Vec<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
+        let mut hops = 0u32;
+        'walk: loop {
+            let (mut k, mut h) = self.deepest_existing(&path, entry)?;
+            while k < path.len() {
+                if path[k] == b".." {
+                    // The parent of a directory created just now: one more in-root lookup.
+                    h = self
+                        .root
+                        .resolve(os(&join_owned(&path[..=k])))
+                        .map_err(Self::resolve_err(entry, "resolve parent directory in root"))?;
+                    k += 1;
+                    continue;
+                }
+                match rustix::fs::mkdirat(&h, path[k].as_slice(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        let target = match rustix::fs::readlinkat(&h, path[k].as_slice(), Vec::new()) {
+                            Ok(t) => t.into_bytes(),
+                            // Not a link: an existing directory (the open below checks) reached by a
+                            // route the prefix search did not take, e.g. after a `..`.
+                            Err(Errno::INVAL) => Vec::new(),
+                            Err(e) => return Err(entry_err(entry, "create parent directory")(e.into())),
+                        };
+                        if target.is_empty() {
+                            let fd = rustix::fs::openat(
+                                &h,
+                                path[k].as_slice(),
+                                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                                Mode::empty(),
+                            )
+                            .map_err(|e| entry_err(entry, "open parent directory")(e.into()))?;
+                            h = Handle::from_fd(fd);
+                            k += 1;
+                            continue;
+                        }
+                        hops += 1;
+                        if hops > MAX_LINK_HOPS {
+                            return Err(entry_err(entry, "resolve parent directory in root")(
+                                Errno::LOOP.into(),
+                            ));
+                        }
+                        let mut next: Vec<Vec<u8>> = if target.starts_with(b"/") {
+                            Vec::new()
+                        } else {
+                            path[..k].to_vec()
+                        };
+                        next.extend(link_components(&target));
+                        next.extend_from_slice(&path[k + 1..]);
+                        path = next;
+                        continue 'walk;
+                    }
                     Err(e) => return Err(entry_err(entry, "create parent directory")(e.into())),
-                };
-                // Follow the dangling link by name, as the kernel would, but with the root as `/`.
-                let mut redirected = if target.starts_with(b"/") {
-                    Vec::new()
-                } else {
-                    join(up)
-                };
-                redirected.push(b'/');
-                redirected.extend_from_slice(&target);
-                let comps = normalize(&redirected)?;
-                return self.ensure_dir(&comps, entry, depth + 1);
+                }
+                let fd = rustix::fs::openat(
+                    &h,
+                    path[k].as_slice(),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| entry_err(entry, "open new parent directory")(e.into()))?;
+                h = Handle::from_fd(fd);
+                k += 1;
             }
-            Err(e) => return Err(entry_err(entry, "create parent directory")(e.into())),
+            return Ok(h);
         }
-        let fd = rustix::fs::openat(
-            &parent,
-            *name,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| entry_err(entry, "open new parent directory")(e.into()))?;
-        Ok(Handle::from_fd(fd))
+    }
+
+    /// The longest prefix of `path` that resolves in-root, and its handle. Missing components (ENOENT)
+    /// shorten the prefix; anything else (ELOOP, ENOTDIR) is an error.
+    fn deepest_existing(&self, path: &[Vec<u8>], entry: &[u8]) -> Result<(usize, Handle), LayerError> {
+        let mut k = path.len();
+        loop {
+            let p = if k == 0 {
+                b"/".to_vec()
+            } else {
+                join_owned(&path[..k])
+            };
+            match self.root.resolve(os(&p)) {
+                Ok(h) => return Ok((k, h)),
+                Err(e) if errno_of(&e) == Some(libc::ENOENT) && k > 0 => k -= 1,
+                Err(e) => return Err(Self::resolve_err(entry, "resolve parent directory in root")(e)),
+            }
+        }
     }
 
     /// The existing directory `comps` inside the root, or `None` if it is missing.
@@ -693,5 +764,71 @@ mod tests {
         assert_eq!(n("a/../../b"), "b");
         assert_eq!(n("./"), "");
         assert!(normalize(b"a\0b").is_err());
+        assert!(normalize("a/".repeat(2049).as_bytes()).is_err());
+    }
+
+    /// A tar of (name, type, link) entries with 1-byte files.
+    fn tar(entries: &[(&str, u8, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::new(*kind));
+            h.set_mode(0o755);
+            h.set_size(if *kind == b'0' { 1 } else { 0 });
+            if !link.is_empty() {
+                h.set_link_name(link).unwrap();
+            }
+            let data: &[u8] = if *kind == b'0' { b"x" } else { b"" };
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn deep_missing_parents_are_created() {
+        // Only followed links count toward the hop limit, not directories created on the way.
+        let d = tempfile::tempdir().unwrap();
+        let name = format!("{}f", "d/".repeat(100));
+        let t = tar(&[(name.as_str(), b'0', "")]);
+        apply_layer(&t[..], d.path(), &ApplyOptions::default()).unwrap();
+        assert!(d.path().join(&name).is_file());
+    }
+
+    #[test]
+    fn dangling_link_dotdot_resolves_physically() {
+        // `a -> real/sub`, `real/sub/b -> ../c` (dangling): the kernel reads a/b/f as real/c/f, since the
+        // `..` is taken from real/sub, not from the name `a`. A lexical join would make root/c instead.
+        let d = tempfile::tempdir().unwrap();
+        let t = tar(&[
+            ("real/sub/", b'5', ""),
+            ("a", b'2', "real/sub"),
+            ("real/sub/b", b'2', "../c"),
+            ("a/b/f", b'0', ""),
+            ("a/b/g", b'0', ""),
+        ]);
+        apply_layer(&t[..], d.path(), &ApplyOptions::default()).unwrap();
+        assert!(d.path().join("real/c/f").is_file());
+        assert!(d.path().join("real/c/g").is_file());
+        assert!(!d.path().join("c").exists());
+    }
+
+    #[test]
+    fn dangling_link_chains_follow_to_the_limit_then_fail() {
+        let d = tempfile::tempdir().unwrap();
+        // 40 dangling links: followed, the directory made at the end of the chain.
+        let mut e: Vec<(String, u8, String)> = (0..40)
+            .map(|i| (format!("l{i}"), b'2', format!("l{}", i + 1)))
+            .collect();
+        e.push(("l0/f".into(), b'0', String::new()));
+        let refs: Vec<_> = e.iter().map(|(a, k, b)| (a.as_str(), *k, b.as_str())).collect();
+        apply_layer(&tar(&refs)[..], d.path(), &ApplyOptions::default()).unwrap();
+        assert!(d.path().join("l40/f").is_file());
+        // 41: ELOOP, not a path handed on.
+        let d = tempfile::tempdir().unwrap();
+        e.insert(40, ("l40".into(), b'2', "l41".into()));
+        let refs: Vec<_> = e.iter().map(|(a, k, b)| (a.as_str(), *k, b.as_str())).collect();
+        let err = apply_layer(&tar(&refs)[..], d.path(), &ApplyOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("l0/f"), "{err}");
+        assert!(!d.path().join("l41").exists());
     }
 }

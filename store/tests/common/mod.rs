@@ -7,6 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+pub mod breakout;
+
 /// Builds tar archives byte by byte, without the validation a well-behaved writer would do.
 #[derive(Default)]
 pub struct RawTar {
@@ -49,6 +51,24 @@ impl RawTar {
         let mut h = header(name.as_bytes(), b'1', 0, 0o644);
         h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
         self.push(h, b"")
+    }
+    /// An entry of any type with an explicit mode and link name (hardlinks with setuid bits, devices).
+    pub fn raw(&mut self, name: &str, kind: u8, mode: u32, link: &str) -> &mut Self {
+        let mut h = header(name.as_bytes(), kind, 0, mode);
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        self.push(h, b"")
+    }
+    pub fn device(&mut self, name: &str, kind: u8, major: u32, minor: u32) -> &mut Self {
+        let mut h = header(name.as_bytes(), kind, 0, 0o666);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        self.push(h, b"")
+    }
+    /// A GNU long-name record (`L`) for the next entry.
+    pub fn gnu_long_name(&mut self, name: &str) -> &mut Self {
+        let mut data = name.as_bytes().to_vec();
+        data.push(0);
+        self.push(header(b"././@LongLink", b'L', data.len() as u64, 0o644), &data)
     }
     pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
         let mut body = Vec::new();
