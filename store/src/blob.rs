@@ -109,6 +109,14 @@ impl BlobStore {
         }
     }
 
+    /// Holds an existing blob in this handle's lease (if any) and tells whether it is (still) there.
+    pub fn hold(&self, digest: &Digest) -> Result<bool, BlobError> {
+        if let Some(l) = &self.lease {
+            l.protect_blob(digest)?;
+        }
+        Ok(self.contains(digest))
+    }
+
     /// The lease this handle writes under, if any.
     pub fn lease(&self) -> Option<&Lease> {
         self.lease.as_ref()
