@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Algorithm, Digest, HashingWriter};
+use crate::lease::Lease;
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub enum BlobError {
     },
     #[error("blob {0} is not in the store")]
     NotFound(Digest),
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
 }
 
 impl BlobError {
@@ -63,6 +66,9 @@ fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<(), BlobError> {
 pub struct BlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
+    /// Set on a leased store: blobs written are recorded in the lease before they land, and temp files go
+    /// to the lease's own temp dir, so a concurrent prune keeps both.
+    lease: Option<Lease>,
 }
 
 impl BlobStore {
@@ -77,7 +83,11 @@ impl BlobStore {
         ] {
             create_dir_with_mode(&dir, mode)?;
         }
-        Ok(BlobStore { blobs, tmp })
+        Ok(BlobStore {
+            blobs,
+            tmp,
+            lease: None,
+        })
     }
 
     /// A blob store that is only read (an import source such as a `--cache-from` directory): nothing
@@ -86,7 +96,30 @@ impl BlobStore {
         BlobStore {
             blobs: root.join("blobs"),
             tmp: root.join("tmp"),
+            lease: None,
         }
+    }
+
+    /// This blob store, with writes under `lease` (see [`crate::lease`]).
+    pub fn leased(&self, lease: &Lease) -> Self {
+        BlobStore {
+            blobs: self.blobs.clone(),
+            tmp: lease.tmp_dir().to_owned(),
+            lease: Some(lease.clone()),
+        }
+    }
+
+    /// Holds an existing blob in this handle's lease (if any) and tells whether it is (still) there.
+    pub fn hold(&self, digest: &Digest) -> Result<bool, BlobError> {
+        if let Some(l) = &self.lease {
+            l.protect_blob(digest)?;
+        }
+        Ok(self.contains(digest))
+    }
+
+    /// The lease this handle writes under, if any.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
     }
 
     /// The path a blob lives at (whether or not it exists).
@@ -161,6 +194,7 @@ impl BlobStore {
         Ok(BlobWriter {
             inner: HashingWriter::with_algorithm(io::BufWriter::with_capacity(256 * 1024, tmp), algorithm),
             blobs: self.blobs.clone(),
+            lease: self.lease.clone(),
         })
     }
 
@@ -168,7 +202,13 @@ impl BlobStore {
     pub fn put_bytes(&self, data: &[u8]) -> Result<(Digest, u64), BlobError> {
         let digest = Digest::sha256_of(data);
         if self.contains(&digest) {
-            return Ok((digest, data.len() as u64));
+            // An existing blob may be unreferenced garbage to prune: lease it, then check it survived.
+            if let Some(l) = &self.lease {
+                l.protect_blob(&digest)?;
+            }
+            if self.contains(&digest) {
+                return Ok((digest, data.len() as u64));
+            }
         }
         let mut w = self.writer()?;
         w.write_all(data).map_err(BlobError::io("write", &self.tmp))?;
@@ -251,6 +291,7 @@ impl BlobStore {
 pub struct BlobWriter {
     inner: HashingWriter<io::BufWriter<tempfile::NamedTempFile>>,
     blobs: PathBuf,
+    lease: Option<Lease>,
 }
 
 impl BlobWriter {
@@ -273,6 +314,10 @@ impl BlobWriter {
             .sync_all()
             .map_err(BlobError::io("fsync", tmp.path()))?;
         create_dir_with_mode(&dir, BLOB_DIR_MODE)?;
+        // Recorded before the blob appears: until the image is tagged, the lease is all that keeps it.
+        if let Some(l) = &self.lease {
+            l.protect_blob(&digest)?;
+        }
         tmp.persist(&dest).map_err(|e| BlobError::Io {
             op: "rename blob to",
             path: dest,

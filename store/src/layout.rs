@@ -5,8 +5,17 @@
 //! blobs/sha256/<hex>       content (see blob.rs)
 //! snapshots/ cache/        unpacked layers (snapshot.rs), build cache records
 //! tmp/                     staging on the same filesystem; everything in it is garbage once no one runs
+//! leases/                  what live builds and containers hold (lease.rs)
 //! lock, index.lock         see lock.rs
 //! ```
+//!
+//! The store is private: its root and every directory it makes are 0700, and [`Store::open`] tightens an
+//! existing store whose modes are looser. Snapshots hold image layers' setuid-root binaries and device
+//! nodes, and blobs hold private images' layers; with a traversable root any host user could execute or
+//! open them (moby CVE-2021-41091). 0700 rather than 0711: nothing outside the owner needs a path inside
+//! the store (containers reach their snapshots through overlay mounts, whose lower dirs are checked with
+//! the mounter's credentials, not by walking the store's path), and 0711 would still expose blobs and
+//! index.json by name. Other tools read images through `lamina save`, or as the owner.
 //!
 //! The ref.name of a tag is the fully normalized reference (`docker.io/library/busybox:latest`,
 //! `localhost:5000/app:v1`), so `skopeo inspect oci:$ROOT:docker.io/library/busybox:latest` reads the store
@@ -15,7 +24,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::blob::{BlobError, BlobStore};
@@ -25,8 +34,10 @@ use crate::image::{
     Descriptor, Image, Index, LayerDesc, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, ManifestError, Parsed,
     REF_NAME_ANNOTATION, canonical_json, media,
 };
+use crate::lease::Lease;
 use crate::lock::{self, LockGuard};
 use crate::reference::Reference;
+use crate::snapshot::Snapshots;
 
 /// index.json is ours and only holds descriptors, but a store with many tags may grow large.
 const MAX_INDEX_SIZE: u64 = 64 << 20;
@@ -101,6 +112,10 @@ pub enum StoreError {
     Ambiguous { query: String, candidates: String },
     #[error("no such tag: {0}")]
     TagNotFound(String),
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::layer::LayerError),
 }
 
 impl StoreError {
@@ -135,6 +150,37 @@ impl ImageRef {
 pub struct Store {
     root: PathBuf,
     blobs: BlobStore,
+    /// Set on a [`Store::leased`] handle.
+    lease: Option<Lease>,
+}
+
+/// Directories directly under the root that [`Store::open`] makes (or tightens to) 0700.
+const PRIVATE_DIRS: [&str; 6] = ["blobs", "snapshots", "tmp", "cache", "containers", "leases"];
+const PRIVATE_MODE: u32 = 0o700;
+
+/// Gives `dir` mode 0700 if it is group- or world-accessible. A store we can't tighten (not ours, or on
+/// a read-only mount) is only warned about: refusing would lock its owner out of reading it.
+fn make_private(dir: &Path) -> Result<(), StoreError> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("stat", dir)(e)),
+    };
+    if !meta.is_dir() || meta.permissions().mode() & 0o7077 == 0 {
+        return Ok(());
+    }
+    match fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_MODE)) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EROFS)) => {
+            tracing::warn!(
+                "{} is mode {:o}: other users may reach its content; can't make it private: {e}",
+                dir.display(),
+                meta.permissions().mode() & 0o7777
+            );
+            Ok(())
+        }
+        Err(e) => Err(StoreError::io("chmod", dir)(e)),
+    }
 }
 
 fn write_atomic(dir_for_tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -166,15 +212,25 @@ fn write_atomic(dir_for_tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), Sto
 impl Store {
     /// Opens the store at `root`, creating the layout if it is not there yet.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        fs::create_dir_all(root).map_err(StoreError::io("create store root", root))?;
-        let blobs = BlobStore::open(root)?;
-        for sub in ["snapshots", "cache"] {
-            let p = root.join(sub);
-            fs::create_dir_all(&p).map_err(StoreError::io("create directory", &p))?;
+        if !root.is_dir() {
+            // 0700 from the start (parents too: the XDG data dir is meant to be 0700 anyway).
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(PRIVATE_MODE)
+                .create(root)
+                .map_err(StoreError::io("create store root", root))?;
         }
+        make_private(root)?;
+        for sub in PRIVATE_DIRS {
+            let p = root.join(sub);
+            crate::lease::private_dir(&p).map_err(StoreError::io("create directory", &p))?;
+            make_private(&p)?;
+        }
+        let blobs = BlobStore::open(root)?;
         let store = Store {
             root: root.to_owned(),
             blobs,
+            lease: None,
         };
         let layout = root.join("oci-layout");
         match fs::read(&layout) {
@@ -217,6 +273,35 @@ impl Store {
         &self.root
     }
 
+    /// Takes a new lease (see lease.rs): what is recorded in it survives prune while the lease lives.
+    pub fn lease(&self) -> Result<Lease, StoreError> {
+        Ok(Lease::create(&self.root)?)
+    }
+
+    /// This store, with every blob written, snapshot made or used (through [`Store::snapshots`]) and
+    /// temp file created in [`Store::tmp_dir`] held by `lease`.
+    pub fn leased(&self, lease: &Lease) -> Store {
+        Store {
+            root: self.root.clone(),
+            blobs: self.blobs.leased(lease),
+            lease: Some(lease.clone()),
+        }
+    }
+
+    /// The lease of a [`Store::leased`] handle.
+    pub fn current_lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
+    /// The snapshots, under this handle's lease if it has one.
+    pub fn snapshots(&self) -> Result<Snapshots, StoreError> {
+        let s = Snapshots::open(&self.root)?;
+        Ok(match &self.lease {
+            Some(l) => s.leased(l),
+            None => s,
+        })
+    }
+
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
     }
@@ -231,7 +316,8 @@ impl Store {
         self.root.join("cache")
     }
 
-    /// `root/tmp`: staging on the store's filesystem. Create uniquely named entries in it (tempfile).
+    /// `root/tmp` (or, on a leased handle, the lease's own dir in it): staging on the store's filesystem.
+    /// Create uniquely named entries in it (tempfile).
     pub fn tmp_dir(&self) -> &Path {
         self.blobs.tmp_dir()
     }

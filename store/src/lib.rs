@@ -5,6 +5,7 @@
 //! - [`blob`]: the verify-then-rename blob store ([`BlobStore`], [`BlobWriter`]).
 //! - [`layout`]: the store root as an OCI image layout ([`Store`]): tags, image read/write, resolve.
 //! - [`lock`]: flock-based store locks shared between lamina processes.
+//! - [`lease`]: what live builds and containers use, which prune must keep ([`lease::Lease`]).
 //! - [`image`], [`config`]: manifests, indexes, descriptors, [`ImageConfig`], [`canonical_json`].
 //! - [`archive`]: import, save, load.
 //! - [`fsck`], [`prune`]: store checking and garbage collection.
@@ -25,6 +26,7 @@ pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod layout;
+pub mod lease;
 pub mod lock;
 pub mod prune;
 pub mod reference;
@@ -37,5 +39,6 @@ pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest, HashingReader, HashingWriter};
 pub use image::{Descriptor, Image, LayerDesc, Manifest, canonical_json};
 pub use layout::{ImageRef, Store, StoreError, Tag};
+pub use lease::{Lease, LeaseError};
 pub use reference::{Reference, ReferenceError};
 pub mod registry;

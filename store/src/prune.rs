@@ -1,8 +1,11 @@
 //! Garbage collection: [`prune`] removes blobs no index.json entry reaches, snapshots no image uses, and
 //! everything in tmp/. [`reachable`] is the mark phase, shared with fsck.
 //!
-//! prune runs under the exclusive store lock, so no writer is between writing its first blob and tagging:
-//! everything unreachable then is garbage, and every temp file is a leftover of a dead process.
+//! prune runs under the exclusive store lock, which keeps out short writers (pull, load, import hold the
+//! shared lock from first blob to tag). Long ones don't hold it: a build or a container holds a lease
+//! (lease.rs) on its snapshots, blobs and temp dirs instead, and prune treats everything a live lease names
+//! as reachable. Leases of dead processes are removed, and with them their temp dirs. Every other temp file
+//! is then a leftover of a dead process.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -130,6 +133,8 @@ pub struct PruneReport {
     pub tmp: Vec<(PathBuf, u64)>,
     /// The build cache records, with `cache`.
     pub cache: Vec<(PathBuf, u64)>,
+    /// Lease files of dead processes.
+    pub leases: Vec<PathBuf>,
 }
 
 impl PruneReport {
@@ -248,6 +253,8 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
         report.cache.push((cache_dir, size));
     }
     let live = reachable(store)?;
+    // Stable while we hold the exclusive lock: leases are created and extended under the shared one.
+    let leases = crate::lease::scan(store.root())?;
     let (cache_blobs, cache_snaps) = if opts.cache {
         Default::default()
     } else {
@@ -255,7 +262,7 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
     };
 
     for d in store.blobs().list()? {
-        if live.blobs.contains_key(&d) || cache_blobs.contains(&d) {
+        if live.blobs.contains_key(&d) || cache_blobs.contains(&d) || leases.protected.blobs.contains(&d) {
             continue;
         }
         let size = store.blobs().size(&d).unwrap_or(0);
@@ -281,7 +288,10 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
         let Ok(chain) = Digest::new(crate::digest::Algorithm::Sha256, &name) else {
             continue;
         };
-        if live.chain_ids.contains(&chain) || cache_snaps.contains(&name) {
+        if live.chain_ids.contains(&chain)
+            || cache_snaps.contains(&name)
+            || leases.protected.snapshots.contains(&name)
+        {
             continue;
         }
         let path = e.path();
@@ -306,6 +316,9 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
     }
     if let Ok(rd) = fs::read_dir(&staging) {
         for e in rd.flatten() {
+            if e.file_name().to_str().is_some_and(|n| leases.owns_dir(n)) {
+                continue;
+            }
             let path = e.path();
             let size = tree_size(&path);
             if !dry_run {
@@ -315,16 +328,30 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
         }
     }
 
-    let tmp = store.tmp_dir();
+    let tmp = &store.root().join("tmp");
     let rd = fs::read_dir(tmp).map_err(io_err("list", tmp))?;
     for e in rd {
         let e = e.map_err(io_err("list", tmp))?;
+        if e.file_name().to_str().is_some_and(|n| leases.owns_dir(n)) {
+            continue;
+        }
         let path = e.path();
         let size = tree_size(&path);
         if !dry_run {
             remove_tree(&path).map_err(io_err("remove temp file", &path))?;
         }
         report.tmp.push((path, size));
+    }
+    for path in leases.dead {
+        if !dry_run {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err("remove lease", &path)(e));
+                }
+                _ => {}
+            }
+        }
+        report.leases.push(path);
     }
     Ok(report)
 }

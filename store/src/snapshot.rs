@@ -30,6 +30,7 @@ use crate::digest::{Digest, HashingReader};
 use crate::layer::LayerError;
 use crate::layer::apply::{ApplyOptions, WhiteoutMode, apply_tar};
 use crate::layer::read::{TarReader, decompress};
+use crate::lease::Lease;
 
 /// Length of the short link names under `snapshots/l/`.
 pub const SHORT_LEN: usize = 20;
@@ -56,6 +57,9 @@ pub fn chain_ids<'a>(diff_ids: impl IntoIterator<Item = &'a Digest>) -> Vec<Dige
 #[derive(Clone, Debug)]
 pub struct Snapshots {
     dir: PathBuf,
+    /// Set on a leased handle: every snapshot it creates or hands out is recorded in the lease first, and
+    /// its staging dirs live in the lease's own staging dir (see [`crate::lease`]).
+    lease: Option<Lease>,
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LayerError + 'a {
@@ -73,7 +77,38 @@ impl Snapshots {
         for d in [dir.join("l"), dir.join("staging")] {
             fs::create_dir_all(&d).map_err(io_err("create directory", &d))?;
         }
-        Ok(Snapshots { dir })
+        Ok(Snapshots { dir, lease: None })
+    }
+
+    /// This handle, with everything it creates or uses held by `lease`.
+    pub fn leased(mut self, lease: &Lease) -> Self {
+        self.lease = Some(lease.clone());
+        self
+    }
+
+    /// Records `names` in the lease (if any) before they are created or used.
+    fn protect(&self, names: &[&Digest]) -> Result<(), LayerError> {
+        if let Some(l) = &self.lease {
+            for n in names {
+                l.protect_snapshot(n.hex())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds snapshot `id` (and, for an alias, the snapshot it names) in the lease, if any: for a build
+    /// step that reuses a cached snapshot as its lower dir. No-op on an unleased handle.
+    pub fn hold(&self, id: &Digest) -> Result<(), LayerError> {
+        self.protect(&[id])?;
+        if self.lease.is_some()
+            && let Ok(target) = fs::read_link(self.path(id))
+            && let Some(t) = target
+                .to_str()
+                .and_then(|t| Digest::new(crate::digest::Algorithm::Sha256, t).ok())
+        {
+            self.protect(&[&t])?;
+        }
+        Ok(())
     }
 
     /// `root/snapshots`: the directory to mount from when using short lower names.
@@ -102,7 +137,10 @@ impl Snapshots {
 
     /// A fresh, empty staging directory (0755) on the store's filesystem.
     pub fn new_staging_dir(&self) -> Result<PathBuf, LayerError> {
-        let staging = self.dir.join("staging");
+        let staging = match &self.lease {
+            Some(l) => l.staging_dir().to_owned(),
+            None => self.dir.join("staging"),
+        };
         let dir = tempfile::Builder::new()
             .prefix("snap-")
             .tempdir_in(&staging)
@@ -117,6 +155,7 @@ impl Snapshots {
     /// `dir` is removed and the existing snapshot returned.
     pub fn commit(&self, dir: PathBuf, chain_id: &Digest) -> Result<PathBuf, LayerError> {
         let dest = self.path(chain_id);
+        self.protect(&[chain_id])?;
         // An alias (see `alias`) whose target was pruned is in the way of the real thing.
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink()) && !dest.is_dir() {
             fs::remove_file(&dest).map_err(io_err("remove dangling snapshot alias", &dest))?;
@@ -156,6 +195,7 @@ impl Snapshots {
     /// unpacks nothing.
     pub fn alias(&self, name: &Digest, target: &Digest) -> Result<(), LayerError> {
         let path = self.path(name);
+        self.protect(&[name, target])?;
         if name == target || fs::symlink_metadata(&path).is_ok() {
             return Ok(());
         }
@@ -179,6 +219,9 @@ impl Snapshots {
         let mut out = Vec::with_capacity(layers.len());
         for (digest, diff_id) in layers {
             let id = chain_id(parent.as_ref(), diff_id);
+            // Leased before the existence checks, so what they find stays (see lease.rs).
+            self.hold(&id)?;
+            self.hold(diff_id)?;
             let path = if self.exists(&id) {
                 self.ensure_link(&id)?;
                 self.path(&id)
@@ -204,6 +247,7 @@ impl Snapshots {
         diff_id: &Digest,
         chain_id: &Digest,
     ) -> Result<PathBuf, LayerError> {
+        self.hold(chain_id)?;
         if self.exists(chain_id) {
             self.ensure_link(chain_id)?;
             return Ok(self.path(chain_id));

@@ -131,7 +131,22 @@ fn now_secs() -> (i64, u32) {
 }
 
 /// Builds the request into an image in `store` (not tagged: the caller tags/exports).
+///
+/// Everything the build creates or uses in the store is held by a lease (the store's, if `store` is a
+/// leased handle, else one taken here for the build), so a concurrent `lamina prune` keeps it. A caller
+/// that tags or exports the image afterwards passes a leased store, to keep it until then.
 pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome, BuildError> {
+    let own;
+    let store = match store.current_lease() {
+        Some(_) => store,
+        None => {
+            let lease = store.lease().map_err(|source| BuildError::Store {
+                source: Box::new(source),
+            })?;
+            own = store.leased(&lease);
+            &own
+        }
+    };
     let mut source = req.dockerfile.clone();
     let mut graph = parse_graph(&source, req)?;
     // ONBUILD triggers of image bases run first in the child: splice them in after the FROM line.

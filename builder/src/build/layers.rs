@@ -77,7 +77,8 @@ impl LayerWriter {
         compression: Compression,
         source_date_epoch: Option<i64>,
     ) -> Result<LayerWriter, BuildError> {
-        let snapshots = Snapshots::open(store.root()).map_err(|e| BuildError::Snapshot {
+        // Through the store, so a leased store's lease holds the build's snapshots and staging dirs.
+        let snapshots = store.snapshots().map_err(|e| BuildError::Snapshot {
             message: e.to_string(),
         })?;
         Ok(LayerWriter {
@@ -202,7 +203,15 @@ impl LayerWriter {
             size: rec.layer.size,
             media_type: rec.layer.media_type.clone(),
         };
-        if !self.blobs.contains(&desc.digest) {
+        // Without a cache record (prune --cache), only the build's lease keeps this blob.
+        if !self
+            .blobs
+            .hold(&desc.digest)
+            .map_err(|e| BuildError::LayerWrite {
+                dir: self.snapshots.dir().to_path_buf(),
+                message: error_chain(&e),
+            })?
+        {
             return Ok(None);
         }
         let id = rec
@@ -246,6 +255,13 @@ impl LayerWriter {
             .iter()
             .map(|l| (l.digest.clone(), l.diff_id.clone()))
             .collect();
+        // The base's blobs end up in the built image: held until it is tagged, even if the base is
+        // untagged and pruned meanwhile.
+        for (digest, _) in &pairs {
+            self.blobs.hold(digest).map_err(|e| BuildError::Snapshot {
+                message: error_chain(&e),
+            })?;
+        }
         let dirs = self
             .snapshots
             .ensure_chain(&self.blobs, &pairs)

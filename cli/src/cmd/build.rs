@@ -351,6 +351,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let printer = Printer::new(mode);
+    // Held until the image is tagged and exported: until then only the lease keeps its content from prune.
+    let lease = store.lease()?;
+    let store = store.leased(&lease);
     let outcome = lamina_builder::build::build(&store, &req, &printer)?;
     let image = &outcome.image;
     if outputs.is_empty() || outputs.contains(&Output::Image) {

@@ -155,6 +155,13 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         detached: args.detach,
     };
     state::write_meta(&dir, &meta)?;
+    // The lease outlives this process for as long as the container's record exists (a detached
+    // container, a stopped one `lamina rm` has not removed yet): its upper dir sits on those snapshots.
+    if let Some(l) = &img.lease {
+        let rel = dir.strip_prefix(&root).unwrap_or(&dir);
+        l.keep_while(rel)
+            .context("recording the container in its lease")?;
+    }
 
     let req = RunRequest {
         id: Some(id.clone()),
@@ -202,6 +209,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             stderr: Some(log.into()),
         };
         let started = lamina_runner::spawn(&req, stdio).and_then(|mut r| r.wait_started());
+        if let Some(l) = img.lease {
+            l.persist();
+        }
         return match started {
             Ok(_) => {
                 crate::outln!("{id}");
@@ -229,6 +239,8 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     });
     if args.rm {
         let _ = std::fs::remove_dir_all(&dir);
+    } else if let Some(l) = img.lease {
+        l.persist();
     }
     match result {
         Ok(outcome) => {

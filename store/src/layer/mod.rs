@@ -117,6 +117,8 @@ pub struct LayerInfo {
 /// Errors of writing and applying layers. Entry paths are the (untrusted) names from the archive.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
     #[error("{op} {path}")]
     Io {
         op: &'static str,

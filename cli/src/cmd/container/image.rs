@@ -15,6 +15,9 @@ pub struct ImageSpec {
     pub cmd: Vec<String>,
     pub working_dir: String,
     pub user: String,
+    /// Holds the image's snapshots (and blobs) against prune while the container exists; `None` for a
+    /// rootfs directory.
+    pub lease: Option<lamina_store::Lease>,
 }
 
 /// A path (absolute or starting with `.`) to an unpacked rootfs directory is accepted directly, which
@@ -32,6 +35,9 @@ pub fn resolve(store_root: &Path, image: &str) -> anyhow::Result<ImageSpec> {
     }
     let store = lamina_store::Store::open(store_root)
         .with_context(|| format!("opening store {}", store_root.display()))?;
+    // Taken before resolving: the image may be untagged and pruned while its container runs.
+    let lease = store.lease().context("taking a lease on the store")?;
+    let store = store.leased(&lease);
     let found = store.resolve(image).with_context(|| format!("image {image}"))?;
     let img = store
         .load_image(found.digest())
@@ -42,7 +48,8 @@ pub fn resolve(store_root: &Path, image: &str) -> anyhow::Result<ImageSpec> {
         .iter()
         .map(|l| (l.digest.clone(), l.diff_id.clone()))
         .collect();
-    let snapshots = lamina_store::snapshot::Snapshots::open(store_root)
+    let snapshots = store
+        .snapshots()
         .with_context(|| format!("opening snapshots of {}", store_root.display()))?;
     let lowers = snapshots
         .ensure_chain(store.blobs(), &layers)
@@ -55,5 +62,6 @@ pub fn resolve(store_root: &Path, image: &str) -> anyhow::Result<ImageSpec> {
         cmd: cfg.cmd.unwrap_or_default(),
         working_dir: cfg.working_dir.unwrap_or_default(),
         user: cfg.user.unwrap_or_default(),
+        lease: Some(lease),
     })
 }
