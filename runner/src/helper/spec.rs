@@ -114,7 +114,10 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
             "args": req.process.args,
             "env": input.env,
             "cwd": input.cwd,
-            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+            // Inheritable and ambient stay empty, as in docker since 20.10 (CVE-2022-24769): a
+            // file capability must not be able to raise a non-root process above the set.
+            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS,
+                             "inheritable": [], "ambient": []},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
             "noNewPrivileges": true,
         },
