@@ -15,6 +15,7 @@
 mod cgroup;
 pub(crate) mod exec;
 mod fd;
+mod mounts;
 mod net;
 mod rootfs;
 mod seccomp;
@@ -39,7 +40,7 @@ use signal_hook::iterator::Signals;
 
 use crate::error::FailureKind;
 use crate::protocol::HelperMessage;
-use crate::request::{ContainerStatus, Mount, Network, RunOutcome, RunRequest};
+use crate::request::{ContainerStatus, Network, RunOutcome, RunRequest};
 
 /// Mount point of each helper's private tmpfs (the directory itself is shared and stays empty).
 const RUN_DIR: &str = "/run/lamina";
@@ -317,6 +318,8 @@ struct Cleanup {
     init: Option<Pid>,
     rootfs: Option<PathBuf>,
     root: Option<rootfs::Root>,
+    /// Mounts made on the rootfs; unmounted before the stubs they sit on are removed.
+    mounted: mounts::Mounted,
     container: Option<Container>,
 }
 
@@ -333,6 +336,7 @@ impl Drop for Cleanup {
         // need removing, which remove_leftovers does (killing stragglers, retrying).
         self.container.take();
         cgroup::remove_leftovers(&self.cgroups_path);
+        self.mounted.unmount_all(self.root.as_mut());
         if let Some(mut root) = self.root.take() {
             root.remove_created();
         }
@@ -388,6 +392,7 @@ fn supervise(
         init: None,
         rootfs: Some(rootfs_dir.clone()),
         root: None,
+        mounted: mounts::Mounted::default(),
         container: None,
     };
     let root = cleanup.root.insert(rootfs::Root::open(&rootfs_dir)?);
@@ -411,52 +416,7 @@ fn supervise(
         .unwrap_or_else(|| id.chars().take(12).collect());
     let etc = spec::write_etc_files(&bundle, req.network, &hostname, req.etc_hostname)
         .map_err(|e| SetupError::io("write", &bundle, e))?;
-    let mut etc_files = Vec::new();
-    for (dest, src) in etc {
-        etc_files.push((root.mount_target(&dest.to_string_lossy(), false)?, src));
-    }
-    let mut mounts = Vec::new();
-    for m in &req.mounts {
-        mounts.push(match m {
-            Mount::Bind {
-                source,
-                destination,
-                readonly,
-            } => {
-                let meta = std::fs::metadata(source).map_err(|e| SetupError::io("stat", source, e))?;
-                let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-                if *readonly {
-                    options.push("ro".to_string());
-                }
-                spec::ResolvedMount {
-                    destination: root.mount_target(destination, meta.is_dir())?,
-                    kind: "bind",
-                    source: source.clone(),
-                    options,
-                }
-            }
-            Mount::Tmpfs {
-                destination,
-                size,
-                mode,
-            } => {
-                let mut options = vec![
-                    "nosuid".to_string(),
-                    "nodev".to_string(),
-                    format!("mode={mode:o}"),
-                ];
-                if *size > 0 {
-                    options.push(format!("size={size}"));
-                }
-                spec::ResolvedMount {
-                    destination: root.mount_target(destination, true)?,
-                    kind: "tmpfs",
-                    source: "tmpfs".into(),
-                    options,
-                }
-            }
-        });
-    }
+    mounts::apply(root, &etc, &req.mounts, &mut cleanup.mounted)?;
     let input = spec::SpecInput {
         req,
         user: &user,
@@ -464,8 +424,6 @@ fn supervise(
         cwd,
         hostname: &hostname,
         cgroups_path: &cgroups_path,
-        etc_files,
-        mounts,
     };
     let config = bundle.join("config.json");
     let json = serde_json::to_vec(&spec::build(&input)).map_err(SetupError::Request)?;

@@ -78,8 +78,11 @@ pub(crate) struct Root {
     pub(crate) created: Vec<PathBuf>,
 }
 
+/// No RESOLVE_NO_XDEV: by the time a later mount target is resolved, the rootfs holds this run's
+/// earlier mounts (a bind at /a, then one at /a/b), and crossing into them is wanted. IN_ROOT keeps
+/// every lookup, through whatever mount, inside the rootfs.
 fn resolve_flags() -> ResolveFlags {
-    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
 }
 
 impl Root {
@@ -206,6 +209,19 @@ impl Root {
         self.mount_target_depth(&crate::validate::normalize(Path::new(path)), dir, 0)
     }
 
+    /// [`Root::mount_target`], opened: an `O_PATH` fd on the target for `move_mount`, looked up
+    /// in-root by the kernel.
+    pub(crate) fn mount_target_fd(&mut self, path: &str, dir: bool) -> Result<OwnedFd, SetupError> {
+        let resolved = self.mount_target(path, dir)?;
+        let flags = if dir {
+            OFlags::PATH | OFlags::DIRECTORY
+        } else {
+            OFlags::PATH
+        };
+        self.open_in(&resolved, flags)
+            .map_err(|e| SetupError::io("open", &resolved, e.into()))
+    }
+
     fn mount_target_depth(&mut self, path: &Path, dir: bool, depth: u32) -> Result<PathBuf, SetupError> {
         if dir {
             return self.mkdir_all(path);
@@ -245,7 +261,13 @@ impl Root {
 
     /// Remove the mount targets this run created (newest first; dirs only when empty).
     pub(crate) fn remove_created(&mut self) {
-        for path in self.created.drain(..).rev() {
+        let created = std::mem::take(&mut self.created);
+        self.remove(created);
+    }
+
+    /// Remove these created paths, newest first (dirs only when empty).
+    pub(crate) fn remove(&mut self, created: Vec<PathBuf>) {
+        for path in created.into_iter().rev() {
             let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
                 continue;
             };
