@@ -162,6 +162,25 @@ fn lamina_exec_is_confined() {
     let init_pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
     assert!(inside.contains(init_pidns.to_str().unwrap()), "{inside}");
 
+    // And has the container's rlimits, not the caller's (lowered here so they differ).
+    let script = format!(
+        "ulimit -Sn 512 && exec {} --root {} exec target cat /proc/self/limits",
+        env!("CARGO_BIN_EXE_lamina"),
+        store.display()
+    );
+    let limits = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let nofile = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .map(str::to_string)
+    };
+    let init_limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    assert_eq!(
+        nofile(&text(&limits)),
+        nofile(&init_limits),
+        "exec's RLIMIT_NOFILE differs from init's"
+    );
+
     assert_unconfined("nsenter into the exec target", &nsenter_probe(pid));
     let _ = lamina(&store).args(["rm", "-f", "target"]).output();
 }
@@ -187,4 +206,81 @@ fn build_run_step_is_confined() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_confined("RUN step", &text(&out));
+}
+
+/// The port proxy lives in the monitor (a host process) but its threads sit in the container's
+/// network namespace and parse nothing but bytes the container sends: each such thread must carry the
+/// container's seccomp filter, no_new_privs and no capabilities. The control is the monitor's main
+/// thread in the host namespace: unfiltered, all capabilities, so the check tells the two apart.
+#[test]
+fn port_proxy_threads_are_confined() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = lamina(&store)
+        .args(["run", "-d", "--name", "web", "-p"])
+        .arg(format!("127.0.0.1:{port}:8080"))
+        .arg(&fx.lower)
+        .args(["httpd", "-f", "-p", "8080", "-h", "/"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let init = container_pid(&store, "web");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let status: lamina_runner::ContainerStatus = serde_json::from_slice(
+        &std::fs::read(store.join("containers").join(&id).join("status.json")).unwrap(),
+    )
+    .unwrap();
+    let monitor = status.monitor_pid;
+    // An open connection, so its per-connection threads exist while we look.
+    let _conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let container_net = std::fs::read_link(format!("/proc/{init}/ns/net")).unwrap();
+    let mut proxy_threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{monitor}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let Ok(net) = std::fs::read_link(task.join("ns/net")) else {
+            continue;
+        };
+        let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_string()
+        };
+        if net == container_net {
+            proxy_threads += 1;
+            assert_eq!(field("Seccomp:"), "2", "{}: {status}", task.display());
+            assert_eq!(field("NoNewPrivs:"), "1", "{}: {status}", task.display());
+            assert_eq!(
+                field("CapEff:"),
+                "0000000000000000",
+                "{}: {status}",
+                task.display()
+            );
+            assert_eq!(
+                field("CapBnd:"),
+                "0000000000000000",
+                "{}: {status}",
+                task.display()
+            );
+        } else if task.ends_with(monitor.to_string()) {
+            assert_eq!(
+                field("Seccomp:"),
+                "0",
+                "control: the monitor's main thread is unfiltered"
+            );
+        }
+    }
+    assert!(proxy_threads >= 2, "no proxy threads in the container's netns");
+    let _ = lamina(&store).args(["rm", "-f", "web"]).output();
 }

@@ -221,6 +221,28 @@ fn tenant_process(spec: &Spec, req: &ExecRequest) -> Option<oci_spec::runtime::P
         process.set_user(user);
     }
     process.set_terminal(Some(false));
+    // The container's limits, clamped to what this caller may set: without CAP_SYS_RESOURCE a hard
+    // limit cannot be raised, and the runtime would fail the exec with EPERM.
+    let (_, nofile_hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((u64::MAX, u64::MAX));
+    if let Some(rlimits) = process.rlimits().clone() {
+        let clamped = rlimits
+            .into_iter()
+            .map(|r| {
+                if r.typ() != oci_spec::runtime::PosixRlimitType::RlimitNofile {
+                    return r;
+                }
+                let hard = r.hard().min(nofile_hard);
+                oci_spec::runtime::PosixRlimitBuilder::default()
+                    .typ(r.typ())
+                    .hard(hard)
+                    .soft(r.soft().min(hard))
+                    .build()
+                    .unwrap_or(r)
+            })
+            .collect();
+        process.set_rlimits(Some(clamped));
+    }
     Some(process)
 }
 

@@ -13,6 +13,7 @@
 //! reads the OOM counter, deletes the container (cgroups, state) and unmounts.
 
 mod cgroup;
+mod confine;
 pub(crate) mod exec;
 mod fd;
 mod mounts;
@@ -80,6 +81,8 @@ pub(crate) enum SetupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot confine the port proxy")]
+    Confine(#[source] confine::ConfineError),
     #[error("cannot bring up loopback: {message}")]
     Loopback { message: String },
     #[error("cannot publish port on {addr}")]
