@@ -212,3 +212,85 @@ fn exec_runs_from_a_readonly_helper_binary() {
     let _ = client.wait();
     let _ = lamina(&store).args(["rm", "-f", "exe"]).output();
 }
+
+/// Pids of `root` and all its descendants.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut all = vec![root];
+    let mut i = 0;
+    while i < all.len() {
+        let pid = all[i];
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            all.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+        i += 1;
+    }
+    all
+}
+
+/// Wait until some descendant of `client` runs from the helper's read-only bind, and assert that
+/// bind is a read-only mount while the client's own binary is not.
+fn assert_helpers_readonly(entry: &str, client: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ro = |exe: &str| {
+        rustix::fs::statvfs(exe).is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    };
+    loop {
+        let mut helpers = 0;
+        for pid in descendants(client.id()).into_iter().skip(1) {
+            let exe = format!("/proc/{pid}/exe");
+            match std::fs::read_link(&exe) {
+                Ok(p) if p.ends_with("run/lamina/exe") => {
+                    assert!(ro(&exe), "{entry}: helper {pid} runs from a writable binary");
+                    helpers += 1;
+                }
+                _ => {}
+            }
+        }
+        if helpers > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{entry}: no helper seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !ro(&format!("/proc/{}/exe", client.id())),
+        "control: the client binary is writable"
+    );
+    let _ = client.wait();
+}
+
+/// CVE-2019-5736 for `lamina run` and a RUN step: the helper driving the container (whose clones
+/// become the container's init) runs from the read-only bind, never from the writable host binary.
+#[test]
+fn run_and_build_helpers_run_from_a_readonly_binary() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let mut run = lamina(&store)
+        .args(["run", "--rm"])
+        .arg(&fx.lower)
+        .args(["sleep", "2"])
+        .spawn()
+        .unwrap();
+    assert_helpers_readonly("lamina run", &mut run);
+
+    std::fs::write(fx.path().join(".dockerignore"), "store\n").unwrap();
+    std::fs::write(
+        fx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY lower/ /\nRUN sleep 2\n",
+    )
+    .unwrap();
+    let mut build = lamina(&store)
+        .args(["build", "--progress", "plain", "--no-cache"])
+        .arg(fx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_helpers_readonly("RUN step", &mut build);
+}
