@@ -143,7 +143,7 @@ fn lamina_exec_is_confined() {
             "target",
             "sh",
             "-c",
-            "cat /proc/self/cgroup; readlink /proc/self/ns/pid",
+            "cat /proc/self/cgroup; for n in pid mnt net uts ipc; do readlink /proc/self/ns/$n; done",
         ])
         .output()
         .unwrap();
@@ -159,8 +159,13 @@ fn lamina_exec_is_confined() {
         memory(&init_cgroup),
         "exec left the container's cgroup"
     );
-    let init_pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
-    assert!(inside.contains(init_pidns.to_str().unwrap()), "{inside}");
+    for ns in ["pid", "mnt", "net", "uts", "ipc"] {
+        let init_ns = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert!(
+            inside.contains(init_ns.to_str().unwrap()),
+            "exec is not in init's {ns} ns: {inside}"
+        );
+    }
 
     // And has the container's rlimits, not the caller's (lowered here so they differ).
     let script = format!(
