@@ -294,3 +294,63 @@ fn run_and_build_helpers_run_from_a_readonly_binary() {
         .unwrap();
     assert_helpers_readonly("RUN step", &mut build);
 }
+
+/// The lexical /proc check is not enough: the image's `/w -> /proc/self/fd/7` turns an innocent
+/// `-w /w` / `WORKDIR /w` into a /proc/self/fd cwd once resolved. Control: a process entering the
+/// container's mount namespace holding a host dir fd 7 (plain nsenter) and changing into /w reads the
+/// host canary. lamina refuses the resolved path for run, RUN and exec.
+#[test]
+fn symlinked_workdir_into_proc_is_refused() {
+    require_root!();
+    if !lamina_testkit::need_tools(&["nsenter"]) {
+        return;
+    }
+    let fx = Fixture::new();
+    std::os::unix::fs::symlink("/proc/self/fd/7", fx.lower.join("w")).unwrap();
+    let host_dir = fx.path().join("hostdir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("canary"), "host-secret\n").unwrap();
+    let store = fx.path().join("store");
+
+    let pid = detached(&store, &fx, "w");
+    let control = format!(
+        "exec 7<{dir}; exec nsenter -t {pid} -m -p -- /bin/sh -c 'cd /w && cat canary'",
+        dir = host_dir.display()
+    );
+    let out = Command::new("sh").args(["-c", &control]).output().unwrap();
+    assert!(text(&out).contains("host-secret"), "control: {}", text(&out));
+
+    let out = lamina(&store)
+        .args(["run", "--rm", "-w", "/w"])
+        .arg(&fx.lower)
+        .args(["cat", "canary"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "run -w /w: {}", text(&out));
+    assert!(text(&out).contains("/proc/self/fd/7"), "{}", text(&out));
+
+    let exec = format!(
+        "exec 7<{dir}; exec {lamina} --root {store} exec -w /w w cat canary",
+        dir = host_dir.display(),
+        lamina = env!("CARGO_BIN_EXE_lamina"),
+        store = store.display(),
+    );
+    let out = Command::new("sh").args(["-c", &exec]).output().unwrap();
+    assert!(!out.status.success(), "exec -w /w: {}", text(&out));
+    assert!(!text(&out).contains("host-secret"), "{}", text(&out));
+    let _ = lamina(&store).args(["rm", "-f", "w"]).output();
+
+    std::fs::write(fx.path().join(".dockerignore"), "store\nhostdir\n").unwrap();
+    std::fs::write(
+        fx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY lower/ /\nWORKDIR /w\nRUN cat canary; ls\n",
+    )
+    .unwrap();
+    let out = lamina(&store)
+        .args(["build", "--progress", "plain", "--no-cache"])
+        .arg(fx.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "WORKDIR /w: {}", text(&out));
+    assert!(!text(&out).contains("host-secret"), "{}", text(&out));
+}

@@ -78,6 +78,12 @@ fn binds_into_kernel_filesystems_are_refused() {
             "{dest}: {err}"
         );
     }
+    // Through an image symlink, too: refused once resolved.
+    std::os::unix::fs::symlink("/proc/sys/kernel", fx.lower.join("data")).unwrap();
+    let mut req = fx.request("kfs-link", "true");
+    req.mounts = vec![bind(fx.path(), "/data", false)];
+    let err = lamina_runner::run(&req).unwrap_err();
+    assert!(err.to_string().contains("/proc/sys/kernel"), "{err}");
 }
 
 /// A volume holds `x -> <host dir>`; a second mount targets `/v/x`. Resolved by path after the volume

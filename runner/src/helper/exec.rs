@@ -124,6 +124,12 @@ fn parse(args: &[String]) -> Result<ExecRequest, ExecError> {
 
 /// Join the monitor's mount namespace, then replace ourselves with the read-only helper binary there.
 fn stage1(args: &[String]) -> Result<(), ExecError> {
+    // Nothing but stdio crosses into the container: fds the caller leaked go at the re-exec below.
+    super::fd::cloexec_from(3).map_err(|source| ExecError::Io {
+        op: "mark close-on-exec",
+        path: PathBuf::from("inherited fds"),
+        source,
+    })?;
     let req = parse(args)?;
     let ns_path = format!("/proc/{}/ns/mnt", req.monitor_pid);
     let ns = std::fs::File::open(&ns_path).map_err(|source| ExecError::NotRunning {

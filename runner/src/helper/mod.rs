@@ -70,6 +70,8 @@ pub(crate) enum SetupError {
     OverlayOptionsTooLong { layers: usize },
     #[error("path {path} resolves outside the container rootfs")]
     Escape { path: PathBuf },
+    #[error("path {path} resolves to {resolved}, inside a filesystem the runtime owns")]
+    IntoKernelFs { path: PathBuf, resolved: PathBuf },
     #[error("unable to find user {user}: no matching entries in passwd file")]
     NoSuchUser { user: String },
     #[error("unable to find group {group}: no matching entries in group file")]
@@ -113,6 +115,7 @@ impl SetupError {
             SetupError::NoSuchUser { .. }
             | SetupError::NoSuchGroup { .. }
             | SetupError::Escape { .. }
+            | SetupError::IntoKernelFs { .. }
             | SetupError::InvalidRequest(_)
             | SetupError::Publish { .. }
             | SetupError::OverlayOptionsTooLong { .. } => FailureKind::User,
@@ -149,6 +152,10 @@ pub fn helper_main(args: &[String]) -> ExitCode {
 }
 
 fn stage1() -> SetupError {
+    // fd 3 is the request socket; anything above is a leak from our caller.
+    if let Err(e) = fd::cloexec_from(4) {
+        return SetupError::io("mark close-on-exec", Path::new("inherited fds"), e);
+    }
     let run_dir = Path::new(RUN_DIR);
     if let Err(e) = std::fs::create_dir_all(run_dir) {
         return SetupError::io("create", run_dir, e);
@@ -409,7 +416,7 @@ fn supervise(
         group.as_deref(),
     )?;
     let cwd = crate::validate::cwd(&req.process.cwd)?;
-    let cwd = root.mkdir_all(&cwd)?;
+    let cwd = root.mkdir_all(&cwd, rootfs::CWD_FORBIDDEN)?;
     // The working dir stays (docker keeps it too); only mount stubs are removed after the run.
     root.created.clear();
 
