@@ -8,9 +8,10 @@
 //! `/proc/self/exe` of every process derived from it (the container's init before its execve) points
 //! at a read-only mount and cannot be overwritten from inside the container (CVE-2019-5736).
 //!
-//! Stage 2 reads the request from fd 3, mounts the overlay, resolves user, workdir and mount targets
-//! inside the rootfs, writes config.json, creates and starts the container, forwards signals, reaps,
-//! reads the OOM counter, deletes the container (cgroups, state) and unmounts.
+//! Stage 2 reads the request from fd 3, mounts the overlay, resolves user and workdir inside the
+//! rootfs, makes the user mounts and /etc files from fds onto in-root targets ([`mounts`]), writes
+//! config.json ([`spec`], the one spec every entry uses), creates and starts the container, forwards
+//! signals, reaps, reads the OOM counter, deletes the container (cgroups, state) and unmounts.
 
 mod cgroup;
 mod confine;
