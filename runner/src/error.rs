@@ -22,6 +22,8 @@ pub enum RunError {
     InvalidCwd { cwd: String, reason: &'static str },
     #[error("invalid mount destination {destination:?}: must be an absolute path")]
     InvalidMountDestination { destination: String },
+    #[error("invalid mount destination {destination:?}: /proc, /sys and /dev are the runtime's")]
+    MountOnKernelFs { destination: String },
     #[error("lower dir {path} is not a directory")]
     MissingLowerDir { path: PathBuf },
     #[error("no command given")]

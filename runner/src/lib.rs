@@ -7,6 +7,15 @@
 //! rootfs, writes an OCI runtime spec and runs it with youki's libcontainer (namespaces, cgroups v1/v2,
 //! capabilities, seccomp, masked paths), then tears everything down.
 //!
+//! One confinement for every way into a container: `helper::spec` builds the container's config.json
+//! (seccomp profile from `helper::seccomp`, docker's capability set in bounding/effective/permitted
+//! with inheritable and ambient empty, no_new_privs, namespaces, cgroup, masked and read-only paths,
+//! rlimits). `lamina run` and RUN steps run it as the container's init; `lamina exec`
+//! ([`exec_helper_main`]) derives its process from that same config.json and installs the same
+//! seccomp filter (libcontainer's tenant path drops it); the port proxy's threads in the container's
+//! network namespace load the same filter with no_new_privs and no capabilities. User mounts are
+//! made from fds (`helper::mounts`), never from path strings the kernel resolves again.
+//!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
 mod error;

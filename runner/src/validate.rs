@@ -35,6 +35,14 @@ pub(crate) fn request(req: &RunRequest) -> Result<(), RunError> {
                 destination: dest.clone(),
             });
         }
+        // User mounts are made before the runtime mounts proc, sysfs and the /dev tmpfs, which would
+        // hide them (and a bind into /proc is how CVE-2019-16884-style attacks start).
+        let clean = normalize(Path::new(dest));
+        if ["/proc", "/sys", "/dev"].iter().any(|k| clean.starts_with(k)) {
+            return Err(RunError::MountOnKernelFs {
+                destination: dest.clone(),
+            });
+        }
     }
     Ok(())
 }

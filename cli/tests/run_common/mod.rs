@@ -120,3 +120,74 @@ impl Fixture {
         (outcome, std::fs::read_to_string(&out).unwrap())
     }
 }
+
+/// The confinement probe (probe.c), built static into `lower/bin/probe`. `None` (after a skip
+/// notice, or a failure under CI) when the machine has no C toolchain for it.
+pub fn install_probe(fx: &Fixture) -> Option<PathBuf> {
+    if !lamina_testkit::need_tools(&["gcc"]) {
+        return None;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/run_common/probe.c");
+    let out = fx.lower.join("bin/probe");
+    let st = std::process::Command::new("gcc")
+        .args(["-static", "-O", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run gcc");
+    if !st.success() {
+        lamina_testkit::skip("gcc cannot link a static binary here (libc6-dev missing?)");
+        return None;
+    }
+    Some(out)
+}
+
+/// Docker's default capability set as /proc/PID/status prints it.
+pub const DOCKER_CAPS: &str = "00000000a80425fb";
+
+/// Assert a probe report shows a confined process: seccomp filter, no_new_privs, docker's caps in
+/// the bounding/effective/permitted sets, nothing inheritable or ambient, and every attempt refused.
+pub fn assert_confined(entry: &str, report: &str) {
+    let field = |name: &str| {
+        report
+            .lines()
+            // Build output prefixes each line with the step number and a timestamp.
+            .find_map(|l| l.find(name).map(|i| &l[i + name.len()..]))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{entry}: no {name} in probe output:\n{report}"))
+    };
+    assert_eq!(field("Seccomp:"), "2", "{entry}: no seccomp filter:\n{report}");
+    assert_eq!(
+        field("NoNewPrivs:"),
+        "1",
+        "{entry}: no_new_privs unset:\n{report}"
+    );
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(field(set), DOCKER_CAPS, "{entry}: {set}\n{report}");
+    }
+    for set in ["CapInh:", "CapAmb:"] {
+        assert_eq!(field(set), "0000000000000000", "{entry}: {set}\n{report}");
+    }
+    for attempt in ["add_key=", "keyctl=", "unshare_user=", "cgroup_mount="] {
+        let result = field(attempt);
+        assert_ne!(
+            result, "ok",
+            "{entry}: {attempt}ok inside the container:\n{report}"
+        );
+    }
+}
+
+/// The naive control: the same probe's report from a process that entered the container's
+/// namespaces without the container's confinement. Shows the payload is real.
+pub fn assert_unconfined(entry: &str, report: &str) {
+    assert!(
+        report.contains("Seccomp:\t0"),
+        "{entry}: control is filtered:\n{report}"
+    );
+    for attempt in ["add_key=ok", "keyctl=ok", "unshare_user=ok", "cgroup_mount=ok"] {
+        assert!(
+            report.contains(attempt),
+            "{entry}: control lacks {attempt}:\n{report}"
+        );
+    }
+}

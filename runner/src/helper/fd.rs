@@ -28,3 +28,27 @@ pub(crate) fn default_sigpipe() {
         )
     };
 }
+
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// Mark every fd from `first` up close-on-exec: whatever the caller leaked to us (a shell's
+/// `7<dir`, a build tool's open files) is gone at our next execve, so it can never become a
+/// container process's fd or, through `/proc/self/fd/N`, its cwd (CVE-2024-21626). Marking instead
+/// of closing leaves any fd the runtime itself holds valid until then.
+pub(crate) fn cloexec_from(first: u32) -> std::io::Result<()> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets a descriptor flag; it closes nothing
+    // and touches no memory, so no owned fd is invalidated.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

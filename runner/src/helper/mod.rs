@@ -8,13 +8,16 @@
 //! `/proc/self/exe` of every process derived from it (the container's init before its execve) points
 //! at a read-only mount and cannot be overwritten from inside the container (CVE-2019-5736).
 //!
-//! Stage 2 reads the request from fd 3, mounts the overlay, resolves user, workdir and mount targets
-//! inside the rootfs, writes config.json, creates and starts the container, forwards signals, reaps,
-//! reads the OOM counter, deletes the container (cgroups, state) and unmounts.
+//! Stage 2 reads the request from fd 3, mounts the overlay, resolves user and workdir inside the
+//! rootfs, makes the user mounts and /etc files from fds onto in-root targets ([`mounts`]), writes
+//! config.json ([`spec`], the one spec every entry uses), creates and starts the container, forwards
+//! signals, reaps, reads the OOM counter, deletes the container (cgroups, state) and unmounts.
 
 mod cgroup;
+mod confine;
 pub(crate) mod exec;
 mod fd;
+mod mounts;
 mod net;
 mod rootfs;
 mod seccomp;
@@ -39,7 +42,7 @@ use signal_hook::iterator::Signals;
 
 use crate::error::FailureKind;
 use crate::protocol::HelperMessage;
-use crate::request::{ContainerStatus, Mount, Network, RunOutcome, RunRequest};
+use crate::request::{ContainerStatus, Network, RunOutcome, RunRequest};
 
 /// Mount point of each helper's private tmpfs (the directory itself is shared and stays empty).
 const RUN_DIR: &str = "/run/lamina";
@@ -68,6 +71,8 @@ pub(crate) enum SetupError {
     OverlayOptionsTooLong { layers: usize },
     #[error("path {path} resolves outside the container rootfs")]
     Escape { path: PathBuf },
+    #[error("path {path} resolves to {resolved}, inside a filesystem the runtime owns")]
+    IntoKernelFs { path: PathBuf, resolved: PathBuf },
     #[error("unable to find user {user}: no matching entries in passwd file")]
     NoSuchUser { user: String },
     #[error("unable to find group {group}: no matching entries in group file")]
@@ -79,6 +84,8 @@ pub(crate) enum SetupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot confine the port proxy")]
+    Confine(#[source] confine::ConfineError),
     #[error("cannot bring up loopback: {message}")]
     Loopback { message: String },
     #[error("cannot publish port on {addr}")]
@@ -109,6 +116,7 @@ impl SetupError {
             SetupError::NoSuchUser { .. }
             | SetupError::NoSuchGroup { .. }
             | SetupError::Escape { .. }
+            | SetupError::IntoKernelFs { .. }
             | SetupError::InvalidRequest(_)
             | SetupError::Publish { .. }
             | SetupError::OverlayOptionsTooLong { .. } => FailureKind::User,
@@ -145,6 +153,10 @@ pub fn helper_main(args: &[String]) -> ExitCode {
 }
 
 fn stage1() -> SetupError {
+    // fd 3 is the request socket; anything above is a leak from our caller.
+    if let Err(e) = fd::cloexec_from(4) {
+        return SetupError::io("mark close-on-exec", Path::new("inherited fds"), e);
+    }
     let run_dir = Path::new(RUN_DIR);
     if let Err(e) = std::fs::create_dir_all(run_dir) {
         return SetupError::io("create", run_dir, e);
@@ -317,6 +329,8 @@ struct Cleanup {
     init: Option<Pid>,
     rootfs: Option<PathBuf>,
     root: Option<rootfs::Root>,
+    /// Mounts made on the rootfs; unmounted before the stubs they sit on are removed.
+    mounted: mounts::Mounted,
     container: Option<Container>,
 }
 
@@ -333,6 +347,7 @@ impl Drop for Cleanup {
         // need removing, which remove_leftovers does (killing stragglers, retrying).
         self.container.take();
         cgroup::remove_leftovers(&self.cgroups_path);
+        self.mounted.unmount_all(self.root.as_mut());
         if let Some(mut root) = self.root.take() {
             root.remove_created();
         }
@@ -388,6 +403,7 @@ fn supervise(
         init: None,
         rootfs: Some(rootfs_dir.clone()),
         root: None,
+        mounted: mounts::Mounted::default(),
         container: None,
     };
     let root = cleanup.root.insert(rootfs::Root::open(&rootfs_dir)?);
@@ -401,7 +417,7 @@ fn supervise(
         group.as_deref(),
     )?;
     let cwd = crate::validate::cwd(&req.process.cwd)?;
-    let cwd = root.mkdir_all(&cwd)?;
+    let cwd = root.mkdir_all(&cwd, rootfs::CWD_FORBIDDEN)?;
     // The working dir stays (docker keeps it too); only mount stubs are removed after the run.
     root.created.clear();
 
@@ -411,52 +427,7 @@ fn supervise(
         .unwrap_or_else(|| id.chars().take(12).collect());
     let etc = spec::write_etc_files(&bundle, req.network, &hostname, req.etc_hostname)
         .map_err(|e| SetupError::io("write", &bundle, e))?;
-    let mut etc_files = Vec::new();
-    for (dest, src) in etc {
-        etc_files.push((root.mount_target(&dest.to_string_lossy(), false)?, src));
-    }
-    let mut mounts = Vec::new();
-    for m in &req.mounts {
-        mounts.push(match m {
-            Mount::Bind {
-                source,
-                destination,
-                readonly,
-            } => {
-                let meta = std::fs::metadata(source).map_err(|e| SetupError::io("stat", source, e))?;
-                let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-                if *readonly {
-                    options.push("ro".to_string());
-                }
-                spec::ResolvedMount {
-                    destination: root.mount_target(destination, meta.is_dir())?,
-                    kind: "bind",
-                    source: source.clone(),
-                    options,
-                }
-            }
-            Mount::Tmpfs {
-                destination,
-                size,
-                mode,
-            } => {
-                let mut options = vec![
-                    "nosuid".to_string(),
-                    "nodev".to_string(),
-                    format!("mode={mode:o}"),
-                ];
-                if *size > 0 {
-                    options.push(format!("size={size}"));
-                }
-                spec::ResolvedMount {
-                    destination: root.mount_target(destination, true)?,
-                    kind: "tmpfs",
-                    source: "tmpfs".into(),
-                    options,
-                }
-            }
-        });
-    }
+    mounts::apply(root, &etc, &req.mounts, &mut cleanup.mounted)?;
     let input = spec::SpecInput {
         req,
         user: &user,
@@ -464,8 +435,6 @@ fn supervise(
         cwd,
         hostname: &hostname,
         cgroups_path: &cgroups_path,
-        etc_files,
-        mounts,
     };
     let config = bundle.join("config.json");
     let json = serde_json::to_vec(&spec::build(&input)).map_err(SetupError::Request)?;

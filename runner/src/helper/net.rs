@@ -1,9 +1,12 @@
 //! Networking for a private network namespace: loopback up, and the userspace port proxy.
 //!
-//! Published ports are proxied, not NATed: the host-side listener lives in the helper's (host)
-//! namespace, and each container-side socket is created by a thread that has `setns`-ed into the
-//! container's network namespace (setns on a network namespace affects only the calling thread), then
-//! connects to the container's loopback. No iptables, no veth.
+//! Published ports are proxied, not NATed: the host-side socket is bound in the helper's (host)
+//! namespace, then one thread per mapping `setns`-es into the container's network namespace (which
+//! affects only the calling thread), confines itself ([`super::confine::current_thread`]: the
+//! container's seccomp profile, no_new_privs, no capabilities) and serves: container-side sockets it
+//! and its children create belong to the container's namespace and connect to its loopback. The
+//! thread reports whether it got confined before `publish` returns, so a proxy never runs
+//! unconfined. No iptables, no veth.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -42,34 +45,61 @@ pub(crate) fn loopback_up(netns: &OwnedFd) -> Result<(), SetupError> {
     })
 }
 
-/// Bind the host side of every mapping now (so a busy port fails the start), serve in threads.
+/// Bind the host side of every mapping now (so a busy port fails the start), serve in threads that
+/// are confined before this returns.
 pub(crate) fn publish(ports: &[PortMapping], netns: Arc<OwnedFd>) -> Result<(), SetupError> {
     for p in ports {
         let addr = SocketAddr::new(p.host_ip, p.host_port);
+        let port = p.container_port;
+        let (ready, confined) = std::sync::mpsc::sync_channel(1);
+        let ns = netns.clone();
         match p.protocol {
             Protocol::Tcp => {
                 let l = TcpListener::bind(addr).map_err(|e| SetupError::Publish { addr, source: e })?;
-                let (ns, port) = (netns.clone(), p.container_port);
-                std::thread::spawn(move || serve_tcp(l, ns, port));
+                std::thread::spawn(move || {
+                    if enter_confined(&ns, &ready) {
+                        serve_tcp(l, port)
+                    }
+                });
             }
             Protocol::Udp => {
                 let s = UdpSocket::bind(addr).map_err(|e| SetupError::Publish { addr, source: e })?;
-                let (ns, port) = (netns.clone(), p.container_port);
-                std::thread::spawn(move || serve_udp(s, ns, port));
+                std::thread::spawn(move || {
+                    if enter_confined(&ns, &ready) {
+                        serve_udp(s, port)
+                    }
+                });
+            }
+        }
+        match confined.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => return Err(source),
+            Err(_) => {
+                return Err(SetupError::Netns {
+                    source: std::io::Error::other("proxy thread exited before confining itself"),
+                });
             }
         }
     }
     Ok(())
 }
 
-fn serve_tcp(l: TcpListener, netns: Arc<OwnedFd>, port: u16) {
+/// On a fresh proxy thread: join the container's network namespace, confine, say how it went.
+fn enter_confined(netns: &OwnedFd, ready: &std::sync::mpsc::SyncSender<Result<(), SetupError>>) -> bool {
+    let result = nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| SetupError::Netns { source: e.into() })
+        .and_then(|()| super::confine::current_thread().map_err(SetupError::Confine));
+    let ok = result.is_ok();
+    let _ = ready.send(result);
+    ok
+}
+
+/// Runs confined in the container's namespace: accept works on the host-side listener whatever the
+/// thread's namespace; each connection's thread inherits namespace and confinement.
+fn serve_tcp(l: TcpListener, port: u16) {
     for conn in l.incoming() {
         let Ok(client) = conn else { continue };
-        let ns = netns.clone();
         std::thread::spawn(move || {
-            if nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
-                return;
-            }
             let Ok(upstream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
                 return;
             };
@@ -98,12 +128,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
     let _ = to.shutdown(Shutdown::Write);
 }
 
-fn serve_udp(host: UdpSocket, netns: Arc<OwnedFd>, port: u16) {
+fn serve_udp(host: UdpSocket, port: u16) {
     // One container-side socket per client address, created in the container's namespace by this
-    // thread; replies are relayed by a thread per client.
-    if nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
-        return;
-    }
+    // (confined) thread; replies are relayed by a thread per client.
     let mut peers: HashMap<SocketAddr, UdpSocket> = HashMap::new();
     let mut buf = [0u8; 65536];
     loop {

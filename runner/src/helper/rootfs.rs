@@ -69,6 +69,13 @@ pub(crate) fn mount_overlay(
     })
 }
 
+/// Where no mount target may resolve: the runtime mounts proc, sysfs and the /dev tmpfs after the
+/// user mounts, so a mount there is hidden at best, and a bind into /proc is how procfs
+/// over-mount attacks (runc CVE-2019-16884) start.
+pub(crate) const MOUNT_FORBIDDEN: &[&str] = &["/proc", "/sys", "/dev"];
+/// Where no working directory may resolve (see [`Root::mkdir_all`]).
+pub(crate) const CWD_FORBIDDEN: &[&str] = &["/proc"];
+
 /// An open rootfs directory; all lookups are confined to it.
 pub(crate) struct Root {
     fd: OwnedFd,
@@ -78,8 +85,11 @@ pub(crate) struct Root {
     pub(crate) created: Vec<PathBuf>,
 }
 
+/// No RESOLVE_NO_XDEV: by the time a later mount target is resolved, the rootfs holds this run's
+/// earlier mounts (a bind at /a, then one at /a/b), and crossing into them is wanted. IN_ROOT keeps
+/// every lookup, through whatever mount, inside the rootfs.
 fn resolve_flags() -> ResolveFlags {
-    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
 }
 
 impl Root {
@@ -141,11 +151,30 @@ impl Root {
 
     /// `mkdir -p` inside the rootfs; returns the resolved container path. A dangling symlink on the
     /// way is followed inside the rootfs and its target created, like runc's securejoin + MkdirAll.
-    pub(crate) fn mkdir_all(&mut self, path: &Path) -> Result<PathBuf, SetupError> {
-        self.mkdir_all_depth(path, 0)
+    ///
+    /// A path that resolves (through an image symlink) into one of `forbidden` is refused before
+    /// anything is created there: `WORKDIR /w` with `/w -> /proc/self/fd/7` in the image passes any
+    /// lexical check yet is CVE-2024-21626's host-fd cwd once the runtime chdirs into it.
+    pub(crate) fn mkdir_all(&mut self, path: &Path, forbidden: &[&str]) -> Result<PathBuf, SetupError> {
+        self.mkdir_all_depth(path, forbidden, 0)
     }
 
-    fn mkdir_all_depth(&mut self, path: &Path, depth: u32) -> Result<PathBuf, SetupError> {
+    fn refuse(resolved: &Path, asked: &Path, forbidden: &[&str]) -> Result<(), SetupError> {
+        if forbidden.iter().any(|f| resolved.starts_with(f)) {
+            return Err(SetupError::IntoKernelFs {
+                path: asked.to_path_buf(),
+                resolved: resolved.to_path_buf(),
+            });
+        }
+        Ok(())
+    }
+
+    fn mkdir_all_depth(
+        &mut self,
+        path: &Path,
+        forbidden: &[&str],
+        depth: u32,
+    ) -> Result<PathBuf, SetupError> {
         if depth > 40 {
             return Err(SetupError::io("resolve", path, Errno::LOOP.into()));
         }
@@ -158,7 +187,10 @@ impl Root {
             let Component::Normal(name) = comp else { continue };
             let next = cur.join(name);
             match self.open_in(&next, OFlags::PATH | OFlags::DIRECTORY) {
-                Ok(fd) => cur = self.container_path(&fd)?,
+                Ok(fd) => {
+                    cur = self.container_path(&fd)?;
+                    Self::refuse(&cur, path, forbidden)?;
+                }
                 Err(Errno::NOENT) => {
                     let parent = self
                         .open_in(&cur, OFlags::PATH | OFlags::DIRECTORY)
@@ -168,7 +200,7 @@ impl Root {
                         Err(Errno::EXIST) => {
                             let rest: PathBuf = comps[i + 1..].iter().collect();
                             let target = self.dangling_target(&parent, &cur, name.as_ref(), &next)?;
-                            return self.mkdir_all_depth(&target.join(rest), depth + 1);
+                            return self.mkdir_all_depth(&target.join(rest), forbidden, depth + 1);
                         }
                         Err(e) => return Err(SetupError::io("mkdir", &next, e.into())),
                     }
@@ -176,6 +208,7 @@ impl Root {
                         .open_in(&next, OFlags::PATH | OFlags::DIRECTORY)
                         .map_err(|e| SetupError::io("open", &next, e.into()))?;
                     cur = self.container_path(&fd)?;
+                    Self::refuse(&cur, path, forbidden)?;
                 }
                 Err(e) => return Err(SetupError::io("open", &next, e.into())),
             }
@@ -206,21 +239,36 @@ impl Root {
         self.mount_target_depth(&crate::validate::normalize(Path::new(path)), dir, 0)
     }
 
+    /// [`Root::mount_target`], opened: an `O_PATH` fd on the target for `move_mount`, looked up
+    /// in-root by the kernel.
+    pub(crate) fn mount_target_fd(&mut self, path: &str, dir: bool) -> Result<OwnedFd, SetupError> {
+        let resolved = self.mount_target(path, dir)?;
+        let flags = if dir {
+            OFlags::PATH | OFlags::DIRECTORY
+        } else {
+            OFlags::PATH
+        };
+        self.open_in(&resolved, flags)
+            .map_err(|e| SetupError::io("open", &resolved, e.into()))
+    }
+
     fn mount_target_depth(&mut self, path: &Path, dir: bool, depth: u32) -> Result<PathBuf, SetupError> {
         if dir {
-            return self.mkdir_all(path);
+            return self.mkdir_all(path, MOUNT_FORBIDDEN);
         }
         if depth > 40 {
             return Err(SetupError::io("resolve", path, Errno::LOOP.into()));
         }
         if let Ok(fd) = self.open_in(path, OFlags::PATH) {
-            return self.container_path(&fd);
+            let resolved = self.container_path(&fd)?;
+            Self::refuse(&resolved, path, MOUNT_FORBIDDEN)?;
+            return Ok(resolved);
         }
         let parent_path = path.parent().unwrap_or(Path::new("/"));
         let name = path.file_name().ok_or_else(|| SetupError::Escape {
             path: path.to_path_buf(),
         })?;
-        let parent = self.mkdir_all(parent_path)?;
+        let parent = self.mkdir_all(parent_path, MOUNT_FORBIDDEN)?;
         let pfd = self
             .open_in(&parent, OFlags::PATH | OFlags::DIRECTORY)
             .map_err(|e| SetupError::io("open", &parent, e.into()))?;
@@ -245,7 +293,13 @@ impl Root {
 
     /// Remove the mount targets this run created (newest first; dirs only when empty).
     pub(crate) fn remove_created(&mut self) {
-        for path in self.created.drain(..).rev() {
+        let created = std::mem::take(&mut self.created);
+        self.remove(created);
+    }
+
+    /// Remove these created paths, newest first (dirs only when empty).
+    pub(crate) fn remove(&mut self, created: Vec<PathBuf>) {
+        for path in created.into_iter().rev() {
             let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
                 continue;
             };

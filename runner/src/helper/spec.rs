@@ -51,14 +51,6 @@ const READONLY: &[&str] = &[
 /// Docker's default for RLIMIT_NOFILE, clamped below to what this host allows.
 const NOFILE: u64 = 1_048_576;
 
-/// A user mount, with its destination already resolved inside the rootfs.
-pub(crate) struct ResolvedMount {
-    pub destination: PathBuf,
-    pub kind: &'static str,
-    pub source: PathBuf,
-    pub options: Vec<String>,
-}
-
 pub(crate) struct SpecInput<'a> {
     pub req: &'a RunRequest,
     pub user: &'a ExecUser,
@@ -66,9 +58,6 @@ pub(crate) struct SpecInput<'a> {
     pub cwd: PathBuf,
     pub hostname: &'a str,
     pub cgroups_path: &'a str,
-    /// (container path, host file) for /etc/hosts, /etc/hostname, /etc/resolv.conf.
-    pub etc_files: Vec<(PathBuf, PathBuf)>,
-    pub mounts: Vec<ResolvedMount>,
 }
 
 pub(crate) fn build(input: &SpecInput<'_>) -> Value {
@@ -76,7 +65,9 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
     let (_, nofile_hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .unwrap_or((NOFILE, NOFILE));
     let nofile = NOFILE.min(nofile_hard);
-    let mut mounts = vec![
+    // Only the kernel filesystems: binds, tmpfs and /etc files are made from fds by
+    // `super::mounts` before the container starts, never by path in the runtime.
+    let mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -87,16 +78,6 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
-    for (dest, src) in &input.etc_files {
-        mounts.push(
-            json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}),
-        );
-    }
-    for m in &input.mounts {
-        mounts.push(
-            json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": m.options}),
-        );
-    }
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -114,7 +95,10 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
             "args": req.process.args,
             "env": input.env,
             "cwd": input.cwd,
-            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+            // Inheritable and ambient stay empty, as in docker since 20.10 (CVE-2022-24769): a
+            // file capability must not be able to raise a non-root process above the set.
+            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS,
+                             "inheritable": [], "ambient": []},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
             "noNewPrivileges": true,
         },
