@@ -211,7 +211,8 @@ struct Image {
 }
 
 fn image() -> Image {
-    let layer = vec![7u8; 1024];
+    // Two zero blocks: an empty tar, so a pull can unpack it.
+    let layer = vec![0u8; 1024];
     let layer_digest = format!("sha256:{}", hex::encode(Sha256::digest(&layer)));
     let arch = if cfg!(target_arch = "aarch64") {
         "arm64"
@@ -533,4 +534,82 @@ fn blob_longer_than_its_descriptor_is_refused_naming_the_digest() {
         2,
         "one naive read, one lamina request: not retried"
     );
+}
+
+/// A store holding `img` as `<honest>/evil/img:v1`, pulled from an honest server; for the push tests.
+fn store_with_image(img: &Arc<Image>) -> (tempfile::TempDir, String) {
+    let i = img.clone();
+    let honest = Hostile::start(move |path, _| {
+        let blob = path.rsplit('/').next().unwrap_or("");
+        match path {
+            "/v2/" => fixed(200, &[], "{}"),
+            p if p.starts_with("/v2/evil/img/manifests/") => manifest_reply(&i),
+            _ if blob == i.config_digest => fixed(200, &[], i.config.clone()),
+            _ if blob == i.layer_digest => fixed(200, &[], i.layer.clone()),
+            _ => fixed(404, &[], ""),
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let args = pull(&honest, tmp.path());
+    let o = Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (tmp, format!("{}/evil/img:v1", honest.host()))
+}
+
+#[test]
+fn push_against_a_self_redirecting_blob_probe_fails_on_the_loop() {
+    if !measurable() {
+        return;
+    }
+    let img = Arc::new(image());
+    let (root, src) = store_with_image(&img);
+    // Every blob probe (HEAD) is sent back to itself; uploads would be accepted.
+    let h = Hostile::start(move |path, _| match path {
+        "/v2/" => fixed(200, &[], "{}"),
+        p if p.starts_with("/v2/evil/dst/blobs/uploads/") => fixed(202, &[("Location", p)], ""),
+        p => redirect(p),
+    });
+    let blob = format!("/v2/evil/dst/blobs/{}", img.layer_digest);
+    let mut path = blob.clone();
+    for _ in 0..50 {
+        let (status, loc, _) = naive_get(h.port, &path, 1 << 10);
+        assert_eq!(status, 302, "a naive client is sent round forever");
+        path = loc.unwrap();
+    }
+    let before = h.requests(&blob);
+    let dest = format!("{}/evil/dst:v1", h.host());
+    let root = root.path().display().to_string();
+    assert_refused(&["--root", &root, "push", &src, &dest], &["redirect loop"]);
+    let n = h.requests(&blob) - before;
+    assert!(n <= 2, "{n} probes of a self-redirecting blob");
+}
+
+#[test]
+fn endless_error_body_on_upload_is_not_read() {
+    if !measurable() {
+        return;
+    }
+    let img = Arc::new(image());
+    let (root, src) = store_with_image(&img);
+    // Blobs are missing; every upload session request answers 500 with a body that never ends.
+    let h = Hostile::start(move |path, _| match path {
+        "/v2/" => fixed(200, &[], "{}"),
+        p if p.starts_with("/v2/evil/dst/blobs/uploads/") => Reply::Endless {
+            status: 500,
+            headers: vec![],
+        },
+        _ => fixed(404, &[], ""),
+    });
+    let (status, _, naive) = naive_get(h.port, "/v2/evil/dst/blobs/uploads/", 32 << 20);
+    assert_eq!(status, 500);
+    assert_eq!(naive.len(), 32 << 20, "the error body goes on past any bound");
+    let before = h.requests("/v2/evil/dst/blobs/uploads/");
+    let dest = format!("{}/evil/dst:v1", h.host());
+    let root = root.path().display().to_string();
+    let err = assert_refused(&["--root", &root, "push", &src, &dest], &["500"]);
+    let n = h.requests("/v2/evil/dst/blobs/uploads/") - before;
+    assert!(n <= 12, "{n} upload attempts:\n{err}");
 }

@@ -1,9 +1,8 @@
 //! The registry auth handshake: probe `/v2/`, then anonymous, HTTP basic, or the bearer-token flow with
 //! scopes (pull, push, and `pull` on the source repository of a cross-repo mount) and identity tokens.
 //!
-//! oci-client's own handshake only knows one scope per request and no refresh tokens, so the handshake is
-//! done here and its result handed to oci-client's token cache (see `client.rs`). Tokens and secrets are
-//! never formatted into errors or logs.
+//! Several scopes per request (a push that mounts from another repository needs two) and refreshed
+//! tokens are why the handshake is ours. Tokens and secrets are never formatted into errors or logs.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! `GET /v2/<repo>/blobs/<digest>` on our own reqwest client. oci-client's `pull_blob_stream*` read an
+//! `GET /v2/<repo>/blobs/<digest>` on our own reqwest client. Client libraries' blob streams read an
 //! error body whole (a registry answering 500 with an endless body would fill memory) and follow
 //! redirects under reqwest's default policy, which has no loop detection; here the body of a blob is a
 //! [`CappedStream`] bounded by its descriptor, an error body is read as a bounded prefix, and redirects

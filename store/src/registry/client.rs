@@ -1,18 +1,17 @@
 //! One registry host: transport (https, or http for loopback and insecure registries; extra CA certs),
 //! auth, retries, and the distribution calls.
 //!
-//! Which library does which call:
-//! - oci-client's low-level calls do the pushes and probes: `blob_exists` (HEAD), `mount_blob`,
-//!   `push_blob_stream` (one streamed PUT, for small blobs and registry→registry streams).
-//! - Blob GETs (`blob_get.rs`) and tag listing (`tags.rs`) are ours: oci-client reads their error and
-//!   tag bodies whole, without a bound. Every body read into memory goes through `bounded.rs`, and
-//!   redirects follow its policy (at most 10, no loops).
-//! - Chunked uploads (POST, PATCH…, PUT) are ours (`upload.rs`): oci-client's chunked mode sends fixed
-//!   4 MiB PATCHes, ignores `OCI-Chunk-Min-Length` and cannot resume from the registry's `Range`.
-//! - Manifests GET/PUT go through reqwest directly: oci-client's `pull_manifest_raw` reads the whole body
-//!   without a size bound (a hostile registry could send gigabytes) and `push_manifest_raw` drops the
-//!   response headers, so `Docker-Content-Digest` could not be checked.
-//! - The auth handshake is ours (`auth.rs`); its result is inserted into oci-client's token cache.
+//! Every distribution call is made here on one reqwest client (rustls, the bounded redirect policy of
+//! `bounded.rs`: at most 10 hops, no loops), because registry-client libraries read error and tag bodies
+//! whole, follow redirects without loop detection, drop the response headers a manifest PUT must check
+//! (`Docker-Content-Digest`), and send fixed-size chunks that ignore `OCI-Chunk-Min-Length`:
+//! - probes and pushes: `blob_exists` (HEAD, status only), `mount_blob` (POST `?mount=&from=`), uploads in
+//!   one PUT or in chunks (`upload.rs`, resuming from the registry's `Range`);
+//! - blob GETs (`blob_get.rs`: the body capped by its descriptor) and tag listing (`tags.rs`);
+//! - manifest GET/PUT: size-capped and digest-checked;
+//! - the auth handshake (`auth.rs`): scopes, tokens, refresh.
+//!
+//! Every body read into memory goes through `bounded.rs`.
 //!
 //! Credentials only go to the registry host and its token realm: reqwest strips `Authorization` on
 //! redirects to another host (blob storage), and foreign-layer URLs are
@@ -24,14 +23,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use oci_client::RegistryOperation;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::token_cache::{RegistryToken, RegistryTokenType};
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 
 use super::RegistryError;
-use super::auth::{self, Auth, Grant};
+use super::auth::{self, Auth};
 use super::blob_get::{BlobBody, stream_error};
 use super::bounded;
 use super::credentials::Credential;
@@ -163,6 +158,15 @@ impl RegistryOptions {
     }
 }
 
+/// The host that serves a registry's API: Docker Hub's name `docker.io` (and its old alias) is served by
+/// `index.docker.io`; every other registry serves its own name.
+fn api_host(registry: &str) -> &str {
+    match registry {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "index.docker.io",
+        other => other,
+    }
+}
+
 /// A client for one registry host.
 #[derive(Clone)]
 pub struct RegistryClient {
@@ -171,10 +175,7 @@ pub struct RegistryClient {
 
 pub(super) struct Inner {
     pub(super) registry: String,
-    /// The host oci-client addresses (docker.io → index.docker.io).
-    host: String,
     pub(super) base: String,
-    pub(super) oci: oci_client::Client,
     pub(super) http: reqwest::Client,
     pub(super) auth: Auth,
     pub(super) opts: RegistryOptions,
@@ -182,8 +183,7 @@ pub(super) struct Inner {
 
 impl RegistryClient {
     pub fn new(registry: &str, opts: &RegistryOptions) -> Result<Self, RegistryError> {
-        let probe = oci_client::Reference::with_tag(registry.to_owned(), "x".to_owned(), "x".to_owned());
-        let host = probe.resolve_registry().to_owned();
+        let host = api_host(registry);
         let insecure = opts.is_insecure(registry);
         let scheme = if insecure { "http" } else { "https" };
         let base = format!("{scheme}://{host}");
@@ -194,33 +194,6 @@ impl RegistryClient {
                 registry: registry.to_owned(),
                 source,
             })?;
-        let certs: Vec<Certificate> = cas
-            .iter()
-            .map(|c| Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: c.pem.clone(),
-            })
-            .collect();
-        let config = ClientConfig {
-            protocol: if insecure {
-                ClientProtocol::HttpsExcept(vec![host.clone()])
-            } else {
-                ClientProtocol::Https
-            },
-            use_monolithic_push: true,
-            extra_root_certificates: certs.clone(),
-            max_concurrent_download: opts.jobs,
-            max_concurrent_upload: opts.jobs,
-            connect_timeout: Some(crate::tls::CONNECT_TIMEOUT),
-            read_timeout: Some(crate::tls::READ_TIMEOUT),
-            user_agent: crate::tls::USER_AGENT,
-            ..Default::default()
-        };
-        let oci = oci_client::Client::try_from(config).map_err(|source| RegistryError::BadCertificate {
-            registry: registry.to_owned(),
-            path: cas.first().map(|c| c.path.clone()).unwrap_or_default(),
-            source: Box::new(source),
-        })?;
         let http = crate::tls::trust(
             crate::tls::client_builder().redirect(bounded::redirect_policy()),
             &cas,
@@ -244,9 +217,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 registry: registry.to_owned(),
-                host,
                 base,
-                oci,
                 http,
                 auth,
                 opts: opts.clone(),
@@ -260,57 +231,6 @@ impl RegistryClient {
 
     pub fn options(&self) -> &RegistryOptions {
         &self.inner.opts
-    }
-
-    pub(super) fn oci_ref(&self, repo: &str, digest: Option<&Digest>) -> oci_client::Reference {
-        match digest {
-            Some(d) => oci_client::Reference::with_digest(
-                self.inner.registry.clone(),
-                repo.to_owned(),
-                d.to_string(),
-            ),
-            None => oci_client::Reference::with_tag(
-                self.inner.registry.clone(),
-                repo.to_owned(),
-                "latest".to_owned(),
-            ),
-        }
-    }
-
-    /// Runs the handshake for `repo` and hands the grant to oci-client's token cache.
-    pub(super) async fn prepare(
-        &self,
-        repo: &str,
-        push: bool,
-        mount_from: Option<&str>,
-    ) -> Result<oci_client::Reference, RegistryError> {
-        let r = self.oci_ref(repo, None);
-        let scopes = auth::scopes(repo, push, mount_from);
-        let grant = self.inner.auth.grant(repo, &scopes).await?;
-        let (token, stored) = match grant {
-            Grant::Anonymous => return Ok(r),
-            Grant::Basic { username, password } => (
-                RegistryTokenType::Basic(username.clone(), password.clone()),
-                RegistryAuth::Basic(username, password),
-            ),
-            Grant::Bearer(token) => (
-                RegistryTokenType::Bearer(RegistryToken::Token { token }),
-                RegistryAuth::Anonymous,
-            ),
-        };
-        self.inner
-            .oci
-            .store_auth_if_needed(&self.inner.host, &stored)
-            .await;
-        let ops: &[RegistryOperation] = if push {
-            &[RegistryOperation::Pull, RegistryOperation::Push]
-        } else {
-            &[RegistryOperation::Pull]
-        };
-        for op in ops {
-            self.inner.oci.tokens.insert(&r, *op, token.clone()).await;
-        }
-        Ok(r)
     }
 
     pub(super) fn retrier(&self, what: String) -> Retrier<'_> {
@@ -475,17 +395,25 @@ impl RegistryClient {
         }
     }
 
-    /// HEAD a blob.
+    /// `HEAD /v2/<repo>/blobs/<digest>`: whether the registry has the blob. Status only: no body is read,
+    /// and redirects follow the bounded policy.
     pub async fn blob_exists(&self, repo: &str, digest: &Digest, push: bool) -> Result<bool, RegistryError> {
+        let url = format!("{}/v2/{repo}/blobs/{digest}", self.inner.base);
+        let scopes = auth::scopes(repo, push, None);
         let mut r = self.retrier(format!("check blob {digest} in {}/{repo}", self.inner.registry));
         loop {
             let attempt = async {
-                let oref = self.prepare(repo, push, None).await?;
-                self.inner
-                    .oci
-                    .blob_exists(&oref, &digest.to_string())
-                    .await
-                    .map_err(RegistryError::oci("HEAD blob in", &oref))
+                let req = self
+                    .inner
+                    .auth
+                    .apply(self.inner.http.head(&url), repo, &scopes)
+                    .await?;
+                let res = req.send().await.map_err(RegistryError::http("HEAD", &url))?;
+                match res.status().as_u16() {
+                    200..=299 => Ok(true),
+                    404 => Ok(false),
+                    s => Err(status_error(&url, &self.inner.registry, repo, s, String::new())),
+                }
             };
             match attempt.await {
                 Ok(v) => return Ok(v),

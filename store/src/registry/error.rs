@@ -15,13 +15,6 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("{op} {reference}")]
-    Oci {
-        op: &'static str,
-        reference: String,
-        #[source]
-        source: Box<oci_client::errors::OciDistributionError>,
-    },
     #[error("{url}: registry answered {status}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Status {
         url: String,
@@ -106,13 +99,6 @@ pub enum RegistryError {
         digest: Digest,
         #[source]
         source: BlobError,
-    },
-    #[error("{registry}: bad CA certificate {path}")]
-    BadCertificate {
-        registry: String,
-        path: PathBuf,
-        #[source]
-        source: Box<oci_client::errors::OciDistributionError>,
     },
     #[error("{what}: giving up after {attempts} attempts")]
     GaveUp {
@@ -242,18 +228,6 @@ impl RegistryError {
         move |source| RegistryError::Io { op, path, source }
     }
 
-    pub(crate) fn oci(
-        op: &'static str,
-        reference: impl ToString,
-    ) -> impl FnOnce(oci_client::errors::OciDistributionError) -> Self {
-        let reference = reference.to_string();
-        move |source| RegistryError::Oci {
-            op,
-            reference,
-            source: Box::new(source),
-        }
-    }
-
     /// A reqwest failure of `op` on `url`; a refused redirect keeps its typed reason.
     pub(crate) fn http(op: &'static str, url: impl Into<String>) -> impl FnOnce(reqwest::Error) -> Self {
         let url = url.into();
@@ -276,23 +250,10 @@ impl RegistryError {
 
     /// Whether trying again may help: transport failures, 5xx, 429, truncated or corrupted transfers.
     pub fn is_retryable(&self) -> bool {
-        use oci_client::errors::OciDistributionError as O;
         match self {
             RegistryError::Http { source, .. } => !source.is_builder() && !source.is_redirect(),
             RegistryError::Body(super::bounded::BodyError::Read { source, .. }) => !source.is_builder(),
             RegistryError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            RegistryError::Oci { source, .. } => match source.as_ref() {
-                // A redirect loop or chain answers the same way every time.
-                O::RequestError(e) => !e.is_builder() && !e.is_redirect(),
-                O::IoError(_) | O::DigestError(_) => true,
-                O::ServerError { code, .. } => *code >= 500 || *code == 429 || *code == 408,
-                O::RegistryError { envelope, .. } => envelope
-                    .errors
-                    .iter()
-                    .any(|e| matches!(e.code, oci_client::errors::OciErrorCode::Toomanyrequests)),
-                O::SpecViolationError(_) | O::RegistryNoLocationError => true,
-                _ => false,
-            },
             RegistryError::DigestMismatch { .. } | RegistryError::BlobRead { .. } => true,
             RegistryError::Blob { source, .. } => matches!(
                 source,
@@ -304,18 +265,8 @@ impl RegistryError {
 
     /// A 401 on a request that carried a token: the token may have expired.
     pub(crate) fn is_unauthorized(&self) -> bool {
-        use oci_client::errors::OciDistributionError as O;
         match self {
             RegistryError::Status { status, .. } => *status == 401,
-            RegistryError::Oci { source, .. } => match source.as_ref() {
-                O::UnauthorizedError { .. } => true,
-                O::ServerError { code, .. } => *code == 401,
-                O::RegistryError { envelope, .. } => envelope
-                    .errors
-                    .iter()
-                    .any(|e| matches!(e.code, oci_client::errors::OciErrorCode::Unauthorized)),
-                _ => false,
-            },
             _ => false,
         }
     }

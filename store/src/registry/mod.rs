@@ -1,5 +1,5 @@
-//! The registry client: pull, push, copy, tags, login — on oci-client's low-level calls, with our own
-//! auth handshake, retries, verification and streaming (see `client.rs` for which call goes where).
+//! The registry client: pull, push, copy, tags, login — our own distribution calls over reqwest, with
+//! our own auth handshake, retries, bounds, verification and streaming (see `client.rs`).
 //!
 //! Data flow of a pull: [`pull::resolve_manifest`] (size-capped GET, digest-checked, platform picked from
 //! an index) → config → layers fetched in parallel by [`RegistryClient::fetch_blob`] (streamed into a

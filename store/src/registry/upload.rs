@@ -247,21 +247,30 @@ impl RegistryClient {
         Ok(Outcome::Pushed)
     }
 
-    /// Cross-repo mount; `false` when the registry would rather have an upload.
+    /// `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`: a cross-repo mount; `false` when the
+    /// registry would rather have an upload (it answers 202 with a session, left to expire) or refuses.
     pub async fn mount_blob(&self, repo: &str, from: &str, digest: &Digest) -> bool {
-        let Ok(oref) = self.prepare(repo, true, Some(from)).await else {
+        let mut url = match reqwest::Url::parse(&format!("{}/v2/{repo}/blobs/uploads/", self.inner.base)) {
+            Ok(u) => u,
+            Err(_) => return false,
+        };
+        url.query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from);
+        let req = self.inner.http.post(url.clone()).header(CONTENT_LENGTH, 0);
+        let Ok(req) = self
+            .inner
+            .auth
+            .apply(req, repo, &auth::scopes(repo, true, Some(from)))
+            .await
+        else {
             return false;
         };
-        let src = self.oci_ref(from, None);
-        self.inner
-            .oci
-            .mount_blob(&oref, &src, &digest.to_string())
-            .await
-            .is_ok()
+        matches!(req.send().await, Ok(res) if res.status().as_u16() == 201)
     }
 
-    /// Uploads a stream produced by `open` (called again for every retry) in one PUT; the registry
-    /// verifies the digest.
+    /// Uploads a stream produced by `open` (called again for every retry) in one PUT after opening a
+    /// session (POST); the registry verifies the digest.
     pub async fn upload<F, Fut, S>(
         &self,
         repo: &str,
@@ -280,19 +289,12 @@ impl RegistryClient {
         ));
         loop {
             let attempt = async {
-                let oref = self.prepare(repo, true, None).await?;
+                let session = self.start_upload(repo).await?;
                 let stream = open().await?;
                 let counter = Arc::new(AtomicU64::new(0));
-                let stream = counted(stream, counter.clone())
-                    .map_err(oci_client::errors::OciDistributionError::IoError);
-                let digest = desc.digest.to_string();
-                let push = self
-                    .inner
-                    .oci
-                    .push_blob_stream(&oref, stream, &digest, Some(desc.size));
-                with_progress(push, &counter, 0, &desc.digest, progress)
-                    .await
-                    .map_err(RegistryError::oci("upload blob to", &oref))?;
+                let body = reqwest::Body::wrap_stream(counted(stream, counter.clone()));
+                let put = self.put_blob(repo, desc, &session.location, Some((body, desc.size)));
+                with_progress(put, &counter, 0, &desc.digest, progress).await?;
                 progress.advance(&desc.digest, desc.size);
                 Ok(())
             };
@@ -352,7 +354,7 @@ impl RegistryClient {
                     self.send_chunk(repo, desc, &src, s, progress).await?;
                     Ok(false)
                 } else {
-                    self.finish_upload(repo, desc, &s.location).await?;
+                    self.put_blob(repo, desc, &s.location, None).await?;
                     Ok(true)
                 }
             };
@@ -515,12 +517,14 @@ impl RegistryClient {
         Ok(())
     }
 
-    /// `PUT <location>?digest=…`: the registry verifies the whole blob.
-    async fn finish_upload(
+    /// `PUT <location>?digest=…`, with the whole blob as `body` (monolithic) or none (ending a chunked
+    /// upload): the registry verifies the whole blob.
+    async fn put_blob(
         &self,
         repo: &str,
         desc: &Descriptor,
         location: &reqwest::Url,
+        body: Option<(reqwest::Body, u64)>,
     ) -> Result<(), RegistryError> {
         let mut url = location.clone();
         url.query_pairs_mut()
@@ -530,8 +534,11 @@ impl RegistryClient {
             .inner
             .http
             .put(url)
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, 0);
+            .header(CONTENT_TYPE, "application/octet-stream");
+        let req = match body {
+            Some((body, len)) => req.header(CONTENT_LENGTH, len).body(body),
+            None => req.header(CONTENT_LENGTH, 0),
+        };
         let res = self.send(req, repo, "PUT", &shown).await?;
         expect(&res, &shown, &self.inner.registry, repo, 201)?;
         if let Some(reported) = res
