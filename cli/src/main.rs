@@ -87,6 +87,8 @@ enum Command {
     Diff(cmd::diff::Args),
     /// Measure wasted space and duplicates across layers; CI thresholds set the exit status.
     Analyze(cmd::analyze::Args),
+    /// List an image's packages as an SBOM (SPDX 2.3 or CycloneDX 1.5 JSON).
+    Sbom(cmd::sbom::Args),
     /// Build an image from a Dockerfile.
     Build(Box<cmd::build::Args>),
 }
@@ -168,6 +170,7 @@ fn main() -> ExitCode {
         Command::Tree(a) => cmd::tree::run(&cli, a),
         Command::Diff(a) => cmd::diff::run(&cli, a),
         Command::Analyze(a) => cmd::analyze::run(&cli, a),
+        Command::Sbom(a) => cmd::sbom::run(&cli, a),
     };
     match result {
         Ok(code) => code,

@@ -34,6 +34,7 @@ pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod sbom;
 pub mod signals;
 pub mod stop;
 pub mod subject;
