@@ -89,6 +89,10 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// List an image's packages as an SBOM (SPDX 2.3 or CycloneDX 1.5 JSON).
     Sbom(cmd::sbom::Args),
+    /// Sign an image in a registry (cosign's format, ECDSA P-256 key).
+    Sign(cmd::sign::SignArgs),
+    /// Verify an image's cosign-format signatures against a public key.
+    Verify(cmd::sign::VerifyArgs),
     /// Build an image from a Dockerfile.
     Build(Box<cmd::build::Args>),
 }
@@ -171,6 +175,8 @@ fn main() -> ExitCode {
         Command::Diff(a) => cmd::diff::run(&cli, a),
         Command::Analyze(a) => cmd::analyze::run(&cli, a),
         Command::Sbom(a) => cmd::sbom::run(&cli, a),
+        Command::Sign(a) => cmd::sign::run_sign(&cli, a),
+        Command::Verify(a) => cmd::sign::run_verify(&cli, a),
     };
     match result {
         Ok(code) => code,

@@ -35,6 +35,7 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod sbom;
+pub mod sign;
 pub mod signals;
 pub mod stop;
 pub mod subject;

@@ -214,6 +214,13 @@ pub enum RegistryError {
         size: u64,
         limit: u64,
     },
+    #[error("{reference}: blob {digest} is {size} bytes, larger than the {limit}-byte limit for it")]
+    SmallBlobTooLarge {
+        reference: String,
+        digest: Digest,
+        size: u64,
+        limit: u64,
+    },
     #[error("{path}: {found} images in the archive match {wanted:?}")]
     ArchiveImage {
         path: PathBuf,

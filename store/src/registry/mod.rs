@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod progress;
 pub mod pull;
 pub mod push;
+mod small;
 mod tags;
 pub mod upload;
 
