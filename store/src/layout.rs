@@ -28,7 +28,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::blob::{BlobError, BlobStore};
-use crate::config::{ImageConfig, host_architecture};
+use crate::config::ImageConfig;
 use crate::digest::Digest;
 use crate::image::{
     Descriptor, Image, Index, LayerDesc, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, ManifestError, Parsed,
@@ -97,8 +97,8 @@ pub enum StoreError {
         expected: u64,
         actual: u64,
     },
-    #[error("index {digest} has no manifest for linux/{arch} in the store")]
-    NoPlatform { digest: Digest, arch: &'static str },
+    #[error("index {digest} has no manifest for {platform} in the store")]
+    NoPlatform { digest: Digest, platform: String },
     #[error("image config {config}: diff_id {index} is {expected}, but the layer given for it has {actual}")]
     DiffIdMismatch {
         config: Digest,
@@ -482,7 +482,7 @@ impl Store {
         match self.read_manifest(digest, None)? {
             Parsed::Manifest(m) => self.image_from_manifest(digest, m),
             Parsed::Index(idx) => {
-                let arch = host_architecture();
+                let host = crate::image::Platform::host();
                 let present: Vec<&Descriptor> = idx
                     .manifests
                     .iter()
@@ -491,22 +491,18 @@ impl Store {
                     .collect();
                 let pick = present
                     .iter()
-                    .find(|d| {
-                        d.platform
-                            .as_ref()
-                            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-                    })
+                    .find(|d| d.platform.as_ref().is_some_and(|p| host.matches(p)))
                     .or_else(|| if present.len() == 1 { present.first() } else { None })
-                    .ok_or(StoreError::NoPlatform {
+                    .ok_or_else(|| StoreError::NoPlatform {
                         digest: digest.clone(),
-                        arch,
+                        platform: host.to_string(),
                     })?;
                 let child = pick.digest.clone();
                 match self.read_manifest(&child, Some(&pick.media_type))? {
                     Parsed::Manifest(m) => self.image_from_manifest(&child, m),
                     Parsed::Index(_) => Err(StoreError::NoPlatform {
                         digest: digest.clone(),
-                        arch,
+                        platform: host.to_string(),
                     }),
                 }
             }

@@ -173,15 +173,10 @@ fn pull_base(
     let sources = BlobSources::new(&root);
     let rt = super::transfer::runtime()?;
     let popts = pull::PullOptions {
-        platform: platform.map(|p| {
-            let mut parts = p.split('/');
-            lamina_store::registry::Platform {
-                os: parts.next().unwrap_or("linux").to_owned(),
-                architecture: parts.next().unwrap_or_default().to_owned(),
-                variant: parts.next().map(str::to_owned),
-                os_version: None,
-            }
-        }),
+        platform: platform
+            .map(lamina_store::Platform::parse)
+            .transpose()
+            .context("invalid platform for a base image")?,
         include_foreign: false,
     };
     let pulled = rt
