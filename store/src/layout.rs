@@ -209,6 +209,61 @@ fn write_atomic(dir_for_tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), Sto
         .map_err(StoreError::io("fsync directory", parent))
 }
 
+fn index_lock(dir: &Path) -> Result<LockGuard, StoreError> {
+    let p = dir.join("index.lock");
+    lock::acquire(&p, true, || {}).map_err(StoreError::io("lock", p))
+}
+
+fn read_index_file(path: &Path) -> Result<Index, StoreError> {
+    let size = fs::metadata(path).map_err(StoreError::io("stat", path))?.len();
+    if size > MAX_INDEX_SIZE {
+        return Err(StoreError::IndexTooLarge {
+            path: path.to_owned(),
+            size,
+            limit: MAX_INDEX_SIZE,
+        });
+    }
+    let bytes = fs::read(path).map_err(StoreError::io("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::BadLayoutFile {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The one index.json writer: read-modify-write of `dir/index.json` under `dir/index.lock`, the new
+/// version staged in `tmp_dir` (same filesystem) and renamed into place. Every writer of an index — the
+/// store's tags, base-image pulls, `oci:` layouts, local build caches — goes through here, so two lamina
+/// processes never lose each other's entries.
+fn locked_index_update<T>(
+    dir: &Path,
+    tmp_dir: &Path,
+    f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let _g = index_lock(dir)?;
+    let path = dir.join("index.json");
+    let mut index = match read_index_file(&path) {
+        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Index::default(),
+        other => other?,
+    };
+    let out = f(&mut index)?;
+    write_atomic(tmp_dir, &path, &canonical_json(&index))?;
+    Ok(out)
+}
+
+/// [`locked_index_update`] on an OCI layout that is not a store (an `oci:` destination, a local build
+/// cache): writes `oci-layout` if missing and stages the new index in `dir` itself.
+pub fn update_layout_index<T>(
+    dir: &Path,
+    f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let layout = dir.join("oci-layout");
+    if !layout.exists() {
+        let body = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
+        write_atomic(dir, &layout, body.as_bytes())?;
+    }
+    locked_index_update(dir, dir, f)
+}
+
 impl Store {
     /// Opens the store at `root`, creating the layout if it is not there yet.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
@@ -351,23 +406,12 @@ impl Store {
     }
 
     fn index_lock(&self) -> Result<LockGuard, StoreError> {
-        let p = self.root.join("index.lock");
-        lock::acquire(&p, true, || {}).map_err(StoreError::io("lock", p))
+        index_lock(&self.root)
     }
 
     /// Reads index.json.
     pub fn read_index(&self) -> Result<Index, StoreError> {
-        let path = self.index_path();
-        let size = fs::metadata(&path).map_err(StoreError::io("stat", &path))?.len();
-        if size > MAX_INDEX_SIZE {
-            return Err(StoreError::IndexTooLarge {
-                path,
-                size,
-                limit: MAX_INDEX_SIZE,
-            });
-        }
-        let bytes = fs::read(&path).map_err(StoreError::io("read", &path))?;
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::BadLayoutFile { path, source })
+        read_index_file(&self.index_path())
     }
 
     fn write_index(&self, index: &Index) -> Result<(), StoreError> {
@@ -379,11 +423,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _g = self.index_lock()?;
-        let mut index = self.read_index()?;
-        let out = f(&mut index)?;
-        self.write_index(&index)?;
-        Ok(out)
+        locked_index_update(&self.root, self.tmp_dir(), f)
     }
 
     /// All tags, in index order. Entries whose ref.name is not a normalized reference (written by other tools,
