@@ -12,50 +12,11 @@ pub fn has_wildcard(s: &str) -> bool {
 }
 
 /// Go `filepath.Match`: `*` (any run of non-`/` characters), `?` (one non-`/` character), `[a-z]`, `[^x]`
-/// (also `[!x]`, which docker has always accepted), and `\` escapes. A malformed pattern (unterminated
-/// class, unescaped `-` or `]` where a class character belongs, dangling `\`) matches nothing, where Go
+/// (also `[!x]`, which docker has always accepted), and `\\` escapes. A malformed pattern (unterminated
+/// class, unescaped `-` or `]` where a class character belongs, dangling `\\`) matches nothing, where Go
 /// reports `ErrBadPattern`.
 pub fn match_component(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut p, mut n) = (&p[..], &n[..]);
-    'chunks: while !p.is_empty() {
-        let (star, chunk, rest) = scan_chunk(p);
-        p = rest;
-        if star && chunk.is_empty() {
-            // A trailing `*` takes the rest of the component.
-            return !n.contains(&'/');
-        }
-        // Without a star before it, the chunk must match here; with one, at the first place that works
-        // (a later failure never needs an earlier star retried: the chunk between stars is fixed text).
-        match match_chunk(chunk, n) {
-            Chunk::Bad => return false,
-            Chunk::Rest(t) if t.is_empty() || !p.is_empty() => {
-                n = t;
-                continue;
-            }
-            _ => {}
-        }
-        if star {
-            for i in 0..n.len() {
-                if n[i] == '/' {
-                    break;
-                }
-                match match_chunk(chunk, &n[i + 1..]) {
-                    Chunk::Bad => return false,
-                    // The last chunk must end the name; keep looking for a later place that does.
-                    Chunk::Rest(t) if p.is_empty() && !t.is_empty() => continue,
-                    Chunk::Rest(t) => {
-                        n = t;
-                        continue 'chunks;
-                    }
-                    Chunk::NoMatch => {}
-                }
-            }
-        }
-        return false;
-    }
-    n.is_empty()
+    Glob::compile(pattern, Dialect::Go).is_some_and(|g| g.matches(name))
 }
 
 /// Matches a slash-separated `path` against `pattern` component by component; a component that is exactly
@@ -89,135 +50,175 @@ pub fn match_path(pattern: &str, path: &str) -> bool {
     reach[n.len()]
 }
 
-/// Splits off the leading stars (whether there were any) and the chunk up to the next unescaped `*`
-/// outside a class.
-fn scan_chunk(p: &[char]) -> (bool, &[char], &[char]) {
-    let mut p = p;
-    let mut star = false;
-    while p.first() == Some(&'*') {
-        p = &p[1..];
-        star = true;
-    }
-    let mut in_class = false;
-    let mut i = 0;
-    while i < p.len() {
-        match p[i] {
-            '\\' => i += 1,
-            '[' => in_class = true,
-            ']' => in_class = false,
-            '*' if !in_class => break,
-            _ => {}
-        }
-        i += 1;
-    }
-    let i = i.min(p.len());
-    (star, &p[..i], &p[i..])
+/// Which pattern language a [`Glob`] is compiled from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// Go's `filepath.Match`: `**` is just two stars.
+    Go,
+    /// `.dockerignore` as BuildKit's patternmatcher reads it: `**/` spans any number of directories
+    /// (`(.*/)?`), a trailing `**` matches anything, `**` elsewhere spans directories too; a class may start
+    /// with `]` or end with `-` (both literal, as in a regexp class) and a trailing `\\` is a literal.
+    Dockerignore,
 }
 
-enum Chunk<'a> {
-    /// The chunk matched a prefix; here is the rest of the name.
-    Rest(&'a [char]),
-    NoMatch,
-    /// The pattern is malformed.
-    Bad,
+#[derive(Clone, Debug)]
+enum Tok {
+    Lit(char),
+    /// `?`: one character but `/`.
+    One,
+    /// `*`: any run of characters without `/`.
+    Star,
+    Class(Class),
+    /// `**/` (and `**` inside a segment): empty, or anything ending in `/`.
+    Dirs,
+    /// A trailing `**`: anything.
+    All,
 }
 
-/// Matches a star-free chunk against the start of `s`.
-fn match_chunk<'a>(chunk: &[char], s: &'a [char]) -> Chunk<'a> {
-    let (mut c, mut s) = (chunk, s);
-    // A failed match still scans the whole chunk, so a malformed class is reported whatever the name.
-    let mut failed = false;
-    while let Some(&pc) = c.first() {
-        match pc {
-            '[' => {
-                let Some(class) = parse_class(&c[1..]) else {
-                    return Chunk::Bad;
-                };
-                match s.first() {
-                    Some(ch) if !failed && class.matches(*ch) => s = &s[1..],
-                    _ => failed = true,
-                }
-                c = class.rest;
-            }
-            '?' => {
-                match s.first() {
-                    Some(ch) if !failed && *ch != '/' => s = &s[1..],
-                    _ => failed = true,
-                }
-                c = &c[1..];
-            }
-            '\\' => {
-                let Some(&lit) = c.get(1) else {
-                    return Chunk::Bad;
-                };
-                match s.first() {
-                    Some(ch) if !failed && *ch == lit => s = &s[1..],
-                    _ => failed = true,
-                }
-                c = &c[2..];
-            }
-            lit => {
-                match s.first() {
-                    Some(ch) if !failed && *ch == lit => s = &s[1..],
-                    _ => failed = true,
-                }
-                c = &c[1..];
-            }
-        }
-    }
-    if failed { Chunk::NoMatch } else { Chunk::Rest(s) }
-}
-
-struct Class<'a> {
+#[derive(Clone, Debug)]
+struct Class {
     negated: bool,
     ranges: Vec<(char, char)>,
-    /// The pattern after the closing `]`.
-    rest: &'a [char],
 }
 
-impl Class<'_> {
+impl Class {
     fn matches(&self, ch: char) -> bool {
         self.ranges.iter().any(|&(lo, hi)| lo <= ch && ch <= hi) != self.negated
     }
 }
 
-/// Parses a class body (after `[`); `None` if it is malformed (unterminated, empty, a dangling escape).
-fn parse_class(p: &[char]) -> Option<Class<'_>> {
-    let mut p = p;
-    let negated = matches!(p.first(), Some('^' | '!'));
+/// A compiled glob. Matching runs one pass over the name per pattern token (a table of reachable
+/// positions), so it costs O(pattern × name) whatever the pattern: patterns come from Dockerfiles and
+/// `.dockerignore` files, and a backtracking matcher is exponential on `*a*a*a*a*b`.
+#[derive(Clone, Debug)]
+pub struct Glob {
+    toks: Vec<Tok>,
+}
+
+impl Glob {
+    /// Compiles `pattern`; `None` if it is malformed in `dialect`.
+    pub fn compile(pattern: &str, dialect: Dialect) -> Option<Glob> {
+        let p: Vec<char> = pattern.chars().collect();
+        let mut toks = Vec::new();
+        let mut i = 0;
+        while i < p.len() {
+            let c = p[i];
+            i += 1;
+            match c {
+                '*' if dialect == Dialect::Dockerignore && p.get(i) == Some(&'*') => {
+                    i += 1;
+                    if p.get(i) == Some(&'/') {
+                        i += 1;
+                    }
+                    toks.push(if i >= p.len() { Tok::All } else { Tok::Dirs });
+                }
+                '*' => toks.push(Tok::Star),
+                '?' => toks.push(Tok::One),
+                '[' => {
+                    let (class, next) = parse_class(&p, i, dialect)?;
+                    toks.push(Tok::Class(class));
+                    i = next;
+                }
+                '\\' => match p.get(i) {
+                    Some(&lit) => {
+                        toks.push(Tok::Lit(lit));
+                        i += 1;
+                    }
+                    None if dialect == Dialect::Dockerignore => toks.push(Tok::Lit('\\')),
+                    None => return None,
+                },
+                lit => toks.push(Tok::Lit(lit)),
+            }
+        }
+        Some(Glob { toks })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        let s: Vec<char> = name.chars().collect();
+        // reach[j]: the tokens so far can match exactly s[..j].
+        let mut reach = vec![false; s.len() + 1];
+        reach[0] = true;
+        for tok in &self.toks {
+            let mut next = vec![false; s.len() + 1];
+            match tok {
+                Tok::Star => {
+                    for j in 0..=s.len() {
+                        next[j] = reach[j] || (j > 0 && next[j - 1] && s[j - 1] != '/');
+                    }
+                }
+                Tok::All => {
+                    let mut any = false;
+                    for j in 0..=s.len() {
+                        any |= reach[j];
+                        next[j] = any;
+                    }
+                }
+                Tok::Dirs => {
+                    let mut any_before = false;
+                    for j in 0..=s.len() {
+                        next[j] = reach[j] || (j > 0 && any_before && s[j - 1] == '/');
+                        any_before |= reach[j];
+                    }
+                }
+                single => {
+                    for j in 0..s.len() {
+                        next[j + 1] = reach[j]
+                            && match single {
+                                Tok::Lit(c) => s[j] == *c,
+                                Tok::One => s[j] != '/',
+                                Tok::Class(class) => class.matches(s[j]),
+                                _ => unreachable!("multi-character tokens are handled above"),
+                            };
+                    }
+                }
+            }
+            reach = next;
+            if !reach.iter().any(|r| *r) {
+                return false;
+            }
+        }
+        reach[s.len()]
+    }
+}
+
+/// Parses a class whose body starts at `p[i]` (after `[`); returns it and the index after `]`.
+fn parse_class(p: &[char], mut i: usize, dialect: Dialect) -> Option<(Class, usize)> {
+    let negated = matches!(p.get(i), Some('^' | '!'));
     if negated {
-        p = &p[1..];
+        i += 1;
     }
     let mut ranges = Vec::new();
     loop {
-        match p.first()? {
-            ']' if !ranges.is_empty() => {
-                return Some(Class {
-                    negated,
-                    ranges,
-                    rest: &p[1..],
-                });
-            }
+        match p.get(i)? {
+            ']' if !ranges.is_empty() => return Some((Class { negated, ranges }, i + 1)),
             _ => {}
         }
-        let (lo, after) = class_char(p)?;
-        p = after;
+        let (lo, next) = class_char(p, i, dialect, ranges.is_empty())?;
+        i = next;
         let mut hi = lo;
-        if p.first() == Some(&'-') {
-            let (h, after) = class_char(&p[1..])?;
-            hi = h;
-            p = after;
+        if p.get(i) == Some(&'-') {
+            match (dialect, p.get(i + 1)) {
+                // `[a-]`: a literal `-` at the end, as in a regexp class.
+                (Dialect::Dockerignore, Some(']')) => {}
+                _ => {
+                    let (h, next) = class_char(p, i + 1, dialect, false)?;
+                    hi = h;
+                    i = next;
+                }
+            }
         }
         ranges.push((lo, hi));
     }
 }
 
-/// One class character, `\` escapes allowed; an unescaped `-` or `]` here is malformed (as in Go).
-fn class_char(p: &[char]) -> Option<(char, &[char])> {
-    match p.first()? {
-        '\\' => Some((*p.get(1)?, &p[2..])),
-        '-' | ']' => None,
-        c => Some((*c, &p[1..])),
+/// One class character at `p[i]`, `\\` escapes allowed. In Go an unescaped `-` or `]` here is malformed;
+/// in a `.dockerignore` class they are literal (`]` only first), as in a regexp class.
+fn class_char(p: &[char], i: usize, dialect: Dialect, first: bool) -> Option<(char, usize)> {
+    match (p.get(i)?, dialect) {
+        ('\\', _) => Some((*p.get(i + 1)?, i + 2)),
+        ('-' | ']', Dialect::Go) => None,
+        (']', Dialect::Dockerignore) if !first => None,
+        (c, _) => Some((*c, i + 1)),
     }
 }
 
@@ -294,6 +295,45 @@ mod tests {
         );
         let deep = vec!["a"; 200].join("/");
         assert!(!match_path(&format!("{}b", "**/".repeat(20)), &deep));
+    }
+
+    #[test]
+    fn dockerignore_dialect_like_buildkit() {
+        let m = |pat: &str, path: &str| Glob::compile(pat, Dialect::Dockerignore).unwrap().matches(path);
+        // `**/` spans zero or more directories; a trailing `**` anything; `*`, `?` stay in a segment.
+        assert!(m("**/*.go", "a.go"));
+        assert!(m("**/*.go", "x/y/a.go"));
+        assert!(m("a/**/b", "a/b"));
+        assert!(m("a/**/b", "a/x/y/b"));
+        assert!(!m("a/**/b", "a/x/y/c"));
+        assert!(m("a/**", "a/x/y"));
+        assert!(!m("a/**", "a"));
+        assert!(m("a**", "abc/d"));
+        assert!(m("a**b", "ab"));
+        assert!(m("a**b", "ax/y/b"));
+        assert!(!m("a**b", "axb"));
+        assert!(!m("*.go", "x/a.go"));
+        assert!(!m("?", "/"));
+        // Classes: `]` first and `-` last are literal, a trailing backslash is literal.
+        assert!(m("[]a]", "]"));
+        assert!(m("[a-]", "-"));
+        assert!(m("[!a]x", "bx"));
+        assert!(m("x\\", "x\\"));
+        assert!(Glob::compile("[a", Dialect::Dockerignore).is_none());
+        // In Go's dialect the same are errors, and `**` is two stars.
+        for bad in ["[]a]", "[a-]", "x\\"] {
+            assert!(Glob::compile(bad, Dialect::Go).is_none(), "{bad:?}");
+        }
+        assert!(!Glob::compile("a**", Dialect::Go).unwrap().matches("ab/c"));
+        // Linear time on a hostile pattern.
+        let t = std::time::Instant::now();
+        let name = "a/".repeat(500);
+        assert!(!m(&format!("{}b", "**a".repeat(40)), &name));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
     }
 
     #[test]
