@@ -22,4 +22,4 @@ pub use config::ImageConfig;
 pub use descriptor::Descriptor;
 pub use digest::{Algorithm, Digest, DigestParseError, HashingReader, HashingWriter};
 pub use image::{Image, Index, LayerDesc, Manifest, canonical_json, media, parse_manifest};
-pub use platform::{Platform, PlatformParseError};
+pub use platform::{ParsePlatformError, Platform};

@@ -32,7 +32,7 @@ pub struct Platform {
 /// Why a string is not a platform.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid platform {input:?}: expected os/arch[/variant] or arch, each part of [A-Za-z0-9_.-]")]
-pub struct PlatformParseError {
+pub struct ParsePlatformError {
     pub input: String,
 }
 
@@ -104,7 +104,7 @@ impl Platform {
     }
 
     /// Parses `os/arch[/variant]`, or a bare `arch` (linux assumed), normalised as containerd does.
-    pub fn parse(s: &str) -> Result<Self, PlatformParseError> {
+    pub fn parse(s: &str) -> Result<Self, ParsePlatformError> {
         let parts: Vec<&str> = s.split('/').collect();
         let valid = |p: &&str| {
             !p.is_empty()
@@ -112,7 +112,7 @@ impl Platform {
                     .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         };
         if parts.len() > 3 || !parts.iter().all(valid) {
-            return Err(PlatformParseError {
+            return Err(ParsePlatformError {
                 input: s.chars().take(200).collect(),
             });
         }
@@ -168,7 +168,7 @@ impl fmt::Display for Platform {
 }
 
 impl FromStr for Platform {
-    type Err = PlatformParseError;
+    type Err = ParsePlatformError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Platform::parse(s)
