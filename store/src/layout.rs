@@ -28,7 +28,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::blob::{BlobError, BlobStore};
-use crate::config::{ImageConfig, host_architecture};
+use crate::config::ImageConfig;
 use crate::digest::Digest;
 use crate::image::{
     Descriptor, Image, Index, LayerDesc, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, ManifestError, Parsed,
@@ -97,8 +97,8 @@ pub enum StoreError {
         expected: u64,
         actual: u64,
     },
-    #[error("index {digest} has no manifest for linux/{arch} in the store")]
-    NoPlatform { digest: Digest, arch: &'static str },
+    #[error("index {digest} has no manifest for {platform} in the store")]
+    NoPlatform { digest: Digest, platform: String },
     #[error("image config {config}: diff_id {index} is {expected}, but the layer given for it has {actual}")]
     DiffIdMismatch {
         config: Digest,
@@ -207,6 +207,61 @@ fn write_atomic(dir_for_tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), Sto
     File::open(parent)
         .and_then(|d| d.sync_all())
         .map_err(StoreError::io("fsync directory", parent))
+}
+
+fn index_lock(dir: &Path) -> Result<LockGuard, StoreError> {
+    let p = dir.join("index.lock");
+    lock::acquire(&p, true, || {}).map_err(StoreError::io("lock", p))
+}
+
+fn read_index_file(path: &Path) -> Result<Index, StoreError> {
+    let size = fs::metadata(path).map_err(StoreError::io("stat", path))?.len();
+    if size > MAX_INDEX_SIZE {
+        return Err(StoreError::IndexTooLarge {
+            path: path.to_owned(),
+            size,
+            limit: MAX_INDEX_SIZE,
+        });
+    }
+    let bytes = fs::read(path).map_err(StoreError::io("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::BadLayoutFile {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The one index.json writer: read-modify-write of `dir/index.json` under `dir/index.lock`, the new
+/// version staged in `tmp_dir` (same filesystem) and renamed into place. Every writer of an index — the
+/// store's tags, base-image pulls, `oci:` layouts, local build caches — goes through here, so two lamina
+/// processes never lose each other's entries.
+fn locked_index_update<T>(
+    dir: &Path,
+    tmp_dir: &Path,
+    f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let _g = index_lock(dir)?;
+    let path = dir.join("index.json");
+    let mut index = match read_index_file(&path) {
+        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Index::default(),
+        other => other?,
+    };
+    let out = f(&mut index)?;
+    write_atomic(tmp_dir, &path, &canonical_json(&index))?;
+    Ok(out)
+}
+
+/// [`locked_index_update`] on an OCI layout that is not a store (an `oci:` destination, a local build
+/// cache): writes `oci-layout` if missing and stages the new index in `dir` itself.
+pub fn update_layout_index<T>(
+    dir: &Path,
+    f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let layout = dir.join("oci-layout");
+    if !layout.exists() {
+        let body = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
+        write_atomic(dir, &layout, body.as_bytes())?;
+    }
+    locked_index_update(dir, dir, f)
 }
 
 impl Store {
@@ -351,23 +406,12 @@ impl Store {
     }
 
     fn index_lock(&self) -> Result<LockGuard, StoreError> {
-        let p = self.root.join("index.lock");
-        lock::acquire(&p, true, || {}).map_err(StoreError::io("lock", p))
+        index_lock(&self.root)
     }
 
     /// Reads index.json.
     pub fn read_index(&self) -> Result<Index, StoreError> {
-        let path = self.index_path();
-        let size = fs::metadata(&path).map_err(StoreError::io("stat", &path))?.len();
-        if size > MAX_INDEX_SIZE {
-            return Err(StoreError::IndexTooLarge {
-                path,
-                size,
-                limit: MAX_INDEX_SIZE,
-            });
-        }
-        let bytes = fs::read(&path).map_err(StoreError::io("read", &path))?;
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::BadLayoutFile { path, source })
+        read_index_file(&self.index_path())
     }
 
     fn write_index(&self, index: &Index) -> Result<(), StoreError> {
@@ -379,11 +423,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _g = self.index_lock()?;
-        let mut index = self.read_index()?;
-        let out = f(&mut index)?;
-        self.write_index(&index)?;
-        Ok(out)
+        locked_index_update(&self.root, self.tmp_dir(), f)
     }
 
     /// All tags, in index order. Entries whose ref.name is not a normalized reference (written by other tools,
@@ -482,7 +522,7 @@ impl Store {
         match self.read_manifest(digest, None)? {
             Parsed::Manifest(m) => self.image_from_manifest(digest, m),
             Parsed::Index(idx) => {
-                let arch = host_architecture();
+                let host = crate::image::Platform::host();
                 let present: Vec<&Descriptor> = idx
                     .manifests
                     .iter()
@@ -491,22 +531,18 @@ impl Store {
                     .collect();
                 let pick = present
                     .iter()
-                    .find(|d| {
-                        d.platform
-                            .as_ref()
-                            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-                    })
+                    .find(|d| d.platform.as_ref().is_some_and(|p| host.matches(p)))
                     .or_else(|| if present.len() == 1 { present.first() } else { None })
-                    .ok_or(StoreError::NoPlatform {
+                    .ok_or_else(|| StoreError::NoPlatform {
                         digest: digest.clone(),
-                        arch,
+                        platform: host.to_string(),
                     })?;
                 let child = pick.digest.clone();
                 match self.read_manifest(&child, Some(&pick.media_type))? {
                     Parsed::Manifest(m) => self.image_from_manifest(&child, m),
                     Parsed::Index(_) => Err(StoreError::NoPlatform {
                         digest: digest.clone(),
-                        arch,
+                        platform: host.to_string(),
                     }),
                 }
             }

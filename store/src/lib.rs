@@ -1,12 +1,13 @@
 //! lamina's store: everything that lives on disk under the store root, and the registry client.
 //!
-//! - [`digest`]: the strict [`Digest`] type and hashing readers/writers.
+//! The OCI model (digests, descriptors, platforms, manifests, indexes, configs) is `lamina_oci`; [`digest`],
+//! [`image`] and [`config`] re-export it so `lamina_store::Digest` and friends keep working.
+//!
 //! - [`reference`]: docker-style image references ([`Reference`]).
 //! - [`blob`]: the verify-then-rename blob store ([`BlobStore`], [`BlobWriter`]).
 //! - [`layout`]: the store root as an OCI image layout ([`Store`]): tags, image read/write, resolve.
 //! - [`lock`]: flock-based store locks shared between lamina processes.
 //! - [`lease`]: what live builds and containers use, which prune must keep ([`lease::Lease`]).
-//! - [`image`], [`config`]: manifests, indexes, descriptors, [`ImageConfig`], [`canonical_json`].
 //! - [`archive`]: import, save, load.
 //! - [`fsck`], [`prune`]: store checking and garbage collection.
 //! - [`validate`]: checks an image is whole (every producer's tests use it).
@@ -37,7 +38,7 @@ pub mod validate;
 pub use blob::{BlobError, BlobStore, BlobWriter};
 pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest, HashingReader, HashingWriter};
-pub use image::{Descriptor, Image, LayerDesc, Manifest, canonical_json};
+pub use image::{Descriptor, Image, LayerDesc, Manifest, Platform, canonical_json};
 pub use layout::{ImageRef, Store, StoreError, Tag};
 pub use lease::{Lease, LeaseError};
 pub use reference::{Reference, ReferenceError};

@@ -273,58 +273,7 @@ impl SourceTree for View {
     }
 }
 
-/// Go `filepath.Match` for one path component: `*`, `?`, `[a-z]`, `[^x]`, `\` escapes.
-pub fn match_component(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        if p.is_empty() {
-            return n.is_empty();
-        }
-        match p[0] {
-            '*' => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            '?' => !n.is_empty() && go(&p[1..], &n[1..]),
-            '[' => {
-                let Some(c) = n.first() else { return false };
-                let mut i = 1;
-                let neg = p.get(1) == Some(&'^') || p.get(1) == Some(&'!');
-                if neg {
-                    i += 1;
-                }
-                let mut matched = false;
-                let mut first = true;
-                while i < p.len() && (p[i] != ']' || first) {
-                    first = false;
-                    let mut lo = p[i];
-                    if lo == '\\' && i + 1 < p.len() {
-                        i += 1;
-                        lo = p[i];
-                    }
-                    let mut hi = lo;
-                    if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-                        hi = p[i + 2];
-                        i += 2;
-                    }
-                    if lo <= *c && *c <= hi {
-                        matched = true;
-                    }
-                    i += 1;
-                }
-                if i >= p.len() {
-                    return false; // unterminated class: no match, like Go's ErrBadPattern
-                }
-                matched != neg && go(&p[i + 1..], &n[1..])
-            }
-            '\\' if p.len() > 1 => !n.is_empty() && n[0] == p[1] && go(&p[2..], &n[1..]),
-            c => !n.is_empty() && n[0] == c && go(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
-}
-
-pub fn has_wildcard(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
+pub use crate::glob::{has_wildcard, match_component};
 
 /// Expands a source pattern (context- or rootfs-relative) to the matching paths (as components), sorted.
 /// A pattern without wildcards names exactly one path, which must exist.

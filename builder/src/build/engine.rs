@@ -312,13 +312,15 @@ pub fn external_images(req: &BuildRequest) -> Result<Vec<(String, String)>, Buil
 pub fn target_platform(req: &BuildRequest) -> Result<Platform, BuildError> {
     match &req.platform {
         None => Ok(Platform::host()),
-        Some(p) => Platform::parse(p).ok_or_else(|| BuildError::Platform { platform: p.clone() }),
+        Some(p) => Platform::parse(p).map_err(|_| BuildError::Platform { platform: p.clone() }),
     }
 }
 
 /// Same os and architecture, and the same variant when both name one.
 pub fn same_platform(a: &Platform, b: &Platform) -> bool {
-    a.os == b.os && a.arch == b.arch && (a.variant.is_none() || b.variant.is_none() || a.variant == b.variant)
+    a.os == b.os
+        && a.architecture == b.architecture
+        && (a.variant.is_none() || b.variant.is_none() || a.variant == b.variant)
 }
 
 /// The platform of each stage: its `FROM --platform`, else (FROM another stage) that stage's, else the
@@ -327,7 +329,7 @@ fn stage_platforms(graph: &BuildGraph, target: &Platform) -> Result<Vec<Platform
     let mut out: Vec<Platform> = Vec::with_capacity(graph.stages.len());
     for st in &graph.stages {
         let p = match (&st.platform, &st.base) {
-            (Some(p), _) => Platform::parse(p).ok_or_else(|| BuildError::Platform { platform: p.clone() })?,
+            (Some(p), _) => Platform::parse(p).map_err(|_| BuildError::Platform { platform: p.clone() })?,
             (None, Base::Stage(i)) => out[*i].clone(),
             (None, _) => target.clone(),
         };
@@ -477,13 +479,9 @@ impl Engine<'_> {
             None => self.store.resolve(name).map_err(base_err)?.digest().clone(),
         };
         let img = self.store.load_image(&digest).map_err(base_err)?;
-        let has = Platform {
-            os: img.config.os.clone(),
-            arch: img.config.architecture.clone(),
-            variant: img.config.variant.clone(),
-        };
+        let has = img.config.platform();
         // Images without a platform in their config (some hand-made ones) are taken as they are.
-        if !has.arch.is_empty() && !same_platform(&has, platform) {
+        if !has.architecture.is_empty() && !same_platform(&has, platform) {
             return Err(BuildError::BaseImagePlatform {
                 name: name.to_string(),
                 has: has.to_string(),
@@ -522,9 +520,7 @@ impl Engine<'_> {
             Base::Scratch => {
                 let mut c = ImageConfig::scratch();
                 let p = &self.platforms[pos];
-                c.os = p.os.clone();
-                c.architecture = p.arch.clone();
-                c.variant = p.variant.clone();
+                c.set_platform(p);
                 c.config_mut().working_dir = Some("/".into());
                 (c, Vec::new(), base_key("scratch"))
             }

@@ -10,7 +10,7 @@ use lamina_store::config::ImageConfig;
 
 use super::BuildError;
 use super::cache::KeyBuilder;
-use super::context::{Context, SourceTree, match_component, select, selection_digest};
+use super::context::{Context, SourceTree, select, selection_digest};
 use super::copy::{CopySpec, copy};
 use super::engine::Engine;
 use super::layers::Layer;
@@ -376,23 +376,7 @@ impl StepRunner<'_, '_> {
 }
 
 /// `--exclude` patterns: component-wise globs, `**` spanning dirs; a pattern matching a dir excludes it.
-pub fn path_match(pattern: &str, rel: &str) -> bool {
-    fn go(p: &[&str], n: &[&str]) -> bool {
-        match (p.first(), n.first()) {
-            (None, _) => n.is_empty(),
-            (Some(&"**"), _) => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            (Some(_), None) => false,
-            (Some(pc), Some(nc)) => match_component(pc, nc) && go(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<&str> = pattern
-        .trim_matches('/')
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    let n: Vec<&str> = rel.split('/').collect();
-    go(&p, &n)
-}
+pub use crate::glob::match_path as path_match;
 
 /// ADD of a local archive: tar, gzip, zstd (in process) or bzip2/xz (through the system decompressor),
 /// applied in-root into `dest`. Ok(false) when the file is not a tar archive.

@@ -6,7 +6,8 @@
 //! matches everything under it. Patterns apply in order and the last one that matches decides; `!`
 //! patterns re-include. `<Dockerfile>.dockerignore` next to the Dockerfile wins over the context's.
 //!
-//! Speed: patterns are compiled once; literal patterns compare strings, the rest use an anchored regex.
+//! Speed: patterns are compiled once; literal patterns compare strings, the rest go through
+//! [`crate::glob::Glob`] (the builder's one matcher, in its `.dockerignore` dialect).
 //! [`Matcher::can_skip_dir`] lets a context walker skip a whole ignored directory unless an exception
 //! could re-include something inside it, and [`MatchCache`] memoizes the "does a parent match"
 //! part per directory.
@@ -14,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
+use crate::glob::{Dialect, Glob};
 
 /// A `.dockerignore` problem.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +42,8 @@ enum Kind {
     AnyDirThen(String),
     /// `lit/**` (or `**` alone when empty): the path starts with `lit/`.
     Prefix(String),
-    Regex(Regex),
+    /// Anything else, through the one glob matcher.
+    Glob(Glob),
 }
 
 #[derive(Debug, Clone)]
@@ -75,7 +77,7 @@ impl Kind {
             Kind::Prefix(p) => {
                 p.is_empty() || (path.starts_with(p.as_str()) && path.as_bytes().get(p.len()) == Some(&b'/'))
             }
-            Kind::Regex(r) => r.is_match(path),
+            Kind::Glob(g) => g.matches(path),
         }
     }
 }
@@ -134,77 +136,7 @@ fn compile(text: &str) -> Option<Kind> {
     {
         return Some(Kind::Prefix(rest.to_string()));
     }
-    let chars: Vec<char> = text.chars().collect();
-    let mut re = String::from("^");
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
-        match c {
-            '*' if chars.get(i) == Some(&'*') => {
-                i += 1;
-                if chars.get(i) == Some(&'/') {
-                    i += 1;
-                }
-                if i >= chars.len() {
-                    re.push_str(".*");
-                } else {
-                    re.push_str("(.*/)?");
-                }
-            }
-            '*' => re.push_str("[^/]*"),
-            '?' => re.push_str("[^/]"),
-            '[' => {
-                let mut j = i;
-                let mut class = String::from("[");
-                if matches!(chars.get(j), Some('!') | Some('^')) {
-                    class.push('^');
-                    j += 1;
-                }
-                let mut closed = false;
-                while j < chars.len() {
-                    let d = chars[j];
-                    j += 1;
-                    if d == ']' && class.len() > 1 && !class.ends_with("[^") {
-                        closed = true;
-                        break;
-                    }
-                    match d {
-                        '\\' => {
-                            let e = *chars.get(j)?;
-                            j += 1;
-                            class.push_str(&regex::escape(&e.to_string()));
-                        }
-                        '[' | '&' | '~' | '^' => {
-                            class.push('\\');
-                            class.push(d);
-                        }
-                        _ => class.push(d),
-                    }
-                }
-                if !closed {
-                    return None;
-                }
-                class.push(']');
-                re.push_str(&class);
-                i = j;
-            }
-            '\\' => match chars.get(i) {
-                Some(&n) => {
-                    i += 1;
-                    re.push_str(&regex::escape(&n.to_string()));
-                }
-                None => re.push_str("\\\\"),
-            },
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::RegexBuilder::new(&re)
-        .size_limit(1 << 20)
-        .build()
-        .ok()
-        .map(Kind::Regex)
+    Glob::compile(text, Dialect::Dockerignore).map(Kind::Glob)
 }
 
 impl Matcher {

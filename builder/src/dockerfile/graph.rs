@@ -7,7 +7,6 @@
 //! the old `a`). RUN/CMD/ENTRYPOINT stay unexpanded — their shell does that with [`Step::run_env`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -106,70 +105,8 @@ impl<T: Serialize> Serialize for Shared<T> {
     }
 }
 
-/// An OS/architecture/variant triple.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Platform {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The machine we run on, in OCI terms.
-    pub fn host() -> Platform {
-        let (arch, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "aarch64" => ("arm64", None),
-            "arm" => ("arm", Some("v7")),
-            "x86" => ("386", None),
-            "powerpc64" => ("ppc64le", None),
-            "s390x" => ("s390x", None),
-            "riscv64" => ("riscv64", None),
-            other => (other, None),
-        };
-        Platform {
-            os: "linux".into(),
-            arch: arch.into(),
-            variant: variant.map(String::from),
-        }
-    }
-
-    /// `os/arch[/variant]`, or a bare architecture (linux assumed).
-    pub fn parse(s: &str) -> Option<Platform> {
-        if !values::valid_platform(s) {
-            return None;
-        }
-        let p: Vec<&str> = s.split('/').collect();
-        Some(match p.as_slice() {
-            [arch] => Platform {
-                os: "linux".into(),
-                arch: arch.to_string(),
-                variant: None,
-            },
-            [os, arch] => Platform {
-                os: os.to_string(),
-                arch: arch.to_string(),
-                variant: None,
-            },
-            [os, arch, v] => Platform {
-                os: os.to_string(),
-                arch: arch.to_string(),
-                variant: Some(v.to_string()),
-            },
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+/// The one platform type (`lamina_oci::Platform`), re-exported where the front end always had it.
+pub use lamina_store::image::Platform;
 
 /// What the caller asks for.
 #[derive(Debug, Clone)]
@@ -372,11 +309,11 @@ impl BuildGraph {
         let auto_args = vec![
             ("TARGETPLATFORM".to_string(), t.to_string()),
             ("TARGETOS".into(), t.os.clone()),
-            ("TARGETARCH".into(), t.arch.clone()),
+            ("TARGETARCH".into(), t.architecture.clone()),
             ("TARGETVARIANT".into(), t.variant.clone().unwrap_or_default()),
             ("BUILDPLATFORM".into(), b.to_string()),
             ("BUILDOS".into(), b.os.clone()),
-            ("BUILDARCH".into(), b.arch.clone()),
+            ("BUILDARCH".into(), b.architecture.clone()),
             ("BUILDVARIANT".into(), b.variant.clone().unwrap_or_default()),
         ];
         let mut ctx = Ctx {

@@ -162,7 +162,7 @@ fn pull_base(
     opts: &lamina_store::registry::RegistryOptions,
     platform: Option<&str>,
 ) -> anyhow::Result<lamina_store::Digest> {
-    use lamina_store::registry::{BlobSources, RegistryClient, layout, pull};
+    use lamina_store::registry::{BlobSources, RegistryClient, pull};
     let reference = Reference::parse(name).with_context(|| format!("invalid base image name {name:?}"))?;
     if !quiet {
         eprintln!("=> pulling {}", reference.familiar());
@@ -173,15 +173,10 @@ fn pull_base(
     let sources = BlobSources::new(&root);
     let rt = super::transfer::runtime()?;
     let popts = pull::PullOptions {
-        platform: platform.map(|p| {
-            let mut parts = p.split('/');
-            lamina_store::registry::Platform {
-                os: parts.next().unwrap_or("linux").to_owned(),
-                architecture: parts.next().unwrap_or_default().to_owned(),
-                variant: parts.next().map(str::to_owned),
-                os_version: None,
-            }
-        }),
+        platform: platform
+            .map(lamina_store::Platform::parse)
+            .transpose()
+            .context("invalid platform for a base image")?,
         include_foreign: false,
     };
     let pulled = rt
@@ -204,12 +199,14 @@ fn pull_base(
                 reference.familiar()
             )
         })?;
-    let tag = reference.to_string();
-    layout::set_ref(
-        &root,
-        &pulled.manifest,
-        platform.is_none().then_some(tag.as_str()),
-    )
+    // Through the store's locked index writer: concurrent builds tag too.
+    let store = super::open_store(cli)?;
+    let mut desc = pulled.manifest.clone();
+    desc.platform = None;
+    match platform {
+        None => store.set_tag(&reference, desc),
+        Some(_) => store.add_untagged(desc),
+    }
     .with_context(|| format!("tagging {} in {}", reference.familiar(), root.display()))?;
     Ok(pulled.manifest.digest.clone())
 }

@@ -194,10 +194,6 @@ fn parse_digest(v: Option<&Value>, what: &str) -> Result<Digest, InspectError> {
         })
 }
 
-fn host_platform() -> (&'static str, &'static str) {
-    ("linux", crate::config::host_architecture())
-}
-
 fn is_index(media_type: &str, v: &Value) -> bool {
     media_type.ends_with("image.index.v1+json")
         || media_type.ends_with("manifest.list.v2+json")
@@ -214,15 +210,16 @@ fn pick_platform<'a>(index: &'a Value, location: &str) -> Result<&'a Value, Insp
     if list.len() == 1 {
         return Ok(&list[0]);
     }
-    let (os, arch) = host_platform();
+    let host = crate::image::Platform::host();
     list.iter()
         .find(|m| {
-            m.pointer("/platform/os").and_then(Value::as_str) == Some(os)
-                && m.pointer("/platform/architecture").and_then(Value::as_str) == Some(arch)
+            m.get("platform")
+                .and_then(|p| serde_json::from_value::<crate::image::Platform>(p.clone()).ok())
+                .is_some_and(|p| host.matches(&p))
         })
         .ok_or_else(|| InspectError::NoPlatform {
             location: location.to_string(),
-            platform: format!("{os}/{arch}"),
+            platform: host.to_string(),
         })
 }
 

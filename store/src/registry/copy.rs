@@ -354,7 +354,7 @@ pub async fn copy_remote(
     match &parsed {
         Manifest::Index { manifests, .. } if !opts.all => {
             let want = opts.platform.clone().unwrap_or_else(Platform::host);
-            let pick = want.select(manifests, &src_ref.to_string())?;
+            let pick = super::manifest::select_platform(&want, manifests, &src_ref.to_string())?;
             copy_image(
                 src,
                 src_ref,

@@ -86,8 +86,6 @@ pub enum RegistryError {
         platform: String,
         available: String,
     },
-    #[error("invalid platform {0:?} (expected os/arch[/variant], e.g. linux/arm64)")]
-    BadPlatform(String),
     #[error("{reference}: is not a valid reference for the registry")]
     BadReference {
         reference: String,
@@ -161,6 +159,12 @@ pub enum RegistryError {
         path: PathBuf,
         #[source]
         source: Box<crate::archive::ArchiveError>,
+    },
+    #[error("updating the index of OCI layout {path}")]
+    Layout {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::layout::StoreError>,
     },
     #[error("temporary store for {path}")]
     Store {

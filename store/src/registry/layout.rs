@@ -1,12 +1,14 @@
-//! Minimal OCI image-layout index handling for `oci:` destinations and sources: read and update
-//! `index.json` entries named by `org.opencontainers.image.ref.name`, written temp-then-rename.
+//! OCI image-layout index handling for `oci:` destinations and sources (not the store): find and set
+//! `index.json` entries named by `org.opencontainers.image.ref.name`. Writes go through the store's one
+//! locked index writer ([`crate::layout::update_layout_index`]); the store root itself is tagged through
+//! [`crate::Store::set_tag`].
 
 use std::path::Path;
 
 use super::RegistryError;
 use super::manifest::Descriptor;
 
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub use crate::image::REF_NAME_ANNOTATION as REF_NAME;
 
 fn read_index(dir: &Path) -> Result<serde_json::Value, RegistryError> {
     let path = dir.join("index.json");
@@ -27,46 +29,26 @@ fn read_index(dir: &Path) -> Result<serde_json::Value, RegistryError> {
     }
 }
 
-/// Adds `desc` to `dir/index.json`, replacing an entry with the same ref name.
+/// Adds `desc` to `dir/index.json` (an OCI layout that is not the store), replacing an entry with the same
+/// ref name; through the store's one locked index writer.
 pub fn set_ref(dir: &Path, desc: &Descriptor, name: Option<&str>) -> Result<(), RegistryError> {
-    let layout = dir.join("oci-layout");
-    if !layout.exists() {
-        std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
-            .map_err(RegistryError::io("write", &layout))?;
-    }
-    let mut index = read_index(dir)?;
     let mut entry = desc.clone();
     entry.platform = None;
     if let Some(n) = name {
         entry.annotations.insert(REF_NAME.to_owned(), n.to_owned());
     }
-    let entry = serde_json::to_value(&entry).expect("descriptors serialize");
-    let list = index["manifests"]
-        .as_array_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    let mut list: Vec<serde_json::Value> = list
-        .into_iter()
-        .filter(|m| match name {
-            Some(n) => m["annotations"][REF_NAME].as_str() != Some(n),
-            None => m["digest"] != entry["digest"] || m["annotations"][REF_NAME].is_string(),
-        })
-        .collect();
-    list.push(entry);
-    index["manifests"] = serde_json::Value::Array(list);
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(RegistryError::io("create temp file in", dir))?;
-    serde_json::to_writer(&tmp, &index).map_err(|e| RegistryError::Io {
-        op: "write",
-        path: tmp.path().to_owned(),
-        source: e.into(),
-    })?;
-    tmp.persist(dir.join("index.json"))
-        .map_err(|e| RegistryError::Io {
-            op: "rename into place",
-            path: dir.join("index.json"),
-            source: e.error,
-        })?;
-    Ok(())
+    crate::layout::update_layout_index(dir, |index| {
+        index.manifests.retain(|m| match name {
+            Some(n) => m.ref_name() != Some(n),
+            None => m.digest != entry.digest || m.ref_name().is_some(),
+        });
+        index.manifests.push(entry);
+        Ok(())
+    })
+    .map_err(|source| RegistryError::Layout {
+        path: dir.to_owned(),
+        source: Box::new(source),
+    })
 }
 
 /// The entry named `name` (or the only entry when no name is given).

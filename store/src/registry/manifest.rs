@@ -3,59 +3,15 @@
 //! Parsing is tolerant (unknown fields ignored) because the manifest bytes are kept verbatim: we never
 //! re-serialize what we pulled, so digests stay the same from registry to store to registry.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::RegistryError;
 use crate::digest::Digest;
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
-
-/// Every manifest type we accept, for `Accept` headers.
-pub const ACCEPT: &[&str] = &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
-
-/// Layers that registries may not serve (Windows base layers); fetched from `urls` only when asked.
-pub fn is_foreign_layer(media_type: &str) -> bool {
-    media_type.contains("foreign") || media_type.contains("nondistributable")
-}
-
-/// A content descriptor (OCI and Docker schema2 share the shape).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub urls: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-}
-
-impl Descriptor {
-    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
-        Descriptor {
-            media_type: media_type.to_owned(),
-            digest,
-            size,
-            urls: Vec::new(),
-            platform: None,
-            annotations: BTreeMap::new(),
-            artifact_type: None,
-        }
-    }
-}
+pub use crate::image::media::{ACCEPT, OCI_EMPTY, is_foreign_layer};
+pub use crate::image::media::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_INDEX, OCI_MANIFEST,
+};
+pub use crate::image::{Descriptor, Platform};
 
 /// An image manifest or an index, as far as the client needs to walk it.
 #[derive(Clone, Debug, Deserialize)]
@@ -151,109 +107,26 @@ impl Manifest {
     }
 }
 
-/// `os/arch[/variant]`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    #[serde(default, rename = "os.version", skip_serializing_if = "Option::is_none")]
-    pub os_version: Option<String>,
-}
-
-impl Platform {
-    /// The platform this binary runs on, in Go's naming.
-    pub fn host() -> Self {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            "arm" => "arm",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        Platform {
-            os: "linux".into(),
-            architecture: architecture.into(),
-            variant: None,
-            os_version: None,
-        }
-    }
-
-    /// Does an index entry's platform satisfy this (requested) one? arm64's implied variant is v8.
-    pub fn matches(&self, candidate: &Platform) -> bool {
-        if self.os != candidate.os || self.architecture != candidate.architecture {
-            return false;
-        }
-        let norm = |v: Option<&str>| -> Option<String> {
-            match (self.architecture.as_str(), v) {
-                ("arm64", None) => Some("v8".into()),
-                (_, v) => v.map(str::to_owned),
-            }
-        };
-        match &self.variant {
-            None => true,
-            Some(v) => norm(Some(v)) == norm(candidate.variant.as_deref()),
-        }
-    }
-
-    /// Picks the entry of an index for this platform; attestation manifests (`unknown/unknown`) never match.
-    pub fn select<'a>(
-        &self,
-        manifests: &'a [Descriptor],
-        reference: &str,
-    ) -> Result<&'a Descriptor, RegistryError> {
-        let exact = manifests
-            .iter()
-            .filter(|d| d.platform.as_ref().is_some_and(|p| self.matches(p)))
-            // Prefer the entry whose variant matches exactly when none was requested (amd64 vs amd64/v2 …).
-            .min_by_key(|d| d.platform.as_ref().and_then(|p| p.variant.clone()).is_some());
-        exact.ok_or_else(|| RegistryError::NoMatchingPlatform {
+/// Picks the entry of an index for `want`; attestation manifests (`unknown/unknown`) never match.
+pub fn select_platform<'a>(
+    want: &Platform,
+    manifests: &'a [Descriptor],
+    reference: &str,
+) -> Result<&'a Descriptor, RegistryError> {
+    manifests
+        .iter()
+        .filter(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+        // Prefer the entry that writes no variant when several match (riscv64 vs riscv64/rva23 …).
+        .min_by_key(|d| d.platform.as_ref().and_then(|p| p.variant.clone()).is_some())
+        .ok_or_else(|| RegistryError::NoMatchingPlatform {
             reference: reference.to_owned(),
-            platform: self.to_string(),
+            platform: want.to_string(),
             available: manifests
                 .iter()
                 .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
                 .collect::<Vec<_>>()
                 .join(", "),
         })
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = RegistryError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s.split('/').collect();
-        let bad = || RegistryError::BadPlatform(s.to_owned());
-        let (os, arch, variant) = match parts.as_slice() {
-            [os, arch] => (*os, *arch, None),
-            [os, arch, v] => (*os, *arch, Some((*v).to_owned())),
-            _ => return Err(bad()),
-        };
-        if os.is_empty() || arch.is_empty() || variant.as_deref() == Some("") {
-            return Err(bad());
-        }
-        Ok(Platform {
-            os: os.to_owned(),
-            architecture: arch.to_owned(),
-            variant,
-            os_version: None,
-        })
-    }
 }
 
 /// The config fields the client reads: diff ids, to hand layers to the unpacker with their identities.
@@ -275,7 +148,13 @@ mod tests {
 
     fn desc(p: &str) -> Descriptor {
         let mut d = Descriptor::new(OCI_MANIFEST, Digest::sha256_of(p.as_bytes()), 1);
-        d.platform = Some(p.parse().unwrap());
+        // As an index writes it: not normalised (`arm64/v8` stays).
+        let parts: Vec<&str> = p.split('/').collect();
+        d.platform = Some(Platform::new(
+            parts[0],
+            parts[1],
+            parts.get(2).map(|v| v.to_string()),
+        ));
         d
     }
 
@@ -283,18 +162,19 @@ mod tests {
     fn selects_platform() {
         let list = vec![desc("linux/amd64"), desc("linux/arm/v7"), desc("linux/arm64/v8")];
         let pick = |p: &str| {
-            p.parse::<Platform>()
-                .unwrap()
-                .select(&list, "x")
+            select_platform(&p.parse::<Platform>().unwrap(), &list, "x")
                 .map(|d| d.platform.clone().unwrap().to_string())
         };
         assert_eq!(pick("linux/arm64").unwrap(), "linux/arm64/v8");
         assert_eq!(pick("linux/arm64/v8").unwrap(), "linux/arm64/v8");
+        assert_eq!(pick("linux/aarch64").unwrap(), "linux/arm64/v8");
         assert_eq!(pick("linux/arm/v7").unwrap(), "linux/arm/v7");
+        assert_eq!(pick("linux/arm").unwrap(), "linux/arm/v7");
+        assert!(pick("linux/arm/v6").is_err());
         assert_eq!(pick("linux/amd64").unwrap(), "linux/amd64");
         let err = pick("linux/s390x").unwrap_err().to_string();
         assert!(err.contains("linux/arm/v7"), "{err}");
-        assert!("linux".parse::<Platform>().is_err());
+        assert!("linux/".parse::<Platform>().is_err());
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub async fn resolve_manifest(
         Manifest::Image { .. } => Ok((top, None, parsed)),
         Manifest::Index { ref manifests, .. } => {
             let want = platform.cloned().unwrap_or_else(Platform::host);
-            let pick = want.select(manifests, &reference.to_string())?.clone();
+            let pick = manifest::select_platform(&want, manifests, &reference.to_string())?.clone();
             let (bytes, ctype, digest) = client
                 .get_manifest(repo, &pick.digest.to_string(), Some(&pick.digest))
                 .await?;
