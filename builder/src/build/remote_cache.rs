@@ -313,9 +313,9 @@ pub fn export(
             CacheMode::Max => max_records,
         };
         let list = entries(recs);
-        let fail = |e: &RegistryError| BuildError::CacheExport {
+        let fail = |e: RegistryError| BuildError::CacheExport {
             target: spec.location.to_string(),
-            message: layers::error_chain(e),
+            source: Box::new(e),
         };
         let written = match &spec.location {
             CacheLocation::Registry(r) => {
@@ -327,14 +327,14 @@ pub fn export(
                     let c = client_for(r, opts)?;
                     rcache::export(&c, r, blobs, &list, &NoProgress).await
                 })
-                .map_err(|e| fail(&e))
+                .map_err(fail)
             }
             CacheLocation::Local(d) => std::fs::create_dir_all(d)
                 .map_err(|source| BuildError::Io {
                     path: d.clone(),
                     source,
                 })
-                .and_then(|()| rcache::export_local(d, blobs, &list).map_err(|e| fail(&e))),
+                .and_then(|()| rcache::export_local(d, blobs, &list).map_err(fail)),
         };
         match written {
             Ok(digest) => out.push((spec.location.to_string(), digest, list.len())),

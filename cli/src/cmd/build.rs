@@ -305,7 +305,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let outputs: Vec<Output> = args
         .outputs
         .iter()
-        .map(|o| Output::parse(o).map_err(anyhow::Error::msg))
+        .map(|o| Output::parse(o).map_err(anyhow::Error::new))
         .collect::<anyhow::Result<_>>()?;
     let mode = match args.progress.as_str() {
         _ if args.quiet => Mode::Quiet,
