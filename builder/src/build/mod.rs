@@ -47,6 +47,12 @@ pub enum BuildError {
         #[source]
         source: Box<lamina_store::registry::RegistryError>,
     },
+    #[error("exporting build cache to {path}")]
+    CacheDest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("no cache record for step key {key} (was it written?)")]
     CacheRecordMissing { key: lamina_store::Digest },
     #[error("build cache {path}")]
@@ -155,12 +161,12 @@ pub enum BuildError {
         #[source]
         source: exec::ExecError,
     },
-    #[error("Dockerfile:{line}: RUN {command:?} exited with code {code}\n--- last output lines ---\n{tail}")]
+    #[error("Dockerfile:{line}: RUN {command:?} failed")]
     RunFailed {
         line: usize,
         command: String,
-        code: i32,
-        tail: String,
+        #[source]
+        exit: RunExit,
     },
     #[error("stage {stage} needed by this one failed")]
     DependencyFailed { stage: usize },
@@ -188,6 +194,14 @@ pub enum BuildError {
     /// have to write through it; writes never follow links out of the layer.
     #[error("{path}: a symbolic link in the new layer is in the way; lamina does not write through it")]
     WriteThroughLink { path: PathBuf },
+}
+
+/// How a RUN command ended when it failed, with the last lines it printed.
+#[derive(Debug, thiserror::Error)]
+#[error("exited with code {code}\n--- last output lines ---\n{tail}")]
+pub struct RunExit {
+    pub code: i32,
+    pub tail: String,
 }
 
 impl BuildError {
@@ -245,9 +259,11 @@ impl BuildError {
             | BuildError::Fetch { .. }
             | BuildError::Resolve(_)
             | BuildError::Extract { .. }
+            // The destination or registry the user named for `--cache-to`.
+            | BuildError::CacheExport { .. }
+            | BuildError::CacheDest { .. }
             | BuildError::WriteThroughLink { .. } => true,
-            BuildError::CacheExport { .. }
-            | BuildError::CacheRecordMissing { .. }
+            BuildError::CacheRecordMissing { .. }
             | BuildError::Cache { .. }
             | BuildError::Io { .. }
             | BuildError::Store { .. }

@@ -330,7 +330,7 @@ pub fn export(
                 .map_err(fail)
             }
             CacheLocation::Local(d) => std::fs::create_dir_all(d)
-                .map_err(|source| BuildError::Io {
+                .map_err(|source| BuildError::CacheDest {
                     path: d.clone(),
                     source,
                 })

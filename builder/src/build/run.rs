@@ -174,8 +174,10 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
         return Err(BuildError::RunFailed {
             line,
             command: req.argv.join(" "),
-            code: status.code,
-            tail: sink.tail.into_iter().collect::<Vec<_>>().join("\n"),
+            exit: super::RunExit {
+                code: status.code,
+                tail: sink.tail.into_iter().collect::<Vec<_>>().join("\n"),
+            },
         });
     }
     Ok(())
