@@ -98,7 +98,7 @@ impl StepCache {
                 ..rec
             },
             Err(e) => {
-                warn(format!("cache: {e}; running the step"));
+                warn(format!("cache: {}; running the step", layers::error_chain(&e)));
                 return None;
             }
         };

@@ -185,7 +185,7 @@ impl Executor for RunnerExecutor {
                 additional_groups: Vec::new(),
                 tty: false,
             },
-            limits: req.limits.clone(),
+            limits: req.limits,
             network: req.network,
             hostname: Some(req.hostname.clone()),
             etc_hostname: false,

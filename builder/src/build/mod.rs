@@ -159,7 +159,7 @@ pub enum BuildError {
     Runner {
         line: usize,
         #[source]
-        source: exec::ExecError,
+        source: Box<exec::ExecError>,
     },
     #[error("Dockerfile:{line}: RUN {command:?} failed")]
     RunFailed {
@@ -185,7 +185,7 @@ pub enum BuildError {
     Output {
         dest: PathBuf,
         #[source]
-        source: output::OutputError,
+        source: Box<output::OutputError>,
     },
     /// A path of the context, a stage or an image that doesn't resolve inside its tree (a link loop).
     #[error(transparent)]

@@ -80,7 +80,7 @@ impl Output {
 fn oerr(dest: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
     move |e| BuildError::Output {
         dest: dest.to_path_buf(),
-        source: OutputError::Io(e),
+        source: Box::new(OutputError::Io(e)),
     }
 }
 
@@ -110,7 +110,7 @@ pub fn write_archive(
     let out = File::create(dest).map_err(oerr(dest))?;
     let archive_err = |e: lamina_store::archive::ArchiveError| BuildError::Output {
         dest: dest.to_path_buf(),
-        source: OutputError::Archive(e),
+        source: Box::new(OutputError::Archive(e)),
     };
     let w = save_with(
         store,
@@ -151,7 +151,7 @@ pub fn write_rootfs_tar(
     lamina_store::layer::write::write_tar(tmp.path(), &opts, io::BufWriter::new(out)).map_err(|e| {
         BuildError::Output {
             dest: dest.to_path_buf(),
-            source: OutputError::Tar(e),
+            source: Box::new(OutputError::Tar(e)),
         }
     })
 }

@@ -169,7 +169,10 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
     let status = ctx.executor.run(&req, &mut sink);
     let _ = sink.flush();
     drop(scratch);
-    let status = status.map_err(|source| BuildError::Runner { line, source })?;
+    let status = status.map_err(|source| BuildError::Runner {
+        line,
+        source: Box::new(source),
+    })?;
     if !status.success() {
         return Err(BuildError::RunFailed {
             line,

@@ -163,12 +163,12 @@ impl StepRunner<'_, '_> {
     ) -> Result<bool, BuildError> {
         let c = self.ctx;
         let w = c.writer;
-        if !c.no_cache {
-            if let Some(layer) = c.cache.lookup(&key, w, c.store, c.progress)? {
-                st.layers.push(layer);
-                st.key = key;
-                return Ok(true);
-            }
+        if !c.no_cache
+            && let Some(layer) = c.cache.lookup(&key, w, c.store, c.progress)?
+        {
+            st.layers.push(layer);
+            st.key = key;
+            return Ok(true);
         }
         let staging = w.staging()?;
         if let Err(e) = produce(&staging) {

@@ -139,7 +139,7 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
 fn parse_caches(specs: &[String], export: bool) -> anyhow::Result<Vec<CacheSpec>> {
     specs
         .iter()
-        .map(|s| CacheSpec::parse(s, export).map_err(anyhow::Error::msg))
+        .map(|s| CacheSpec::parse(s, export).map_err(anyhow::Error::new))
         .collect()
 }
 
