@@ -55,6 +55,8 @@ pub struct StepSettings {
     pub created_secs: i64,
     /// The Dockerfile text (history entries quote it).
     pub source: String,
+    /// See [`BuildRequest::unprivileged`](super::BuildRequest::unprivileged).
+    pub unprivileged: bool,
 }
 
 /// The local cache index and the records imported with `--cache-from`.

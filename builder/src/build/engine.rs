@@ -63,6 +63,9 @@ pub struct BuildRequest {
     pub cache_to: Vec<CacheSpec>,
     /// Transport/auth settings for registry caches.
     pub registry: RegistryOptions,
+    /// Without CAP_CHOWN, leave owners the kernel refuses as the caller's instead of failing (the engine
+    /// tests through the fake executor; real builds run as root and leave this false).
+    pub unprivileged: bool,
 }
 
 /// What a build produced.
@@ -120,6 +123,7 @@ impl BuildRequest {
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             registry: RegistryOptions::default(),
+            unprivileged: false,
         }
     }
 }
@@ -240,6 +244,7 @@ pub fn build_with(
             created: super::meta::rfc3339(secs, nanos),
             created_secs: secs,
             source,
+            unprivileged: req.unprivileged,
         },
         step_ids: Mutex::new(0),
         counts: Mutex::new((0, 0)),

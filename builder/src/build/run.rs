@@ -138,7 +138,13 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
     let argv = argv(step, &input.shell);
     let mut scratch = Scratch::default();
     let prepared = run_mounts::prepare(ctx, step, mounts, &input.workdir, &mut scratch)?;
-    make_mount_points(&input.view, upper, &prepared.mounts, line)?;
+    make_mount_points(
+        &input.view,
+        upper,
+        &prepared.mounts,
+        line,
+        ctx.settings.unprivileged,
+    )?;
     let work = ctx.writer.staging()?;
     scratch.paths.push(work.clone());
     let mut env = env(step);
@@ -187,7 +193,13 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
 }
 
 /// Mount points BuildKit leaves in the layer: the target dir of a dir mount, the parents of a file mount.
-fn make_mount_points(view: &View, upper: &Path, mounts: &[ExecMount], line: usize) -> Result<(), BuildError> {
+fn make_mount_points(
+    view: &View,
+    upper: &Path,
+    mounts: &[ExecMount],
+    line: usize,
+    unprivileged: bool,
+) -> Result<(), BuildError> {
     for m in mounts {
         let is_dir = m.source().is_none_or(|s| s.is_dir());
         let mut comps = view
@@ -197,7 +209,7 @@ fn make_mount_points(view: &View, upper: &Path, mounts: &[ExecMount], line: usiz
             comps.pop();
         }
         if !comps.is_empty() && view.lookup(&comps).is_none() {
-            super::copy::mkdir_p(view, upper, &comps, None)?;
+            super::copy::mkdir_p(view, upper, &comps, None, unprivileged)?;
         }
     }
     Ok(())

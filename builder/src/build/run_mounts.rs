@@ -89,7 +89,7 @@ pub fn prepare(
                         continue;
                     }
                 }
-                let file = secret_file(ctx.store.tmp_dir(), m, &data, scratch)?;
+                let file = secret_file(ctx.store.tmp_dir(), m, &data, scratch, ctx.settings.unprivileged)?;
                 out.mounts.push(ExecMount::Secret { file, target });
             }
             MountType::Tmpfs => out.mounts.push(ExecMount::Tmpfs {
@@ -127,6 +127,15 @@ pub fn prepare(
     Ok(out)
 }
 
+/// chown, where an unprivileged build (see [`CopySpec::unprivileged`](super::copy::CopySpec)) keeps
+/// the caller's ids when the kernel refuses.
+fn chown(p: &Path, uid: u32, gid: u32, unprivileged: bool) -> std::io::Result<()> {
+    match std::os::unix::fs::chown(p, Some(uid), Some(gid)) {
+        Err(e) if unprivileged && e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+        r => r,
+    }
+}
+
 /// The store's dir for a cache mount, made with the mount's owner and mode on first use.
 fn cache_dir(
     ctx: &StepCtx<'_>,
@@ -150,7 +159,7 @@ fn cache_dir(
             .join(format!("cache-{}", lamina_runner::new_id()));
         fs::create_dir_all(&staging).map_err(io)?;
         fs::set_permissions(&staging, fs::Permissions::from_mode(mode)).map_err(io)?;
-        std::os::unix::fs::chown(&staging, Some(uid), Some(gid)).map_err(io)?;
+        chown(&staging, uid, gid, ctx.settings.unprivileged).map_err(io)?;
         fs::create_dir_all(dir.parent().unwrap_or(Path::new("/"))).map_err(io)?;
         if fs::rename(&staging, &dir).is_err() {
             let _ = fs::remove_dir(&staging); // lost a race: another build created it
@@ -170,7 +179,13 @@ fn cache_dir(
     Ok(dir)
 }
 
-fn secret_file(tmp: &Path, m: &Mount, data: &[u8], scratch: &mut Scratch) -> Result<PathBuf, BuildError> {
+fn secret_file(
+    tmp: &Path,
+    m: &Mount,
+    data: &[u8],
+    scratch: &mut Scratch,
+    unprivileged: bool,
+) -> Result<PathBuf, BuildError> {
     let p = tmp.join(format!("secret-{}", lamina_runner::new_id()));
     scratch.paths.push(p.clone());
     let io = |source| BuildError::Io {
@@ -180,7 +195,7 @@ fn secret_file(tmp: &Path, m: &Mount, data: &[u8], scratch: &mut Scratch) -> Res
     fs::write(&p, data).map_err(io)?;
     fs::set_permissions(&p, fs::Permissions::from_mode(m.mode_or(0o400))).map_err(io)?;
     let (uid, gid) = m.owner();
-    std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(io)?;
+    chown(&p, uid, gid, unprivileged).map_err(io)?;
     Ok(p)
 }
 
@@ -220,6 +235,7 @@ fn bind_source(
             readonly: m.is_readonly(),
             line,
             tmp: ctx.store.tmp_dir(),
+            unprivileged: ctx.settings.unprivileged,
         },
         &mut scratch.paths,
     )

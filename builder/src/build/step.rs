@@ -124,8 +124,10 @@ impl StepRunner<'_, '_> {
                     Some(u) => Some(resolve_chown(&view, &u, line)?),
                     None => None,
                 };
-                self.layer_step(st, key, |upper| super::copy::mkdir_p(&view, upper, &comps, owner))
-                    .map(Some)
+                self.layer_step(st, key, |upper| {
+                    super::copy::mkdir_p(&view, upper, &comps, owner, self.ctx.settings.unprivileged)
+                })
+                .map(Some)
             }
             _ => {
                 let cc = st.config.config_mut();
@@ -328,6 +330,7 @@ impl StepRunner<'_, '_> {
             from_context,
             link_files: !from_context,
             extract: if unpack { Some(&extract_fn) } else { None },
+            unprivileged: e.settings.unprivileged,
         };
         self.add_history(st, instr, &[], false);
         let r = self.layer_step(st, key, |upper| {

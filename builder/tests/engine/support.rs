@@ -59,6 +59,7 @@ impl Env {
     pub fn req(&self, dockerfile: &str) -> BuildRequest {
         let mut r = BuildRequest::new(dockerfile, &self.ctx);
         r.source_date_epoch = Some(1_700_000_000);
+        r.unprivileged = true;
         r
     }
 
