@@ -16,7 +16,7 @@ impl fmt::Display for Internal {
 impl std::error::Error for Internal {}
 
 /// Prints `error: …` and one `caused by: …` line per source, returns the exit status
-/// (1 for user errors, 2 when any link of the chain is [`Internal`]).
+/// (1 for user errors, 2 for internal ones, see [`is_internal`]).
 pub fn report_error(e: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(e) {
         sigpipe::die();
@@ -25,11 +25,20 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
-    if e.chain().any(|c| c.is::<Internal>()) {
+    if is_internal(e) {
         ExitCode::from(2)
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Lamina's own fault: an [`Internal`] link, or a build error the builder says is not the user's
+/// (the outermost build error decides: it knows whether its cause was the input's fault).
+fn is_internal(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Internal>())
+        || e.chain()
+            .find_map(|c| c.downcast_ref::<lamina_builder::build::BuildError>())
+            .is_some_and(|b| !b.is_user_error())
 }
 
 /// Human sizes in decimal units like docker: `512 B`, `12.3 kB`, `4.5 MB`, `1.2 GB`.
@@ -165,7 +174,7 @@ mod sigpipe {
 
 /// Parses a size like `20MB`, `1.5 GB`, `512k`, `4MiB` or `1000` (bytes). Decimal units (kB, MB, GB, TB) are
 /// powers of 1000 like [`human_size`] prints; binary units (KiB, MiB, GiB, TiB) powers of 1024.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -173,7 +182,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, unit) = (t[..split].trim(), t[split..].trim());
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected a number with an optional unit"))?;
+        .map_err(|_| SizeError::Number { value: s.to_string() })?;
     let mult: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
@@ -185,12 +194,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024.0f64.powi(4),
         _ => {
-            return Err(format!(
-                "invalid size {s:?}: unknown unit {unit:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ));
+            return Err(SizeError::Unit {
+                value: s.to_string(),
+                unit: unit.to_string(),
+            });
         }
     };
     Ok((n * mult).round() as u64)
+}
+
+/// A size that [`parse_size`] can't read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SizeError {
+    #[error("invalid size {value:?}: expected a number with an optional unit")]
+    Number { value: String },
+    #[error("invalid size {value:?}: unknown unit {unit:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
+    Unit { value: String, unit: String },
 }
 
 /// A text table with aligned columns; numeric-looking columns are right-aligned when marked.

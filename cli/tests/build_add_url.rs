@@ -329,12 +329,12 @@ fn https_add_with_configured_ca_redirects_mode_and_mtime() {
     // Without the CA the server's certificate is not trusted: a TLS error naming the URL.
     let b = build(&root, t.path(), &df, &empty_config(t.path()), &[], &out);
     assert!(!b.ok, "untrusted server accepted:\n{}", b.stderr);
+    // The error and its cause chain (`error: …` then `caused by: …` lines).
     let err = b
         .stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_default()
-        .to_string();
+        .find("error:")
+        .map(|i| b.stderr[i..].to_string())
+        .unwrap_or_default();
     assert!(
         err.contains(&format!("ADD https://127.0.0.1:{tp}/hello.txt"))
             && err.contains("TLS")

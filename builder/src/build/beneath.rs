@@ -166,6 +166,7 @@ mod tests {
             from_context: true,
             extract: None,
             link_files: false,
+            unprivileged: false,
         };
         let err = copy(&c, &View::empty(), &upper, &spec).unwrap_err();
         let msg = crate::build::layers::error_chain(&err);

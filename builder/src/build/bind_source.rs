@@ -37,6 +37,8 @@ pub struct BindRequest<'a> {
     pub line: usize,
     /// The store's tmp dir, where the private copy is made.
     pub tmp: &'a Path,
+    /// See [`CopySpec::unprivileged`].
+    pub unprivileged: bool,
 }
 
 impl BindSources {
@@ -90,6 +92,7 @@ impl BindSources {
             extract: None,
             // Read-only: nothing can write through the links into the snapshots or the context.
             link_files: req.readonly,
+            unprivileged: req.unprivileged,
         };
         copy(req.tree, &View::empty(), &dir, &spec)?;
         let out = if is_dir { dir } else { dir.join("file") };

@@ -42,6 +42,9 @@ pub struct CopySpec<'a> {
     /// copied (file creation is what COPY --from of a big tree spends its time on). Never for the build
     /// context (the user may change it) or scratch copies that a RUN may write to.
     pub link_files: bool,
+    /// The build has no CAP_CHOWN (tests through the fake executor): an owner the kernel refuses
+    /// (EPERM) is left as the caller's instead of failing the step. Never set by `lamina build`.
+    pub unprivileged: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -222,6 +225,7 @@ pub fn mkdir_p(
     upper: &Path,
     comps: &[String],
     owner: Option<Owner>,
+    unprivileged: bool,
 ) -> Result<(), BuildError> {
     let no = |_: &str, _: bool| false;
     let spec = CopySpec {
@@ -236,6 +240,7 @@ pub fn mkdir_p(
         from_context: true,
         extract: None,
         link_files: false,
+        unprivileged,
     };
     let empty = View::empty();
     let mut c = Copier {
@@ -253,6 +258,13 @@ pub fn mkdir_p(
 }
 
 impl Copier<'_> {
+    fn lchown(&self, p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        match std::os::unix::fs::lchown(p, Some(uid), Some(gid)) {
+            Err(e) if self.spec.unprivileged && e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+            r => r,
+        }
+    }
+
     /// Dir mtimes, last (a dir's content changes it), deepest first.
     fn finish_times(&mut self) -> Result<(), BuildError> {
         for (comps, t) in std::mem::take(&mut self.dir_times).iter().rev() {
@@ -301,7 +313,7 @@ impl Copier<'_> {
                     fs::create_dir(p).map_err(io_err(shown))?;
                     fs::set_permissions(p, fs::Permissions::from_mode(f.meta.mode() & 0o7777))
                         .map_err(io_err(shown))?;
-                    std::os::unix::fs::lchown(p, Some(f.meta.uid()), Some(f.meta.gid()))
+                    self.lchown(p, f.meta.uid(), f.meta.gid())
                         .map_err(io_err(shown))?;
                     self.dir_times.push((sub.to_vec(), mtime_of(&f.meta)));
                 }
@@ -309,7 +321,7 @@ impl Copier<'_> {
                     fs::create_dir(p).map_err(io_err(shown))?;
                     fs::set_permissions(p, fs::Permissions::from_mode(0o755)).map_err(io_err(shown))?;
                     let (u, g) = self.owner_for(None);
-                    std::os::unix::fs::lchown(p, Some(u), Some(g)).map_err(io_err(shown))?;
+                    self.lchown(p, u, g).map_err(io_err(shown))?;
                 }
             }
         }
@@ -354,7 +366,7 @@ impl Copier<'_> {
             (None, None) => (0o755, self.owner_for(None), None),
         };
         fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(io_err(shown))?;
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(io_err(shown))?;
+        self.lchown(p, uid, gid).map_err(io_err(shown))?;
         if let Some(t) = mtime {
             self.dir_times.push((comps.to_vec(), t));
         }
@@ -406,7 +418,7 @@ impl Copier<'_> {
     ) -> Result<(), BuildError> {
         let (p, shown) = (&slot.at, &slot.shown);
         let (uid, gid) = self.owner_for(Some(meta));
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(io_err(shown))?;
+        self.lchown(p, uid, gid).map_err(io_err(shown))?;
         if !meta.file_type().is_symlink() {
             let mut mode = meta.mode() & 0o7777;
             if let Some(c) = &self.spec.chmod {
@@ -580,12 +592,14 @@ impl Copier<'_> {
             path: p.to_path_buf(),
             source: e.into(),
         };
-        rustix::fs::fchown(
+        match rustix::fs::fchown(
             &dst,
             Some(rustix::fs::Uid::from_raw(uid)),
             Some(rustix::fs::Gid::from_raw(gid)),
-        )
-        .map_err(fd_err)?;
+        ) {
+            Err(rustix::io::Errno::PERM) if self.spec.unprivileged => {}
+            r => r.map_err(fd_err)?,
+        }
         rustix::fs::fchmod(&dst, rustix::fs::Mode::from_raw_mode(mode)).map_err(fd_err)?;
         rustix::fs::futimens(
             &dst,
@@ -619,6 +633,7 @@ mod tests {
             from_context: true,
             extract: None,
             link_files: false,
+            unprivileged: false,
         }
     }
 

@@ -1,10 +1,12 @@
-//! The engine: builds the stage graph into an image. Stages run in parallel (bounded by cores) as soon as
-//! the stages they need are done; each step is looked up in the cache, else executed; layer blobs are
-//! written by background threads while the next steps run.
+//! The engine: turns the stage graph into an image. The [`solve`](super::solve) scheduler runs the
+//! stages the target needs (in parallel, bounded by cores, the first failure cancelling the rest); each
+//! stage's steps get a [`StepCtx`] and are looked up in the cache, else executed; layer blobs are
+//! written by background threads while the next steps run. RUN processes go through an
+//! [`Executor`]: the runner for `lamina build`, a fake in tests ([`build_with`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lamina_store::config::ImageConfig;
@@ -16,19 +18,16 @@ use super::BuildError;
 use super::bind_source::BindSources;
 use super::cache::{CacheIndex, CacheRecord, base_key};
 use super::context::{Context, Ignore};
-use super::layers::{self, Layer, LayerWriter};
+use super::ctx::{ImageBases, StepCache, StepCtx, StepSettings};
+pub use super::ctx::{SecretSource, StageOut, same_platform};
+use super::exec::{Executor, RunnerExecutor};
+use super::layers::{Layer, LayerWriter};
 use super::progress::{Event, Progress};
 use super::remote_cache::{self, CacheSpec, RemoteCache};
+use super::solve::{self, Node};
 use super::step::{StageState, StepRunner};
 use crate::dockerfile::graph::Platform;
 use crate::dockerfile::{self, Base, BuildGraph};
-
-/// A secret given with `--secret`.
-#[derive(Clone, Debug)]
-pub enum SecretSource {
-    File(PathBuf),
-    Env(String),
-}
 
 /// Network for RUN steps without `--network`.
 pub use lamina_runner::Network;
@@ -64,6 +63,9 @@ pub struct BuildRequest {
     pub cache_to: Vec<CacheSpec>,
     /// Transport/auth settings for registry caches.
     pub registry: RegistryOptions,
+    /// Without CAP_CHOWN, leave owners the kernel refuses as the caller's instead of failing (the engine
+    /// tests through the fake executor; real builds run as root and leave this false).
+    pub unprivileged: bool,
 }
 
 /// What a build produced.
@@ -78,39 +80,52 @@ pub struct BuildOutcome {
     pub cache_exported: Vec<(String, Digest, usize)>,
 }
 
-/// A finished stage, shared with the stages that need it.
-#[derive(Clone)]
-pub struct StageOut {
-    pub config: ImageConfig,
-    pub layers: Vec<Layer>,
-    pub key: Digest,
-    pub base_layers: usize,
+/// Shared state of one build, owned by [`build_with`]; steps see a [`StepCtx`] made from it.
+struct Engine<'a> {
+    store: &'a Store,
+    req: &'a BuildRequest,
+    progress: &'a dyn Progress,
+    executor: &'a dyn Executor,
+    context: Context,
+    /// Read-only RUN bind sources materialised so far (removed with the engine).
+    binds: BindSources,
+    cache: StepCache,
+    /// The platform each stage (by position) builds for.
+    platforms: Vec<Platform>,
+    writer: LayerWriter,
+    graph: BuildGraph,
+    settings: StepSettings,
+    step_ids: Mutex<usize>,
+    counts: Mutex<(usize, usize)>,
 }
 
-/// Shared state of one build.
-pub struct Engine<'a> {
-    pub store: &'a Store,
-    pub req: &'a BuildRequest,
-    pub progress: &'a dyn Progress,
-    pub context: Context,
-    /// Read-only RUN bind sources materialised so far (removed with the engine).
-    pub binds: BindSources,
-    pub cache: CacheIndex,
-    /// Records imported with `--cache-from`.
-    pub remote: Option<RemoteCache>,
-    /// The platform each stage (by position) builds for.
-    pub platforms: Vec<Platform>,
-    pub writer: LayerWriter,
-    pub graph: BuildGraph,
-    pub source: String,
-    pub created: String,
-    pub created_secs: i64,
-    pub step_ids: Mutex<usize>,
-    pub counts: Mutex<(usize, usize)>,
-    results: Mutex<Vec<Option<Result<StageOut, String>>>>,
-    done: Condvar,
-    slots: Mutex<usize>,
-    slot_free: Condvar,
+impl BuildRequest {
+    /// A request with lamina's defaults: the host platform, gzip, no args, no cache options.
+    pub fn new(dockerfile: impl Into<String>, context_dir: impl Into<PathBuf>) -> BuildRequest {
+        BuildRequest {
+            dockerfile: dockerfile.into(),
+            dockerfile_name: "Dockerfile".into(),
+            context_dir: context_dir.into(),
+            build_args: BTreeMap::new(),
+            target: None,
+            labels: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
+            network: Network::Host,
+            no_cache: false,
+            no_cache_filter: Vec::new(),
+            compression: Compression::default(),
+            squash: false,
+            source_date_epoch: None,
+            helper_exe: PathBuf::from("/proc/self/exe"),
+            platform: None,
+            image_overrides: BTreeMap::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            registry: RegistryOptions::default(),
+            unprivileged: false,
+        }
+    }
 }
 
 /// `.dockerignore` through the parser's matcher.
@@ -130,12 +145,26 @@ fn now_secs() -> (i64, u32) {
     (d.as_secs() as i64, d.subsec_nanos())
 }
 
-/// Builds the request into an image in `store` (not tagged: the caller tags/exports).
+/// Builds the request into an image in `store` (not tagged: the caller tags/exports), RUN steps in the
+/// runner's sandbox.
 ///
 /// Everything the build creates or uses in the store is held by a lease (the store's, if `store` is a
 /// leased handle, else one taken here for the build), so a concurrent `lamina prune` keeps it. A caller
 /// that tags or exports the image afterwards passes a leased store, to keep it until then.
 pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome, BuildError> {
+    let executor = RunnerExecutor {
+        helper_exe: req.helper_exe.clone(),
+    };
+    build_with(store, req, progress, &executor)
+}
+
+/// [`build`] with RUN processes run by `executor`.
+pub fn build_with(
+    store: &Store,
+    req: &BuildRequest,
+    progress: &dyn Progress,
+    executor: &dyn Executor,
+) -> Result<BuildOutcome, BuildError> {
     let own;
     let store = match store.current_lease() {
         Some(_) => store,
@@ -159,13 +188,11 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         &req.context_dir,
         Path::new(&req.dockerfile_name),
     )
-    .map_err(|e| BuildError::Parse {
-        message: layers::error_chain(&e),
-    })?;
+    .map_err(BuildError::Ignore)?;
     let ignore = (!matcher.is_empty()).then(|| Box::new(DockerIgnore(matcher)) as Box<dyn Ignore>);
     let cache_dir = store.cache_dir();
     let context = Context::open(&req.context_dir, ignore, Some(&cache_dir))?;
-    let cache = CacheIndex::open(&cache_dir)?;
+    let index = CacheIndex::open(&cache_dir)?;
     let (secs, nanos) = match req.source_date_epoch {
         Some(e) => (e, 0),
         None => now_secs(),
@@ -198,60 +225,51 @@ pub fn build(store: &Store, req: &BuildRequest, progress: &dyn Progress) -> Resu
         )?)
         .filter(|r| !r.is_empty())
     };
-    let n = graph.stages.len();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let engine = Engine {
         store,
         req,
         progress,
+        executor,
         context,
         binds: BindSources::new(),
-        cache,
-        remote,
+        cache: StepCache { index, remote },
         platforms,
         writer: LayerWriter::new(store, req.compression, req.source_date_epoch)?,
         graph,
-        source,
-        created: super::meta::rfc3339(secs, nanos),
-        created_secs: secs,
+        settings: StepSettings {
+            secrets: req.secrets.clone(),
+            ssh: req.ssh.clone(),
+            network: req.network,
+            registry: req.registry.clone(),
+            created: super::meta::rfc3339(secs, nanos),
+            created_secs: secs,
+            source,
+            unprivileged: req.unprivileged,
+        },
         step_ids: Mutex::new(0),
         counts: Mutex::new((0, 0)),
-        results: Mutex::new(vec![None; n]),
-        done: Condvar::new(),
-        slots: Mutex::new(cores.max(1)),
-        slot_free: Condvar::new(),
     };
-    std::thread::scope(|s| {
-        for pos in 0..n {
-            let e = &engine;
-            s.spawn(move || {
-                let r = e.run_stage(pos).map_err(|err| err.to_string_chain());
-                let mut res = e.results.lock().unwrap_or_else(|p| p.into_inner());
-                res[pos] = Some(r);
-                e.done.notify_all();
-            });
-        }
-    });
-    let mut all_layers: Vec<Layer> = Vec::new();
-    let target = {
-        let mut res = engine.results.lock().unwrap_or_else(|p| p.into_inner());
-        // The first failure (in stage order) is the one to report.
-        for r in res.iter() {
-            match r {
-                Some(Err(e)) => return Err(BuildError::Failed { message: e.clone() }),
-                Some(Ok(out)) => all_layers.extend(out.layers.iter().filter(|l| l.key.is_some()).cloned()),
-                None => {}
-            }
-        }
-        match res[n - 1].take() {
-            Some(Ok(out)) => out,
-            _ => {
-                return Err(BuildError::Failed {
-                    message: "target stage did not run".into(),
-                });
-            }
-        }
-    };
+    let nodes: Vec<Node> = engine
+        .graph
+        .stages
+        .iter()
+        .map(|st| Node {
+            deps: st.deps.clone(),
+        })
+        .collect();
+    let target_pos = nodes.len() - 1;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut outs = solve::solve(&nodes, target_pos, cores, |pos, deps| engine.run_stage(pos, deps))?;
+    // Stages in Dockerfile order, for a deterministic `--cache-to mode=max` record list.
+    let mut done: Vec<(usize, &StageOut)> = outs.iter().map(|(p, o)| (*p, o)).collect();
+    done.sort_by_key(|(p, _)| *p);
+    let all_layers: Vec<Layer> = done
+        .iter()
+        .flat_map(|(_, o)| o.layers.iter().filter(|l| l.key.is_some()).cloned())
+        .collect();
+    let target = outs
+        .remove(&target_pos)
+        .ok_or(BuildError::DependencyFailed { stage: target_pos })?;
     engine.context.save_memo()?;
     let target_layers: Vec<Layer> = target
         .layers
@@ -316,13 +334,6 @@ pub fn target_platform(req: &BuildRequest) -> Result<Platform, BuildError> {
     }
 }
 
-/// Same os and architecture, and the same variant when both name one.
-pub fn same_platform(a: &Platform, b: &Platform) -> bool {
-    a.os == b.os
-        && a.architecture == b.architecture
-        && (a.variant.is_none() || b.variant.is_none() || a.variant == b.variant)
-}
-
 /// The platform of each stage: its `FROM --platform`, else (FROM another stage) that stage's, else the
 /// target platform. BuildKit's rule, so `FROM --platform=$BUILDPLATFORM` stages run on the host.
 fn stage_platforms(graph: &BuildGraph, target: &Platform) -> Result<Vec<Platform>, BuildError> {
@@ -339,15 +350,14 @@ fn stage_platforms(graph: &BuildGraph, target: &Platform) -> Result<Vec<Platform
 }
 
 fn parse_graph(source: &str, req: &BuildRequest) -> Result<BuildGraph, BuildError> {
-    let df = dockerfile::parse(source, &req.dockerfile_name)
-        .map_err(|e| BuildError::Parse { message: e.render() })?;
+    let df = dockerfile::parse(source, &req.dockerfile_name).map_err(|e| BuildError::Parse(Box::new(e)))?;
     let opts = dockerfile::BuildOptions {
         target: req.target.clone(),
         build_args: req.build_args.clone(),
         platform: target_platform(req)?,
         ..Default::default()
     };
-    BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse { message: e.render() })
+    BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse(Box::new(e)))
 }
 
 /// Inserts each image base's ONBUILD triggers after its FROM line; None when there are none.
@@ -382,32 +392,7 @@ fn splice_onbuild(store: &Store, graph: &BuildGraph, source: &str) -> Option<Str
 }
 
 impl Engine<'_> {
-    /// Waits for stage `pos` to finish.
-    pub fn stage_result(&self, pos: usize) -> Result<StageOut, BuildError> {
-        let mut res = self.results.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            match &res[pos] {
-                Some(Ok(out)) => return Ok(out.clone()),
-                Some(Err(_)) => return Err(BuildError::DependencyFailed { stage: pos }),
-                None => res = self.done.wait(res).unwrap_or_else(|p| p.into_inner()),
-            }
-        }
-    }
-
-    fn acquire_slot(&self) {
-        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        while *s == 0 {
-            s = self.slot_free.wait(s).unwrap_or_else(|p| p.into_inner());
-        }
-        *s -= 1;
-    }
-
-    fn release_slot(&self) {
-        *self.slots.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.slot_free.notify_one();
-    }
-
-    pub fn next_step_id(&self) -> usize {
+    fn next_step_id(&self) -> usize {
         let mut id = self.step_ids.lock().unwrap_or_else(|p| p.into_inner());
         *id += 1;
         *id
@@ -422,84 +407,26 @@ impl Engine<'_> {
             if out.iter().any(|r| &r.key == key) {
                 continue;
             }
-            let rec = self.cache.get(key).ok_or_else(|| BuildError::CacheExport {
-                target: "build cache".into(),
-                message: format!("no cache record for step key {key} (was it written?)"),
-            })?;
+            let rec = self
+                .cache
+                .index
+                .get(key)
+                .ok_or_else(|| BuildError::CacheRecordMissing { key: key.clone() })?;
             out.push(rec);
         }
         Ok(out)
     }
 
-    /// A step whose key is in an imported cache: its layer fetched (if missing), its snapshot unpacked,
-    /// and the record kept in the local index. Anything wrong with the remote copy is a warning and a miss.
-    pub fn remote_hit(&self, key: &Digest) -> Option<Layer> {
-        let remote = self.remote.as_ref()?;
-        let warn = |message: String| self.progress.event(Event::Info { message });
-        let rec = match remote.fetch(key, self.store.blobs())? {
-            // Unpacked under its diff_id (a snapshot holds one layer's files, so that name is exact),
-            // never into whatever a crashed local run left under the step key.
-            Ok(rec) => CacheRecord {
-                snapshot: Some(rec.layer.diff_id.hex().to_string()),
-                ..rec
-            },
-            Err(e) => {
-                warn(format!("cache: {e}; running the step"));
-                return None;
-            }
-        };
-        match self.writer.from_cache(&rec) {
-            Ok(Some(layer)) => {
-                if let Err(e) = self.cache.put(&rec) {
-                    warn(format!("cache: recording {key}: {}", layers::error_chain(&e)));
-                }
-                Some(layer)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                warn(format!(
-                    "cache: imported layer {} for step key {key} is unusable: {}; running the step",
-                    rec.layer.digest,
-                    layers::error_chain(&e)
-                ));
-                None
-            }
+    fn images(&self) -> ImageBases<'_> {
+        ImageBases {
+            store: self.store,
+            writer: &self.writer,
+            overrides: &self.req.image_overrides,
         }
     }
 
-    /// Loads (pulls: not yet) an image base and its unpacked snapshot dirs.
-    pub fn image_base(&self, name: &str, platform: &Platform) -> Result<(Image, Vec<Layer>), BuildError> {
-        let want = platform.to_string();
-        let base_err = |source| BuildError::BaseImage {
-            name: name.to_string(),
-            source: Box::new(source),
-        };
-        let digest = match self.req.image_overrides.get(&(name.to_string(), want.clone())) {
-            Some(d) => d.clone(),
-            None => self.store.resolve(name).map_err(base_err)?.digest().clone(),
-        };
-        let img = self.store.load_image(&digest).map_err(base_err)?;
-        let has = img.config.platform();
-        // Images without a platform in their config (some hand-made ones) are taken as they are.
-        if !has.architecture.is_empty() && !same_platform(&has, platform) {
-            return Err(BuildError::BaseImagePlatform {
-                name: name.to_string(),
-                has: has.to_string(),
-                want,
-            });
-        }
-        let layers = self.writer.base_layers(&img)?;
-        Ok((img, layers))
-    }
-
-    fn run_stage(&self, pos: usize) -> Result<StageOut, BuildError> {
-        let stage = &self.graph.stages[pos];
-        for &d in &stage.deps {
-            self.stage_result(d)?;
-        }
-        self.acquire_slot();
-        let r = self.run_stage_inner(pos);
-        self.release_slot();
+    fn run_stage(&self, pos: usize, deps: &HashMap<usize, StageOut>) -> Result<StageOut, BuildError> {
+        let r = self.run_stage_inner(pos, deps);
         if let Err(e) = &r {
             self.progress.event(Event::Info {
                 message: format!("stage {} failed: {e}", self.stage_name(pos)),
@@ -508,12 +435,12 @@ impl Engine<'_> {
         r
     }
 
-    pub fn stage_name(&self, pos: usize) -> String {
+    fn stage_name(&self, pos: usize) -> String {
         let st = &self.graph.stages[pos];
         st.name.clone().unwrap_or_else(|| format!("stage-{}", st.index))
     }
 
-    fn run_stage_inner(&self, pos: usize) -> Result<StageOut, BuildError> {
+    fn run_stage_inner(&self, pos: usize, deps: &HashMap<usize, StageOut>) -> Result<StageOut, BuildError> {
         let stage = &self.graph.stages[pos];
         let from_line = stage.from.span.start.line as usize;
         let (config, layers, key) = match &stage.base {
@@ -525,7 +452,10 @@ impl Engine<'_> {
                 (c, Vec::new(), base_key("scratch"))
             }
             Base::Stage(i) => {
-                let out = self.stage_result(*i)?;
+                let out = deps
+                    .get(i)
+                    .ok_or(BuildError::DependencyFailed { stage: *i })?
+                    .clone();
                 (out.config, out.layers, out.key)
             }
             Base::Image(name) => {
@@ -539,7 +469,8 @@ impl Engine<'_> {
                     text: format!("FROM {name}"),
                 });
                 let (img, layers) = self
-                    .image_base(name, &self.platforms[pos])
+                    .images()
+                    .load(name, &self.platforms[pos])
                     .map_err(|e| e.at_line(from_line))?;
                 self.progress.event(Event::Done { id, seconds: 0.0 });
                 let key = base_key(&img.config_digest.to_string());
@@ -557,7 +488,7 @@ impl Engine<'_> {
         } else {
             self.graph
                 .expand_stage(pos, base_env)
-                .map_err(|e| BuildError::Parse { message: e.render() })?
+                .map_err(|e| BuildError::Parse(Box::new(e)))?
                 .0
         };
         let base_layers = layers.len();
@@ -573,11 +504,22 @@ impl Engine<'_> {
                 .no_cache_filter
                 .iter()
                 .any(|f| stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string());
-        let runner = StepRunner {
-            engine: self,
-            stage_pos: pos,
+        let images = self.images();
+        let ctx = StepCtx {
+            store: self.store,
+            writer: &self.writer,
+            cache: &self.cache,
+            progress: self.progress,
+            executor: self.executor,
+            context: &self.context,
+            binds: &self.binds,
+            images: &images,
+            stages: deps,
+            settings: &self.settings,
+            platform: &self.platforms[pos],
             no_cache,
         };
+        let runner = StepRunner { ctx: &ctx };
         for (i, step) in steps.iter().enumerate() {
             let started = Instant::now();
             let id = self.next_step_id();
@@ -588,7 +530,7 @@ impl Engine<'_> {
                 index: i + 1,
                 total,
                 line,
-                text: super::meta::instruction_text(&step.instruction, &self.source),
+                text: super::meta::instruction_text(&step.instruction, &self.settings.source),
             });
             match runner.execute(&mut state, step, id) {
                 Ok(None) => self.progress.event(Event::Done {
@@ -644,7 +586,7 @@ impl Engine<'_> {
             let base_hist = out.config.history.len() - count_new_history(&out.config, out.base_layers);
             let mut h = out.config.history[..base_hist].to_vec();
             h.push(super::meta::history(
-                &self.created,
+                &self.settings.created,
                 "lamina build --squash".into(),
                 false,
             ));
@@ -658,7 +600,7 @@ impl Engine<'_> {
         }
         out.config.rootfs.kind = "layers".into();
         out.config.rootfs.diff_ids = descs.iter().map(|d| d.diff_id.clone()).collect();
-        out.config.created = Some(self.created.clone());
+        out.config.created = Some(self.settings.created.clone());
         let _lock = self.store.lock_shared().map_err(|source| BuildError::Store {
             source: Box::new(source),
         })?;

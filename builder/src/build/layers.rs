@@ -5,16 +5,17 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
-use lamina_store::layer::Compression;
 use lamina_store::layer::apply::{ApplyOptions, WhiteoutMode, apply_layer};
 use lamina_store::layer::write::{WriteOptions, write_layer};
+use lamina_store::layer::{Compression, LayerError};
 use lamina_store::snapshot::Snapshots;
 use lamina_store::{BlobStore, Digest, Image, LayerDesc, Store};
 
 use super::BuildError;
 use super::cache::{CacheIndex, CacheRecord, CachedLayer};
 
-type Slot = (Mutex<Option<Result<LayerDesc, String>>>, Condvar);
+/// Filled once by the writer thread; every stage using the layer waits on it.
+type Slot = (Mutex<Option<Result<LayerDesc, Arc<LayerError>>>>, Condvar);
 
 /// One layer of a stage: its snapshot dir (usable now) and its blob descriptor (maybe still being written).
 #[derive(Clone)]
@@ -43,7 +44,7 @@ impl Layer {
                 Some(Err(e)) => {
                     return Err(BuildError::LayerWrite {
                         dir: self.dir.clone(),
-                        message: e.clone(),
+                        source: e.clone(),
                     });
                 }
                 None => g = self.slot.1.wait(g).unwrap_or_else(|p| p.into_inner()),
@@ -78,8 +79,8 @@ impl LayerWriter {
         source_date_epoch: Option<i64>,
     ) -> Result<LayerWriter, BuildError> {
         // Through the store, so a leased store's lease holds the build's snapshots and staging dirs.
-        let snapshots = store.snapshots().map_err(|e| BuildError::Snapshot {
-            message: e.to_string(),
+        let snapshots = store.snapshots().map_err(|source| BuildError::Store {
+            source: Box::new(source),
         })?;
         Ok(LayerWriter {
             blobs: store.blobs().clone(),
@@ -98,11 +99,7 @@ impl LayerWriter {
 
     /// A fresh empty dir on the snapshots' filesystem (an upper dir or a COPY target).
     pub fn staging(&self) -> Result<PathBuf, BuildError> {
-        self.snapshots
-            .new_staging_dir()
-            .map_err(|e| BuildError::Snapshot {
-                message: e.to_string(),
-            })
+        self.snapshots.new_staging_dir().map_err(snapshot_err)
     }
 
     /// The snapshot id for a step that just ran: its key, unless a snapshot of an earlier run of the same
@@ -124,9 +121,7 @@ impl LayerWriter {
 
     /// Renames a filled staging dir into place as the step's snapshot `id`.
     pub fn commit(&self, dir: PathBuf, key: &Digest) -> Result<PathBuf, BuildError> {
-        self.snapshots.commit(dir, key).map_err(|e| BuildError::Snapshot {
-            message: e.to_string(),
-        })
+        self.snapshots.commit(dir, key).map_err(snapshot_err)
     }
 
     /// Starts writing the layer blob of snapshot `dir` in the background; records the cache entry when done.
@@ -163,7 +158,7 @@ impl LayerWriter {
             }
             let r = write_layer(&dir, &opts, &blobs)
                 .map(|i| desc_of(&i))
-                .map_err(|e| error_chain(&e));
+                .map_err(Arc::new);
             {
                 *running.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                 running.1.notify_one();
@@ -207,10 +202,7 @@ impl LayerWriter {
         if !self
             .blobs
             .hold(&desc.digest)
-            .map_err(|e| BuildError::LayerWrite {
-                dir: self.snapshots.dir().to_path_buf(),
-                message: error_chain(&e),
-            })?
+            .map_err(|e| blob_err(&desc.digest, e))?
         {
             return Ok(None);
         }
@@ -224,17 +216,14 @@ impl LayerWriter {
             .ensure_layer(&self.blobs, &desc.digest, &desc.diff_id, &id)
             .map_err(|e| BuildError::LayerWrite {
                 dir: self.snapshots.path(&id),
-                message: error_chain(&e),
+                source: Arc::new(e),
             })?;
         let _ = self.snapshots.alias(&desc.diff_id, &id);
         Ok(Some(Layer::ready(dir, desc, Some(rec.key.clone()))))
     }
 
     fn apply_blob(&self, digest: &Digest, dest: &Path, mode: WhiteoutMode) -> Result<(), BuildError> {
-        let f = self.blobs.open_blob(digest).map_err(|e| BuildError::LayerWrite {
-            dir: dest.to_path_buf(),
-            message: error_chain(&e),
-        })?;
+        let f = self.blobs.open_blob(digest).map_err(|e| blob_err(digest, e))?;
         let opts = ApplyOptions {
             whiteouts: mode,
             ..Default::default()
@@ -242,7 +231,7 @@ impl LayerWriter {
         apply_layer(std::io::BufReader::with_capacity(256 * 1024, f), dest, &opts).map_err(|e| {
             BuildError::LayerWrite {
                 dir: dest.to_path_buf(),
-                message: error_chain(&e),
+                source: Arc::new(e),
             }
         })?;
         Ok(())
@@ -258,16 +247,12 @@ impl LayerWriter {
         // The base's blobs end up in the built image: held until it is tagged, even if the base is
         // untagged and pruned meanwhile.
         for (digest, _) in &pairs {
-            self.blobs.hold(digest).map_err(|e| BuildError::Snapshot {
-                message: error_chain(&e),
-            })?;
+            self.blobs.hold(digest).map_err(|e| blob_err(digest, e))?;
         }
         let dirs = self
             .snapshots
             .ensure_chain(&self.blobs, &pairs)
-            .map_err(|e| BuildError::Snapshot {
-                message: error_chain(&e),
-            })?;
+            .map_err(snapshot_err)?;
         Ok(dirs
             .into_iter()
             .zip(&img.layers)
@@ -284,7 +269,7 @@ impl LayerWriter {
         }
         let info = write_layer(&staging, &self.opts, &self.blobs).map_err(|e| BuildError::LayerWrite {
             dir: staging.clone(),
-            message: error_chain(&e),
+            source: Arc::new(e),
         })?;
         let _ = fs::remove_dir_all(&staging);
         Ok(desc_of(&info))
@@ -307,10 +292,18 @@ impl LayerWriter {
     }
 
     pub fn open_blob(&self, d: &Digest) -> Result<File, BuildError> {
-        self.blobs.open_blob(d).map_err(|e| BuildError::LayerWrite {
-            dir: self.blobs.path(d),
-            message: error_chain(&e),
-        })
+        self.blobs.open_blob(d).map_err(|e| blob_err(d, e))
+    }
+}
+
+fn snapshot_err(e: LayerError) -> BuildError {
+    BuildError::Snapshot { source: Box::new(e) }
+}
+
+fn blob_err(digest: &Digest, e: lamina_store::blob::BlobError) -> BuildError {
+    BuildError::Blob {
+        digest: digest.clone(),
+        source: Box::new(e),
     }
 }
 

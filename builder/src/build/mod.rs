@@ -12,7 +12,9 @@ pub mod bind_source;
 pub mod cache;
 pub mod context;
 pub mod copy;
+pub mod ctx;
 pub mod engine;
+pub mod exec;
 pub mod fetch;
 pub mod layers;
 pub mod meta;
@@ -21,10 +23,12 @@ pub mod perms;
 pub mod progress;
 pub mod remote_cache;
 pub mod run;
+pub mod run_mounts;
+pub mod solve;
 pub mod step;
 pub mod view;
 
-pub use engine::{BuildOutcome, BuildRequest, SecretSource, build};
+pub use engine::{BuildOutcome, BuildRequest, SecretSource, build, build_with};
 
 use std::path::PathBuf;
 
@@ -37,8 +41,20 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    #[error("exporting build cache to {target}: {message}")]
-    CacheExport { target: String, message: String },
+    #[error("exporting build cache to {target}")]
+    CacheExport {
+        target: String,
+        #[source]
+        source: Box<lamina_store::registry::RegistryError>,
+    },
+    #[error("exporting build cache to {path}")]
+    CacheDest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no cache record for step key {key} (was it written?)")]
+    CacheRecordMissing { key: lamina_store::Digest },
     #[error("build cache {path}")]
     Cache {
         path: PathBuf,
@@ -75,8 +91,11 @@ pub enum BuildError {
         what: &'static str,
         value: String,
     },
-    #[error("{message}")]
-    Parse { message: String },
+    #[error(".dockerignore")]
+    Ignore(#[source] crate::dockerfile::dockerignore::IgnoreError),
+    /// The front end's error, rendered with its source snippet.
+    #[error("{}", .0.render())]
+    Parse(Box<crate::dockerfile::ParseError>),
     #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/arm64")]
     Platform { platform: String },
     #[error(
@@ -101,29 +120,56 @@ pub enum BuildError {
         #[source]
         source: Box<lamina_store::StoreError>,
     },
-    #[error("snapshots: {message}")]
-    Snapshot { message: String },
-    #[error("writing layer from {dir}: {message}")]
-    LayerWrite { dir: PathBuf, message: String },
-    #[error("extracting archive {path}: {message}")]
-    Extract { path: PathBuf, message: String },
+    #[error("snapshots")]
+    Snapshot {
+        #[source]
+        source: Box<lamina_store::layer::LayerError>,
+    },
+    #[error("blob {digest}")]
+    Blob {
+        digest: lamina_store::Digest,
+        #[source]
+        source: Box<lamina_store::blob::BlobError>,
+    },
+    /// Shared: every stage using the layer waits for the one write.
+    #[error("writing layer from {dir}")]
+    LayerWrite {
+        dir: PathBuf,
+        #[source]
+        source: std::sync::Arc<lamina_store::layer::LayerError>,
+    },
+    #[error("extracting archive {path}")]
+    Extract {
+        path: PathBuf,
+        #[source]
+        source: Box<lamina_store::layer::LayerError>,
+    },
     #[error("Dockerfile:{line}: {what} is not supported yet")]
     Unsupported { line: usize, what: String },
     #[error("Dockerfile:{line}: secret {id:?} is required but was not given (--secret id={id},src=FILE)")]
     MissingSecret { line: usize, id: String },
-    #[error("Dockerfile:{line}: starting the RUN container: {message}")]
-    Runner { line: usize, message: String },
-    #[error("Dockerfile:{line}: RUN {command:?} exited with code {code}\n--- last output lines ---\n{tail}")]
+    #[error("secret {id:?}: reading {path}")]
+    SecretFile {
+        id: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Dockerfile:{line}: starting the RUN container")]
+    Runner {
+        line: usize,
+        #[source]
+        source: Box<exec::ExecError>,
+    },
+    #[error("Dockerfile:{line}: RUN {command:?} failed")]
     RunFailed {
         line: usize,
         command: String,
-        code: i32,
-        tail: String,
+        #[source]
+        exit: RunExit,
     },
     #[error("stage {stage} needed by this one failed")]
     DependencyFailed { stage: usize },
-    #[error("{message}")]
-    Failed { message: String },
     #[error(
         "Dockerfile:{line}: ADD --checksum needs exactly one URL source (one checksum can't pin several)"
     )]
@@ -135,8 +181,12 @@ pub enum BuildError {
         #[source]
         source: lamina_store::download::DownloadError,
     },
-    #[error("output {dest}: {message}")]
-    Output { dest: PathBuf, message: String },
+    #[error("output {dest}")]
+    Output {
+        dest: PathBuf,
+        #[source]
+        source: Box<output::OutputError>,
+    },
     /// A path of the context, a stage or an image that doesn't resolve inside its tree (a link loop).
     #[error(transparent)]
     Resolve(#[from] view::ResolveError),
@@ -144,6 +194,14 @@ pub enum BuildError {
     /// have to write through it; writes never follow links out of the layer.
     #[error("{path}: a symbolic link in the new layer is in the way; lamina does not write through it")]
     WriteThroughLink { path: PathBuf },
+}
+
+/// How a RUN command ended when it failed, with the last lines it printed.
+#[derive(Debug, thiserror::Error)]
+#[error("exited with code {code}\n--- last output lines ---\n{tail}")]
+pub struct RunExit {
+    pub code: i32,
+    pub tail: String,
 }
 
 impl BuildError {
@@ -160,7 +218,7 @@ impl BuildError {
             | BuildError::MissingSecret { .. }
             | BuildError::Runner { .. }
             | BuildError::RunFailed { .. }
-            | BuildError::Parse { .. }
+            | BuildError::Parse(_)
             | BuildError::DependencyFailed { .. }
             | BuildError::Fetch { .. }
             | BuildError::Emulation { .. }
@@ -174,6 +232,49 @@ impl BuildError {
 }
 
 impl BuildError {
+    /// Whether the build's input is at fault (the Dockerfile, the context, a missing secret or base,
+    /// a RUN command that failed) rather than lamina or the machine (store I/O, the sandbox).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            BuildError::AtLine { source, .. } => source.is_user_error(),
+            BuildError::Runner { source, .. } => source.is_user_error(),
+            BuildError::Context { .. }
+            | BuildError::SourceNotFound { .. }
+            | BuildError::CopyDestNotDir { .. }
+            | BuildError::UnknownUser { .. }
+            | BuildError::UnknownGroup { .. }
+            | BuildError::BadChmod { .. }
+            | BuildError::BadValue { .. }
+            | BuildError::Parse(_)
+            | BuildError::Ignore(_)
+            | BuildError::Platform { .. }
+            | BuildError::Emulation { .. }
+            | BuildError::BaseImagePlatform { .. }
+            | BuildError::BaseImage { .. }
+            | BuildError::Unsupported { .. }
+            | BuildError::MissingSecret { .. }
+            | BuildError::SecretFile { .. }
+            | BuildError::RunFailed { .. }
+            | BuildError::ChecksumManyUrls { .. }
+            | BuildError::Fetch { .. }
+            | BuildError::Resolve(_)
+            | BuildError::Extract { .. }
+            // The destination or registry the user named for `--cache-to`.
+            | BuildError::CacheExport { .. }
+            | BuildError::CacheDest { .. }
+            | BuildError::WriteThroughLink { .. } => true,
+            BuildError::CacheRecordMissing { .. }
+            | BuildError::Cache { .. }
+            | BuildError::Io { .. }
+            | BuildError::Store { .. }
+            | BuildError::Snapshot { .. }
+            | BuildError::Blob { .. }
+            | BuildError::LayerWrite { .. }
+            | BuildError::DependencyFailed { .. }
+            | BuildError::Output { .. } => false,
+        }
+    }
+
     /// The error and its causes on one line.
     pub fn to_string_chain(&self) -> String {
         layers::error_chain(self)

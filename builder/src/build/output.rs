@@ -10,6 +10,30 @@ use lamina_store::{Image, Reference, Store};
 use super::BuildError;
 use super::layers::LayerWriter;
 
+/// Why an `--output` could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("writing the file")]
+    Io(#[source] io::Error),
+    #[error("writing the archive")]
+    Archive(#[source] lamina_store::archive::ArchiveError),
+    #[error("writing the tar")]
+    Tar(#[source] lamina_store::layer::LayerError),
+}
+
+/// A bad `--output` value.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputSpecError {
+    #[error("unknown --output key {key:?}")]
+    UnknownKey { key: String },
+    #[error("bad --output part {part:?}")]
+    BadPart { part: String },
+    #[error("--output type={kind} needs dest=PATH")]
+    NoDest { kind: String },
+    #[error("unknown --output type {kind:?} (image, oci, docker, local, tar)")]
+    UnknownType { kind: String },
+}
+
 /// Where `--output` sends the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -23,7 +47,7 @@ pub enum Output {
 
 impl Output {
     /// Parses `type=oci,dest=out.tar` (or the short `dest` alone = local dir, `-`… not supported).
-    pub fn parse(s: &str) -> Result<Output, String> {
+    pub fn parse(s: &str) -> Result<Output, OutputSpecError> {
         let mut kind = None;
         let mut dest = None;
         for part in s.split(',') {
@@ -31,22 +55,24 @@ impl Output {
                 Some(("type", v)) => kind = Some(v.to_string()),
                 Some(("dest", v)) => dest = Some(PathBuf::from(v)),
                 Some((k, _)) if ["name", "push", "compression", "oci-mediatypes"].contains(&k) => {}
-                Some((k, _)) => return Err(format!("unknown --output key {k:?}")),
+                Some((k, _)) => return Err(OutputSpecError::UnknownKey { key: k.to_string() }),
                 None if kind.is_none() && dest.is_none() => dest = Some(PathBuf::from(part)),
-                None => return Err(format!("bad --output part {part:?}")),
+                None => {
+                    return Err(OutputSpecError::BadPart {
+                        part: part.to_string(),
+                    });
+                }
             }
         }
         let need =
-            |d: Option<PathBuf>, k: &str| d.ok_or_else(|| format!("--output type={k} needs dest=PATH"));
+            |d: Option<PathBuf>, k: &str| d.ok_or_else(|| OutputSpecError::NoDest { kind: k.to_string() });
         match kind.as_deref().unwrap_or("local") {
             "image" | "registry" => Ok(Output::Image),
             "oci" => Ok(Output::Oci(need(dest, "oci")?)),
             "docker" => Ok(Output::Docker(need(dest, "docker")?)),
             "local" => Ok(Output::Local(need(dest, "local")?)),
             "tar" => Ok(Output::Tar(need(dest, "tar")?)),
-            k => Err(format!(
-                "unknown --output type {k:?} (image, oci, docker, local, tar)"
-            )),
+            k => Err(OutputSpecError::UnknownType { kind: k.to_string() }),
         }
     }
 }
@@ -54,7 +80,7 @@ impl Output {
 fn oerr(dest: &Path) -> impl Fn(io::Error) -> BuildError + '_ {
     move |e| BuildError::Output {
         dest: dest.to_path_buf(),
-        message: e.to_string(),
+        source: Box::new(OutputError::Io(e)),
     }
 }
 
@@ -84,7 +110,7 @@ pub fn write_archive(
     let out = File::create(dest).map_err(oerr(dest))?;
     let archive_err = |e: lamina_store::archive::ArchiveError| BuildError::Output {
         dest: dest.to_path_buf(),
-        message: super::layers::error_chain(&e),
+        source: Box::new(OutputError::Archive(e)),
     };
     let w = save_with(
         store,
@@ -125,7 +151,7 @@ pub fn write_rootfs_tar(
     lamina_store::layer::write::write_tar(tmp.path(), &opts, io::BufWriter::new(out)).map_err(|e| {
         BuildError::Output {
             dest: dest.to_path_buf(),
-            message: super::layers::error_chain(&e),
+            source: Box::new(OutputError::Tar(e)),
         }
     })
 }

@@ -50,14 +50,51 @@ impl std::fmt::Display for CacheLocation {
     }
 }
 
+/// A `--cache-from`/`--cache-to` value that doesn't parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {flag} {value:?}")]
+pub struct CacheSpecError {
+    pub flag: &'static str,
+    pub value: String,
+    #[source]
+    pub problem: SpecProblem,
+}
+
+/// What is wrong with a cache spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecProblem {
+    #[error("bad reference")]
+    Reference(#[source] lamina_store::ReferenceError),
+    #[error("{part:?} is not KEY=VALUE")]
+    NotKeyValue { part: String },
+    #[error("mode must be min or max")]
+    Mode,
+    #[error("ignore-error must be true or false")]
+    IgnoreError,
+    #[error("unknown option {key:?}")]
+    UnknownOption { key: String },
+    #[error("type=registry needs ref=REFERENCE")]
+    NoRef,
+    #[error("type=local needs {key}=DIR")]
+    NoDir { key: &'static str },
+    #[error("unsupported cache type {kind:?} (registry or local)")]
+    Type { kind: String },
+    #[error("missing type=registry|local")]
+    NoType,
+}
+
 impl CacheSpec {
     /// Parses `type=registry,ref=R[,mode=min|max]`, `type=local,dest=DIR` (export) or `src=DIR` (import),
     /// or a bare reference (docker's `--cache-from IMAGE` shorthand for a registry cache).
-    pub fn parse(s: &str, export: bool) -> Result<CacheSpec, String> {
+    pub fn parse(s: &str, export: bool) -> Result<CacheSpec, CacheSpecError> {
         let flag = if export { "--cache-to" } else { "--cache-from" };
-        let bad = |why: &str| format!("invalid {flag} {s:?}: {why}");
+        let bad = |problem: SpecProblem| CacheSpecError {
+            flag,
+            value: s.to_string(),
+            problem,
+        };
         if !s.contains('=') {
-            let r = Reference::parse(s).map_err(|e| bad(&e.to_string()))?;
+            let r = Reference::parse(s).map_err(|e| bad(SpecProblem::Reference(e)))?;
             return Ok(CacheSpec {
                 location: CacheLocation::Registry(r),
                 mode: CacheMode::Min,
@@ -70,9 +107,11 @@ impl CacheSpec {
         let mut mode = CacheMode::Min;
         let mut ignore_error = false;
         for part in s.split(',') {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| bad(&format!("{part:?} is not KEY=VALUE")))?;
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                bad(SpecProblem::NotKeyValue {
+                    part: part.to_string(),
+                })
+            })?;
             match k {
                 "type" => kind = Some(v),
                 "ref" => reference = Some(v),
@@ -82,39 +121,37 @@ impl CacheSpec {
                     mode = match v {
                         "min" => CacheMode::Min,
                         "max" => CacheMode::Max,
-                        _ => return Err(bad("mode must be min or max")),
+                        _ => return Err(bad(SpecProblem::Mode)),
                     }
                 }
                 "ignore-error" => {
                     ignore_error = match v {
                         "true" => true,
                         "false" => false,
-                        _ => return Err(bad("ignore-error must be true or false")),
+                        _ => return Err(bad(SpecProblem::IgnoreError)),
                     }
                 }
                 // Options BuildKit accepts that change nothing here.
                 "compression" | "compression-level" | "force-compression" | "oci-mediatypes"
                 | "image-manifest" | "digest" => {}
-                _ => return Err(bad(&format!("unknown option {k:?}"))),
+                _ => return Err(bad(SpecProblem::UnknownOption { key: k.to_string() })),
             }
         }
         let location = match kind {
             Some("registry") => {
-                let r = reference.ok_or_else(|| bad("type=registry needs ref=REFERENCE"))?;
-                CacheLocation::Registry(Reference::parse(r).map_err(|e| bad(&e.to_string()))?)
+                let r = reference.ok_or_else(|| bad(SpecProblem::NoRef))?;
+                CacheLocation::Registry(Reference::parse(r).map_err(|e| bad(SpecProblem::Reference(e)))?)
             }
             Some("local") => {
                 let d = dir.ok_or_else(|| {
-                    bad(if export {
-                        "type=local needs dest=DIR"
-                    } else {
-                        "type=local needs src=DIR"
+                    bad(SpecProblem::NoDir {
+                        key: if export { "dest" } else { "src" },
                     })
                 })?;
                 CacheLocation::Local(PathBuf::from(d))
             }
-            Some(t) => return Err(bad(&format!("unsupported cache type {t:?} (registry or local)"))),
-            None => return Err(bad("missing type=registry|local")),
+            Some(t) => return Err(bad(SpecProblem::Type { kind: t.to_string() })),
+            None => return Err(bad(SpecProblem::NoType)),
         };
         Ok(CacheSpec {
             location,
@@ -221,7 +258,7 @@ impl RemoteCache {
 
     /// The imported record for `key`, with its layer blob now in `blobs` (fetched if missing).
     /// `Err` carries why a listed record could not be used (the caller warns and runs the step).
-    pub fn fetch(&self, key: &Digest, blobs: &BlobStore) -> Option<Result<CacheRecord, String>> {
+    pub fn fetch(&self, key: &Digest, blobs: &BlobStore) -> Option<Result<CacheRecord, RemoteLayerError>> {
         let (rec, desc, idx) = self.records.get(key)?;
         if blobs.contains(&desc.digest) {
             return Some(Ok(rec.clone()));
@@ -236,13 +273,10 @@ impl RemoteCache {
             (CacheLocation::Registry(_), None) => unreachable!("registry sources always have a client"),
         };
         Some(
-            r.map_err(|e| {
-                format!(
-                    "layer {} from {}: {}",
-                    desc.digest,
-                    src.location,
-                    layers::error_chain(&e)
-                )
+            r.map_err(|source| RemoteLayerError::Fetch {
+                digest: desc.digest.clone(),
+                location: src.location.to_string(),
+                source: Box::new(source),
             })
             .and_then(|()| check_media_type(blobs, desc))
             .map(|()| rec.clone()),
@@ -250,9 +284,35 @@ impl RemoteCache {
     }
 }
 
+/// Why an imported record's layer can't be used (the step then runs as a miss).
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteLayerError {
+    #[error("layer {digest} from {location}")]
+    Fetch {
+        digest: Digest,
+        location: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    #[error("layer {digest}")]
+    Read {
+        digest: Digest,
+        #[source]
+        source: lamina_store::blob::BlobError,
+    },
+    #[error("layer {digest}: unknown layer media type {media_type:?}")]
+    UnknownMediaType { digest: Digest, media_type: String },
+    #[error("layer {digest} is {actual} but its record says {media_type:?}")]
+    MediaTypeMismatch {
+        digest: Digest,
+        actual: &'static str,
+        media_type: String,
+    },
+}
+
 /// The record's media type goes into the image manifest as is, so it must say what the blob is: other
 /// clients decompress by media type (lamina sniffs, so a lie would go unnoticed here).
-fn check_media_type(blobs: &BlobStore, desc: &Descriptor) -> Result<(), String> {
+fn check_media_type(blobs: &BlobStore, desc: &Descriptor) -> Result<(), RemoteLayerError> {
     use std::io::Read;
     let mut magic = [0u8; 4];
     let n = blobs
@@ -264,7 +324,10 @@ fn check_media_type(blobs: &BlobStore, desc: &Descriptor) -> Result<(), String> 
                 source: e,
             })
         })
-        .map_err(|e| format!("layer {}: {}", desc.digest, layers::error_chain(&e)))?;
+        .map_err(|source| RemoteLayerError::Read {
+            digest: desc.digest.clone(),
+            source,
+        })?;
     let actual = match &magic[..n] {
         [0x1f, 0x8b, ..] => "gzip",
         [0x28, 0xb5, 0x2f, 0xfd] => "zstd",
@@ -276,13 +339,19 @@ fn check_media_type(blobs: &BlobStore, desc: &Descriptor) -> Result<(), String> 
         | "application/vnd.docker.image.rootfs.diff.tar.gzip" => "gzip",
         "application/vnd.oci.image.layer.v1.tar+zstd" => "zstd",
         "application/vnd.oci.image.layer.v1.tar" | "application/vnd.docker.image.rootfs.diff.tar" => "tar",
-        _ => return Err(format!("layer {}: unknown layer media type {mt:?}", desc.digest)),
+        _ => {
+            return Err(RemoteLayerError::UnknownMediaType {
+                digest: desc.digest.clone(),
+                media_type: mt.to_string(),
+            });
+        }
     };
     if claimed != actual {
-        return Err(format!(
-            "layer {} is {actual} but its record says {mt:?}",
-            desc.digest
-        ));
+        return Err(RemoteLayerError::MediaTypeMismatch {
+            digest: desc.digest.clone(),
+            actual,
+            media_type: mt.to_string(),
+        });
     }
     Ok(())
 }
@@ -313,9 +382,9 @@ pub fn export(
             CacheMode::Max => max_records,
         };
         let list = entries(recs);
-        let fail = |e: &RegistryError| BuildError::CacheExport {
+        let fail = |e: RegistryError| BuildError::CacheExport {
             target: spec.location.to_string(),
-            message: layers::error_chain(e),
+            source: Box::new(e),
         };
         let written = match &spec.location {
             CacheLocation::Registry(r) => {
@@ -327,14 +396,14 @@ pub fn export(
                     let c = client_for(r, opts)?;
                     rcache::export(&c, r, blobs, &list, &NoProgress).await
                 })
-                .map_err(|e| fail(&e))
+                .map_err(fail)
             }
             CacheLocation::Local(d) => std::fs::create_dir_all(d)
-                .map_err(|source| BuildError::Io {
+                .map_err(|source| BuildError::CacheDest {
                     path: d.clone(),
                     source,
                 })
-                .and_then(|()| rcache::export_local(d, blobs, &list).map_err(|e| fail(&e))),
+                .and_then(|()| rcache::export_local(d, blobs, &list).map_err(fail)),
         };
         match written {
             Ok(digest) => out.push((spec.location.to_string(), digest, list.len())),
@@ -370,7 +439,7 @@ mod tests {
             "type=registry,ref=a,mode=all",
             "type=local,dest=/x,bogus=1",
         ] {
-            let e = CacheSpec::parse(bad, true).unwrap_err();
+            let e = CacheSpec::parse(bad, true).unwrap_err().to_string();
             assert!(e.contains("--cache-to") && e.contains(bad), "{e}");
         }
     }

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lamina_store::Digest;
 use lamina_store::config::ImageConfig;
@@ -12,7 +12,7 @@ use super::BuildError;
 use super::cache::KeyBuilder;
 use super::context::{Context, SourceTree, select, selection_digest};
 use super::copy::{CopySpec, copy};
-use super::engine::Engine;
+use super::ctx::StepCtx;
 use super::layers::Layer;
 use super::meta::{self, StageMeta};
 use super::perms::{parse_chmod, resolve_chown};
@@ -66,10 +66,9 @@ impl StageState {
     }
 }
 
-pub struct StepRunner<'e, 'a> {
-    pub engine: &'e Engine<'a>,
-    pub stage_pos: usize,
-    pub no_cache: bool,
+/// Runs the steps of one stage with its [`StepCtx`].
+pub struct StepRunner<'c, 'a> {
+    pub ctx: &'c StepCtx<'a>,
 }
 
 fn used_vars(step: &Step) -> Vec<(String, String)> {
@@ -125,8 +124,10 @@ impl StepRunner<'_, '_> {
                     Some(u) => Some(resolve_chown(&view, &u, line)?),
                     None => None,
                 };
-                self.layer_step(st, key, |upper| super::copy::mkdir_p(&view, upper, &comps, owner))
-                    .map(Some)
+                self.layer_step(st, key, |upper| {
+                    super::copy::mkdir_p(&view, upper, &comps, owner, self.ctx.settings.unprivileged)
+                })
+                .map(Some)
             }
             _ => {
                 let cc = st.config.config_mut();
@@ -148,10 +149,10 @@ impl StepRunner<'_, '_> {
         empty: bool,
     ) {
         let shell = st.shell();
-        let cb = meta::created_by(instr, &self.engine.source, &shell, run_args);
+        let cb = meta::created_by(instr, &self.ctx.settings.source, &shell, run_args);
         st.config
             .history
-            .push(meta::history(&self.engine.created, cb, empty));
+            .push(meta::history(&self.ctx.settings.created, cb, empty));
     }
 
     /// Cache lookup, else `produce` into a staging dir → snapshot → background layer write. The step's
@@ -162,17 +163,14 @@ impl StepRunner<'_, '_> {
         key: Digest,
         produce: impl FnOnce(&Path) -> Result<(), BuildError>,
     ) -> Result<bool, BuildError> {
-        let w = &self.engine.writer;
-        if !self.no_cache {
-            let local = match self.engine.cache.get(&key) {
-                Some(rec) => w.from_cache(&rec)?,
-                None => None,
-            };
-            if let Some(layer) = local.or_else(|| self.engine.remote_hit(&key)) {
-                st.layers.push(layer);
-                st.key = key;
-                return Ok(true);
-            }
+        let c = self.ctx;
+        let w = c.writer;
+        if !c.no_cache
+            && let Some(layer) = c.cache.lookup(&key, w, c.store, c.progress)?
+        {
+            st.layers.push(layer);
+            st.key = key;
+            return Ok(true);
         }
         let staging = w.staging()?;
         if let Err(e) = produce(&staging) {
@@ -187,7 +185,7 @@ impl StepRunner<'_, '_> {
             .last()
             .and_then(|h| h.created_by.clone())
             .unwrap_or_default();
-        let created = self.engine.created_secs;
+        let created = c.settings.created_secs;
         st.layers
             .push(w.spawn(dir, key.clone(), &id, created_by, created));
         st.key = key;
@@ -204,7 +202,7 @@ impl StepRunner<'_, '_> {
     ) -> Result<bool, BuildError> {
         let instr = &step.instruction;
         let line = instr.span.start.line as usize;
-        let e = self.engine;
+        let e = self.ctx;
         // Heredoc sources become files of a small private context.
         let heredoc_dir;
         let mut url_dir: Option<tempfile::TempDir> = None;
@@ -257,7 +255,7 @@ impl StepRunner<'_, '_> {
                 pinned_urls = Some(fetch);
             } else {
                 // Unpinned: always fetched, keyed by content and Last-Modified (the file's mtime).
-                for d in fetch.fetch(&e.req.registry)? {
+                for d in fetch.fetch(&e.settings.registry)? {
                     let mtime = d
                         .last_modified
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -286,22 +284,20 @@ impl StepRunner<'_, '_> {
                     } else {
                         format!("{a}/{b}")
                     };
-                    selected.extend(select(&e.context, &pat).map_err(|er| er.at_line(line))?);
+                    selected.extend(select(e.context, &pat).map_err(|er| er.at_line(line))?);
                 }
-                let d = selection_digest(&e.context, &selected, &exclude)?;
+                let d = selection_digest(e.context, &selected, &exclude)?;
                 kb.field(&d.to_string());
-                (&e.context as &dyn SourceTree, true)
+                (e.context as &dyn SourceTree, true)
             }
             (None, Some(Ref::Stage(i))) => {
-                let out = e.stage_result(*i)?;
+                let out = e.stage(*i)?;
                 kb.field(&out.key.to_string());
-                view_holder = View::new(out.layers.iter().rev().map(|l| l.dir.clone()).collect());
+                view_holder = out.view();
                 (&view_holder as &dyn SourceTree, false)
             }
             (None, Some(Ref::Image(name))) => {
-                let (img, layers) = e
-                    .image_base(name, &e.platforms[self.stage_pos])
-                    .map_err(|er| er.at_line(line))?;
+                let (img, layers) = e.images.load(name, e.platform).map_err(|er| er.at_line(line))?;
                 kb.field(&img.config_digest.to_string());
                 stage_ctx = View::new(layers.iter().rev().map(|l| l.dir.clone()).collect());
                 (&stage_ctx as &dyn SourceTree, false)
@@ -334,11 +330,12 @@ impl StepRunner<'_, '_> {
             from_context,
             link_files: !from_context,
             extract: if unpack { Some(&extract_fn) } else { None },
+            unprivileged: e.settings.unprivileged,
         };
         self.add_history(st, instr, &[], false);
         let r = self.layer_step(st, key, |upper| {
             if let Some(f) = &pinned_urls {
-                f.fetch(&self.engine.req.registry)?;
+                f.fetch(&self.ctx.settings.registry)?;
             }
             copy(tree, &target, upper, &spec).map(|_| ())
         });
@@ -353,25 +350,21 @@ impl StepRunner<'_, '_> {
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
             .collect();
         self.add_history(st, &step.instruction, &run_args, false);
-        let lower: Vec<PathBuf> = st.layers.iter().map(|l| l.dir.clone()).collect();
-        let cfg = st.config.config.clone().unwrap_or_default();
-        let shell = st.shell();
-        let workdir = st.workdir();
-        let view = st.view();
-        self.layer_step(st, key, |upper| {
-            super::run::run_step(
-                self.engine,
-                self.stage_pos,
-                step,
-                id,
-                &lower,
-                upper,
-                &cfg,
-                &shell,
-                &workdir,
-                &view,
-            )
-        })
+        let input = super::run::RunInput {
+            step,
+            id,
+            lower: st.layers.iter().map(|l| l.dir.clone()).collect(),
+            user: st
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.user.clone())
+                .filter(|u| !u.is_empty()),
+            shell: st.shell(),
+            workdir: st.workdir(),
+            view: st.view(),
+        };
+        self.layer_step(st, key, |upper| super::run::run_step(self.ctx, &input, upper))
     }
 }
 
@@ -435,7 +428,7 @@ pub fn extract_archive(archive: &Path, dest: &Path, _tmp: &Path) -> Result<bool,
     let opts = lamina_store::layer::apply::ApplyOptions::default();
     lamina_store::layer::apply::apply_layer(chained, dest, &opts).map_err(|e| BuildError::Extract {
         path: archive.to_path_buf(),
-        message: super::layers::error_chain(&e),
+        source: Box::new(e),
     })?;
     Ok(true)
 }

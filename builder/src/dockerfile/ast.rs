@@ -187,6 +187,34 @@ impl Mount {
         self.readonly.unwrap_or(self.mount_type == MountType::Bind)
     }
 
+    /// tmpfs `size=` in bytes (0: the kernel's default); the front end rejected sizes that don't parse.
+    pub fn size_bytes(&self) -> u64 {
+        self.size
+            .as_ref()
+            .and_then(|w| super::values::parse_size(&w.value))
+            .unwrap_or(0)
+    }
+
+    fn number(w: &Option<Word>) -> Option<u32> {
+        w.as_ref().and_then(|w| w.value.parse().ok())
+    }
+
+    /// `uid=`/`gid=` (default 0).
+    pub fn owner(&self) -> (u32, u32) {
+        (
+            Self::number(&self.uid).unwrap_or(0),
+            Self::number(&self.gid).unwrap_or(0),
+        )
+    }
+
+    /// `mode=` (octal), else `default`.
+    pub fn mode_or(&self, default: u32) -> u32 {
+        self.mode
+            .as_ref()
+            .and_then(|m| u32::from_str_radix(&m.value, 8).ok())
+            .unwrap_or(default)
+    }
+
     /// The id BuildKit uses: given, else the target (cache), the target's base name (secret), `default` (ssh).
     pub fn effective_id(&self) -> Option<String> {
         if let Some(id) = &self.id {

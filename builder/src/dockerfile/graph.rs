@@ -449,26 +449,26 @@ impl BuildGraph {
         let mut expanded: Visited = vec![None; n];
         let mut state = vec![0u8; n]; // 0 new, 1 in progress, 2 done
         let mut order: Vec<usize> = Vec::new();
-        #[allow(clippy::too_many_arguments)]
-        fn visit(
-            i: usize,
-            ctx: &Ctx,
-            raws_body: &[Vec<Instruction>],
-            froms: &[(Instruction, Base, Option<String>, Vec<String>)],
-            names: &[Option<String>],
-            expanded: &mut Visited,
-            state: &mut Vec<u8>,
-            order: &mut Vec<usize>,
-            consumed: &mut BTreeSet<String>,
-            via: Span,
-        ) -> Result<(), ParseError> {
+        /// The depth-first walk's inputs and what it fills in.
+        struct Walk<'w> {
+            ctx: &'w Ctx,
+            raws_body: &'w [Vec<Instruction>],
+            froms: &'w [(Instruction, Base, Option<String>, Vec<String>)],
+            names: &'w [Option<String>],
+            expanded: &'w mut Visited,
+            state: &'w mut Vec<u8>,
+            order: &'w mut Vec<usize>,
+            consumed: &'w mut BTreeSet<String>,
+        }
+        fn visit(i: usize, w: &mut Walk<'_>, via: Span) -> Result<(), ParseError> {
+            let (ctx, raws_body, froms, names) = (w.ctx, w.raws_body, w.froms, w.names);
             let label = |j: usize| names[j].clone().unwrap_or_else(|| j.to_string());
-            match state[i] {
+            match w.state[i] {
                 2 => return Ok(()),
                 1 => {
                     // The stages still in progress from `i` on form the cycle.
-                    let mut path: Vec<String> = (0..state.len())
-                        .filter(|&j| state[j] == 1 && j != i)
+                    let mut path: Vec<String> = (0..w.state.len())
+                        .filter(|&j| w.state[j] == 1 && j != i)
                         .map(label)
                         .collect();
                     path.insert(0, label(i));
@@ -483,22 +483,11 @@ impl BuildGraph {
                 }
                 _ => {}
             }
-            state[i] = 1;
+            w.state[i] = 1;
             let base_env = match &froms[i].1 {
                 Base::Stage(j) => {
-                    visit(
-                        *j,
-                        ctx,
-                        raws_body,
-                        froms,
-                        names,
-                        expanded,
-                        state,
-                        order,
-                        consumed,
-                        froms[i].0.span,
-                    )?;
-                    expanded[*j]
+                    visit(*j, w, froms[i].0.span)?;
+                    w.expanded[*j]
                         .as_ref()
                         .map(|e| (e.1.clone(), e.3.clone()))
                         .unwrap_or_default()
@@ -515,7 +504,7 @@ impl BuildGraph {
                 &raws_body[i],
                 base_env,
                 base_args.clone(),
-                consumed,
+                w.consumed,
                 &|name: &str| resolve_ref(name, names, raws_body.len()),
             )?;
             let mut deps = Vec::new();
@@ -535,27 +524,16 @@ impl BuildGraph {
                                 },
                             ));
                         }
-                        visit(
-                            *j,
-                            ctx,
-                            raws_body,
-                            froms,
-                            names,
-                            expanded,
-                            state,
-                            order,
-                            consumed,
-                            s.instruction.span,
-                        )?;
+                        visit(*j, w, s.instruction.span)?;
                         if !deps.contains(j) {
                             deps.push(*j);
                         }
                     }
                 }
             }
-            expanded[i] = Some((steps, final_env, deps, final_args, base_args));
-            state[i] = 2;
-            order.push(i);
+            w.expanded[i] = Some((steps, final_env, deps, final_args, base_args));
+            w.state[i] = 2;
+            w.order.push(i);
             Ok(())
         }
         let mut bodies: Vec<Vec<Instruction>> = raws
@@ -565,14 +543,16 @@ impl BuildGraph {
         let target_span = froms[target].0.span;
         visit(
             target,
-            &ctx,
-            &bodies,
-            &froms,
-            &names,
-            &mut expanded,
-            &mut state,
-            &mut order,
-            &mut consumed,
+            &mut Walk {
+                ctx: &ctx,
+                raws_body: &bodies,
+                froms: &froms,
+                names: &names,
+                expanded: &mut expanded,
+                state: &mut state,
+                order: &mut order,
+                consumed: &mut consumed,
+            },
             target_span,
         )?;
 

@@ -217,34 +217,32 @@ pub fn valid_checksum(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// tmpfs `size=`: bytes with an optional k/m/g/t/p suffix (and optional b/ib).
-pub fn valid_size(s: &str) -> bool {
-    let l = s.to_ascii_lowercase();
+/// tmpfs `size=`: bytes with an optional k/m/g/t/p suffix (and optional b/ib), in binary units as
+/// BuildKit reads them (`64m` = 64 MiB, `1.5g` = 1.5 GiB). The one parser of the value: the front end
+/// validates with it and the engine hands its result to the runner.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let l = s.trim().to_ascii_lowercase();
     let num_len = l
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(l.len());
-    if num_len == 0 || l[..num_len].parse::<f64>().is_err() {
-        return false;
-    }
-    matches!(
-        &l[num_len..],
-        "" | "b"
-            | "k"
-            | "kb"
-            | "kib"
-            | "m"
-            | "mb"
-            | "mib"
-            | "g"
-            | "gb"
-            | "gib"
-            | "t"
-            | "tb"
-            | "tib"
-            | "p"
-            | "pb"
-            | "pib"
-    )
+    let n: f64 = l.get(..num_len).filter(|n| !n.is_empty())?.parse().ok()?;
+    let unit = l[num_len..].trim_end_matches("ib").trim_end_matches('b');
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return None,
+    };
+    let bytes = n * (1u64 << shift) as f64;
+    (bytes.is_finite() && bytes < u64::MAX as f64).then(|| bytes.round() as u64)
+}
+
+/// Whether [`parse_size`] accepts `s`.
+pub fn valid_size(s: &str) -> bool {
+    parse_size(s).is_some()
 }
 
 /// Values of `--mount` options that have a fixed syntax; `None` when fine, else what was expected.

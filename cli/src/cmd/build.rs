@@ -139,7 +139,7 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
 fn parse_caches(specs: &[String], export: bool) -> anyhow::Result<Vec<CacheSpec>> {
     specs
         .iter()
-        .map(|s| CacheSpec::parse(s, export).map_err(anyhow::Error::msg))
+        .map(|s| CacheSpec::parse(s, export).map_err(anyhow::Error::new))
         .collect()
 }
 
@@ -302,7 +302,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let outputs: Vec<Output> = args
         .outputs
         .iter()
-        .map(|o| Output::parse(o).map_err(anyhow::Error::msg))
+        .map(|o| Output::parse(o).map_err(anyhow::Error::new))
         .collect::<anyhow::Result<_>>()?;
     let mode = match args.progress.as_str() {
         _ if args.quiet => Mode::Quiet,
@@ -333,6 +333,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         cache_from: parse_caches(&args.cache_from, false)?,
         cache_to: parse_caches(&args.cache_to, true)?,
         registry: registry_flags(args, "quiet").options()?,
+        unprivileged: false,
     };
     let store = super::open_store(cli)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();

@@ -1,0 +1,10 @@
+//! Engine tests without root: builds through `build_with` and the fake executor in a temp store.
+
+mod cache;
+mod copy;
+mod errors;
+mod meta;
+mod onbuild;
+mod run;
+mod schedule;
+mod support;
