@@ -9,7 +9,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use lamina_runner::{Mount, Network, Process, RunRequest, RunStdio};
-use lamina_store::Digest;
 use lamina_store::config::ContainerConfig;
 
 use super::BuildError;
@@ -116,7 +115,7 @@ pub fn run_step(
     let mut scratch = Scratch { paths: Vec::new() };
     let tmp = engine.store.tmp_dir().to_path_buf();
     let mut rmounts = Vec::new();
-    let mut locks: Vec<fs::File> = Vec::new();
+    let mut locks: Vec<lamina_store::buildcache::CacheMount> = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         let target = m.effective_target().unwrap_or_default();
         let target = if target.starts_with('/') {
@@ -130,37 +129,21 @@ pub fn run_step(
                 let uid = word(&m.uid).and_then(|u| u.parse::<u32>().ok()).unwrap_or(0);
                 let gid = word(&m.gid).and_then(|g| g.parse::<u32>().ok()).unwrap_or(0);
                 let mode = parse_mode(&word(&m.mode), 0o755);
-                let name = Digest::sha256_of(format!("{cid}\0{uid}\0{gid}\0{mode:o}").as_bytes());
-                let dir = engine.store.cache_dir().join("mounts").join(&name.hex()[..32]);
-                if !dir.exists() {
-                    let io = |source| BuildError::Io {
-                        path: dir.clone(),
-                        source,
-                    };
-                    let staging = tmp.join(format!("cache-{}", lamina_runner::new_id()));
-                    fs::create_dir_all(&staging).map_err(io)?;
-                    fs::set_permissions(&staging, fs::Permissions::from_mode(mode)).map_err(io)?;
-                    std::os::unix::fs::chown(&staging, Some(uid), Some(gid)).map_err(io)?;
-                    fs::create_dir_all(dir.parent().unwrap_or(Path::new("/"))).map_err(io)?;
-                    if fs::rename(&staging, &dir).is_err() {
-                        let _ = fs::remove_dir(&staging); // lost a race: another build created it
-                    }
-                }
-                if word(&m.sharing).as_deref() == Some("locked") {
+                let spec = lamina_store::buildcache::CacheMountSpec {
+                    id: cid,
+                    uid,
+                    gid,
+                    mode,
                     // One writer at a time across builds: held until this RUN ends.
-                    let lp = dir.with_extension("lock");
-                    let f = fs::File::create(&lp).map_err(|source| BuildError::Io {
-                        path: lp.clone(),
-                        source,
-                    })?;
-                    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-                        BuildError::Io {
-                            path: lp.clone(),
-                            source: e.into(),
-                        }
-                    })?;
-                    locks.push(f);
-                }
+                    locked: word(&m.sharing).as_deref() == Some("locked"),
+                };
+                let held = engine
+                    .store
+                    .cache_mount(&spec)
+                    .map_err(|e| BuildError::Store { source: Box::new(e) })?;
+                let dir = held.path.clone();
+                // Held until this RUN ends: keeps GC (and, if locked, other builds) off the mount.
+                locks.push(held);
                 rmounts.push(Mount::Bind {
                     source: dir,
                     destination: target,
