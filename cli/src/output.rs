@@ -89,6 +89,11 @@ pub fn human_ago(rfc3339: Option<&str>) -> String {
     let Some(then) = rfc3339.and_then(parse_rfc3339) else {
         return "N/A".to_owned();
     };
+    human_ago_unix(then)
+}
+
+/// [`human_ago`] of a time in Unix seconds.
+pub fn human_ago_unix(then: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -166,31 +171,8 @@ mod sigpipe {
 /// Parses a size like `20MB`, `1.5 GB`, `512k`, `4MiB` or `1000` (bytes). Decimal units (kB, MB, GB, TB) are
 /// powers of 1000 like [`human_size`] prints; binary units (KiB, MiB, GiB, TiB) powers of 1024.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = (t[..split].trim(), t[split..].trim());
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected a number with an optional unit"))?;
-    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        _ => {
-            return Err(format!(
-                "invalid size {s:?}: unknown unit {unit:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ));
-        }
-    };
-    Ok((n * mult).round() as u64)
+    // One size grammar: the store's, which also reads `gc.keepStorage`.
+    lamina_store::gc::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// A text table with aligned columns; numeric-looking columns are right-aligned when marked.

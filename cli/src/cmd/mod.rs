@@ -37,6 +37,7 @@ pub mod save;
 pub mod signals;
 pub mod stop;
 pub mod subject;
+pub mod system;
 pub mod tag;
 pub mod tags;
 pub mod transfer;
