@@ -62,7 +62,8 @@ fn du(root: &Path) -> u64 {
         .unwrap()
 }
 
-fn build(root: &Path, ctx: &Path) {
+/// Builds `ctx` as `app`; returns stderr.
+fn build(root: &Path, ctx: &Path) -> String {
     let out = Command::new(lamina_bin())
         .arg("--root")
         .arg(root)
@@ -71,11 +72,9 @@ fn build(root: &Path, ctx: &Path) {
         .env_remove("LAMINA_GC_KEEP_STORAGE")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "build failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "build failed:\n{stderr}");
+    stderr
 }
 
 /// `system df --format json`: (type → (count, size bytes)).
@@ -178,15 +177,21 @@ fn automatic_gc_after_a_build_keeps_the_budget() {
     let root = t.path().join("store");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("config.json"), r#"{"gc":{"keepStorage":"30MB"}}"#).unwrap();
+    let mut collected = 0;
     for seed in 10..=13 {
         std::fs::write(ctx.join("data.bin"), noise(seed, DATA)).unwrap();
-        build(&root, &ctx);
-        assert!(
-            du(&root) <= BUDGET + 1_000_000,
-            "over budget after build {seed}: {}",
-            du(&root)
-        );
+        let stderr = build(&root, &ctx);
+        collected += stderr.matches("=> gc: store used").count();
+        let used = du(&root);
+        assert!(used <= BUDGET, "over budget after build {seed}: {used}\n{stderr}");
     }
+    assert!(
+        collected >= 2,
+        "GC ran after the builds that went over the budget"
+    );
     ok(&root, &["fsck"]);
-    ok(&root, &["run", "--rm", "--network", "none", "app", "true"]);
+    ok(
+        &root,
+        &["run", "--rm", "--network", "none", "app", "ls", "/twice"],
+    );
 }
