@@ -38,11 +38,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        String::new()
-    } else {
-        format!(" ({}%)", part * 100 / whole)
-    }
+    (part * 100)
+        .checked_div(whole)
+        .map_or_else(String::new, |p| format!(" ({p}%)"))
 }
 
 fn ago(t: Option<SystemTime>) -> String {
