@@ -64,7 +64,7 @@ enum Command {
     Rmi(cmd::rmi::Args),
     /// Verify every blob and image in the store.
     Fsck(cmd::fsck::Args),
-    /// Remove unreferenced blobs, unused snapshots and temp files.
+    /// Remove unreferenced blobs, unused snapshots and temp files (`--all`: build cache too, LRU, to a budget).
     Prune(cmd::prune::Args),
     /// Store-wide information: `system df` shows disk usage by kind.
     System(cmd::system::Args),
