@@ -64,8 +64,10 @@ enum Command {
     Rmi(cmd::rmi::Args),
     /// Verify every blob and image in the store.
     Fsck(cmd::fsck::Args),
-    /// Remove unreferenced blobs, unused snapshots and temp files.
+    /// Remove unreferenced blobs, unused snapshots and temp files (`--all`: build cache too, LRU, to a budget).
     Prune(cmd::prune::Args),
+    /// Store-wide information: `system df` shows disk usage by kind.
+    System(cmd::system::Args),
     /// Create an image from a rootfs tarball.
     Import(cmd::import::Args),
     /// Write images to an OCI or docker archive.
@@ -164,6 +166,7 @@ fn main() -> ExitCode {
         Command::Rmi(a) => cmd::rmi::run(&cli, a),
         Command::Fsck(a) => cmd::fsck::run(&cli, a),
         Command::Prune(a) => cmd::prune::run(&cli, a),
+        Command::System(a) => cmd::system::run(&cli, a),
         Command::Import(a) => cmd::import::run(&cli, a),
         Command::Save(a) => cmd::save::run(&cli, a),
         Command::Load(a) => cmd::load::run(&cli, a),

@@ -98,6 +98,11 @@ pub fn human_ago(rfc3339: Option<&str>) -> String {
     let Some(then) = rfc3339.and_then(parse_rfc3339) else {
         return "N/A".to_owned();
     };
+    human_ago_unix(then)
+}
+
+/// [`human_ago`] of a time in Unix seconds.
+pub fn human_ago_unix(then: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -174,42 +179,9 @@ mod sigpipe {
 
 /// Parses a size like `20MB`, `1.5 GB`, `512k`, `4MiB` or `1000` (bytes). Decimal units (kB, MB, GB, TB) are
 /// powers of 1000 like [`human_size`] prints; binary units (KiB, MiB, GiB, TiB) powers of 1024.
-pub fn parse_size(s: &str) -> Result<u64, SizeError> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = (t[..split].trim(), t[split..].trim());
-    let n: f64 = num
-        .parse()
-        .map_err(|_| SizeError::Number { value: s.to_string() })?;
-    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        _ => {
-            return Err(SizeError::Unit {
-                value: s.to_string(),
-                unit: unit.to_string(),
-            });
-        }
-    };
-    Ok((n * mult).round() as u64)
-}
-
-/// A size that [`parse_size`] can't read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SizeError {
-    #[error("invalid size {value:?}: expected a number with an optional unit")]
-    Number { value: String },
-    #[error("invalid size {value:?}: unknown unit {unit:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
-    Unit { value: String, unit: String },
+pub fn parse_size(s: &str) -> Result<u64, lamina_store::gc::GcConfigError> {
+    // One size grammar: the store's, which also reads `gc.keepStorage`.
+    lamina_store::gc::parse_size(s)
 }
 
 /// A text table with aligned columns; numeric-looking columns are right-aligned when marked.
@@ -277,10 +249,10 @@ mod tests {
 
     #[test]
     fn parses_sizes() {
-        assert_eq!(parse_size("20MB"), Ok(20_000_000));
-        assert_eq!(parse_size("1.5 GB"), Ok(1_500_000_000));
-        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
-        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("20MB").unwrap(), 20_000_000);
+        assert_eq!(parse_size("1.5 GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("MB").is_err());
     }

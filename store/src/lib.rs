@@ -9,7 +9,9 @@
 //! - [`lock`]: flock-based store locks shared between lamina processes.
 //! - [`lease`]: what live builds and containers use, which prune must keep ([`lease::Lease`]).
 //! - [`archive`]: import, save, load.
-//! - [`fsck`], [`prune`]: store checking and garbage collection.
+//! - [`fsck`], [`prune`]: store checking and garbage collection; [`gc`]: GC of the build cache with a
+//!   budget (least recently used first); [`df`]: space by kind (`lamina system df`).
+//! - [`buildcache`]: the build cache the store owns: step records, cache mounts, context memos.
 //! - [`validate`]: checks an image is whole (every producer's tests use it).
 //! - [`inspect`]: layer walking, flattened trees, image diff and efficiency analysis.
 //! - [`layer`]: directory ⇄ layer tar (deterministic writer, parallel gzip/zstd, in-root applier).
@@ -19,10 +21,13 @@
 
 pub mod archive;
 pub mod blob;
+pub mod buildcache;
 pub mod config;
+pub mod df;
 pub mod digest;
 pub mod download;
 pub mod fsck;
+pub mod gc;
 pub mod image;
 pub mod inspect;
 pub mod layer;

@@ -6,6 +6,9 @@
 //! (lease.rs) on its snapshots, blobs and temp dirs instead, and prune treats everything a live lease names
 //! as reachable. Leases of dead processes are removed, and with them their temp dirs. Every other temp file
 //! is then a leftover of a dead process.
+//!
+//! With [`PruneOptions::gc`], prune then runs the budgeted GC of gc.rs under the same lock: least recently
+//! used build cache records (and what only they kept), cache mounts and context memos.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -13,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
+use crate::gc::GcOptions;
 use crate::image::{Descriptor, Parsed};
 use crate::layout::{Store, StoreError};
 use crate::validate::Problem;
@@ -131,8 +135,12 @@ pub struct PruneReport {
     pub blobs: Vec<(Digest, u64)>,
     pub snapshots: Vec<(PathBuf, u64)>,
     pub tmp: Vec<(PathBuf, u64)>,
-    /// The build cache records, with `cache`.
+    /// The build cache records, with `cache` or `gc`.
     pub cache: Vec<(PathBuf, u64)>,
+    /// `RUN --mount=type=cache` directories, with `gc`.
+    pub mounts: Vec<(PathBuf, u64)>,
+    /// Build context stat memos, with `gc`.
+    pub memos: Vec<(PathBuf, u64)>,
     /// Lease files of dead processes.
     pub leases: Vec<PathBuf>,
 }
@@ -143,6 +151,8 @@ impl PruneReport {
             + self.snapshots.iter().map(|s| s.1).sum::<u64>()
             + self.tmp.iter().map(|t| t.1).sum::<u64>()
             + self.cache.iter().map(|t| t.1).sum::<u64>()
+            + self.mounts.iter().map(|t| t.1).sum::<u64>()
+            + self.memos.iter().map(|t| t.1).sum::<u64>()
     }
 }
 
@@ -198,31 +208,34 @@ fn make_writable(dir: &Path) {
     }
 }
 
-/// What the build cache (`cache/build/*`, records written by the builder) still points at: layer blobs and
-/// snapshot directory names. prune keeps them unless asked to drop the cache.
-fn cache_roots(store: &Store) -> (BTreeSet<Digest>, BTreeSet<String>) {
+/// What the build cache records still point at: layer blobs and snapshot directory names. prune keeps
+/// them unless asked to drop the cache (or GC drops the records, gc.rs).
+fn cache_roots(store: &Store) -> Result<(BTreeSet<Digest>, BTreeSet<String>), StoreError> {
     let mut blobs = BTreeSet::new();
     let mut snaps = BTreeSet::new();
-    let Ok(rd) = fs::read_dir(store.cache_dir().join("build")) else {
-        return (blobs, snaps);
-    };
-    for e in rd.flatten() {
-        let Ok(bytes) = fs::read(e.path()) else { continue };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-            continue;
-        };
-        if let Some(d) = v
-            .pointer("/layer/digest")
-            .and_then(|d| d.as_str())
-            .and_then(|d| d.parse().ok())
-        {
-            blobs.insert(d);
-        }
-        if let Some(s) = v.get("snapshot").and_then(|s| s.as_str()) {
-            snaps.insert(s.to_owned());
+    for e in store.build_cache()?.entries().0 {
+        blobs.insert(e.record.layer.digest);
+        if let Some(s) = e.record.snapshot {
+            snaps.insert(s);
         }
     }
-    (blobs, snaps)
+    Ok((blobs, snaps))
+}
+
+/// Removes snapshot dir `name`: out of its place first, so a crash never leaves a half-deleted snapshot
+/// under its name.
+pub(crate) fn remove_snapshot(store: &Store, name: &str) -> Result<(), StoreError> {
+    let snaps = store.snapshots_dir();
+    let staging = snaps.join("staging");
+    let path = snaps.join(name);
+    let io_err = |op, path: &Path| {
+        let path = path.to_owned();
+        move |source| StoreError::Io { op, path, source }
+    };
+    fs::create_dir_all(&staging).map_err(io_err("create", &staging))?;
+    let grave = staging.join(format!("rm-{name}"));
+    fs::rename(&path, &grave).map_err(io_err("move snapshot out of place", &path))?;
+    remove_tree(&grave).map_err(io_err("remove snapshot", &grave))
 }
 
 /// Options of [`prune`].
@@ -232,6 +245,9 @@ pub struct PruneOptions {
     pub dry_run: bool,
     /// Also drop the build cache records (and with them what only they kept alive).
     pub cache: bool,
+    /// After the sweep, remove least-recently-used build cache, cache mounts and context memos within
+    /// these limits (gc.rs).
+    pub gc: Option<GcOptions>,
 }
 
 /// Removes unreachable blobs, unused snapshots and every temp file. Takes the exclusive store lock itself
@@ -254,11 +270,11 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
     }
     let live = reachable(store)?;
     // Stable while we hold the exclusive lock: leases are created and extended under the shared one.
-    let leases = crate::lease::scan(store.root())?;
+    let mut leases = crate::lease::scan(store.root())?;
     let (cache_blobs, cache_snaps) = if opts.cache {
         Default::default()
     } else {
-        cache_roots(store)
+        cache_roots(store)?
     };
 
     for d in store.blobs().list()? {
@@ -297,11 +313,7 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
         let path = e.path();
         let size = tree_size(&path);
         if !dry_run {
-            // Out of its place first, so a crash never leaves a half-deleted snapshot under its chain id.
-            fs::create_dir_all(&staging).map_err(io_err("create", &staging))?;
-            let grave = staging.join(format!("rm-{name}"));
-            fs::rename(&path, &grave).map_err(io_err("move snapshot out of place", &path))?;
-            remove_tree(&grave).map_err(io_err("remove snapshot", &grave))?;
+            remove_snapshot(store, &name)?;
         }
         report.snapshots.push((path, size));
     }
@@ -342,7 +354,7 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
         }
         report.tmp.push((path, size));
     }
-    for path in leases.dead {
+    for path in std::mem::take(&mut leases.dead) {
         if !dry_run {
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -352,6 +364,9 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
             }
         }
         report.leases.push(path);
+    }
+    if let Some(gc) = &opts.gc {
+        crate::gc::collect(store, &live, &leases, gc, dry_run, &mut report)?;
     }
     Ok(report)
 }

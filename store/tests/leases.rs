@@ -46,8 +46,8 @@ fn prune_keeps_what_a_live_lease_holds_and_removes_the_same_unleased() {
     let r = prune(
         &store,
         PruneOptions {
-            dry_run: false,
             cache: true,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -81,8 +81,8 @@ fn prune_keeps_what_images_and_cache_use() {
     let r = prune(
         &store,
         PruneOptions {
-            dry_run: false,
             cache: true,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -1,17 +1,16 @@
-//! Build cache: step keys and the local cache index under `<store>/cache/build/`.
+//! Build cache: step keys, and the local cache index (kept by the store, `lamina_store::buildcache`).
 //!
 //! A step's key = sha256 over (parent key, canonical instruction, the ARG/ENV values the step sees, and for
 //! COPY/ADD the content digest of exactly the selected files). Keys chain, so a change reruns exactly the
 //! steps after it. Records map a key to the layer it produced; the registry engineer exports/imports the
 //! same [`CacheRecord`] JSON for `--cache-to/--cache-from`.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use lamina_store::buildcache::BuildCache;
+pub use lamina_store::buildcache::{CacheRecord, CachedLayer};
 use lamina_store::digest::Hasher;
 use lamina_store::{Algorithm, Digest};
-use serde::{Deserialize, Serialize};
 
 use super::BuildError;
 
@@ -59,85 +58,39 @@ pub fn base_key(what: &str) -> Digest {
     h.finish()
 }
 
-/// A layer as the image manifest names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CachedLayer {
-    pub digest: Digest,
-    pub diff_id: Digest,
-    pub size: u64,
-    pub media_type: String,
-}
-
-/// One cached step: key → the layer it produced (None for steps that add no layer content, e.g. a RUN
-/// that changed nothing still produces an empty layer, as docker does, so this is rare), and the local
-/// snapshot dir id holding its unpacked files.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheRecord {
-    pub key: Digest,
-    pub layer: CachedLayer,
-    /// Snapshot id (dir name under `snapshots/`) with the layer's files as an overlay lower dir; may be
-    /// gone (pruned / imported cache), then the layer blob is unpacked again.
-    pub snapshot: Option<String>,
-    /// The history `created_by` of the step, for display and export.
-    pub created_by: String,
-    /// Unix seconds when the record was made.
-    pub created: i64,
-}
-
-/// The local cache index: one small JSON file per key under `<store>/cache/build/<hex>`.
+/// The local cache index: the store's build cache records (`lamina_store::buildcache`), which own the
+/// on-disk format and the last-use times GC orders by.
 pub struct CacheIndex {
-    dir: PathBuf,
+    inner: BuildCache,
+}
+
+fn store_err(e: lamina_store::StoreError) -> BuildError {
+    BuildError::Store { source: Box::new(e) }
 }
 
 impl CacheIndex {
     pub fn open(cache_dir: &Path) -> Result<CacheIndex, BuildError> {
-        let dir = cache_dir.join("build");
-        fs::create_dir_all(&dir).map_err(|source| BuildError::Cache {
-            path: dir.clone(),
-            source,
-        })?;
-        Ok(CacheIndex { dir })
+        Ok(CacheIndex {
+            inner: BuildCache::open(cache_dir).map_err(store_err)?,
+        })
     }
 
-    fn path(&self, key: &Digest) -> PathBuf {
-        self.dir.join(key.hex())
-    }
-
+    /// The record of `key` (a hit marks it used, for GC).
     pub fn get(&self, key: &Digest) -> Option<CacheRecord> {
-        let data = fs::read(self.path(key)).ok()?;
-        let rec: CacheRecord = serde_json::from_slice(&data).ok()?;
-        (rec.key == *key).then_some(rec)
+        self.inner.get(key)
     }
 
     pub fn put(&self, rec: &CacheRecord) -> Result<(), BuildError> {
-        let path = self.path(&rec.key);
-        let err = |source| BuildError::Cache {
-            path: path.clone(),
-            source,
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(err)?;
-        let data = serde_json::to_vec(rec).map_err(|e| err(std::io::Error::other(e)))?;
-        tmp.write_all(&data).map_err(err)?;
-        tmp.persist(&path).map_err(|e| err(e.error))?;
-        Ok(())
+        self.inner.put(rec).map_err(store_err)
     }
 
-    /// Every record (for export and prune).
+    /// Every record (for export).
     pub fn list(&self) -> Vec<CacheRecord> {
-        let Ok(rd) = fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut out: Vec<CacheRecord> = rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| fs::read(e.path()).ok())
-            .filter_map(|d| serde_json::from_slice(&d).ok())
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        out
+        self.inner.list()
     }
 
     pub fn remove(&self, key: &Digest) {
-        let _ = fs::remove_file(self.path(key));
+        self.inner.remove(key)
     }
 }
 

@@ -68,7 +68,7 @@ fn ns(sec: i64, nsec: i64) -> i128 {
 }
 
 impl Context {
-    /// `cache_dir`: the store's cache/ dir; the memo lives in `cache_dir/context/<hash of the context path>`.
+    /// `cache_dir`: the store's cache/ dir; where the memo lives in it is the store's business.
     pub fn open(
         root: &Path,
         ignore: Option<Box<dyn Ignore>>,
@@ -78,10 +78,7 @@ impl Context {
             path: root.to_path_buf(),
             source,
         })?;
-        let memo_path = cache_dir.map(|d| {
-            let id = Digest::sha256_of(root.as_os_str().as_encoded_bytes());
-            d.join("context").join(&id.hex()[..32])
-        });
+        let memo_path = cache_dir.map(|d| lamina_store::buildcache::context_memo(d, &root));
         let mut map = HashMap::new();
         if let Some(p) = &memo_path
             && let Ok(f) = File::open(p)

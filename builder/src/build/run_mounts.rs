@@ -6,8 +6,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use lamina_store::Digest;
-
 use super::BuildError;
 use super::bind_source::BindRequest;
 use super::context::SourceTree;
@@ -21,7 +19,7 @@ use crate::dockerfile::{Mount, MountType, Step};
 #[derive(Default)]
 pub struct Scratch {
     pub paths: Vec<PathBuf>,
-    locks: Vec<fs::File>,
+    locks: Vec<lamina_store::buildcache::CacheMount>,
 }
 
 impl Drop for Scratch {
@@ -136,46 +134,29 @@ fn chown(p: &Path, uid: u32, gid: u32, unprivileged: bool) -> std::io::Result<()
     }
 }
 
-/// The store's dir for a cache mount, made with the mount's owner and mode on first use.
+/// The store's dir for a cache mount (made with the mount's owner and mode on first use), held for this
+/// RUN: GC leaves a mount in use alone, and `sharing=locked` waits for other users.
 fn cache_dir(
     ctx: &StepCtx<'_>,
     m: &Mount,
     target: &str,
     scratch: &mut Scratch,
 ) -> Result<PathBuf, BuildError> {
-    let cid = m.effective_id().unwrap_or_else(|| target.to_string());
     let (uid, gid) = m.owner();
-    let mode = m.mode_or(0o755);
-    let name = Digest::sha256_of(format!("{cid}\0{uid}\0{gid}\0{mode:o}").as_bytes());
-    let dir = ctx.store.cache_dir().join("mounts").join(&name.hex()[..32]);
-    if !dir.exists() {
-        let io = |source| BuildError::Io {
-            path: dir.clone(),
-            source,
-        };
-        let staging = ctx
-            .store
-            .tmp_dir()
-            .join(format!("cache-{}", lamina_runner::new_id()));
-        fs::create_dir_all(&staging).map_err(io)?;
-        fs::set_permissions(&staging, fs::Permissions::from_mode(mode)).map_err(io)?;
-        chown(&staging, uid, gid, ctx.settings.unprivileged).map_err(io)?;
-        fs::create_dir_all(dir.parent().unwrap_or(Path::new("/"))).map_err(io)?;
-        if fs::rename(&staging, &dir).is_err() {
-            let _ = fs::remove_dir(&staging); // lost a race: another build created it
-        }
-    }
-    if m.sharing.as_ref().map(|w| w.value.as_str()) == Some("locked") {
-        // One writer at a time across builds: held until this RUN ends.
-        let lp = dir.with_extension("lock");
-        let io = |source| BuildError::Io {
-            path: lp.clone(),
-            source,
-        };
-        let f = fs::File::create(&lp).map_err(io)?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| io(e.into()))?;
-        scratch.locks.push(f);
-    }
+    let spec = lamina_store::buildcache::CacheMountSpec {
+        id: m.effective_id().unwrap_or_else(|| target.to_string()),
+        uid,
+        gid,
+        mode: m.mode_or(0o755),
+        locked: m.sharing.as_ref().map(|w| w.value.as_str()) == Some("locked"),
+        unprivileged: ctx.settings.unprivileged,
+    };
+    let held = ctx
+        .store
+        .cache_mount(&spec)
+        .map_err(|e| BuildError::Store { source: Box::new(e) })?;
+    let dir = held.path.clone();
+    scratch.locks.push(held);
     Ok(dir)
 }
 

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::output::human_size;
 use anyhow::{Context as _, bail};
 use lamina_builder::build::output::{self, Output};
 use lamina_builder::build::progress::{Mode, Printer};
@@ -413,5 +414,56 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         );
     }
     crate::outln!("{id}");
+    // The build's content is tagged (or exported) by now: its lease may go before GC looks.
+    drop(store);
+    drop(lease);
+    auto_gc(cli, mode == Mode::Quiet)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// GC after a build when the store is over its budget (`gc.keepStorage` in `<root>/config.json`, or
+/// `LAMINA_GC_KEEP_STORAGE`; off unless set). Skipped, not waited for, while another lamina process holds
+/// the store lock: the next build catches up.
+fn auto_gc(cli: &crate::Cli, quiet: bool) -> anyhow::Result<()> {
+    let root = cli.store_root();
+    let policy = lamina_store::gc::GcPolicy::load(&root)?;
+    let Some(keep) = policy.keep_storage else {
+        return Ok(());
+    };
+    let used = lamina_store::gc::disk_usage(&root);
+    if used <= keep {
+        return Ok(());
+    }
+    match lamina_store::lock::try_acquire(&root.join("lock"), true) {
+        Ok(Some(_free)) => {}
+        _ => {
+            if !quiet {
+                eprintln!(
+                    "=> gc: store busy, skipped (over its {} budget)",
+                    human_size(keep)
+                );
+            }
+            return Ok(());
+        }
+    }
+    let store = super::open_store(cli)?;
+    let report = lamina_store::prune::prune(
+        &store,
+        lamina_store::prune::PruneOptions {
+            gc: Some(lamina_store::gc::GcOptions {
+                keep_storage: Some(keep),
+                until: None,
+            }),
+            ..Default::default()
+        },
+    )?;
+    if !quiet {
+        eprintln!(
+            "=> gc: store used {}, over its {} budget; reclaimed {}",
+            human_size(used),
+            human_size(keep),
+            human_size(report.freed())
+        );
+    }
+    Ok(())
 }

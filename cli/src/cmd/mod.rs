@@ -39,6 +39,7 @@ pub mod sign;
 pub mod signals;
 pub mod stop;
 pub mod subject;
+pub mod system;
 pub mod tag;
 pub mod tags;
 pub mod transfer;

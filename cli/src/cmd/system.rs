@@ -1,0 +1,127 @@
+//! `lamina system df`: space used by kind (images, containers, cache mounts as docker's "Local Volumes",
+//! build cache, context memos, and what nothing references), as `docker system df` prints it.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use lamina_store::df::{Usage, usage};
+
+use crate::output::{Table, human_ago_unix, human_size};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Show disk usage by kind.
+    Df(DfArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DfArgs {
+    /// List every item of each kind.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = super::images::Format::Table)]
+    format: super::images::Format,
+}
+
+pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        Sub::Df(a) => df(cli, a),
+    }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    (part * 100)
+        .checked_div(whole)
+        .map_or_else(String::new, |p| format!(" ({p}%)"))
+}
+
+fn ago(t: Option<SystemTime>) -> String {
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or_else(|| "N/A".to_owned(), |d| human_ago_unix(d.as_secs() as i64))
+}
+
+fn df(cli: &crate::Cli, args: &DfArgs) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(cli)?;
+    let running: BTreeSet<String> = super::container::state::list(store.root())?
+        .into_iter()
+        .filter(|r| r.running())
+        .filter_map(|r| r.dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let rows = usage(&store, &running)?;
+    if args.format == super::images::Format::Json {
+        // One object per line, as `docker system df --format json` prints; byte counts added for scripts.
+        for r in &rows {
+            let mut v = serde_json::json!({
+                "Type": r.kind.label(),
+                "TotalCount": r.total().to_string(),
+                "Active": r.active().to_string(),
+                "Size": human_size(r.size()),
+                "Reclaimable": format!("{}{}", human_size(r.reclaimable), percent(r.reclaimable, r.size())),
+                "SizeBytes": r.size(),
+                "ReclaimableBytes": r.reclaimable,
+            });
+            if args.verbose {
+                v["Items"] = r
+                    .items
+                    .iter()
+                    .map(|i| {
+                        serde_json::json!({"Name": i.name, "Size": i.size, "Active": i.active,
+                            "LastUsed": i.last_used.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+                            "Description": i.description})
+                    })
+                    .collect();
+            }
+            crate::outln!("{}", serde_json::to_string(&v)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(
+        &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        &[false, true, true, true, true],
+    );
+    for r in &rows {
+        t.row(vec![
+            r.kind.label().to_owned(),
+            r.total().to_string(),
+            r.active().to_string(),
+            human_size(r.size()),
+            format!(
+                "{}{}",
+                human_size(r.reclaimable),
+                percent(r.reclaimable, r.size())
+            ),
+        ]);
+    }
+    crate::output::emit(&t.render());
+    if args.verbose {
+        for r in &rows {
+            verbose(r);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verbose(r: &Usage) {
+    let mut t = Table::new(
+        &["NAME", "SIZE", "ACTIVE", "LAST USED", "DESCRIPTION"],
+        &[false, true, false, false, false],
+    );
+    for i in &r.items {
+        t.row(vec![
+            i.name.clone(),
+            human_size(i.size),
+            if i.active { "yes" } else { "no" }.to_owned(),
+            ago(i.last_used),
+            i.description.clone(),
+        ]);
+    }
+    crate::output::emit(&format!("\n{} space usage:\n\n{}", r.kind.label(), t.render()));
+}
