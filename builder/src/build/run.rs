@@ -295,6 +295,7 @@ pub fn run_step(
     let net = match network {
         Some(crate::dockerfile::Network::Host) => Network::Host,
         Some(crate::dockerfile::Network::None) => Network::None,
+        // `default`: the build's network (the bridge unless `lamina build --network` says otherwise).
         _ => engine.req.network,
     };
     let req = RunRequest {
@@ -320,6 +321,8 @@ pub fn run_step(
         ports: Vec::new(),
         detach: false,
         status_file: None,
+        // The networks dir is the process default, set by the binary from its store root.
+        net: Default::default(),
     };
     let (reader, writer) = std::io::pipe().map_err(|source| BuildError::Io {
         path: upper.to_path_buf(),
