@@ -25,7 +25,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let mut found = false;
     // Recorded by `run` as `IP:HOST->CONTAINER/proto`.
     for m in &rec.meta.ports {
-        let Some((host, ctr)) = m.split_once("->") else { continue };
+        let Some((host, ctr)) = m.split_once("->") else {
+            continue;
+        };
         if want.as_ref().is_some_and(|w| w != ctr) {
             continue;
         }

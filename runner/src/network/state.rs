@@ -79,7 +79,8 @@ impl Lease {
     }
 }
 
-/// Start time of a process (field 22 of /proc/PID/stat), `None` when it is gone.
+/// Start time of a process (field 22 of /proc/PID/stat), `None` when it is gone or a zombie (a
+/// container whose monitor was killed stays a zombie until someone reaps it; its netns is gone).
 pub fn process_starttime(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
@@ -87,7 +88,11 @@ pub fn process_starttime(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and parentheses; fields restart after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut f = rest.split_whitespace();
+    if matches!(f.next(), Some("Z") | Some("X")) {
+        return None;
+    }
+    f.nth(18)?.parse().ok()
 }
 
 /// `<store>/networks`.
