@@ -12,6 +12,7 @@
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::NetError;
@@ -79,28 +80,64 @@ pub fn link_exists(dev: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(dev).exists()
 }
 
-/// The ifalias that marks a bridge as this network's.
-fn tag(rec: &NetworkRecord) -> String {
-    format!("lamina:{}", &rec.id[..16])
+/// The ifalias that marks a bridge as this network's: `lamina:<id prefix>:<networks dir>`. The
+/// directory lets any lamina find bridges whose store is gone ([`remove_orphan_bridges`]).
+fn tag(rec: &NetworkRecord, dir: &Path) -> String {
+    format!("lamina:{}:{}", &rec.id[..16], dir.display())
 }
 
 /// Whose a bridge is: `None` = no such link, `Some(true)` = this network's.
-pub fn bridge_owner(rec: &NetworkRecord, dev: &str) -> Option<bool> {
+pub fn bridge_owner(rec: &NetworkRecord, dir: &Path, dev: &str) -> Option<bool> {
     if !link_exists(dev) {
         return None;
     }
-    Some(sys_net(dev, "ifalias").as_deref() == Some(tag(rec).as_str()))
+    let alias = sys_net(dev, "ifalias").unwrap_or_default();
+    Some(alias.starts_with(&format!("lamina:{}:", &rec.id[..16])) || alias == tag(rec, dir))
+}
+
+/// Bridges of lamina networks whose record is gone (a deleted store, a test's temporary one), with
+/// no port left on them: deleted. Reads sysfs only, so it is cheap to call on every join.
+pub fn remove_orphan_bridges() {
+    let Ok(rd) = std::fs::read_dir("/sys/class/net") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let dev = e.file_name().to_string_lossy().into_owned();
+        if !dev.starts_with("lamina") {
+            continue;
+        }
+        let Some(alias) = sys_net(&dev, "ifalias") else {
+            continue;
+        };
+        let mut f = alias.splitn(3, ':');
+        let (Some("lamina"), Some(id), Some(dir)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let owned = std::fs::read_dir(dir).into_iter().flatten().flatten().any(|r| {
+            r.path().extension().is_some_and(|x| x == "json")
+                && std::fs::read(r.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<NetworkRecord>(&b).ok())
+                    .is_some_and(|rec| rec.id.starts_with(id) && rec.bridge == dev)
+        });
+        let ports = std::fs::read_dir(format!("/sys/class/net/{dev}/brif"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if !owned && ports == 0 {
+            let _ = ip_batch(&format!("link del dev {dev}\n"), None);
+        }
+    }
 }
 
 /// Create the bridge with the gateway address and the network's nft chains; turn on forwarding.
-pub fn activate(rec: &NetworkRecord) -> Result<(), NetError> {
-    if bridge_owner(rec, &rec.bridge) != Some(true) {
+pub fn activate(rec: &NetworkRecord, dir: &Path) -> Result<(), NetError> {
+    if bridge_owner(rec, dir, &rec.bridge) != Some(true) {
         let br = &rec.bridge;
         ip_batch(
             &format!(
                 "link add name {br} type bridge\nlink set dev {br} alias {tag}\n\
                  addr add {gw}/{p} dev {br}\nlink set dev {br} up\n",
-                tag = tag(rec),
+                tag = tag(rec, dir),
                 gw = rec.gateway,
                 p = rec.subnet.prefix,
             ),
@@ -186,8 +223,8 @@ pub fn rules_loaded(rec: &NetworkRecord) -> bool {
 }
 
 /// Delete the network's bridge, if it is ours.
-pub fn remove_bridge(rec: &NetworkRecord) {
-    if bridge_owner(rec, &rec.bridge) == Some(true) {
+pub fn remove_bridge(rec: &NetworkRecord, dir: &Path) {
+    if bridge_owner(rec, dir, &rec.bridge) == Some(true) {
         let _ = ip_batch(&format!("link del dev {}\n", rec.bridge), None);
     }
 }

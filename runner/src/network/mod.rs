@@ -138,6 +138,7 @@ fn veth_name(container_id: &str, index: usize) -> String {
 pub fn join(nets: &Networks, networks: &[String], m: &Member<'_>) -> Result<PathBuf, NetError> {
     let locked = nets.lock()?;
     reclaim_locked(&locked)?;
+    host::remove_orphan_bridges();
     let starttime = state::process_starttime(m.pid).ok_or_else(|| {
         NetError::io(
             "read",
@@ -191,7 +192,7 @@ fn add_lease(
     let mut rec = locked.get(network)?;
     if locked.leases(network)?.is_empty() {
         prepare_idle(locked, &mut rec)?;
-        host::activate(&rec)?;
+        host::activate(&rec, locked.dir())?;
     }
     let lease = locked.allocate(&rec, lease)?;
     if let Err(e) = host::attach(&rec, &lease, netns, default_route) {
@@ -204,7 +205,7 @@ fn add_lease(
 
 /// Before an idle network comes up: make sure its subnet is still free and its bridge name ours.
 fn prepare_idle(locked: &Locked<'_>, rec: &mut NetworkRecord) -> Result<(), NetError> {
-    if host::bridge_owner(rec, &rec.bridge) == Some(false) {
+    if host::bridge_owner(rec, locked.dir(), &rec.bridge) == Some(false) {
         if rec.name != DEFAULT_NETWORK {
             return Err(NetError::BridgeTaken {
                 bridge: rec.bridge.clone(),
@@ -214,7 +215,7 @@ fn prepare_idle(locked: &Locked<'_>, rec: &mut NetworkRecord) -> Result<(), NetE
         // Another store's default network holds lamina0: take the next free name.
         let free = (1..100)
             .map(|n| format!("lamina{n}"))
-            .find(|b| host::bridge_owner(rec, b) != Some(false))
+            .find(|b| host::bridge_owner(rec, locked.dir(), b) != Some(false))
             .ok_or_else(|| NetError::BridgeTaken {
                 bridge: rec.bridge.clone(),
                 name: rec.name.clone(),
@@ -252,9 +253,11 @@ pub fn remove_idle_bridges(locked: &Locked<'_>) -> Result<Vec<String>, NetError>
     reclaim_locked(locked)?;
     let mut out = Vec::new();
     for rec in locked.records()? {
-        if locked.leases(&rec.name)?.is_empty() && host::bridge_owner(&rec, &rec.bridge) == Some(true) {
+        if locked.leases(&rec.name)?.is_empty()
+            && host::bridge_owner(&rec, locked.dir(), &rec.bridge) == Some(true)
+        {
             host::deactivate(&rec);
-            host::remove_bridge(&rec);
+            host::remove_bridge(&rec, locked.dir());
             out.push(rec.name);
         }
     }
@@ -267,7 +270,7 @@ pub fn remove(nets: &Networks, name: &str) -> Result<NetworkRecord, NetError> {
     reclaim_locked(&locked)?;
     let rec = locked.remove(name)?;
     host::deactivate(&rec);
-    host::remove_bridge(&rec);
+    host::remove_bridge(&rec, locked.dir());
     Ok(rec)
 }
 

@@ -170,6 +170,11 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Locked<'_> {
+    /// The networks directory.
+    pub fn dir(&self) -> &Path {
+        &self.nets.dir
+    }
+
     fn record_path(&self, name: &str) -> PathBuf {
         self.nets.dir.join(format!("{name}.json"))
     }
