@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Networking costs: start-up of `lamina run --rm ROOTFS true` on the default bridge against
-# --network none, and published-port throughput (1 GiB host → container over 127.0.0.1) through
-# lamina's userspace proxy, through an nft DNAT rule to the same container (the alternative the
-# proxy was measured against), and through podman's -p when podman can run here.
+# --network none, and published-port throughput (1 GiB host → container) of one `-p P:80`: to
+# 127.0.0.1:P (lamina's userspace proxy) and to the bridge gateway's address :P (lamina's nft DNAT),
+# and through podman's -p when podman can run here.
 # Usage: bench/net.sh [path/to/lamina]   (needs root, ip, nft; env RUNS default 20, MB default 1024)
 set -euo pipefail
 LAMINA=${1:-$(dirname "$0")/../target/release/lamina}
@@ -13,7 +13,6 @@ W=$(mktemp -d /tmp/lamina-bench-net.XXXXXX)
 L() { "$LAMINA" --root "$W/store" "$@"; }
 cleanup() {
   L rm -f sink >/dev/null 2>&1 || true
-  nft delete table ip lamina_bench 2>/dev/null || true
   L network prune >/dev/null 2>&1 || true
   command -v podman >/dev/null && podman rm -f lamina-bench-sink >/dev/null 2>&1 || true
   rm -rf "$W"
@@ -63,20 +62,12 @@ PY
 }
 
 P=$(port)
-L run -d --name sink -p "127.0.0.1:$P:80" "$W/rootfs" sh -c 'while true; do nc -l -p 80 >/dev/null; done' >/dev/null
+L run -d --name sink -p "$P:80" "$W/rootfs" sh -c 'while true; do nc -l -p 80 >/dev/null; done' >/dev/null
 sleep 0.3
 proxy=$(send 127.0.0.1 "$P")
-# The same container through DNAT: locally generated traffic to the gateway address, rewritten in
-# the output hook to the container's address.
-CIP=$(L network inspect bridge | python3 -c 'import json,sys; c=json.load(sys.stdin)[0]["Containers"]; print(next(iter(c.values()))["IPv4Address"].split("/")[0])')
+# A local non-loopback address of the host: rewritten by the output-hook DNAT rule.
 GW=$(L network inspect bridge | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Gateway"])')
-D=$(port)
-nft -f - <<NFT
-table ip lamina_bench {
-  chain out { type nat hook output priority -100; ip daddr $GW tcp dport $D dnat to $CIP:80; }
-}
-NFT
-dnat=$(send "$GW" "$D")
+dnat=$(send "$GW" "$P")
 echo "published port, $MB MiB host → container:   proxy ${proxy} MiB/s   nft DNAT ${dnat} MiB/s"
 
 if command -v podman >/dev/null; then

@@ -30,6 +30,8 @@ struct Remote {
     ns: String,
     host_if: String,
     addr: Ipv4Addr,
+    /// The host's end of the link, as the remote sees it.
+    host_addr: Ipv4Addr,
 }
 
 impl Remote {
@@ -50,7 +52,12 @@ impl Remote {
              ip -n {ns} addr add {r}/30 dev eth0; ip -n {ns} link set eth0 up; ip -n {ns} link set lo up; \
              ip -n {ns} route add default via {h}"
         ));
-        let remote = Remote { ns, host_if, addr: r };
+        let remote = Remote {
+            ns,
+            host_if,
+            addr: r,
+            host_addr: h,
+        };
         assert!(
             out.status.success(),
             "remote setup: {}",
@@ -321,6 +328,51 @@ fn nat_names_isolation_and_published_ports() {
     assert!(
         body.ends_with(web_host.trim_end()) || body.contains(web_host.trim()),
         "{body}"
+    );
+    // A port published on every address is DNATed: from the remote host to our address on its link.
+    let any_port = TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let web2 = st
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &format!("{any_port}:80"),
+            &rootfs,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ])
+        .trim()
+        .to_string();
+    let chain = format!("pre-{}", &web2[..12]);
+    assert!(
+        sh(&format!("nft list chain inet lamina {chain}"))
+            .status
+            .success(),
+        "no DNAT chain {chain}"
+    );
+    let from_remote = sh(&format!(
+        "ip netns exec {} sh -c \"printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {} {any_port} | tail -n 1\"",
+        remote.ns, remote.host_addr
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&from_remote.stdout).trim(),
+        &web2[..12],
+        "DNAT from the remote host"
+    );
+    st.ok(&["rm", "-f", &web2]);
+    assert!(
+        !sh(&format!("nft list chain inet lamina {chain}"))
+            .status
+            .success(),
+        "DNAT chain {chain} left"
     );
     // resolv.conf overrides.
     let resolv = st.ok(&[

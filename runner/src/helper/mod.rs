@@ -502,6 +502,7 @@ fn supervise(
                     hostname: &hostname,
                     names: req.net.aliases.clone(),
                     extra_hosts: req.net.extra_hosts.clone(),
+                    ports: req.ports.clone(),
                 };
                 crate::network::join(nets, &joining, &member).map_err(SetupError::Network)?;
             }

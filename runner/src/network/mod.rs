@@ -125,6 +125,8 @@ pub struct Member<'a> {
     /// Container name and `--network-alias`es.
     pub names: Vec<String>,
     pub extra_hosts: Vec<(String, IpAddr)>,
+    /// Published ports: DNATed to the first network's address (see [`host::publish`]).
+    pub ports: Vec<crate::request::PortMapping>,
 }
 
 fn veth_name(container_id: &str, index: usize) -> String {
@@ -164,9 +166,15 @@ pub fn join(nets: &Networks, networks: &[String], m: &Member<'_>) -> Result<Path
                 hosts_file: hosts_file.clone(),
                 extra_hosts: m.extra_hosts.clone(),
                 hostname: m.hostname.to_string(),
+                ports: if i == 0 { m.ports.clone() } else { Vec::new() },
             };
             let lease = add_lease(&locked, name, lease, m.netns, i == 0)?;
             joined.push(lease);
+        }
+        if let Some(first) = joined.first()
+            && !first.ports.is_empty()
+        {
+            host::publish(&locked.get(&first.network)?, first)?;
         }
         Ok::<(), NetError>(())
     })();
@@ -227,6 +235,9 @@ fn prepare_idle(locked: &Locked<'_>, rec: &mut NetworkRecord) -> Result<(), NetE
 }
 
 fn drop_lease(locked: &Locked<'_>, l: &Lease) {
+    if !l.ports.is_empty() {
+        host::unpublish(l);
+    }
     host::detach(l);
     locked.release(l);
 }
@@ -356,6 +367,9 @@ pub fn reclaim(nets: &Networks) -> Result<(), NetError> {
 fn reclaim_locked(locked: &Locked<'_>) -> Result<(), NetError> {
     let dead = locked.take_dead()?;
     for l in &dead {
+        if !l.ports.is_empty() {
+            host::unpublish(l);
+        }
         host::detach(l);
         let _ = std::fs::remove_file(&l.hosts_file);
     }
@@ -416,6 +430,7 @@ pub fn connect(
         hosts_file: hosts_file.clone(),
         extra_hosts: extra.clone(),
         hostname: hostname.clone(),
+        ports: Vec::new(),
     };
     let lease = add_lease(&locked, network, lease, netns, mine.is_empty())?;
     if base.is_some() {

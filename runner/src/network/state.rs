@@ -71,6 +71,10 @@ pub struct Lease {
     pub extra_hosts: Vec<(String, IpAddr)>,
     /// The container's own hostname (first line after localhost).
     pub hostname: String,
+    /// Ports published to this address by DNAT (the first network's lease only); their nft chains
+    /// go with the lease.
+    #[serde(default)]
+    pub ports: Vec<crate::request::PortMapping>,
 }
 
 impl Lease {
@@ -435,6 +439,7 @@ mod tests {
             hosts_file: "/nonexistent".into(),
             extra_hosts: vec![],
             hostname: "h".into(),
+            ports: vec![],
         }
     }
 
