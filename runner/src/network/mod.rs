@@ -199,8 +199,21 @@ fn add_lease(
 ) -> Result<Lease, NetError> {
     let mut rec = locked.get(network)?;
     if locked.leases(network)?.is_empty() {
-        prepare_idle(locked, &mut rec)?;
-        host::activate(&rec, locked.dir())?;
+        // Another store's lock does not cover us: its default network may create the same bridge
+        // name between our check and our `link add`. Then the name is taken; pick again.
+        let mut attempt = 0;
+        loop {
+            prepare_idle(locked, &mut rec)?;
+            match host::activate(&rec, locked.dir()) {
+                Ok(()) => break,
+                Err(_)
+                    if attempt < 3 && host::bridge_owner(&rec, locked.dir(), &rec.bridge) == Some(false) =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
     let lease = locked.allocate(&rec, lease)?;
     if let Err(e) = host::attach(&rec, &lease, netns, default_route) {
