@@ -14,7 +14,7 @@ L() { "$LAMINA" --root "$W/store" "$@"; }
 cleanup() {
   L rm -f sink >/dev/null 2>&1 || true
   L network prune >/dev/null 2>&1 || true
-  command -v podman >/dev/null && podman rm -f lamina-bench-sink >/dev/null 2>&1 || true
+  command -v podman >/dev/null && { podman rm -f lamina-bench-sink; podman rmi -f lamina-bench-bb; } >/dev/null 2>&1 || true
   rm -rf "$W"
 }
 trap cleanup EXIT
