@@ -53,6 +53,10 @@ enum Command {
     Kill(cmd::kill::Args),
     /// Remove containers.
     Rm(cmd::rm::Args),
+    /// Manage container networks.
+    Network(cmd::network::Args),
+    /// List a container's published ports.
+    Port(cmd::port::Args),
     /// Run a command in a running container.
     Exec(cmd::exec::Args),
     /// List images.
@@ -161,6 +165,8 @@ fn main() -> ExitCode {
         Command::Kill(a) => cmd::kill::run(&cli, a),
         Command::Rm(a) => cmd::rm::run(&cli, a),
         Command::Exec(a) => cmd::exec::run(&cli, a),
+        Command::Network(a) => cmd::network::run(&cli, a),
+        Command::Port(a) => cmd::port::run(&cli, a),
         Command::Images(a) => cmd::images::run(&cli, a),
         Command::Tag(a) => cmd::tag::run(&cli, a),
         Command::Rmi(a) => cmd::rmi::run(&cli, a),

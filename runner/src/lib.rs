@@ -16,10 +16,15 @@
 //! network namespace load the same filter with no_new_privs and no capabilities. User mounts are
 //! made from fds (`helper::mounts`), never from path strings the kernel resolves again.
 //!
+//! Networks ([`network`]): `Network::Bridge` containers get a veth on a lamina bridge, an address
+//! leased under `<store>/networks/`, NAT through lamina's nftables table and a hosts file that names
+//! their peers; the helper joins after creating the container and leaves after reaping it.
+//!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
 mod error;
 mod helper;
+pub mod network;
 mod protocol;
 mod request;
 mod spawn;
@@ -29,8 +34,8 @@ pub use error::{FailureKind, RunError, error_chain};
 pub use helper::exec::{EXEC_SUBCOMMAND, ExecRequest, exec_helper_main};
 pub use helper::helper_main;
 pub use request::{
-    ContainerStatus, DEFAULT_PATH, Limits, Mount, Network, PortMapping, Process, Protocol, RunOutcome,
-    RunRequest,
+    ContainerStatus, DEFAULT_PATH, Limits, Mount, NetOptions, Network, PortMapping, Process, Protocol,
+    RunOutcome, RunRequest,
 };
 pub use spawn::{HELPER_SUBCOMMAND, RunStdio, Running, run, run_with_stdio, spawn};
 

@@ -1,5 +1,6 @@
 //! The request a caller hands to [`crate::run`]: plain data, serialised as JSON to the helper process.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -33,13 +34,37 @@ pub struct RunRequest {
     pub readonly_rootfs: bool,
     /// The `lamina` binary to re-exec as the single-threaded helper (`lamina __run-helper`).
     pub helper_exe: PathBuf,
-    /// Published ports (`-p`); only meaningful with [`Network::None`] (a private network namespace).
+    /// Published ports (`-p`); only meaningful with a private network namespace ([`Network::None`],
+    /// [`Network::Bridge`]).
     pub ports: Vec<PortMapping>,
     /// Detached (`run -d`): the helper becomes a monitor in its own session, reports `Started` as soon
     /// as the process runs, and records the final status in `status_file`.
     pub detach: bool,
     /// Where the helper writes [`ContainerStatus`] JSON (running, then exited). Optional.
     pub status_file: Option<PathBuf>,
+    /// Networks to join ([`Network::Bridge`]) and name resolution (every mode).
+    #[serde(default)]
+    pub net: NetOptions,
+}
+
+/// Which networks a [`Network::Bridge`] container joins, and what goes into its /etc/hosts and
+/// /etc/resolv.conf.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetOptions {
+    /// `<store>/networks` (see [`crate::network::Networks`]); `None` = the process default
+    /// ([`crate::network::set_default_dir`]).
+    pub networks_dir: Option<PathBuf>,
+    /// Network names; empty = the default network ([`crate::network::DEFAULT_NETWORK`]). The first
+    /// one carries the default route.
+    pub networks: Vec<String>,
+    /// Container name and `--network-alias`es: what peers on user networks resolve to this container.
+    pub aliases: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub extra_hosts: Vec<(String, IpAddr)>,
+    /// `--dns`, `--dns-search`, `--dns-option`: replace the host's values of that kind.
+    pub dns: Vec<IpAddr>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
 }
 
 /// The process to run inside the container.
@@ -97,6 +122,9 @@ pub enum Network {
     None,
     /// The host's network namespace (`--network host`).
     Host,
+    /// Private network namespace on lamina bridges (`--network bridge` or a user network): a veth
+    /// per network in [`RunRequest::net`], an address from its lease, NAT outbound.
+    Bridge,
 }
 
 /// Transport of a published port.

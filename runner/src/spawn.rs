@@ -56,6 +56,10 @@ pub fn spawn(req: &RunRequest, stdio: RunStdio) -> Result<Running, RunError> {
             id
         }
     };
+    if req.net.networks_dir.is_none() {
+        // The process default is ours, not the helper's: it travels in the request.
+        req.net.networks_dir = crate::network::default_dir().cloned();
+    }
     validate::request(&req)?;
     let spawn_err = |source| RunError::SpawnHelper {
         exe: req.helper_exe.clone(),

@@ -194,6 +194,8 @@ impl Executor for RunnerExecutor {
             ports: Vec::new(),
             detach: false,
             status_file: None,
+            // The networks dir is the process default, set by the binary from its store root.
+            net: Default::default(),
         };
         let pipe = |source| ExecError::Pipe { source };
         let (mut reader, writer) = std::io::pipe().map_err(pipe)?;

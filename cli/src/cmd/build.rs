@@ -44,9 +44,13 @@ pub struct Args {
     /// SSH agent socket for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`; repeatable.
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
     pub ssh: Vec<String>,
-    /// Network for RUN steps: default (network access: the host's), host, or none (loopback only).
+    /// Network for RUN steps: default (the bridge: outbound through NAT, not the host's loopback),
+    /// host (needs --allow network.host), or none (loopback only).
     #[arg(long, default_value = "default")]
     pub network: String,
+    /// Entitlements, as BuildKit's: `network.host` lets RUN steps use the host's network.
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
     /// Don't use the build cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -288,13 +292,29 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         };
         ssh.insert(id, sock);
     }
+    for a in &args.allow {
+        if a != "network.host" {
+            bail!("unknown entitlement --allow {a:?}: lamina knows network.host");
+        }
+    }
+    let host_allowed = args.allow.iter().any(|a| a == "network.host");
     let network = match args.network.as_str() {
         "none" => lamina_runner::Network::None,
-        // RUN steps get network access by default, as with docker build; the runner has no bridge, so
-        // that is the host's network.
-        "host" | "default" => lamina_runner::Network::Host,
+        // RUN steps get network access by default, as with docker build: the default bridge.
+        "default" | "bridge" => lamina_runner::Network::Bridge,
+        "host" if host_allowed => lamina_runner::Network::Host,
+        "host" => bail!("--network host needs --allow network.host"),
         n => bail!("invalid --network {n:?}: none, host or default"),
     };
+    if !host_allowed {
+        refuse_host_network(&dockerfile, &name)?;
+    }
+    // RUN steps on the bridge lease their addresses in this store.
+    lamina_runner::network::set_default_dir(
+        lamina_runner::network::Networks::for_store(&cli.store_root())
+            .dir()
+            .to_path_buf(),
+    );
     let tags: Vec<Reference> = args
         .tags
         .iter()
@@ -464,6 +484,28 @@ fn auto_gc(cli: &crate::Cli, quiet: bool) -> anyhow::Result<()> {
             human_size(keep),
             human_size(report.freed())
         );
+    }
+    Ok(())
+}
+
+/// `RUN --network=host` is an entitlement (BuildKit's `network.host`): without `--allow network.host`
+/// the build stops before it starts, naming the line. A Dockerfile that does not parse is left to the
+/// builder, which reports it better.
+fn refuse_host_network(dockerfile: &str, name: &str) -> anyhow::Result<()> {
+    let Ok(parsed) = lamina_builder::dockerfile::parse(dockerfile, name) else {
+        return Ok(());
+    };
+    for ins in &parsed.instructions {
+        if let lamina_builder::dockerfile::Kind::Run {
+            network: Some(lamina_builder::dockerfile::Network::Host),
+            ..
+        } = &ins.kind
+        {
+            bail!(
+                "{name}:{}: RUN --network=host needs the network.host entitlement: pass --allow network.host",
+                ins.span.start.line
+            );
+        }
     }
     Ok(())
 }

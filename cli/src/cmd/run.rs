@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use lamina_runner::{FailureKind, Limits, Network, Process, RunError, RunRequest, RunStdio};
+use lamina_runner::{FailureKind, Limits, NetOptions, Network, Process, RunError, RunRequest, RunStdio};
 
 use super::container::{image, opts, state};
 
@@ -51,12 +51,31 @@ pub struct Args {
     /// Max number of processes.
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
-    /// Network: none (private, loopback only; default) or host.
-    #[arg(long, default_value = "none")]
+    /// Network: bridge (the default network, NAT outbound; default), a user network's name (see
+    /// `lamina network create`), none (private, loopback only) or host.
+    #[arg(long, alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Another name peers on user networks resolve to this container.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// DNS server for /etc/resolv.conf (replaces the host's).
+    #[arg(long)]
+    pub dns: Vec<std::net::IpAddr>,
+    /// DNS search domain for /etc/resolv.conf.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// resolv.conf option (e.g. ndots:2).
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Publish a port: [IP:]HOST:CONTAINER[/tcp|udp].
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Publish every port the image EXPOSEs on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Container hostname.
     #[arg(long)]
     pub hostname: Option<String>,
@@ -106,11 +125,20 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         env_over.extend(opts::read_env_file(f)?);
     }
     env_over.extend(args.env.iter().filter_map(|e| opts::expand_env(e)));
-    let network = match args.network.as_str() {
-        "none" | "default" | "bridge" => Network::None,
-        "host" => Network::Host,
-        n => bail!("unsupported network {n:?}: use none or host"),
+    let (network, networks) = match args.network.as_str() {
+        "none" => (Network::None, Vec::new()),
+        "host" => (Network::Host, Vec::new()),
+        "default" | "bridge" => (Network::Bridge, Vec::new()),
+        name => {
+            // Checked here so a typo fails before anything is created.
+            let nets = lamina_runner::network::Networks::for_store(&root);
+            nets.lock()?.get(name)?;
+            (Network::Bridge, vec![name.to_string()])
+        }
     };
+    if !args.network_alias.is_empty() && networks.is_empty() {
+        bail!("--network-alias needs a user network (--network NAME); the default network has no names");
+    }
     let mut mounts = Vec::new();
     for v in &args.volume {
         mounts.push(opts::parse_volume(v)?);
@@ -121,14 +149,22 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     for t in &args.tmpfs {
         mounts.push(opts::parse_tmpfs(t)?);
     }
-    let ports = args
+    let mut ports = args
         .publish
         .iter()
         .map(|p| opts::parse_port(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.publish_all {
+        ports.extend(opts::publish_exposed(&img.exposed, &ports)?);
+    }
     if !ports.is_empty() && network == Network::Host {
         bail!("-p has no effect with --network host");
     }
+    let extra_hosts = args
+        .add_host
+        .iter()
+        .map(|h| opts::parse_add_host(h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let limits = Limits {
         memory: args.memory.as_deref().map(opts::parse_size).transpose()?,
         cpus: args.cpus,
@@ -150,7 +186,12 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         image: args.image.clone(),
         command: argv.clone(),
         created: state::now(),
-        ports: args.publish.clone(),
+        ports: ports.iter().map(opts::format_port).collect(),
+        networks: if network == Network::Bridge && networks.is_empty() {
+            vec![lamina_runner::network::DEFAULT_NETWORK.to_string()]
+        } else {
+            networks.clone()
+        },
         auto_remove: args.rm,
         detached: args.detach,
     };
@@ -195,6 +236,21 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         ports,
         detach: args.detach,
         status_file: Some(dir.join("status.json")),
+        net: NetOptions {
+            networks_dir: Some(
+                lamina_runner::network::Networks::for_store(&root)
+                    .dir()
+                    .to_path_buf(),
+            ),
+            networks,
+            aliases: std::iter::once(meta.name.clone())
+                .chain(args.network_alias.iter().cloned())
+                .collect(),
+            extra_hosts,
+            dns: args.dns.clone(),
+            dns_search: args.dns_search.clone(),
+            dns_options: args.dns_option.clone(),
+        },
     };
 
     if args.detach {

@@ -104,6 +104,7 @@ impl Fixture {
             ports: vec![],
             detach: false,
             status_file: None,
+            net: Default::default(),
         }
     }
 

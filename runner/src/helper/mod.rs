@@ -25,6 +25,7 @@ mod spec;
 mod user;
 
 use std::io::{BufRead, Write};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -86,6 +87,8 @@ pub(crate) enum SetupError {
     },
     #[error("cannot confine the port proxy")]
     Confine(#[source] confine::ConfineError),
+    #[error("cannot attach the container to its networks")]
+    Network(#[source] crate::network::NetError),
     #[error("cannot bring up loopback: {message}")]
     Loopback { message: String },
     #[error("cannot publish port on {addr}")]
@@ -120,6 +123,7 @@ impl SetupError {
             | SetupError::InvalidRequest(_)
             | SetupError::Publish { .. }
             | SetupError::OverlayOptionsTooLong { .. } => FailureKind::User,
+            SetupError::Network(e) if e.is_user_error() => FailureKind::User,
             SetupError::Runtime(e) => {
                 let msg = e.to_string();
                 if msg.contains("not found in $PATH") || msg.contains("executing") {
@@ -332,6 +336,8 @@ struct Cleanup {
     /// Mounts made on the rootfs; unmounted before the stubs they sit on are removed.
     mounted: mounts::Mounted,
     container: Option<Container>,
+    /// Networks the container joined (or may have half-joined): left once init is gone.
+    network: Option<(crate::network::Networks, String)>,
 }
 
 impl Drop for Cleanup {
@@ -341,6 +347,12 @@ impl Drop for Cleanup {
             // before the cgroup can be removed.
             let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(init, None);
+        }
+        if let Some((nets, id)) = self.network.take()
+            && let Err(e) = crate::network::leave(&nets, &id)
+        {
+            // Nothing to report to any more; the next network command reclaims what is left.
+            eprintln!("lamina run helper: leaving networks: {}", crate::error_chain(&e));
         }
         // libcontainer's own delete() re-reads state and scans /proc per subsystem, and gives up at
         // the first busy cgroup; the state lives in our private tmpfs anyway, so only the cgroups
@@ -405,6 +417,7 @@ fn supervise(
         root: None,
         mounted: mounts::Mounted::default(),
         container: None,
+        network: None,
     };
     let root = cleanup.root.insert(rootfs::Root::open(&rootfs_dir)?);
 
@@ -425,8 +438,30 @@ fn supervise(
         .hostname
         .clone()
         .unwrap_or_else(|| id.chars().take(12).collect());
-    let etc = spec::write_etc_files(&bundle, req.network, &hostname, req.etc_hostname)
+    let mut etc = spec::write_etc_files(&bundle, req.network, &hostname, req.etc_hostname, &req.net)
         .map_err(|e| SetupError::io("write", &bundle, e))?;
+    let networks = match req.network {
+        Network::Bridge => {
+            let dir = req
+                .net
+                .networks_dir
+                .clone()
+                .or_else(|| crate::network::default_dir().cloned())
+                .ok_or(SetupError::Network(crate::network::NetError::NoNetworksDir))?;
+            let nets = crate::network::Networks::at(&dir);
+            // The file exists before the container does so it can be bound now; join fills it.
+            let hosts = nets.lock().map_err(SetupError::Network)?.hosts_file(&id);
+            std::fs::write(&hosts, b"").map_err(|e| SetupError::io("create", &hosts, e))?;
+            cleanup.network = Some((nets.clone(), id.clone()));
+            for (dest, src) in etc.iter_mut() {
+                if dest.as_os_str() == "/etc/hosts" {
+                    *src = hosts.clone();
+                }
+            }
+            Some(nets)
+        }
+        _ => None,
+    };
     mounts::apply(root, &etc, &req.mounts, &mut cleanup.mounted)?;
     let input = spec::SpecInput {
         req,
@@ -451,9 +486,28 @@ fn supervise(
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
     cleanup.init = Some(Pid::from_raw(pid));
 
-    if req.network == Network::None {
+    if req.network != Network::Host {
         let netns = net::open_netns(pid)?;
-        net::loopback_up(&netns)?;
+        match &networks {
+            Some(nets) => {
+                let joining: Vec<String> = if req.net.networks.is_empty() {
+                    vec![crate::network::DEFAULT_NETWORK.to_string()]
+                } else {
+                    req.net.networks.clone()
+                };
+                let member = crate::network::Member {
+                    container_id: &id,
+                    pid,
+                    netns: netns.as_fd(),
+                    hostname: &hostname,
+                    names: req.net.aliases.clone(),
+                    extra_hosts: req.net.extra_hosts.clone(),
+                    ports: req.ports.clone(),
+                };
+                crate::network::join(nets, &joining, &member).map_err(SetupError::Network)?;
+            }
+            None => net::loopback_up(&netns)?,
+        }
         if !req.ports.is_empty() {
             net::publish(&req.ports, Arc::new(netns))?;
         }

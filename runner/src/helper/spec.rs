@@ -4,8 +4,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use super::user::ExecUser;
-use crate::request::{Limits, Network, RunRequest};
+use crate::network::names;
+use crate::request::{Limits, NetOptions, Network, RunRequest};
 
 /// Docker's default capability set.
 const CAPS: &[&str] = &[
@@ -84,7 +87,7 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if req.network == Network::None {
+    if req.network != Network::Host {
         namespaces.push(json!({"type": "network"}));
     }
     json!({
@@ -148,30 +151,35 @@ pub(crate) fn env(given: &[String], hostname: &str, home: &str) -> Vec<String> {
     env
 }
 
-/// /etc/hosts, /etc/hostname, /etc/resolv.conf contents, written into `dir`.
+/// /etc/hosts, /etc/hostname, /etc/resolv.conf contents, written into `dir`. A bridge container's
+/// /etc/hosts is its networks' file instead (`crate::network`), written once it has addresses.
 pub(crate) fn write_etc_files(
     dir: &Path,
     network: Network,
     hostname: &str,
     with_hostname_file: bool,
+    net: &NetOptions,
 ) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let (hosts, resolv) = match network {
-        Network::Host => (
-            std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-            host_resolv,
-        ),
-        Network::None => {
-            let hosts = format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
-                 ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-            );
-            (hosts, filter_resolv(&host_resolv))
+    let host = network == Network::Host;
+    let resolv = names::resolv(&host_resolv, &net.dns, &net.dns_search, &net.dns_options, host);
+    let hosts = if host {
+        let mut h = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        for (name, ip) in &net.extra_hosts {
+            h += &format!("{ip}\t{name}\n");
         }
+        h
+    } else {
+        let own = [(
+            IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1)),
+            vec![hostname.to_string()],
+        )];
+        names::hosts(&own, &net.extra_hosts, &[])
     };
-    let hostname_file = match network {
-        Network::Host => std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| format!("{hostname}\n")),
-        Network::None => format!("{hostname}\n"),
+    let hostname_file = if host {
+        std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| format!("{hostname}\n"))
+    } else {
+        format!("{hostname}\n")
     };
     let mut out = Vec::new();
     for (name, content) in [
@@ -189,29 +197,6 @@ pub(crate) fn write_etc_files(
     Ok(out)
 }
 
-/// Like docker: loopback nameservers mean nothing in another network namespace; fall back to public
-/// resolvers when none remain.
-fn filter_resolv(s: &str) -> String {
-    let mut out = String::new();
-    let mut ns = 0;
-    for line in s.lines() {
-        let mut f = line.split_whitespace();
-        if f.next() == Some("nameserver") {
-            let addr = f.next().unwrap_or("");
-            if addr.starts_with("127.") || addr == "::1" {
-                continue;
-            }
-            ns += 1;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if ns == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,12 +208,19 @@ mod tests {
     }
 
     #[test]
-    fn resolv_drops_loopback() {
-        assert_eq!(
-            filter_resolv("nameserver 127.0.0.53\nsearch x\n"),
-            "search x\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+    fn etc_files_carry_extra_hosts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let net = NetOptions {
+            extra_hosts: vec![("db".into(), "192.0.2.7".parse().unwrap())],
+            ..Default::default()
+        };
+        let files = write_etc_files(tmp.path(), Network::None, "box", false, &net).unwrap();
+        assert_eq!(files.len(), 2, "no /etc/hostname asked for");
+        let hosts = std::fs::read_to_string(tmp.path().join("hosts")).unwrap();
+        assert!(
+            hosts.contains("127.0.1.1\tbox\n") && hosts.contains("192.0.2.7\tdb\n"),
+            "{hosts}"
         );
-        assert_eq!(filter_resolv("nameserver 10.0.0.1\n"), "nameserver 10.0.0.1\n");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct ImageSpec {
     pub cmd: Vec<String>,
     pub working_dir: String,
     pub user: String,
+    /// EXPOSE entries (`80/tcp`), for `run -P`.
+    pub exposed: Vec<String>,
     /// Holds the image's snapshots (and blobs) against prune while the container exists; `None` for a
     /// rootfs directory.
     pub lease: Option<lamina_store::Lease>,
@@ -62,6 +64,7 @@ pub fn resolve(store_root: &Path, image: &str) -> anyhow::Result<ImageSpec> {
         cmd: cfg.cmd.unwrap_or_default(),
         working_dir: cfg.working_dir.unwrap_or_default(),
         user: cfg.user.unwrap_or_default(),
+        exposed: cfg.exposed_ports.keys().cloned().collect(),
         lease: Some(lease),
     })
 }

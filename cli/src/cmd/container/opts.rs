@@ -51,6 +51,71 @@ pub fn parse_port(s: &str) -> anyhow::Result<PortMapping> {
     })
 }
 
+/// `run -P`: every EXPOSEd port not published already, on a free host port (the kernel's pick for
+/// an ephemeral bind, released again just before the helper binds it: a race only with other binders).
+pub fn publish_exposed(exposed: &[String], given: &[PortMapping]) -> anyhow::Result<Vec<PortMapping>> {
+    let mut out = Vec::new();
+    for e in exposed {
+        let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+        let protocol = match proto {
+            "udp" => Protocol::Udp,
+            "tcp" => Protocol::Tcp,
+            // sctp and the like: the proxy cannot carry them.
+            _ => continue,
+        };
+        let container_port: u16 = port
+            .parse()
+            .with_context(|| format!("invalid EXPOSE {e:?} in the image"))?;
+        if given
+            .iter()
+            .any(|p| p.container_port == container_port && p.protocol == protocol)
+        {
+            continue;
+        }
+        let any = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        let host_port = match protocol {
+            Protocol::Tcp => std::net::TcpListener::bind(any)?.local_addr()?.port(),
+            Protocol::Udp => std::net::UdpSocket::bind(any)?.local_addr()?.port(),
+        };
+        out.push(PortMapping {
+            host_ip: any.ip(),
+            host_port,
+            container_port,
+            protocol,
+        });
+    }
+    Ok(out)
+}
+
+/// How `ps` and `port` show a mapping: `0.0.0.0:8080->80/tcp`.
+pub fn format_port(p: &PortMapping) -> String {
+    let proto = match p.protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    };
+    let ip = match p.host_ip {
+        IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    format!("{ip}:{}->{}/{proto}", p.host_port, p.container_port)
+}
+
+/// `--add-host NAME:IP` (IPv6 addresses may be bracketed; docker also takes `NAME=IP`).
+pub fn parse_add_host(s: &str) -> anyhow::Result<(String, IpAddr)> {
+    let (name, ip) = s
+        .split_once('=')
+        .or_else(|| s.split_once(':'))
+        .with_context(|| format!("invalid --add-host {s:?}: expected NAME:IP"))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = ip
+        .parse()
+        .with_context(|| format!("invalid address in --add-host {s}"))?;
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        bail!("invalid host name in --add-host {s}");
+    }
+    Ok((name.to_string(), ip))
+}
+
 /// `-v HOST:CONTAINER[:ro|rw]`.
 pub fn parse_volume(s: &str) -> anyhow::Result<Mount> {
     let parts: Vec<&str> = s.split(':').collect();
@@ -199,6 +264,25 @@ mod tests {
         );
         assert!(parse_port("80").is_err());
         assert!(parse_port("1:2/sctp").is_err());
+    }
+
+    #[test]
+    fn add_hosts_and_port_text() {
+        assert_eq!(parse_add_host("db:192.0.2.1").unwrap().1.to_string(), "192.0.2.1");
+        assert_eq!(
+            parse_add_host("v6=[2001:db8::1]").unwrap().1.to_string(),
+            "2001:db8::1"
+        );
+        assert!(parse_add_host("nohost").is_err());
+        assert_eq!(
+            format_port(&parse_port("127.0.0.1:8080:80/udp").unwrap()),
+            "127.0.0.1:8080->80/udp"
+        );
+        let all = publish_exposed(&["80/tcp".into(), "53/udp".into(), "9/sctp".into()], &[]).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|p| p.host_port != 0));
+        let given = parse_port("8080:80").unwrap();
+        assert_eq!(publish_exposed(&["80/tcp".into()], &[given]).unwrap().len(), 0);
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub struct Meta {
     pub command: Vec<String>,
     /// Seconds since the epoch.
     pub created: u64,
+    /// Published ports as `IP:HOST->CONTAINER/proto`.
     pub ports: Vec<String>,
+    /// Networks joined at start (`bridge` for the default one); empty for none/host.
+    #[serde(default)]
+    pub networks: Vec<String>,
     pub auto_remove: bool,
     pub detached: bool,
 }

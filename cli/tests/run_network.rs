@@ -1,0 +1,537 @@
+//! Container networking against a "remote host" made here: a network namespace `lamina-test-remote-*`
+//! joined to the host by a veth on an RFC 2544 198.18.0.0/15 /30, serving HTTP from a thread inside
+//! it. Nothing outside this machine is addressed. Needs root, iproute2 and nft.
+
+mod run_common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use run_common::{Fixture, require_root};
+
+const BODY: &str = "hello-from-remote";
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh").args(["-c", cmd]).output().expect("sh")
+}
+
+fn need_net_tools() -> bool {
+    lamina_testkit::need_tools(&["ip", "nft"])
+}
+
+/// The remote host: a namespace, a veth to it, an HTTP server on `addr`. Removed on drop.
+struct Remote {
+    ns: String,
+    host_if: String,
+    addr: Ipv4Addr,
+    /// The host's end of the link, as the remote sees it.
+    host_addr: Ipv4Addr,
+}
+
+impl Remote {
+    fn new() -> Remote {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        // A /30 per remote: 198.18.<slot>.<4k+1>/30 host side, .<4k+2> remote side.
+        let slot = (std::process::id() % 250) as u8;
+        let base = (n % 60) as u8 * 4;
+        let ns = format!("lamina-test-remote-{}-{n}", std::process::id());
+        let host_if = format!("lmtr{}x{n}", std::process::id() % 100000);
+        let (h, r) = (
+            Ipv4Addr::new(198, 18, slot, base + 1),
+            Ipv4Addr::new(198, 18, slot, base + 2),
+        );
+        let out = sh(&format!(
+            "set -e; ip netns add {ns}; ip link add {host_if} type veth peer name eth0 netns {ns}; \
+             ip addr add {h}/30 dev {host_if}; ip link set {host_if} up; \
+             ip -n {ns} addr add {r}/30 dev eth0; ip -n {ns} link set eth0 up; ip -n {ns} link set lo up; \
+             ip -n {ns} route add default via {h}"
+        ));
+        let remote = Remote {
+            ns,
+            host_if,
+            addr: r,
+            host_addr: h,
+        };
+        assert!(
+            out.status.success(),
+            "remote setup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ns_file = std::fs::File::open(format!("/run/netns/{}", remote.ns)).expect("netns file");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // setns affects only this thread: the listener lives in the remote namespace.
+            rustix::thread::move_into_link_name_space(
+                ns_file.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .expect("setns");
+            let l = TcpListener::bind((r, 8000)).expect("bind remote");
+            tx.send(()).unwrap();
+            for c in l.incoming().flatten() {
+                serve(c);
+            }
+        });
+        rx.recv().unwrap();
+        remote
+    }
+}
+
+fn serve(mut c: TcpStream) {
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 1024];
+    let _ = c.read(&mut buf);
+    let _ =
+        c.write_all(format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{BODY}", BODY.len()).as_bytes());
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        let _ = sh(&format!(
+            "ip link del {} 2>/dev/null; ip netns del {}",
+            self.host_if, self.ns
+        ));
+    }
+}
+
+/// A store for one test; its networks (and idle bridges) are pruned on drop.
+struct Store {
+    fx: Fixture,
+    root: PathBuf,
+}
+
+impl Store {
+    fn new() -> Store {
+        let fx = Fixture::new();
+        let root = fx.path().join("store");
+        Store { fx, root }
+    }
+
+    fn lamina(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run lamina")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.lamina(args);
+        assert!(
+            o.status.success(),
+            "lamina {args:?}: {}\n{}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn rootfs(&self) -> String {
+        self.fx.lower.display().to_string()
+    }
+
+    fn networks_dir(&self) -> PathBuf {
+        self.root.join("networks")
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let ids = self.lamina(&["ps", "-a", "-q"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.lamina(&["rm", "-f", id]);
+        }
+        let _ = self.lamina(&["network", "prune"]);
+    }
+}
+
+/// `printf GET | nc` from inside a container: the response body or the error text.
+fn fetch_script(host: &str, port: u16, path: &str) -> String {
+    format!("printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port} 2>&1 | tail -n 1")
+}
+
+#[test]
+fn nat_names_isolation_and_published_ports() {
+    require_root!();
+    if !need_net_tools() {
+        return;
+    }
+    let remote = Remote::new();
+    let st = Store::new();
+    let rootfs = st.rootfs();
+    let r = remote.addr.to_string();
+
+    // Outbound through NAT on the default bridge.
+    let out = st.ok(&["run", "--rm", &rootfs, "sh", "-c", &fetch_script(&r, 8000, "/")]);
+    assert_eq!(out.trim(), BODY, "default bridge → remote");
+    // --network none has only loopback.
+    let out = st.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &rootfs,
+        "sh",
+        "-c",
+        &fetch_script(&r, 8000, "/"),
+    ]);
+    assert_ne!(out.trim(), BODY, "--network none reached the remote host");
+    assert!(
+        st.ok(&["run", "--rm", "--network", "none", &rootfs, "ip", "-o", "link"])
+            .lines()
+            .count()
+            == 1
+    );
+
+    // Two user networks; a server on n1 with an alias, published on the host.
+    st.ok(&["network", "create", "n1"]);
+    st.ok(&["network", "create", "--subnet", "192.168.213.0/24", "n2"]);
+    st.ok(&["network", "create", "--internal", "n3"]);
+    let host_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{host_port}:80");
+    st.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "n1",
+        "--network-alias",
+        "www",
+        "-p",
+        &publish,
+        &rootfs,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    assert_eq!(
+        st.ok(&["port", "web", "80"]).trim(),
+        format!("127.0.0.1:{host_port}")
+    );
+    // By name and by alias from a peer on n1 (httpd serves the container's /etc/hostname).
+    let web_host = st.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "n1",
+        &rootfs,
+        "sh",
+        "-c",
+        &fetch_script("web", 80, "/hostname"),
+    ]);
+    let alias = st.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "n1",
+        &rootfs,
+        "sh",
+        "-c",
+        &fetch_script("www", 80, "/hostname"),
+    ]);
+    assert!(
+        !web_host.trim().is_empty() && !web_host.contains("can't"),
+        "by name: {web_host}"
+    );
+    assert_eq!(web_host, alias);
+    // From n2 neither the name nor the address of web is reachable.
+    let inspect: serde_json::Value = serde_json::from_str(&st.ok(&["network", "inspect", "n1"])).unwrap();
+    let web_ip = inspect[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["IPv4Address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let other = st.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "n2",
+        &rootfs,
+        "sh",
+        "-c",
+        &fetch_script(&web_ip, 80, "/hostname"),
+    ]);
+    assert_ne!(other, web_host, "n2 reached a container on n1");
+    let hosts = st.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "n2",
+        "--add-host",
+        "db.test:192.0.2.9",
+        &rootfs,
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(
+        !hosts.contains("web") && hosts.contains("192.0.2.9\tdb.test"),
+        "{hosts}"
+    );
+    // n2 still has NAT; the internal n3 has none.
+    assert_eq!(
+        st.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "n2",
+            &rootfs,
+            "sh",
+            "-c",
+            &fetch_script(&r, 8000, "/")
+        ])
+        .trim(),
+        BODY
+    );
+    assert_ne!(
+        st.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "n3",
+            &rootfs,
+            "sh",
+            "-c",
+            &fetch_script(&r, 8000, "/")
+        ])
+        .trim(),
+        BODY
+    );
+    // -p from the host.
+    let mut body = String::new();
+    let mut c = TcpStream::connect(("127.0.0.1", host_port)).expect("published port");
+    c.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").unwrap();
+    c.read_to_string(&mut body).unwrap();
+    assert!(
+        body.ends_with(web_host.trim_end()) || body.contains(web_host.trim()),
+        "{body}"
+    );
+    // A port published on every address is DNATed: from the remote host to our address on its link.
+    let any_port = TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let web2 = st
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &format!("{any_port}:80"),
+            &rootfs,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ])
+        .trim()
+        .to_string();
+    let chain = format!("pre-{}", &web2[..12]);
+    assert!(
+        sh(&format!("nft list chain inet lamina {chain}"))
+            .status
+            .success(),
+        "no DNAT chain {chain}"
+    );
+    let from_remote = sh(&format!(
+        "ip netns exec {} sh -c \"printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {} {any_port} | tail -n 1\"",
+        remote.ns, remote.host_addr
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&from_remote.stdout).trim(),
+        &web2[..12],
+        "DNAT from the remote host"
+    );
+    st.ok(&["rm", "-f", &web2]);
+    assert!(
+        !sh(&format!("nft list chain inet lamina {chain}"))
+            .status
+            .success(),
+        "DNAT chain {chain} left"
+    );
+    // resolv.conf overrides.
+    let resolv = st.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "corp.test",
+        &rootfs,
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(resolv, "nameserver 192.0.2.53\nsearch corp.test\n");
+
+    st.ok(&["rm", "-f", "web"]);
+    assert!(st.lamina(&["network", "rm", "n1"]).status.success());
+    assert!(!st.ok(&["network", "ls", "-q"]).contains("n1"));
+}
+
+#[test]
+fn run_steps_use_the_bridge_not_the_hosts_loopback() {
+    require_root!();
+    if !need_net_tools() || !lamina_testkit::need_tools(&["tar"]) {
+        return;
+    }
+    let remote = Remote::new();
+    let st = Store::new();
+    let tar = st.fx.path().join("bb.tar");
+    let o = sh(&format!("tar -C {} -cf {} .", st.rootfs(), tar.display()));
+    assert!(o.status.success());
+    st.ok(&["import", &tar.display().to_string(), "bb:net"]);
+    // A service on the host's loopback: a RUN step must not reach it.
+    let local = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lport = local.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in local.incoming().flatten() {
+            serve(c);
+        }
+    });
+    let ctx = st.fx.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let gw_try = format!(
+        "for h in 127.0.0.1 $(ip route | awk '/default/ {{print $3}}'); do {} ; done",
+        fetch_script("$h", lport, "/")
+    );
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM bb:net\nRUN {} > /remote\nRUN ({gw_try}) > /local\n",
+            fetch_script(&remote.addr.to_string(), 8000, "/")
+        ),
+    )
+    .unwrap();
+    let ctx_s = ctx.display().to_string();
+    st.ok(&["build", "--progress", "plain", "-t", "netstep", &ctx_s]);
+    let remote_out = st.ok(&["run", "--rm", "--network", "none", "netstep", "cat", "/remote"]);
+    assert_eq!(remote_out.trim(), BODY);
+    let local_out = st.ok(&["run", "--rm", "--network", "none", "netstep", "cat", "/local"]);
+    assert!(
+        !local_out.contains(BODY),
+        "a RUN step reached the host's 127.0.0.1:{lport}: {local_out}"
+    );
+
+    // RUN --network=host is an entitlement.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb:net\nRUN true\nRUN --network=host true\n",
+    )
+    .unwrap();
+    let o = st.lamina(&["build", "--progress", "plain", "--no-cache", &ctx_s]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("Dockerfile:3") && err.contains("--allow network.host"),
+        "{err}"
+    );
+    st.ok(&["build", "--progress", "plain", "--allow", "network.host", &ctx_s]);
+}
+
+fn leftovers(nets: &Path, ids: &[String]) -> Vec<String> {
+    let mut left = Vec::new();
+    let links = sh("ip -o link show").stdout;
+    let links = String::from_utf8_lossy(&links);
+    for id in ids {
+        let veth = format!("veth{}", &id[..8]);
+        if links.contains(&veth) {
+            left.push(format!("link {veth}"));
+        }
+        if nets.join("hosts").join(id).exists() {
+            left.push(format!("hosts file of {id}"));
+        }
+    }
+    for e in std::fs::read_dir(nets.join("leases"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for l in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+            left.push(format!("lease {}", l.path().display()));
+        }
+    }
+    left
+}
+
+#[test]
+fn two_hundred_runs_leave_no_links_rules_or_leases() {
+    require_root!();
+    if !need_net_tools() {
+        return;
+    }
+    let st = Store::new();
+    let rootfs = st.rootfs();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..100 {
+                    st.ok(&["run", "--rm", &rootfs, "true"]);
+                }
+            });
+        }
+    });
+    let ids: Vec<String> = Vec::new();
+    assert_eq!(leftovers(&st.networks_dir(), &ids), Vec::<String>::new());
+    let rec: serde_json::Value = serde_json::from_str(&st.ok(&["network", "inspect", "bridge"])).unwrap();
+    let bridge = rec[0]["Bridge"].as_str().unwrap().to_string();
+    let rules = String::from_utf8_lossy(&sh("nft list ruleset").stdout).into_owned();
+    assert!(!rules.contains(&format!("fwd-{bridge}")), "rules left:\n{rules}");
+    let veths = String::from_utf8_lossy(&sh(&format!("ip -o link show master {bridge}")).stdout).into_owned();
+    assert!(veths.trim().is_empty(), "veths left on {bridge}: {veths}");
+}
+
+#[test]
+fn leases_of_killed_runs_are_reclaimed() {
+    require_root!();
+    if !need_net_tools() {
+        return;
+    }
+    let st = Store::new();
+    let rootfs = st.rootfs();
+    let id = st.ok(&["run", "-d", &rootfs, "sleep", "300"]).trim().to_string();
+    let status: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(st.root.join("containers").join(&id).join("status.json")).unwrap(),
+    )
+    .unwrap();
+    let (monitor, pid) = (
+        status["monitor_pid"].as_i64().unwrap(),
+        status["pid"].as_i64().unwrap(),
+    );
+    assert_eq!(
+        leftovers(&st.networks_dir(), &[]).len(),
+        1,
+        "one lease while it runs"
+    );
+    // Crash: monitor and container die without leaving their networks.
+    sh(&format!("kill -9 {monitor} {pid}"));
+    std::thread::sleep(Duration::from_millis(300));
+    st.ok(&["network", "ls"]);
+    assert_eq!(
+        leftovers(&st.networks_dir(), std::slice::from_ref(&id)),
+        Vec::<String>::new()
+    );
+}
