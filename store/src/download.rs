@@ -297,22 +297,23 @@ impl Hashers {
 }
 
 /// Downloads `url` into the new file `dest` (mode 0600, mtime from `Last-Modified` or the epoch).
-/// With `pin`, a body with another checksum is an error and `dest` is removed. Blocking: runs its own
-/// small runtime (on a helper thread when called from inside one).
+/// With `pin`, a body with another checksum is an error and `dest` is removed. Blocking, on the caller's
+/// runtime `rt` (the binary's one runtime); from a thread inside a runtime it blocks on a helper thread.
 pub fn download(
     url: &str,
     dest: &Path,
     pin: Option<&Checksum>,
     opts: &RegistryOptions,
+    rt: &tokio::runtime::Handle,
 ) -> Result<Downloaded, DownloadError> {
     if tokio::runtime::Handle::try_current().is_ok() {
         std::thread::scope(|s| {
-            s.spawn(|| download_blocking(url, dest, pin, opts))
+            s.spawn(|| download_blocking(url, dest, pin, opts, rt))
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p))
         })
     } else {
-        download_blocking(url, dest, pin, opts)
+        download_blocking(url, dest, pin, opts, rt)
     }
 }
 
@@ -321,6 +322,7 @@ fn download_blocking(
     dest: &Path,
     pin: Option<&Checksum>,
     opts: &RegistryOptions,
+    rt: &tokio::runtime::Handle,
 ) -> Result<Downloaded, DownloadError> {
     let parsed = reqwest::Url::parse(url)
         .ok()
@@ -330,10 +332,6 @@ fn download_blocking(
         path: dest.to_path_buf(),
         source,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(io)?;
     rt.block_on(async {
         // Redirects within one host are followed by the client; a redirect to another host gets a
         // client of its own, so CA certificates configured for one host (certs.d/HOST) are never
@@ -479,6 +477,13 @@ fn request_error(url: &str, e: reqwest::Error, certs_dirs: &[PathBuf], host: &st
 
 #[cfg(test)]
 mod tests {
+    fn test_rt() -> tokio::runtime::Handle {
+        static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
+            .handle()
+            .clone()
+    }
+
     use super::*;
 
     #[test]
@@ -528,7 +533,7 @@ mod tests {
             format!("sha512:{}", hex::encode(sha2::Sha512::digest(body)))
         };
         let pin = Checksum::parse(&sha512).unwrap();
-        let d = download(&url, &t.path().join("a"), Some(&pin), &opts).unwrap();
+        let d = download(&url, &t.path().join("a"), Some(&pin), &opts, &test_rt()).unwrap();
         assert_eq!(
             d.digest,
             Digest::sha256_of(body),
@@ -540,7 +545,7 @@ mod tests {
         assert_eq!(std::fs::read(t.path().join("a")).unwrap(), body);
 
         let wrong = Checksum::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
-        let e = download(&url, &t.path().join("b"), Some(&wrong), &opts).unwrap_err();
+        let e = download(&url, &t.path().join("b"), Some(&wrong), &opts, &test_rt()).unwrap_err();
         match &e {
             DownloadError::ChecksumMismatch {
                 url: u,
@@ -555,10 +560,10 @@ mod tests {
         assert!(!t.path().join("b").exists(), "a rejected download is removed");
         // The destination is never silently replaced.
         std::fs::write(t.path().join("c"), "x").unwrap();
-        let e = download(&url, &t.path().join("c"), None, &opts).unwrap_err();
+        let e = download(&url, &t.path().join("c"), None, &opts, &test_rt()).unwrap_err();
         assert!(matches!(e, DownloadError::Io { .. }), "{e:?}");
         assert!(matches!(
-            download("ftp://h/x", &t.path().join("d"), None, &opts),
+            download("ftp://h/x", &t.path().join("d"), None, &opts, &test_rt()),
             Err(DownloadError::BadUrl { .. })
         ));
     }
@@ -620,7 +625,7 @@ mod tests {
         let opts = RegistryOptions::default();
         // A URL redirecting to itself: refused on its first repeat.
         let (url, count) = redirector(0);
-        let e = download(&url, &dir.path().join("a"), None, &opts).unwrap_err();
+        let e = download(&url, &dir.path().join("a"), None, &opts, &test_rt()).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -634,10 +639,10 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 1);
         // Ten redirects are followed, eleven are not.
         let (url, count) = redirector(10);
-        download(&url, &dir.path().join("b"), None, &opts).unwrap();
+        download(&url, &dir.path().join("b"), None, &opts, &test_rt()).unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 11);
         let (url, count) = redirector(11);
-        let e = download(&url, &dir.path().join("c"), None, &opts).unwrap_err();
+        let e = download(&url, &dir.path().join("c"), None, &opts, &test_rt()).unwrap_err();
         assert!(
             matches!(
                 e,

@@ -57,6 +57,15 @@ pub struct StepSettings {
     pub source: String,
     /// See [`BuildRequest::unprivileged`](super::BuildRequest::unprivileged).
     pub unprivileged: bool,
+    /// See [`BuildRequest::runtime`](super::BuildRequest::runtime).
+    pub runtime: Option<tokio::runtime::Handle>,
+}
+
+impl StepSettings {
+    /// The runtime for `what`, or why there is none.
+    pub fn runtime(&self, what: &'static str) -> Result<&tokio::runtime::Handle, super::BuildError> {
+        self.runtime.as_ref().ok_or(super::BuildError::NoRuntime { what })
+    }
 }
 
 /// The local cache index and the records imported with `--cache-from`.

@@ -66,6 +66,8 @@ pub struct BuildRequest {
     /// Without CAP_CHOWN, leave owners the kernel refuses as the caller's instead of failing (the engine
     /// tests through the fake executor; real builds run as root and leave this false).
     pub unprivileged: bool,
+    /// The binary's one tokio runtime, for registry caches and `ADD <url>` (the builder makes none).
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 /// What a build produced.
@@ -124,6 +126,7 @@ impl BuildRequest {
             cache_to: Vec::new(),
             registry: RegistryOptions::default(),
             unprivileged: false,
+            runtime: None,
         }
     }
 }
@@ -222,6 +225,7 @@ pub fn build_with(
             &req.registry,
             store.blobs(),
             &warn,
+            req.runtime.as_ref(),
         )?)
         .filter(|r| !r.is_empty())
     };
@@ -245,6 +249,7 @@ pub fn build_with(
             created_secs: secs,
             source,
             unprivileged: req.unprivileged,
+            runtime: req.runtime.clone(),
         },
         step_ids: Mutex::new(0),
         counts: Mutex::new((0, 0)),
@@ -287,7 +292,15 @@ pub fn build_with(
         let min = engine.records_of(&target_layers)?;
         let max = engine.records_of(&all_layers)?;
         let warn = |message: String| engine.progress.event(Event::Info { message });
-        remote_cache::export(&req.cache_to, &min, &max, &req.registry, store.blobs(), &warn)?
+        remote_cache::export(
+            &req.cache_to,
+            &min,
+            &max,
+            &req.registry,
+            store.blobs(),
+            &warn,
+            req.runtime.as_ref(),
+        )?
     };
     let (executed, cached) = *engine.counts.lock().unwrap_or_else(|p| p.into_inner());
     Ok(BuildOutcome {

@@ -60,7 +60,11 @@ impl UrlSources {
 
     /// Downloads every URL (in order); on error nothing of that URL is left in the dir.
     /// `opts`: the build's registry settings (CA certificates from the config file and `--ca-cert`).
-    pub fn fetch(&self, opts: &RegistryOptions) -> Result<Vec<Downloaded>, BuildError> {
+    pub fn fetch(
+        &self,
+        opts: &RegistryOptions,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Vec<Downloaded>, BuildError> {
         let mut out = Vec::with_capacity(self.urls.len());
         for (u, rel) in self.urls.iter().zip(self.sources()) {
             let dest = self.dir.join(rel);
@@ -70,7 +74,7 @@ impl UrlSources {
                     source,
                 })?;
             }
-            let d = download::download(u, &dest, self.pin.as_ref(), opts).map_err(|source| {
+            let d = download::download(u, &dest, self.pin.as_ref(), opts, rt).map_err(|source| {
                 BuildError::Fetch {
                     line: self.line,
                     url: u.clone(),

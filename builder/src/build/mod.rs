@@ -115,6 +115,8 @@ pub enum BuildError {
         #[source]
         source: Box<lamina_store::StoreError>,
     },
+    #[error("{what} needs an async runtime, and the build request has none (BuildRequest::runtime)")]
+    NoRuntime { what: &'static str },
     #[error("store")]
     Store {
         #[source]
@@ -267,6 +269,7 @@ impl BuildError {
             | BuildError::Cache { .. }
             | BuildError::Io { .. }
             | BuildError::Store { .. }
+            | BuildError::NoRuntime { .. }
             | BuildError::Snapshot { .. }
             | BuildError::Blob { .. }
             | BuildError::LayerWrite { .. }

@@ -168,20 +168,10 @@ struct Source {
 
 /// Records imported with `--cache-from`, keyed by step key; layers fetched on demand.
 pub struct RemoteCache {
-    rt: tokio::runtime::Runtime,
+    /// Set when a registry source was imported (its layers are fetched on it).
+    rt: Option<tokio::runtime::Handle>,
     sources: Vec<Source>,
     records: HashMap<Digest, (CacheRecord, Descriptor, usize)>,
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, BuildError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| BuildError::Io {
-            path: PathBuf::from("tokio runtime"),
-            source,
-        })
 }
 
 fn client_for(r: &Reference, opts: &RegistryOptions) -> Result<RegistryClient, RegistryError> {
@@ -196,13 +186,18 @@ impl RemoteCache {
         opts: &RegistryOptions,
         blobs: &BlobStore,
         warn: &dyn Fn(String),
+        rt: Option<&tokio::runtime::Handle>,
     ) -> Result<RemoteCache, BuildError> {
-        let rt = runtime()?;
+        let registry_rt = || {
+            rt.ok_or(BuildError::NoRuntime {
+                what: "--cache-from type=registry",
+            })
+        };
         let mut sources = Vec::new();
         let mut records = HashMap::new();
         for spec in specs {
             let got = match &spec.location {
-                CacheLocation::Registry(r) => rt.block_on(async {
+                CacheLocation::Registry(r) => registry_rt()?.block_on(async {
                     let c = client_for(r, opts)?;
                     let e = rcache::import(&c, r, blobs).await?;
                     Ok((Some(c), e))
@@ -249,7 +244,11 @@ impl RemoteCache {
                 client,
             });
         }
-        Ok(RemoteCache { rt, sources, records })
+        Ok(RemoteCache {
+            rt: rt.cloned(),
+            sources,
+            records,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -265,10 +264,12 @@ impl RemoteCache {
         }
         let src = &self.sources[*idx];
         let r = match (&src.location, &src.client) {
-            (CacheLocation::Registry(r), Some(c)) => self
-                .rt
-                .block_on(rcache::fetch_layer(c, r, desc, blobs, &NoProgress))
-                .map(|_| ()),
+            (CacheLocation::Registry(r), Some(c)) => match &self.rt {
+                Some(rt) => rt
+                    .block_on(rcache::fetch_layer(c, r, desc, blobs, &NoProgress))
+                    .map(|_| ()),
+                None => unreachable!("registry sources are imported on a runtime"),
+            },
             (CacheLocation::Local(d), _) => rcache::fetch_layer_local(d, desc, blobs),
             (CacheLocation::Registry(_), None) => unreachable!("registry sources always have a client"),
         };
@@ -365,6 +366,7 @@ pub fn export(
     opts: &RegistryOptions,
     blobs: &BlobStore,
     warn: &dyn Fn(String),
+    rt: Option<&tokio::runtime::Handle>,
 ) -> Result<Vec<(String, Digest, usize)>, BuildError> {
     let entries = |recs: &[CacheRecord]| -> Vec<CacheEntry> {
         recs.iter()
@@ -374,7 +376,6 @@ pub fn export(
             })
             .collect()
     };
-    let mut rt = None;
     let mut out = Vec::new();
     for spec in specs {
         let recs = match spec.mode {
@@ -388,10 +389,9 @@ pub fn export(
         };
         let written = match &spec.location {
             CacheLocation::Registry(r) => {
-                if rt.is_none() {
-                    rt = Some(runtime()?);
-                }
-                let rt = rt.as_ref().expect("just set");
+                let rt = rt.ok_or(BuildError::NoRuntime {
+                    what: "--cache-to type=registry",
+                })?;
                 rt.block_on(async {
                     let c = client_for(r, opts)?;
                     rcache::export(&c, r, blobs, &list, &NoProgress).await

@@ -255,7 +255,7 @@ impl StepRunner<'_, '_> {
                 pinned_urls = Some(fetch);
             } else {
                 // Unpinned: always fetched, keyed by content and Last-Modified (the file's mtime).
-                for d in fetch.fetch(&e.settings.registry)? {
+                for d in fetch.fetch(&e.settings.registry, e.settings.runtime("ADD <url>")?)? {
                     let mtime = d
                         .last_modified
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -335,7 +335,10 @@ impl StepRunner<'_, '_> {
         self.add_history(st, instr, &[], false);
         let r = self.layer_step(st, key, |upper| {
             if let Some(f) = &pinned_urls {
-                f.fetch(&self.ctx.settings.registry)?;
+                f.fetch(
+                    &self.ctx.settings.registry,
+                    self.ctx.settings.runtime("ADD <url>")?,
+                )?;
             }
             copy(tree, &target, upper, &spec).map(|_| ())
         });

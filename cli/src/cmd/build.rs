@@ -355,6 +355,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         cache_to: parse_caches(&args.cache_to, true)?,
         registry: registry_flags(args, "quiet").options()?,
         unprivileged: false,
+        runtime: Some(super::transfer::runtime()?.handle().clone()),
     };
     let store = super::open_store(cli)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();

@@ -1,7 +1,5 @@
 //! `docker://REF` operands: an image read straight from its registry, layers streamed, nothing stored.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use lamina_store::Reference;
 use lamina_store::inspect::remote::open_registry;
@@ -13,7 +11,7 @@ use super::transfer::RegistryFlags;
 pub fn open(reference: &str, flags: &RegistryFlags) -> anyhow::Result<ImageView> {
     let r = Reference::parse(reference)?;
     let opts = flags.options()?;
-    let runtime = Arc::new(super::transfer::runtime()?);
+    let runtime = super::transfer::runtime()?.handle().clone();
     let client = RegistryClient::new(r.registry(), &opts)
         .with_context(|| format!("connecting to {}", r.registry()))?;
     let mut v = open_registry(client, runtime, &r, None)?;

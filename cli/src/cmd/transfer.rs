@@ -70,11 +70,18 @@ impl RegistryFlags {
     }
 }
 
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+/// The process's one tokio runtime (registry I/O, `ADD <url>`, build caches), made on first use; the
+/// libraries take its handle and make none of their own.
+pub fn runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RT.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
-        .build()?)
+        .build()?;
+    Ok(RT.get_or_init(|| rt))
 }
 
 /// Renders transfer events.

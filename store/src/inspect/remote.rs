@@ -18,7 +18,7 @@ use crate::registry::{Descriptor, Manifest, Platform, RegistryClient, pull};
 /// A blob to stream from a registry.
 pub(crate) struct RemoteBlob {
     pub client: Arc<RegistryClient>,
-    pub runtime: Arc<tokio::runtime::Runtime>,
+    pub runtime: tokio::runtime::Handle,
     pub repo: String,
     pub desc: Descriptor,
 }
@@ -127,7 +127,7 @@ fn registry_err(reference: &Reference) -> impl FnOnce(crate::registry::RegistryE
 /// Opens `reference` on its registry for this host's platform (or `platform`).
 pub fn open_registry(
     client: RegistryClient,
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: tokio::runtime::Handle,
     reference: &Reference,
     platform: Option<&Platform>,
 ) -> Result<super::source::ImageView, InspectError> {
@@ -152,7 +152,7 @@ pub fn open_registry(
     let blob = |d: &Descriptor| {
         Arc::new(RemoteBlob {
             client: Arc::clone(&client),
-            runtime: Arc::clone(&runtime),
+            runtime: runtime.clone(),
             repo: repo.clone(),
             desc: d.clone(),
         })
