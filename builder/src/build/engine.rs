@@ -26,7 +26,7 @@ use super::progress::{Event, Progress};
 use super::remote_cache::{self, CacheSpec, RemoteCache};
 use super::solve::{self, Node};
 use super::step::{StageState, StepRunner};
-use crate::dockerfile::graph::Platform;
+use crate::dockerfile::graph::{Platform, StageExpandError};
 use crate::dockerfile::{self, Base, BuildGraph};
 
 /// Network for RUN steps without `--network`.
@@ -179,13 +179,8 @@ pub fn build_with(
             &own
         }
     };
-    let mut source = req.dockerfile.clone();
-    let mut graph = parse_graph(&source, req)?;
-    // ONBUILD triggers of image bases run first in the child: splice them in after the FROM line.
-    if let Some(spliced) = splice_onbuild(store, &graph, &source) {
-        source = spliced;
-        graph = parse_graph(&source, req)?;
-    }
+    let source = req.dockerfile.clone();
+    let graph = parse_graph(&source, req)?;
 
     let matcher = crate::dockerfile::dockerignore::Matcher::for_build(
         &req.context_dir,
@@ -373,37 +368,6 @@ fn parse_graph(source: &str, req: &BuildRequest) -> Result<BuildGraph, BuildErro
     BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse(Box::new(e)))
 }
 
-/// Inserts each image base's ONBUILD triggers after its FROM line; None when there are none.
-fn splice_onbuild(store: &Store, graph: &BuildGraph, source: &str) -> Option<String> {
-    let mut inserts: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for st in &graph.stages {
-        if let Base::Image(name) = &st.base
-            && let Ok(r) = store.resolve(name)
-            && let Ok(img) = store.load_image(r.digest())
-            && let Some(cc) = &img.config.config
-            && let Some(triggers) = &cc.on_build
-            && !triggers.is_empty()
-        {
-            inserts.insert(st.from.span.end.line as usize, triggers.clone());
-        }
-    }
-    if inserts.is_empty() {
-        return None;
-    }
-    let mut out = String::new();
-    for (i, line) in source.lines().enumerate() {
-        out.push_str(line);
-        out.push('\n');
-        if let Some(t) = inserts.get(&(i + 1)) {
-            for trig in t {
-                out.push_str(trig);
-                out.push('\n');
-            }
-        }
-    }
-    Some(out)
-}
-
 impl Engine<'_> {
     fn next_step_id(&self) -> usize {
         let mut id = self.step_ids.lock().unwrap_or_else(|p| p.into_inner());
@@ -446,6 +410,45 @@ impl Engine<'_> {
             });
         }
         r
+    }
+
+    /// The ONBUILD triggers of base image `image` (its config), each parsed on its own with the
+    /// Dockerfile's escape character, with its text. `line` is the FROM's, for errors.
+    fn triggers(
+        &self,
+        image: &str,
+        config: &ImageConfig,
+        line: usize,
+    ) -> Result<Vec<(crate::dockerfile::Instruction, String)>, BuildError> {
+        let texts = config
+            .config
+            .as_ref()
+            .and_then(|c| c.on_build.as_deref())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            let parsed =
+                dockerfile::parse_trigger(text, "ONBUILD trigger", self.graph.escape()).map_err(|e| {
+                    BuildError::Trigger {
+                        line,
+                        trigger: text.clone(),
+                        image: image.to_string(),
+                        source: Box::new(BuildError::Parse(Box::new(e))),
+                    }
+                })?;
+            for ins in parsed {
+                if let "ONBUILD" | "FROM" | "MAINTAINER" = ins.keyword {
+                    return Err(BuildError::TriggerNotAllowed {
+                        line,
+                        trigger: text.clone(),
+                        image: image.to_string(),
+                        keyword: ins.keyword,
+                    });
+                }
+                out.push((ins, text.clone()));
+            }
+        }
+        Ok(out)
     }
 
     fn stage_name(&self, pos: usize) -> String {
@@ -495,18 +498,35 @@ impl Engine<'_> {
             .as_ref()
             .map(|c| super::meta::env_pairs(&c.env))
             .unwrap_or_default();
+        // Only an image base's triggers run (BuildKit's rule); a stage base passes its own on.
+        let triggers = match &stage.base {
+            Base::Image(name) => self.triggers(name, &config, from_line)?,
+            _ => Vec::new(),
+        };
         // The graph's own expansion assumed an empty base ENV (right for scratch and stage bases).
-        let steps = if base_env.is_empty() || !matches!(stage.base, Base::Image(_)) {
+        let steps = if triggers.is_empty() && (base_env.is_empty() || !matches!(stage.base, Base::Image(_))) {
             stage.steps.clone()
         } else {
+            let image = match &stage.base {
+                Base::Image(n) => n.clone(),
+                _ => String::new(),
+            };
             self.graph
-                .expand_stage(pos, base_env)
-                .map_err(|e| BuildError::Parse(Box::new(e)))?
+                .expand_stage_with(pos, base_env, &triggers)
+                .map_err(|e| match e {
+                    StageExpandError::Trigger { trigger, source } => BuildError::Trigger {
+                        line: from_line,
+                        trigger,
+                        image,
+                        source: Box::new(BuildError::Parse(Box::new(source))),
+                    },
+                    StageExpandError::Stage(e) => BuildError::Parse(Box::new(e)),
+                })?
                 .0
         };
         let base_layers = layers.len();
         let mut state = StageState::new(config, layers, key);
-        // A child consumes its base's triggers (they were spliced in as steps).
+        // A child consumes its base's triggers (they run as its first steps).
         if matches!(stage.base, Base::Image(_)) {
             state.config.config_mut().on_build = None;
         }
@@ -543,7 +563,7 @@ impl Engine<'_> {
                 index: i + 1,
                 total,
                 line,
-                text: super::meta::instruction_text(&step.instruction, &self.settings.source),
+                text: super::meta::step_text(step, &self.settings.source),
             });
             match runner.execute(&mut state, step, id) {
                 Ok(None) => self.progress.event(Event::Done {
@@ -564,7 +584,15 @@ impl Engine<'_> {
                     }
                 }
                 Err(e) => {
-                    let e = e.at_line(line);
+                    let e = match (&step.trigger, &stage.base) {
+                        (Some(trigger), Base::Image(image)) => BuildError::Trigger {
+                            line,
+                            trigger: trigger.clone(),
+                            image: image.clone(),
+                            source: Box::new(e),
+                        },
+                        _ => e.at_line(line),
+                    };
                     self.progress.event(Event::Failed {
                         id,
                         error: e.to_string_chain(),

@@ -226,11 +226,10 @@ pub fn join_workdir(cur: &str, path: &str) -> String {
 /// The history `created_by` BuildKit writes for an instruction (`RUN |1 A=b /bin/sh -c …`, `COPY … # buildkit`).
 pub fn created_by(
     instr: &Instruction,
-    source: &str,
+    text: String,
     shell: &[String],
     run_args: &[(String, String)],
 ) -> String {
-    let text = instruction_text(instr, source);
     match &instr.kind {
         Kind::Run { command, .. } => {
             let argv = command_argv(command, shell).join(" ");
@@ -244,6 +243,15 @@ pub fn created_by(
         }
         Kind::Copy(_) | Kind::Add(_) => format!("{text} # buildkit"),
         _ => text,
+    }
+}
+
+/// What a step says in progress and history: an ONBUILD trigger's own text (its span is the FROM's),
+/// else its Dockerfile text.
+pub fn step_text(step: &crate::dockerfile::Step, source: &str) -> String {
+    match &step.trigger {
+        Some(t) => t.clone(),
+        None => instruction_text(&step.instruction, source),
     }
 }
 

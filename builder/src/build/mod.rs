@@ -170,6 +170,25 @@ pub enum BuildError {
         #[source]
         exit: RunExit,
     },
+    /// An ONBUILD trigger of the stage's base image failed (to parse, expand or run); `line` is the FROM's.
+    #[error("Dockerfile:{line}: ONBUILD trigger `{trigger}` of base image {image}")]
+    Trigger {
+        line: usize,
+        trigger: String,
+        image: String,
+        #[source]
+        source: Box<BuildError>,
+    },
+    /// A trigger BuildKit refuses (`ONBUILD ONBUILD`, `ONBUILD FROM`, `ONBUILD MAINTAINER`).
+    #[error(
+        "Dockerfile:{line}: base image {image} has ONBUILD trigger `{trigger}`: {keyword} is not allowed as a trigger"
+    )]
+    TriggerNotAllowed {
+        line: usize,
+        trigger: String,
+        image: String,
+        keyword: &'static str,
+    },
     #[error("stage {stage} needed by this one failed")]
     DependencyFailed { stage: usize },
     #[error(
@@ -224,7 +243,9 @@ impl BuildError {
             | BuildError::DependencyFailed { .. }
             | BuildError::Fetch { .. }
             | BuildError::Emulation { .. }
-            | BuildError::ChecksumManyUrls { .. }) => e,
+            | BuildError::ChecksumManyUrls { .. }
+            | BuildError::Trigger { .. }
+            | BuildError::TriggerNotAllowed { .. }) => e,
             e => BuildError::AtLine {
                 line,
                 source: Box::new(e),
@@ -240,6 +261,8 @@ impl BuildError {
         match self {
             BuildError::AtLine { source, .. } => source.is_user_error(),
             BuildError::Runner { source, .. } => source.is_user_error(),
+            BuildError::Trigger { source, .. } => source.is_user_error(),
+            BuildError::TriggerNotAllowed { .. } => true,
             BuildError::Context { .. }
             | BuildError::SourceNotFound { .. }
             | BuildError::CopyDestNotDir { .. }

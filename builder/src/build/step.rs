@@ -112,7 +112,7 @@ impl StepRunner<'_, '_> {
                 let comps = view
                     .resolve(&wd, true)
                     .map_err(|e| BuildError::from(e).at_line(line))?;
-                self.add_history(st, &step.instruction, &[], false);
+                self.add_history(st, step, &[], false);
                 if comps.is_empty() || view.lookup(&comps).is_some() {
                     st.key = key;
                     if let Some(h) = st.config.history.last_mut() {
@@ -134,22 +134,17 @@ impl StepRunner<'_, '_> {
                 meta::apply(cc, &mut st.meta, &step.instruction, line)?;
                 st.key = kb.finish();
                 if !matches!(step.instruction.kind, Kind::Arg { .. }) {
-                    self.add_history(st, &step.instruction, &[], true);
+                    self.add_history(st, step, &[], true);
                 }
                 Ok(None)
             }
         }
     }
 
-    fn add_history(
-        &self,
-        st: &mut StageState,
-        instr: &crate::dockerfile::Instruction,
-        run_args: &[(String, String)],
-        empty: bool,
-    ) {
+    fn add_history(&self, st: &mut StageState, step: &Step, run_args: &[(String, String)], empty: bool) {
         let shell = st.shell();
-        let cb = meta::created_by(instr, &self.ctx.settings.source, &shell, run_args);
+        let text = meta::step_text(step, &self.ctx.settings.source);
+        let cb = meta::created_by(&step.instruction, text, &shell, run_args);
         st.config
             .history
             .push(meta::history(&self.ctx.settings.created, cb, empty));
@@ -332,7 +327,7 @@ impl StepRunner<'_, '_> {
             extract: if unpack { Some(&extract_fn) } else { None },
             unprivileged: e.settings.unprivileged,
         };
-        self.add_history(st, instr, &[], false);
+        self.add_history(st, step, &[], false);
         let r = self.layer_step(st, key, |upper| {
             if let Some(f) = &pinned_urls {
                 f.fetch(
@@ -352,7 +347,7 @@ impl StepRunner<'_, '_> {
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
             .collect();
-        self.add_history(st, &step.instruction, &run_args, false);
+        self.add_history(st, step, &run_args, false);
         let input = super::run::RunInput {
             step,
             id,

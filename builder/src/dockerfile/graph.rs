@@ -170,6 +170,10 @@ pub struct Step {
     /// RUN `--mount from=` resolved, aligned with the RUN's mounts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mount_from: Vec<Option<Ref>>,
+    /// For an ONBUILD trigger of the base image: the trigger as stored in the image config. Its
+    /// instruction's span is the stage's FROM (the trigger has no line of its own in the Dockerfile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -622,6 +626,11 @@ impl BuildGraph {
         })
     }
 
+    /// The Dockerfile's escape character (for parsing ONBUILD triggers the same way).
+    pub fn escape(&self) -> char {
+        self.ctx.escape
+    }
+
     /// The target stage (last in [`BuildGraph::stages`]).
     pub fn target(&self) -> &Stage {
         &self.stages[self.stages.len() - 1]
@@ -634,22 +643,71 @@ impl BuildGraph {
         pos: usize,
         base_env: Vec<(String, String)>,
     ) -> Result<ExpandedStage, ParseError> {
+        self.expand_stage_with(pos, base_env, &[]).map_err(|e| match e {
+            StageExpandError::Stage(e) => e,
+            StageExpandError::Trigger { source, .. } => source,
+        })
+    }
+
+    /// [`expand_stage`](Self::expand_stage) with the base image's ONBUILD `triggers` (each parsed by
+    /// [`parse_trigger`](super::parse_trigger), with its text) run first, as BuildKit does: they expand
+    /// in the child's scope on the base's ENV, and what they set (ENV, ARG) is seen by the stage's own
+    /// instructions. Each trigger step's span is the FROM's.
+    pub fn expand_stage_with(
+        &self,
+        pos: usize,
+        base_env: Vec<(String, String)>,
+        triggers: &[(Instruction, String)],
+    ) -> Result<ExpandedStage, StageExpandError> {
         let stage = &self.stages[pos];
         let mut consumed = BTreeSet::new();
+        // A trigger's COPY --from names an image: the scheduler knew no stage dependency for it.
+        let as_image = |name: &str| Some(Ref::Image(name.to_string()));
+        let mut env = Shared::new(base_env);
+        let mut args = stage.inherited_args.clone();
+        let mut steps = Vec::with_capacity(triggers.len() + stage.steps.len());
+        for (ins, text) in triggers {
+            let mut ins = ins.clone();
+            ins.span = stage.from.span;
+            ins.keyword_span = stage.from.span;
+            let (mut t, e, a) = self
+                .ctx
+                .expand_body(std::slice::from_ref(&ins), env, args, &mut consumed, &as_image)
+                .map_err(|source| StageExpandError::Trigger {
+                    trigger: text.clone(),
+                    source,
+                })?;
+            for s in &mut t {
+                s.trigger = Some(text.clone());
+            }
+            steps.extend(t);
+            (env, args) = (e, a);
+        }
         // Stage references were resolved when the graph was built; they are copied over below.
-        let (mut steps, env, _) = self.ctx.expand_body(
-            &stage.instructions,
-            Shared::new(base_env),
-            stage.inherited_args.clone(),
-            &mut consumed,
-            &|name: &str| Some(Ref::Image(name.to_string())),
-        )?;
-        for (s, orig) in steps.iter_mut().zip(&stage.steps) {
+        let (mut own, env, _) = self
+            .ctx
+            .expand_body(&stage.instructions, env, args, &mut consumed, &as_image)
+            .map_err(StageExpandError::Stage)?;
+        for (s, orig) in own.iter_mut().zip(&stage.steps) {
             s.copy_from = orig.copy_from.clone();
             s.mount_from = orig.mount_from.clone();
         }
+        steps.extend(own);
         Ok((steps, env.into_inner()))
     }
+}
+
+/// Why [`BuildGraph::expand_stage_with`] failed: in an ONBUILD trigger, or in the stage's own lines.
+#[derive(Debug, thiserror::Error)]
+pub enum StageExpandError {
+    #[error("ONBUILD trigger `{trigger}`")]
+    Trigger {
+        trigger: String,
+        #[source]
+        source: ParseError,
+    },
+    #[error(transparent)]
+    Stage(ParseError),
 }
 
 fn resolve_ref(name: &str, names: &[Option<String>], count: usize) -> Option<Ref> {
@@ -909,6 +967,7 @@ impl Ctx {
                 run_env: step_run_env,
                 copy_from,
                 mount_from,
+                trigger: None,
             });
             if !new_env.is_empty() || !new_args.is_empty() {
                 run_env = None;

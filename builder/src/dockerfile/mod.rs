@@ -35,6 +35,25 @@ pub fn parse(src: &str, name: &str) -> Result<Dockerfile, ParseError> {
     parse_with_limits(src, name, &Limits::default())
 }
 
+/// Parses one ONBUILD trigger of a base image (a string of its config's `OnBuild`) on its own, with
+/// the child Dockerfile's `escape` character; `name` names it in messages. Spans are relative to the
+/// trigger's text. A blank trigger gives no instruction.
+pub fn parse_trigger(text: &str, name: &str, escape: char) -> Result<Vec<Instruction>, ParseError> {
+    let lexed = lexer::lex(text, name, &Limits::default())?;
+    let source = source::Source::new(text);
+    let mut ctx = instructions::Ctx {
+        src: &source,
+        file: name,
+        escape,
+        warnings: Vec::new(),
+    };
+    lexed
+        .lines
+        .iter()
+        .map(|line| instructions::parse_line(&mut ctx, line))
+        .collect()
+}
+
 /// Parses with explicit size limits.
 pub fn parse_with_limits(src: &str, name: &str, limits: &Limits) -> Result<Dockerfile, ParseError> {
     let lexed = lexer::lex(src, name, limits)?;

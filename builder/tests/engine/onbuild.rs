@@ -1,6 +1,9 @@
 //! ONBUILD triggers of an image base run in the child.
 
-use crate::support::Env;
+use lamina_builder::build::engine;
+use lamina_store::Reference;
+
+use crate::support::{Env, error_line};
 
 #[test]
 fn trigger_runs_in_the_child() {
@@ -68,4 +71,102 @@ fn grandchild_does_not_rerun_triggers() {
     e.base("ob-child:8", "FROM ob:8\n");
     let b = e.build("FROM ob-child:8\n");
     assert_eq!(b.read("/count").as_deref(), Some("x"));
+}
+
+/// Tags `name` as a scratch image whose config holds `triggers` as written (a registry image may hold
+/// triggers lamina's parser would refuse in a Dockerfile).
+fn raw_base(e: &Env, name: &str, triggers: &[&str]) {
+    let b = e.build("FROM scratch\n");
+    let mut cfg = b.outcome.image.config.clone();
+    cfg.config_mut().on_build = Some(triggers.iter().map(|t| t.to_string()).collect());
+    let img = e.store.write_image(&cfg, &[]).unwrap();
+    engine::tag_image(&e.store, &img, &[Reference::parse(name).unwrap()]).unwrap();
+}
+
+#[test]
+fn later_error_names_its_own_line_after_triggers() {
+    let e = Env::new();
+    e.base(
+        "ob:9",
+        "FROM scratch\nONBUILD RUN write /a 1\nONBUILD RUN write /b 2\n",
+    );
+    // Splicing the two triggers into the text shifted this to line 5.
+    let err = e.build_err("FROM ob:9\nRUN true\nRUN exit 3\n");
+    assert_eq!(error_line(&err), Some(3), "{}", err.to_string_chain());
+}
+
+#[test]
+fn failing_trigger_names_the_from_line_and_the_image() {
+    let e = Env::new();
+    e.base("ob:10", "FROM scratch\nONBUILD RUN exit 4\n");
+    let err = e.build_err("# first\n\nFROM ob:10\nRUN true\n");
+    let chain = err.to_string_chain();
+    assert_eq!(error_line(&err), Some(3), "{chain}");
+    assert!(
+        chain.contains("ONBUILD trigger `RUN exit 4` of base image ob:10"),
+        "{chain}"
+    );
+    assert!(chain.contains("code 4"), "{chain}");
+}
+
+#[test]
+fn refused_triggers_name_the_image() {
+    for (i, t) in ["ONBUILD RUN true", "FROM scratch", "MAINTAINER me"]
+        .iter()
+        .enumerate()
+    {
+        let e = Env::new();
+        let name = format!("raw:{i}");
+        raw_base(&e, &name, &[t]);
+        let err = e.build_err(&format!("FROM {name}\n"));
+        let chain = err.to_string_chain();
+        assert!(chain.contains(&format!("base image {name}")), "{chain}");
+        assert!(chain.contains(t), "{chain}");
+        assert!(err.is_user_error());
+    }
+}
+
+#[test]
+fn bad_trigger_names_the_image_not_a_dockerfile_line_after_from() {
+    let e = Env::new();
+    raw_base(&e, "raw:bad", &["COPY --nope a /b"]);
+    let err = e.build_err("FROM raw:bad\nRUN true\n");
+    let chain = err.to_string_chain();
+    assert_eq!(error_line(&err), Some(1), "{chain}");
+    assert!(chain.contains("of base image raw:bad"), "{chain}");
+}
+
+#[test]
+fn trigger_expands_with_the_base_env_and_sets_env_for_the_child() {
+    let e = Env::new();
+    e.base(
+        "ob:11",
+        "FROM scratch\nENV WHO=base\nONBUILD ENV GREETING=hi-$WHO\n",
+    );
+    let b = e.build("FROM ob:11\nENV BOTH=$GREETING-child\n");
+    assert_eq!(b.env("GREETING").as_deref(), Some("hi-base"));
+    assert_eq!(b.env("BOTH").as_deref(), Some("hi-base-child"));
+}
+
+#[test]
+fn triggers_of_a_stage_base_do_not_run() {
+    let e = Env::new();
+    let b = e.build("FROM scratch AS parent\nONBUILD RUN write /t 1\nFROM parent\nRUN write /own 1\n");
+    assert!(!b.exists("/t"));
+    assert!(b.exists("/own"));
+}
+
+#[test]
+fn triggers_hit_the_cache_on_a_second_build() {
+    let e = Env::new();
+    e.base("ob:12", "FROM scratch\nONBUILD RUN write /t 1\n");
+    let df = "FROM ob:12\nRUN write /own 1\n";
+    let first = e.build(df);
+    assert_eq!(first.outcome.executed, 2);
+    let second = e.build(df);
+    assert_eq!((second.outcome.executed, second.outcome.cached), (0, 2));
+    assert_eq!(
+        second.outcome.image.config_digest,
+        first.outcome.image.config_digest
+    );
 }
