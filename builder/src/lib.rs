@@ -2,6 +2,6 @@
 //! stage graph with BuildKit's expansion and ARG scoping), build graph, cache keys and the build engine.
 //! [`glob`] is the one glob matcher (COPY sources, `--exclude`).
 
-pub mod build;
 pub mod dockerfile;
+pub mod engine;
 pub mod glob;

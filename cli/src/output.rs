@@ -37,7 +37,7 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
 fn is_internal(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.is::<Internal>())
         || e.chain()
-            .find_map(|c| c.downcast_ref::<lamina_builder::build::BuildError>())
+            .find_map(|c| c.downcast_ref::<lamina_builder::engine::BuildError>())
             .is_some_and(|b| !b.is_user_error())
 }
 

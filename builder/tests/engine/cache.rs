@@ -1,6 +1,6 @@
 //! Cache keys: what reruns a step, what doesn't, and hits across builds.
 
-use lamina_builder::build::exec::fake::FakeExecutor;
+use lamina_builder::engine::exec::fake::FakeExecutor;
 
 use crate::support::Env;
 

@@ -23,7 +23,7 @@ fn unknown_target_is_a_user_error() {
     let mut r = e.req("FROM scratch AS a\nRUN true\n");
     r.target = Some("nope".into());
     let err = e
-        .run(&r, &lamina_builder::build::exec::fake::FakeExecutor::new())
+        .run(&r, &lamina_builder::engine::exec::fake::FakeExecutor::new())
         .err()
         .unwrap();
     assert!(err.is_user_error());
@@ -53,7 +53,7 @@ fn bad_platform_is_a_user_error() {
     let mut r = e.req("FROM scratch\n");
     r.platform = Some("not a platform".into());
     let err = e
-        .run(&r, &lamina_builder::build::exec::fake::FakeExecutor::new())
+        .run(&r, &lamina_builder::engine::exec::fake::FakeExecutor::new())
         .err()
         .unwrap();
     assert!(err.is_user_error());
@@ -72,7 +72,7 @@ fn run_for_a_foreign_platform_needs_emulation() {
         .into(),
     );
     let err = e
-        .run(&r, &lamina_builder::build::exec::fake::FakeExecutor::new())
+        .run(&r, &lamina_builder::engine::exec::fake::FakeExecutor::new())
         .err()
         .unwrap();
     assert_eq!(error_line(&err), Some(3));
@@ -115,10 +115,10 @@ fn missing_secret_file_is_a_user_error() {
     let mut r = e.req("FROM scratch\nRUN --mount=type=secret,id=s true\n");
     r.secrets.insert(
         "s".into(),
-        lamina_builder::build::SecretSource::File(e.dir.path().join("no-such-file")),
+        lamina_builder::engine::SecretSource::File(e.dir.path().join("no-such-file")),
     );
     let err = e
-        .run(&r, &lamina_builder::build::exec::fake::FakeExecutor::new())
+        .run(&r, &lamina_builder::engine::exec::fake::FakeExecutor::new())
         .err()
         .unwrap();
     assert!(err.is_user_error());

@@ -30,7 +30,7 @@ fn label_and_request_labels() {
     let mut r = e.req("FROM scratch\nLABEL a=1\n");
     r.labels.insert("b".into(), "2".into());
     let b = e
-        .run(&r, &lamina_builder::build::exec::fake::FakeExecutor::new())
+        .run(&r, &lamina_builder::engine::exec::fake::FakeExecutor::new())
         .unwrap();
     assert_eq!(b.config().labels.get("a").map(String::as_str), Some("1"));
     assert_eq!(b.config().labels.get("b").map(String::as_str), Some("2"));
@@ -90,7 +90,7 @@ fn squash_merges_the_new_layers() {
     let mut r = e.req("FROM scratch\nRUN write /a 1\nRUN write /b 2\nRUN write /c 3\n");
     r.squash = true;
     let b = e
-        .run(&r, &lamina_builder::build::exec::fake::FakeExecutor::new())
+        .run(&r, &lamina_builder::engine::exec::fake::FakeExecutor::new())
         .unwrap();
     assert_eq!(b.layers(), 1);
     assert_eq!(b.ls("/"), vec!["a", "b", "c"]);
@@ -118,7 +118,7 @@ fn platform_of_scratch_is_the_target() {
     let mut r = e.req("FROM scratch\n");
     r.platform = Some("linux/arm64".into());
     let b = e
-        .run(&r, &lamina_builder::build::exec::fake::FakeExecutor::new())
+        .run(&r, &lamina_builder::engine::exec::fake::FakeExecutor::new())
         .unwrap();
     assert_eq!(b.outcome.image.config.architecture, "arm64");
     assert_eq!(b.outcome.image.config.os, "linux");

@@ -1,6 +1,6 @@
 //! ONBUILD triggers of an image base run in the child.
 
-use lamina_builder::build::engine;
+use lamina_builder::engine;
 use lamina_store::Reference;
 
 use crate::support::{Env, error_line};

@@ -1,12 +1,12 @@
 //! RUN steps through the fake executor: layers, env, user, cwd, mounts.
 
-use lamina_builder::build::SecretSource;
-use lamina_builder::build::exec::ExecMount;
-use lamina_builder::build::exec::fake::FakeExecutor;
+use lamina_builder::engine::SecretSource;
+use lamina_builder::engine::exec::ExecMount;
+use lamina_builder::engine::exec::fake::FakeExecutor;
 
 use crate::support::{Env, error_line};
 
-fn calls_of(e: &Env, df: &str) -> Vec<lamina_builder::build::exec::fake::Call> {
+fn calls_of(e: &Env, df: &str) -> Vec<lamina_builder::engine::exec::fake::Call> {
     let f = FakeExecutor::new();
     e.run(&e.req(df), &f).unwrap();
     f.calls()
@@ -150,7 +150,7 @@ fn no_user_means_none() {
 fn network_none_flag() {
     let e = Env::new();
     let c = calls_of(&e, "FROM scratch\nRUN --network=none true\n");
-    assert_eq!(c[0].network, lamina_builder::build::exec::Network::None);
+    assert_eq!(c[0].network, lamina_builder::engine::exec::Network::None);
 }
 
 #[test]
@@ -158,9 +158,9 @@ fn network_default_is_the_request_s() {
     let e = Env::new();
     let f = FakeExecutor::new();
     let mut r = e.req("FROM scratch\nRUN true\n");
-    r.network = lamina_builder::build::exec::Network::None;
+    r.network = lamina_builder::engine::exec::Network::None;
     e.run(&r, &f).unwrap();
-    assert_eq!(f.calls()[0].network, lamina_builder::build::exec::Network::None);
+    assert_eq!(f.calls()[0].network, lamina_builder::engine::exec::Network::None);
 }
 
 #[test]

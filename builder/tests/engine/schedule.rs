@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lamina_builder::build::exec::fake::{Call, FakeExecutor};
+use lamina_builder::engine::exec::fake::{Call, FakeExecutor};
 
 use crate::support::Env;
 

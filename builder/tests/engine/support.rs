@@ -6,10 +6,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use lamina_builder::build::exec::fake::FakeExecutor;
-use lamina_builder::build::layers::LayerWriter;
-use lamina_builder::build::progress::{Event, Progress};
-use lamina_builder::build::{BuildError, BuildOutcome, BuildRequest, build_with, engine};
+use lamina_builder::engine;
+use lamina_builder::engine::exec::fake::FakeExecutor;
+use lamina_builder::engine::layers::LayerWriter;
+use lamina_builder::engine::progress::{Event, Progress};
+use lamina_builder::engine::{BuildError, BuildOutcome, BuildRequest, build_with};
 use lamina_store::{Reference, Store};
 
 /// Records the events of a build.

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use crate::output::human_size;
 use anyhow::{Context as _, bail};
-use lamina_builder::build::output::{self, Output};
-use lamina_builder::build::progress::{Mode, Printer};
-use lamina_builder::build::remote_cache::CacheSpec;
-use lamina_builder::build::{BuildRequest, SecretSource, engine};
+use lamina_builder::engine;
+use lamina_builder::engine::output::{self, Output};
+use lamina_builder::engine::progress::{Mode, Printer};
+use lamina_builder::engine::remote_cache::CacheSpec;
+use lamina_builder::engine::{BuildRequest, SecretSource};
 use lamina_store::archive::save::SaveFormat;
 use lamina_store::layer::Compression;
 use lamina_store::{Reference, Store};
@@ -374,7 +375,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     // Held until the image is tagged and exported: until then only the lease keeps its content from prune.
     let lease = store.lease()?;
     let store = store.leased(&lease);
-    let outcome = lamina_builder::build::build(&store, &req, &printer)?;
+    let outcome = lamina_builder::engine::build(&store, &req, &printer)?;
     let image = &outcome.image;
     if outputs.is_empty() || outputs.contains(&Output::Image) {
         engine::tag_image(&store, image, &tags)?;
@@ -386,7 +387,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             Output::Oci(d) => output::write_archive(&store, image, &tags, d, mtime, SaveFormat::Oci)?,
             Output::Docker(d) => output::write_archive(&store, image, &tags, d, mtime, SaveFormat::Docker)?,
             Output::Local(d) => {
-                let w = lamina_builder::build::layers::LayerWriter::new(
+                let w = lamina_builder::engine::layers::LayerWriter::new(
                     &store,
                     req.compression,
                     req.source_date_epoch,
@@ -394,7 +395,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 output::write_local(&w, image, d)?
             }
             Output::Tar(d) => {
-                let w = lamina_builder::build::layers::LayerWriter::new(
+                let w = lamina_builder::engine::layers::LayerWriter::new(
                     &store,
                     req.compression,
                     req.source_date_epoch,

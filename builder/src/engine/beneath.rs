@@ -125,9 +125,9 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
-    use crate::build::context::Context;
-    use crate::build::copy::{CopySpec, copy};
-    use crate::build::view::View;
+    use crate::engine::context::Context;
+    use crate::engine::copy::{CopySpec, copy};
+    use crate::engine::view::View;
 
     /// The classic write-through: the first source of one COPY leaves `q -> <canary>` in the new layer, the
     /// second writes `q/f`. A copier joining `upper/dst/q/f` writes the host canary; ours refuses.
@@ -169,7 +169,7 @@ mod tests {
             unprivileged: false,
         };
         let err = copy(&c, &View::empty(), &upper, &spec).unwrap_err();
-        let msg = crate::build::layers::error_chain(&err);
+        let msg = crate::engine::layers::error_chain(&err);
         assert!(
             msg.contains("Dockerfile:7") && msg.contains("does not write through"),
             "{msg}"

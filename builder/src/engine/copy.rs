@@ -618,7 +618,7 @@ impl Copier<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::context::Context;
+    use crate::engine::context::Context;
 
     fn spec<'a>(sources: &[&str], dest: &str, exclude: &'a dyn Fn(&str, bool) -> bool) -> CopySpec<'a> {
         CopySpec {
@@ -668,7 +668,7 @@ mod tests {
 
         let up2 = t.path().join("up2");
         fs::create_dir_all(&up2).unwrap();
-        sp.chmod = Some(crate::build::perms::parse_chmod("600", 1).unwrap());
+        sp.chmod = Some(crate::engine::perms::parse_chmod("600", 1).unwrap());
         copy(&view, &View::empty(), &up2, &sp).unwrap();
         assert_ne!(
             ino(&up2.join("out/c")),
@@ -726,7 +726,7 @@ mod tests {
         let err = copy(&c, &view, &up, &spec(&["a.txt", "b.txt"], "/nodir", &no)).unwrap_err();
         assert!(matches!(err, BuildError::CopyDestNotDir { line: 3, .. }), "{err}");
         let err = copy(&c, &view, &up, &spec(&["missing"], "/", &no)).unwrap_err();
-        let msg = crate::build::layers::error_chain(&err);
+        let msg = crate::engine::layers::error_chain(&err);
         assert!(msg.contains("Dockerfile:3") && msg.contains("missing"), "{msg}");
 
         // A later source replaces what an earlier one wrote (file over file, file over dir, dir content
@@ -745,7 +745,7 @@ mod tests {
 
         let mut s = spec(&["a.txt"], "/own/", &no);
         s.owner = Some(Owner { uid: 1234, gid: 99 });
-        s.chmod = Some(crate::build::perms::parse_chmod("640", 1).unwrap());
+        s.chmod = Some(crate::engine::perms::parse_chmod("640", 1).unwrap());
         copy(&c, &view, &up, &s).unwrap();
         let m = fs::metadata(up.join("own/a.txt")).unwrap();
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1234, 99, 0o640));

@@ -9,11 +9,11 @@
 
 pub mod beneath;
 pub mod bind_source;
+pub mod build;
 pub mod cache;
 pub mod context;
 pub mod copy;
 pub mod ctx;
-pub mod engine;
 pub mod exec;
 pub mod fetch;
 pub mod layers;
@@ -28,7 +28,7 @@ pub mod solve;
 pub mod step;
 pub mod view;
 
-pub use engine::{BuildOutcome, BuildRequest, SecretSource, build, build_with};
+pub use build::{BuildOutcome, BuildRequest, SecretSource, build, build_with, external_images, tag_image};
 
 use std::path::PathBuf;
 

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{ExecError, ExecMount, ExecRequest, ExecStatus, Executor};
-use crate::build::view::{View, clean_components};
+use crate::engine::view::{View, clean_components};
 
 /// What a fake run sees.
 pub struct FakeRun<'a> {
