@@ -3,13 +3,12 @@
 use serde_json::{Value, json};
 
 use lamina_store::Digest;
+use lamina_store::image::media;
 
 use super::SignError;
 
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
 /// `sha256:abc…` → `sha256-abc….sig`.
 pub fn signature_tag(digest: &Digest) -> String {
@@ -90,9 +89,9 @@ impl SignatureImage {
             .collect();
         serde_json::to_vec(&json!({
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
+            "mediaType": media::OCI_MANIFEST,
             "config": {
-                "mediaType": OCI_CONFIG,
+                "mediaType": media::OCI_CONFIG,
                 "size": config.len(),
                 "digest": Digest::sha256_of(config).to_string(),
             },

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use lamina_sign::{
     Payload, SIMPLE_SIGNING_MEDIA_TYPE, SignatureImage, SigningKey, VerifyingKey, signature_tag,
 };
+use lamina_store::image::media;
 use lamina_store::registry::{RegistryClient, RegistryError};
 use lamina_store::{Digest, Reference};
 
@@ -17,7 +18,6 @@ use super::transfer::RegistryFlags;
 
 /// The largest signature payload read (cosign's are a few hundred bytes).
 const MAX_PAYLOAD: u64 = 1 << 20;
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 #[derive(clap::Args, Debug)]
 pub struct SignArgs {
@@ -86,11 +86,9 @@ pub fn run_sign(_cli: &crate::Cli, args: &SignArgs) -> anyhow::Result<ExitCode> 
                 .await?;
             sigs.add(lamina_sign::sigimage_layer(layer.digest, layer.size, signature));
             let config = sigs.config();
+            client.push_bytes(repo, media::OCI_CONFIG, config.clone()).await?;
             client
-                .push_bytes(repo, "application/vnd.oci.image.config.v1+json", config.clone())
-                .await?;
-            client
-                .put_manifest(repo, &tag, &sigs.manifest(&config), OCI_MANIFEST)
+                .put_manifest(repo, &tag, &sigs.manifest(&config), media::OCI_MANIFEST)
                 .await?;
             anyhow::Ok((digest, tag))
         })
