@@ -99,6 +99,10 @@ enum Command {
     Sign(cmd::sign::SignArgs),
     /// Verify an image's cosign-format signatures against a public key.
     Verify(cmd::sign::VerifyArgs),
+    /// List the OCI referrers (SBOMs, attestations, signatures) of an image in a registry.
+    Referrers(cmd::referrers::ListArgs),
+    /// Attach files to an image in a registry as an OCI artifact that refers to it (like `oras attach`).
+    Attach(cmd::referrers::AttachArgs),
     /// Build an image from a Dockerfile.
     Build(Box<cmd::build::Args>),
 }
@@ -186,6 +190,8 @@ fn main() -> ExitCode {
         Command::Sbom(a) => cmd::sbom::run(&cli, a),
         Command::Sign(a) => cmd::sign::run_sign(&cli, a),
         Command::Verify(a) => cmd::sign::run_verify(&cli, a),
+        Command::Referrers(a) => cmd::referrers::run_list(&cli, a),
+        Command::Attach(a) => cmd::referrers::run_attach(&cli, a),
     };
     match result {
         Ok(code) => code,

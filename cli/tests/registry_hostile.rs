@@ -613,3 +613,152 @@ fn endless_error_body_on_upload_is_not_read() {
     let n = h.requests("/v2/evil/dst/blobs/uploads/") - before;
     assert!(n <= 12, "{n} upload attempts:\n{err}");
 }
+
+/// The digest `Docker-Content-Digest` names for `img`'s manifest.
+fn manifest_digest(img: &Image) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(&img.manifest)))
+}
+
+/// A referrers index holding one artifact descriptor of `artifact_type`, numbered `n`.
+fn referrers_page(n: u8, artifact_type: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{}", hex::encode([n; 32])),
+            "size": 500 + n as u64,
+            "artifactType": artifact_type,
+        }],
+    }))
+    .unwrap()
+}
+
+/// The server side of `lamina referrers`: the ping and the subject's manifest, then `referrers`.
+fn referrers_server(referrers: impl Fn(&str) -> Reply + Send + Sync + 'static) -> (Hostile, String) {
+    let img = image();
+    let digest = manifest_digest(&img);
+    let d = digest.clone();
+    let h = Hostile::start(move |path, _| match path {
+        "/v2/" => fixed(200, &[], "{}"),
+        "/v2/evil/img/manifests/v1" => fixed(
+            200,
+            &[
+                ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                ("Docker-Content-Digest", &d),
+            ],
+            img.manifest.clone(),
+        ),
+        p if p.starts_with("/v2/evil/img/referrers/") => referrers(p),
+        _ => fixed(404, &[], "{}"),
+    });
+    (h, digest)
+}
+
+#[test]
+fn referrers_pagination_that_loops_is_refused() {
+    if !measurable() {
+        return;
+    }
+    // Every page links back to the first: a listing without end.
+    let (h, digest) = referrers_server(|p| {
+        let base = p.split('?').next().unwrap_or(p).to_owned();
+        fixed(
+            200,
+            &[("Link", &format!("<{base}>; rel=\"next\""))],
+            referrers_page(1, "application/spdx+json"),
+        )
+    });
+    // Naive: follow `Link` 50 times, and the same page keeps coming.
+    let mut path = format!("/v2/evil/img/referrers/{digest}");
+    for _ in 0..50 {
+        let (status, _, body) = naive_get(h.port, &path, 1 << 20);
+        assert_eq!(status, 200);
+        assert_eq!(body, referrers_page(1, "application/spdx+json"));
+        path = format!("/v2/evil/img/referrers/{digest}");
+    }
+    let before = h.requests("/v2/evil/img/referrers");
+    assert_refused(
+        &["referrers", &format!("{}/evil/img:v1", h.host())],
+        &["pagination does not advance"],
+    );
+    assert_eq!(
+        h.requests("/v2/evil/img/referrers") - before,
+        1,
+        "caught before reading the first page twice"
+    );
+}
+
+#[test]
+fn endless_referrers_index_is_cut_at_the_manifest_limit() {
+    if !measurable() {
+        return;
+    }
+    let (h, digest) = referrers_server(|_| Reply::Endless {
+        status: 200,
+        headers: vec![(
+            "Content-Type".into(),
+            "application/vnd.oci.image.index.v1+json".into(),
+        )],
+    });
+    // Naive: 32 MiB read and the index still has not ended.
+    let (_, _, body) = naive_get(h.port, &format!("/v2/evil/img/referrers/{digest}"), 32 << 20);
+    assert_eq!(body.len(), 32 << 20);
+    assert_refused(
+        &["referrers", &format!("{}/evil/img:v1", h.host())],
+        &["referrers index", "limit"],
+    );
+}
+
+#[test]
+fn referrers_api_pages_are_joined_and_filtered() {
+    // An honest registry with the API: two pages, filters not applied server-side (no
+    // `OCI-Filters-Applied`), so lamina filters by artifact type itself.
+    let (h, digest) = referrers_server(|p| {
+        let base = p.split('?').next().unwrap_or(p).to_owned();
+        if p.contains("page=2") {
+            fixed(200, &[], referrers_page(2, "application/vnd.in-toto+json"))
+        } else {
+            fixed(
+                200,
+                &[("Link", &format!("<{base}?page=2>; rel=\"next\""))],
+                referrers_page(1, "application/spdx+json"),
+            )
+        }
+    });
+    let list = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args([
+                "referrers",
+                &format!("{}/evil/img:v1", h.host()),
+                "--format",
+                "json",
+            ])
+            .args(extra)
+            .env_remove("DOCKER_CONFIG")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["artifactType"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(&[]),
+        ["application/spdx+json", "application/vnd.in-toto+json"]
+    );
+    assert_eq!(
+        list(&["--artifact-type", "application/vnd.in-toto+json"]),
+        ["application/vnd.in-toto+json"]
+    );
+    // The API answered, so the referrers tag (the fallback) was never asked for.
+    let tag = format!(
+        "/v2/evil/img/manifests/sha256-{}",
+        digest.trim_start_matches("sha256:")
+    );
+    assert_eq!(h.requests(&tag), 0);
+}

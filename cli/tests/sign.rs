@@ -1,7 +1,9 @@
 //! `lamina sign` / `lamina verify` against a real registry: cosign's storage format (tag
 //! `sha256-<hex>.sig`, simple-signing payload layers with the signature annotation), signatures that
 //! openssl verifies on its own, and the ways verification must fail: another key, an image changed under
-//! its tag, a signature moved from another image.
+//! its tag, a signature moved from another image. Then referrers on the same registry (Debian's
+//! docker-registry 2.8 has no referrers API, so this is the referrers tag schema, read back with skopeo):
+//! `lamina attach`, `lamina referrers`, and `lamina copy` carrying referrers and signatures along.
 
 mod registry_support;
 
@@ -214,4 +216,110 @@ fn signatures_in_cosign_format_verify_with_openssl_and_refuse_what_they_must() {
     std::fs::write(&bad, "hello").unwrap();
     let err = lamina_fails(&["sign", "--key", bad.to_str().unwrap(), &image]);
     assert!(err.contains("bad.pem"), "{err}");
+}
+
+fn raw(reference: &str) -> serde_json::Value {
+    let o = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]);
+    serde_json::from_slice(&ok_bytes(&o)).unwrap()
+}
+
+/// `lamina referrers --format json`: the artifact types listed, in order.
+fn referrer_types(image: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["referrers", image, "--format", "json"];
+    args.extend_from_slice(extra);
+    let (out, _) = lamina_ok(&args);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn attached_artifacts_are_listed_and_travel_with_copy() {
+    let Some(reg) = Registry::start("") else { return };
+    if !have("skopeo") || !have("openssl") {
+        lamina_testkit::skip("skopeo and openssl are needed to push test images and check signatures");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let h = reg.host();
+    let layout = t.path().join("layout");
+    simple_layout(&layout, 4096);
+    let image = format!("{h}/app:1");
+    let digest = push_layout(&layout, &image);
+    let sbom = t.path().join("sbom.spdx.json");
+    std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3","name":"app"}"#).unwrap();
+    let prov = t.path().join("provenance.json");
+    std::fs::write(&prov, br#"{"_type":"https://in-toto.io/Statement/v1"}"#).unwrap();
+
+    let attach = |file: &Path, ty: &str| {
+        let o = lamina()
+            .args(["attach", &image, "--artifact-type", ty])
+            .arg(format!("{}:{ty}", file.display()))
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let sbom_digest = attach(&sbom, "application/spdx+json");
+    // The same file at the same time is the same artifact: listed once, not twice.
+    assert_eq!(attach(&sbom, "application/spdx+json"), sbom_digest);
+    attach(&prov, "application/vnd.in-toto+json");
+
+    // What skopeo reads back: the artifact names the image as its subject and carries the file.
+    let art = raw(&format!("{h}/app@{sbom_digest}"));
+    assert_eq!(art["subject"]["digest"], digest.as_str());
+    assert_eq!(art["artifactType"], "application/spdx+json");
+    assert_eq!(art["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
+    assert_eq!(
+        art["layers"][0]["digest"],
+        format!("sha256:{}", sha256_hex(&std::fs::read(&sbom).unwrap())).as_str()
+    );
+    assert_eq!(
+        art["layers"][0]["annotations"]["org.opencontainers.image.title"],
+        "sbom.spdx.json"
+    );
+    // ...and the referrers tag of the schema is an index of both artifacts.
+    let tag = format!("{h}/app:{}", digest.replacen(':', "-", 1));
+    let index = raw(&tag);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    assert_eq!(index["manifests"][0]["digest"], sbom_digest.as_str());
+
+    assert_eq!(
+        referrer_types(&image, &[]),
+        ["application/spdx+json", "application/vnd.in-toto+json"]
+    );
+    assert_eq!(
+        referrer_types(&image, &["--artifact-type", "application/vnd.in-toto+json"]),
+        ["application/vnd.in-toto+json"]
+    );
+
+    // A copy to another repository brings the referrers and the signature along.
+    let (key, public) = keypair(t.path(), "k");
+    lamina_ok(&["sign", "--key", &key, &image]);
+    let copied = format!("{h}/elsewhere/app:1");
+    lamina_ok(&["copy", &image, &copied]);
+    assert_eq!(
+        referrer_types(&copied, &[]),
+        ["application/spdx+json", "application/vnd.in-toto+json"]
+    );
+    lamina_ok(&["verify", "--key", &public, &copied]);
+    let art = raw(&format!("{h}/elsewhere/app@{sbom_digest}"));
+    assert_eq!(art["subject"]["digest"], digest.as_str());
+
+    // Unless asked not to.
+    let bare = format!("{h}/bare/app:1");
+    lamina_ok(&["copy", "--skip-referrers", &image, &bare]);
+    assert!(referrer_types(&bare, &[]).is_empty());
+    let err = lamina_fails(&["verify", "--key", &public, &bare]);
+    assert!(err.contains("no signatures found"), "{err}");
 }

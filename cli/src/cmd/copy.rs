@@ -19,6 +19,10 @@ pub struct Args {
     /// Platform to copy from a multi-platform image.
     #[arg(long, conflicts_with = "all")]
     pub platform: Option<String>,
+    /// Leave the image's referrers (SBOMs, attestations) and cosign signature tags behind; by default a
+    /// registry-to-registry copy brings them along.
+    #[arg(long)]
+    pub skip_referrers: bool,
     /// Print only the written manifest digest on stdout.
     #[arg(long, short)]
     pub quiet: bool,
@@ -33,6 +37,7 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let copts = CopyOptions {
         all: args.all,
         platform: args.platform.as_deref().map(str::parse::<Platform>).transpose()?,
+        skip_referrers: args.skip_referrers,
     };
     let mut flags = args.registry.clone();
     if args.quiet {

@@ -31,6 +31,7 @@ pub mod prune;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod referrers;
 pub mod remote_image;
 pub mod rm;
 pub mod rmi;

@@ -11,8 +11,7 @@ use lamina_sign::{
     Payload, SIMPLE_SIGNING_MEDIA_TYPE, SignatureImage, SigningKey, VerifyingKey, signature_tag,
 };
 use lamina_store::image::media;
-use lamina_store::registry::{RegistryClient, RegistryError};
-use lamina_store::{Digest, Reference};
+use lamina_store::registry::RegistryClient;
 
 use super::transfer::RegistryFlags;
 
@@ -41,27 +40,7 @@ pub struct VerifyArgs {
     pub registry: RegistryFlags,
 }
 
-fn image_ref(s: &str) -> anyhow::Result<Reference> {
-    Reference::parse(s.strip_prefix("docker://").unwrap_or(s))
-        .with_context(|| format!("invalid image reference {s:?}"))
-}
-
-/// The manifest digest the reference names now.
-async fn resolve(client: &RegistryClient, r: &Reference) -> Result<Digest, RegistryError> {
-    let reference = match (r.digest(), r.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_owned(),
-        (None, None) => "latest".to_owned(),
-    };
-    let (_, _, digest) = client
-        .get_manifest(r.repository(), &reference, r.digest())
-        .await?;
-    Ok(digest)
-}
-
-fn not_found(e: &RegistryError) -> bool {
-    matches!(e, RegistryError::Status { status: 404, .. })
-}
+use super::remote_image::{image_ref, resolve};
 
 pub fn run_sign(_cli: &crate::Cli, args: &SignArgs) -> anyhow::Result<ExitCode> {
     let key = SigningKey::from_file(&args.key)?;
@@ -78,7 +57,7 @@ pub fn run_sign(_cli: &crate::Cli, args: &SignArgs) -> anyhow::Result<ExitCode> 
             let tag = signature_tag(&digest);
             let mut sigs = match client.get_manifest(repo, &tag, None).await {
                 Ok((bytes, _, _)) => SignatureImage::parse(&bytes)?,
-                Err(e) if not_found(&e) => SignatureImage::default(),
+                Err(e) if e.is_not_found() => SignatureImage::default(),
                 Err(e) => return Err(anyhow::Error::new(e)),
             };
             let layer = client
@@ -114,7 +93,7 @@ pub fn run_verify(_cli: &crate::Cli, args: &VerifyArgs) -> anyhow::Result<ExitCo
             let tag = signature_tag(&digest);
             let sigs = match client.get_manifest(repo, &tag, None).await {
                 Ok((bytes, _, _)) => SignatureImage::parse(&bytes)?,
-                Err(e) if not_found(&e) => {
+                Err(e) if e.is_not_found() => {
                     bail!("no signatures found for {}@{digest} (no tag {tag})", r.name())
                 }
                 Err(e) => return Err(anyhow::Error::new(e)),

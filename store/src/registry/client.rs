@@ -341,6 +341,22 @@ impl RegistryClient {
         body: &[u8],
         media_type: &str,
     ) -> Result<Digest, RegistryError> {
+        Ok(self
+            .put_manifest_reporting(repo, reference, body, media_type)
+            .await?
+            .digest)
+    }
+
+    /// [`Self::put_manifest`], also returning the `OCI-Subject` the registry sent back: a registry with
+    /// the referrers API names the subject of a manifest that has one; without it, the pusher keeps
+    /// the referrers tag up to date itself.
+    pub async fn put_manifest_reporting(
+        &self,
+        repo: &str,
+        reference: &str,
+        body: &[u8],
+        media_type: &str,
+    ) -> Result<PutManifest, RegistryError> {
         let digest = Digest::sha256_of(body);
         let url = format!("{}/v2/{repo}/manifests/{reference}", self.inner.base);
         let body = Bytes::copy_from_slice(body);
@@ -386,10 +402,19 @@ impl RegistryClient {
                         actual: reported,
                     });
                 }
-                Ok(())
+                Ok(res
+                    .headers()
+                    .get("oci-subject")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<Digest>().ok()))
             };
             match attempt.await {
-                Ok(()) => return Ok(digest),
+                Ok(subject) => {
+                    return Ok(PutManifest {
+                        digest: digest.clone(),
+                        subject,
+                    });
+                }
                 Err(e) => r.check(e).await?,
             }
         }
@@ -557,6 +582,14 @@ fn hash_with(like: &Digest, data: &[u8]) -> Digest {
     let mut h = Hasher::new(like.algorithm());
     h.update(data);
     h.finish()
+}
+
+/// What a manifest PUT gave back.
+#[derive(Clone, Debug)]
+pub struct PutManifest {
+    pub digest: Digest,
+    /// `OCI-Subject`: the registry tracks this manifest's subject in its referrers API.
+    pub subject: Option<Digest>,
 }
 
 pub(super) fn status_error(

@@ -115,6 +115,8 @@ pub struct CopyOptions {
     /// Copy every platform of an index (and the index itself) instead of one image.
     pub all: bool,
     pub platform: Option<Platform>,
+    /// Leave the image's referrers and cosign signature tags behind (registry → registry copies).
+    pub skip_referrers: bool,
 }
 
 /// Copies an image; returns the digest of what was written at the destination.
@@ -333,7 +335,8 @@ fn copy_local_tree(src: &BlobStore, dst: &BlobStore, desc: &Descriptor) -> Resul
     blob(&desc.digest, desc.size)
 }
 
-/// Registry → registry.
+/// Registry → registry. The image's referrers (OCI 1.1 artifacts naming it as subject) and its
+/// cosign signature, attestation and SBOM tags come along unless `opts.skip_referrers`.
 pub async fn copy_remote(
     src: &RegistryClient,
     src_ref: &Reference,
@@ -351,61 +354,124 @@ pub async fn copy_remote(
     let (bytes, ctype, digest) = src.get_manifest(repo, &top_ref, src_ref.digest()).await?;
     let parsed = Manifest::parse(&bytes, Some(&ctype), &src_ref.to_string())?;
     let dst_tag = dst_ref.tag().map(str::to_owned);
-    match &parsed {
+    let ends = Ends {
+        src,
+        src_ref,
+        dst,
+        dst_ref,
+        progress,
+    };
+    let (written, children) = match &parsed {
         Manifest::Index { manifests, .. } if !opts.all => {
             let want = opts.platform.clone().unwrap_or_else(Platform::host);
             let pick = super::manifest::select_platform(&want, manifests, &src_ref.to_string())?;
-            copy_image(
-                src,
-                src_ref,
-                dst,
-                dst_ref,
-                &pick.digest,
-                dst_tag.as_deref(),
-                progress,
-            )
-            .await
+            let put = ends.copy_image(&pick.digest, dst_tag.as_deref()).await?;
+            (put.digest, Vec::new())
         }
         Manifest::Index { manifests, .. } => {
             for m in manifests {
-                copy_image(src, src_ref, dst, dst_ref, &m.digest, None, progress).await?;
+                ends.copy_image(&m.digest, None).await?;
             }
             let target = dst_tag.unwrap_or_else(|| digest.to_string());
-            dst.put_manifest(dst_ref.repository(), &target, &bytes, parsed.media_type())
-                .await
+            let d = dst
+                .put_manifest(dst_ref.repository(), &target, &bytes, parsed.media_type())
+                .await?;
+            (d, manifests.iter().map(|m| m.digest.clone()).collect())
         }
         Manifest::Image { .. } => {
             copy_blobs(src, src_ref, dst, dst_ref, &parsed, progress).await?;
             let target = dst_tag.unwrap_or_else(|| digest.to_string());
-            dst.put_manifest(dst_ref.repository(), &target, &bytes, parsed.media_type())
-                .await
+            let d = dst
+                .put_manifest(dst_ref.repository(), &target, &bytes, parsed.media_type())
+                .await?;
+            (d, Vec::new())
+        }
+    };
+    if !opts.skip_referrers {
+        for subject in std::iter::once(&written).chain(&children) {
+            ends.copy_referrers(subject).await?;
         }
     }
+    Ok(written)
 }
 
-async fn copy_image(
-    src: &RegistryClient,
-    src_ref: &Reference,
-    dst: &RegistryClient,
-    dst_ref: &Reference,
-    digest: &Digest,
-    tag: Option<&str>,
-    progress: &dyn Progress,
-) -> Result<Digest, RegistryError> {
-    let (bytes, ctype, digest) = src
-        .get_manifest(src_ref.repository(), &digest.to_string(), Some(digest))
-        .await?;
-    let parsed = Manifest::parse(&bytes, Some(&ctype), &src_ref.to_string())?;
-    if let Manifest::Index { .. } = parsed {
-        return Err(RegistryError::UnsupportedMediaType {
-            reference: src_ref.to_string(),
-            media_type: "nested index".into(),
-        });
+/// Tags cosign keeps next to an image (`sha256-<hex>.sig`, `.att`, `.sbom`).
+const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+/// Both ends of a registry → registry copy.
+struct Ends<'a> {
+    src: &'a RegistryClient,
+    src_ref: &'a Reference,
+    dst: &'a RegistryClient,
+    dst_ref: &'a Reference,
+    progress: &'a dyn Progress,
+}
+
+impl Ends<'_> {
+    /// Copies the image manifest `digest` (and its blobs); puts it under `tag`, or its digest.
+    async fn copy_image(
+        &self,
+        digest: &Digest,
+        tag: Option<&str>,
+    ) -> Result<super::client::PutManifest, RegistryError> {
+        self.copy_manifest(&digest.to_string(), Some(digest), tag).await
     }
-    copy_blobs(src, src_ref, dst, dst_ref, &parsed, progress).await?;
-    let target = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
-    dst.put_manifest(dst_ref.repository(), &target, &bytes, parsed.media_type())
-        .await
+
+    async fn copy_manifest(
+        &self,
+        reference: &str,
+        expected: Option<&Digest>,
+        tag: Option<&str>,
+    ) -> Result<super::client::PutManifest, RegistryError> {
+        let (bytes, ctype, digest) = self
+            .src
+            .get_manifest(self.src_ref.repository(), reference, expected)
+            .await?;
+        let parsed = Manifest::parse(&bytes, Some(&ctype), &self.src_ref.to_string())?;
+        if let Manifest::Index { .. } = parsed {
+            return Err(RegistryError::UnsupportedMediaType {
+                reference: format!("{}@{digest}", self.src_ref.name()),
+                media_type: "nested index".into(),
+            });
+        }
+        copy_blobs(
+            self.src,
+            self.src_ref,
+            self.dst,
+            self.dst_ref,
+            &parsed,
+            self.progress,
+        )
+        .await?;
+        let target = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
+        self.dst
+            .put_manifest_reporting(self.dst_ref.repository(), &target, &bytes, parsed.media_type())
+            .await
+    }
+
+    /// The referrers of `subject` and its cosign tags, from the source to the destination; each
+    /// referrer is recorded at the destination the way that registry lists referrers.
+    async fn copy_referrers(&self, subject: &Digest) -> Result<(), RegistryError> {
+        let listed = self
+            .src
+            .referrers(self.src_ref.repository(), subject, None)
+            .await?;
+        for r in &listed.manifests {
+            let put = self.copy_image(&r.digest, None).await?;
+            self.dst
+                .record_referrer(self.dst_ref.repository(), subject, r, put.subject.as_ref())
+                .await?;
+        }
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("{}.{suffix}", super::referrers::schema_tag(subject));
+            match self.copy_manifest(&tag, None, Some(&tag)).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn copy_blobs(

@@ -204,6 +204,23 @@ pub enum RegistryError {
         previous: String,
         last: String,
     },
+    #[error("referrers of {subject}: more than {limit} pages")]
+    TooManyReferrerPages { subject: String, limit: usize },
+    #[error("referrers of {subject}: pagination does not advance ({url} was already read)")]
+    ReferrersStalled { subject: String, url: String },
+    #[error("referrers of {subject}: malformed index from {url}")]
+    BadReferrers {
+        subject: String,
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("referrers of {subject}: the tag {tag} holds {media_type}, not an index")]
+    ReferrersTagNotIndex {
+        subject: String,
+        tag: String,
+        media_type: String,
+    },
     #[error("tags of {repository}: malformed tag list from {url}")]
     BadTagList {
         repository: String,
@@ -272,6 +289,11 @@ impl RegistryError {
             ),
             _ => false,
         }
+    }
+
+    /// The registry answered 404: no such manifest, tag, blob or endpoint.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RegistryError::Status { status: 404, .. })
     }
 
     /// A 401 on a request that carried a token: the token may have expired.

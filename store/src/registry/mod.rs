@@ -5,7 +5,8 @@
 //! an index) → config → layers fetched in parallel by [`RegistryClient::fetch_blob`] (streamed into a
 //! [`crate::BlobWriter`] while hashed, resumed with `Range`, committed only when the digest matches).
 //! A push walks the other way and writes manifests last ([`push::push`]). [`copy::copy`] streams
-//! registry→registry. [`cache`] stores build-cache records as an OCI artifact.
+//! registry→registry, carrying the image's referrers and cosign signatures along. [`cache`] stores
+//! build-cache records as an OCI artifact; [`referrers`] lists and attaches OCI 1.1 referrers.
 
 mod auth;
 mod blob_get;
@@ -20,6 +21,7 @@ pub mod manifest;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod referrers;
 mod small;
 mod tags;
 pub mod upload;

@@ -125,7 +125,7 @@ impl RegistryClient {
 }
 
 /// The target of `rel="next"` in a `Link` header (`<url>; rel="next"`).
-fn next_link(header: &str) -> Option<&str> {
+pub(super) fn next_link(header: &str) -> Option<&str> {
     header.split(',').find_map(|part| {
         let (target, params) = part.trim().split_once(';')?;
         let is_next = params
@@ -135,7 +135,7 @@ fn next_link(header: &str) -> Option<&str> {
     })
 }
 
-fn url_query(pairs: &[(&str, &str)]) -> String {
+pub(super) fn url_query(pairs: &[(&str, &str)]) -> String {
     let mut u = reqwest::Url::parse("http://x/").expect("constant URL parses");
     u.query_pairs_mut().extend_pairs(pairs);
     u.query().unwrap_or_default().to_owned()
