@@ -59,6 +59,8 @@ enum Command {
     Port(cmd::port::Args),
     /// Run a command in a running container.
     Exec(cmd::exec::Args),
+    /// Attach this terminal to a detached `-t` container's terminal (detach with ctrl-p,ctrl-q).
+    Attach(cmd::attach::Args),
     /// List images.
     #[command(alias = "ls")]
     Images(cmd::images::Args),
@@ -101,8 +103,8 @@ enum Command {
     Verify(cmd::sign::VerifyArgs),
     /// List the OCI referrers (SBOMs, attestations, signatures) of an image in a registry.
     Referrers(cmd::referrers::ListArgs),
-    /// Attach files to an image in a registry as an OCI artifact that refers to it (like `oras attach`).
-    Attach(cmd::referrers::AttachArgs),
+    /// OCI artifacts in a registry: `artifact attach` pushes files that refer to an image (like `oras attach`).
+    Artifact(cmd::referrers::ArtifactArgs),
     /// Build an image from a Dockerfile.
     Build(Box<cmd::build::Args>),
 }
@@ -169,6 +171,7 @@ fn main() -> ExitCode {
         Command::Kill(a) => cmd::kill::run(&cli, a),
         Command::Rm(a) => cmd::rm::run(&cli, a),
         Command::Exec(a) => cmd::exec::run(&cli, a),
+        Command::Attach(a) => cmd::attach::run(&cli, a),
         Command::Network(a) => cmd::network::run(&cli, a),
         Command::Port(a) => cmd::port::run(&cli, a),
         Command::Images(a) => cmd::images::run(&cli, a),
@@ -191,7 +194,7 @@ fn main() -> ExitCode {
         Command::Sign(a) => cmd::sign::run_sign(&cli, a),
         Command::Verify(a) => cmd::sign::run_verify(&cli, a),
         Command::Referrers(a) => cmd::referrers::run_list(&cli, a),
-        Command::Attach(a) => cmd::referrers::run_attach(&cli, a),
+        Command::Artifact(a) => cmd::referrers::run_artifact(&cli, a),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,13 @@ impl std::error::Error for Internal {}
 /// Prints `error: …` and one `caused by: …` line per source, returns the exit status
 /// (1 for user errors, 2 for internal ones, see [`is_internal`]).
 pub fn report_error(e: &anyhow::Error) -> ExitCode {
+    let code = if is_internal(e) { 2 } else { 1 };
+    report_error_as(e, code)
+}
+
+/// [`report_error`] with a fixed exit status: `run`, `create` and `exec` exit 125 for lamina's own
+/// errors, as docker does, so scripts can tell them from the container's status.
+pub fn report_error_as(e: &anyhow::Error, code: u8) -> ExitCode {
     if is_broken_pipe(e) {
         sigpipe::die();
     }
@@ -25,11 +32,7 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
-    if is_internal(e) {
-        ExitCode::from(2)
-    } else {
-        ExitCode::from(1)
-    }
+    ExitCode::from(code)
 }
 
 /// Lamina's own fault: an [`Internal`] link, or a build error the builder says is not the user's

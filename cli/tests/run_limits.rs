@@ -100,11 +100,12 @@ fn cpus_become_cfs_quota() {
         quota.trim() == "50000" || quota.trim() == "50000 100000",
         "quota {quota:?}"
     );
-    // Two TERMs: sleep as PID 1 ignores the first, the second escalates to SIGKILL.
+    // Three TERMs: sleep as PID 1 ignores them, the third escalates to SIGKILL.
     let pid = rustix::process::Pid::from_raw(running.helper_pid() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    for _ in 0..3 {
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let o = running.wait().unwrap();
     assert_eq!((o.exit_code, o.signal), (137, Some(9)));
     assert!(cgroup_gone(&id));

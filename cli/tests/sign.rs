@@ -3,7 +3,7 @@
 //! openssl verifies on its own, and the ways verification must fail: another key, an image changed under
 //! its tag, a signature moved from another image. Then referrers on the same registry (Debian's
 //! docker-registry 2.8 has no referrers API, so this is the referrers tag schema, read back with skopeo):
-//! `lamina attach`, `lamina referrers`, and `lamina copy` carrying referrers and signatures along.
+//! `lamina artifact attach`, `lamina referrers`, and `lamina copy` carrying referrers and signatures along.
 
 mod registry_support;
 
@@ -262,7 +262,7 @@ fn attached_artifacts_are_listed_and_travel_with_copy() {
 
     let attach = |file: &Path, ty: &str| {
         let o = lamina()
-            .args(["attach", &image, "--artifact-type", ty])
+            .args(["artifact", "attach", &image, "--artifact-type", ty])
             .arg(format!("{}:{ty}", file.display()))
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .output()

@@ -55,7 +55,59 @@ pub enum RunError {
     },
 }
 
+/// Why the container's command could not be executed, with docker's exit status for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecFailure {
+    /// 127: not found; 126: found but not executable (permissions, a directory, a bad format).
+    pub code: u8,
+    /// Docker's wording: `exec: "cmd": executable file not found in $PATH`.
+    pub message: String,
+}
+
+impl ExecFailure {
+    /// Classifies libcontainer's message for a failed execve (`executable 'x' not found in $PATH`,
+    /// `executable 'x' at path … does not have correct permissions`).
+    pub fn from_message(message: &str) -> ExecFailure {
+        let name = message
+            .split_once("executable '")
+            .and_then(|(_, rest)| rest.split_once('\''))
+            .map(|(n, _)| n.to_owned())
+            .unwrap_or_default();
+        let (code, why) = if message.contains("not found in $PATH") {
+            (127, "executable file not found in $PATH")
+        } else if message.contains("not found") || message.contains("No such file") {
+            (127, "no such file or directory")
+        } else if message.contains("is a directory") {
+            (126, "is a directory")
+        } else {
+            (126, "permission denied")
+        };
+        ExecFailure {
+            code,
+            message: format!("exec: {name:?}: {why}"),
+        }
+    }
+
+    /// Whether a runtime error message is about the execve of the command.
+    pub fn is_exec_message(message: &str) -> bool {
+        message.contains("executable '") || message.contains("not found in $PATH")
+    }
+}
+
 impl RunError {
+    /// For a start that failed at execve: the status and message docker gives for it.
+    pub fn exec_failure(&self) -> Option<ExecFailure> {
+        let RunError::Start {
+            kind: FailureKind::Exec,
+            message,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(ExecFailure::from_message(message))
+    }
+
     /// True when the request or image is at fault rather than the machine or lamina.
     pub fn is_user_error(&self) -> bool {
         match self {
@@ -72,8 +124,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        // libcontainer's errors often repeat their source in their own message: say it once.
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         cur = c.source();
     }
     s

@@ -20,6 +20,10 @@
 //! leased under `<store>/networks/`, NAT through lamina's nftables table and a hosts file that names
 //! their peers; the helper joins after creating the container and leaves after reaping it.
 //!
+//! Terminals ([`tty`]): `-t` gives the process a pty from the container's own devpts; the helper
+//! proxies it to the caller (raw mode is the caller's), and a detached one serves it to `lamina
+//! attach` clients on the container's attach socket.
+//!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
 mod error;
@@ -28,11 +32,16 @@ pub mod network;
 mod protocol;
 mod request;
 mod spawn;
+pub mod tty;
 mod validate;
 
-pub use error::{FailureKind, RunError, error_chain};
+pub use error::{ExecFailure, FailureKind, RunError, error_chain};
 pub use helper::exec::{EXEC_SUBCOMMAND, ExecRequest, exec_helper_main};
 pub use helper::helper_main;
+pub use helper::pty::connect_long as connect_attach;
+/// Signals the helper passes on to the container's init (besides SIGWINCH, these are what a caller
+/// should forward to the helper, as docker's sig-proxy does).
+pub use helper::{FORWARDED as FORWARDED_SIGNALS, TERMINATING as TERMINATING_SIGNALS};
 pub use request::{
     ContainerStatus, DEFAULT_PATH, Limits, Mount, NetOptions, Network, PortMapping, Process, Protocol,
     RunOutcome, RunRequest,

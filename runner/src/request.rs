@@ -45,6 +45,9 @@ pub struct RunRequest {
     /// Networks to join ([`Network::Bridge`]) and name resolution (every mode).
     #[serde(default)]
     pub net: NetOptions,
+    /// A detached `-t` container's terminal is served here for `lamina attach` (see [`crate::tty`]).
+    #[serde(default)]
+    pub attach_socket: Option<PathBuf>,
 }
 
 /// Which networks a [`Network::Bridge`] container joins, and what goes into its /etc/hosts and
@@ -81,7 +84,8 @@ pub struct Process {
     pub user: Option<String>,
     /// Extra supplementary groups (names or numbers), like `--group-add`.
     pub additional_groups: Vec<String>,
-    /// Allocate nothing, but tell the process its stdio is a terminal (`-t`): passes the caller's tty.
+    /// Give the process a pseudo-terminal of its own, inside the container's devpts (`-t`): the helper
+    /// proxies it to its stdio, and serves it on [`RunRequest::attach_socket`] when detached.
     pub tty: bool,
 }
 

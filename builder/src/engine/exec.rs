@@ -196,6 +196,7 @@ impl Executor for RunnerExecutor {
             status_file: None,
             // The networks dir is the process default, set by the binary from its store root.
             net: Default::default(),
+            attach_socket: None,
         };
         let pipe = |source| ExecError::Pipe { source };
         let (mut reader, writer) = std::io::pipe().map_err(pipe)?;

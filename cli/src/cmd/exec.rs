@@ -20,7 +20,7 @@ pub struct Args {
     /// Keep stdin attached (always on).
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Accepted for docker compatibility; no pseudo-terminal is allocated.
+    /// Allocate a pseudo-terminal for the command, in the container's devpts.
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Container name or id.
@@ -61,12 +61,15 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         cwd: args.workdir.clone(),
         uid,
         gid,
+        tty: args.tty,
     };
     let exe = std::env::current_exe().context("locating the lamina binary")?;
+    let raw = args.tty.then(lamina_runner::tty::RawMode::stdin).flatten();
     let status = std::process::Command::new(exe)
         .arg(lamina_runner::EXEC_SUBCOMMAND)
         .arg(serde_json::to_string(&req)?)
         .status()
         .context("starting the exec helper")?;
+    drop(raw);
     Ok(ExitCode::from(status.code().unwrap_or(126).clamp(0, 255) as u8))
 }

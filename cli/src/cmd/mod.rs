@@ -8,6 +8,7 @@ pub fn open_store(cli: &crate::Cli) -> anyhow::Result<Store> {
 }
 
 pub mod analyze;
+pub mod attach;
 pub mod build;
 pub mod container;
 pub mod copy;

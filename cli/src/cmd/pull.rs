@@ -27,6 +27,18 @@ pub struct Args {
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let (reference, pulled) = fetch(cli, args)?;
+    if args.quiet {
+        crate::outln!("{}", pulled.manifest.digest);
+    } else {
+        crate::outln!("{}", reference.familiar());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pulls, unpacks and tags `args.image`; progress and the summary go to stderr, nothing to stdout
+/// (`run --pull` uses it before the container's own output).
+pub fn fetch(cli: &crate::Cli, args: &Args) -> anyhow::Result<(Reference, pull::Pulled)> {
     let reference = Reference::parse(&args.image)?;
     let platform = args.platform.as_deref().map(str::parse::<Platform>).transpose()?;
     let opts = args.registry.options()?;
@@ -113,9 +125,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     store
         .set_tag(&reference, desc)
         .with_context(|| format!("tagging {} in {}", reference.familiar(), root.display()))?;
-    if args.quiet {
-        crate::outln!("{}", pulled.manifest.digest);
-    } else {
+    if !args.quiet {
         reporter.line(&format!(
             "Digest: {}",
             pulled.index.as_ref().unwrap_or(&pulled.manifest).digest
@@ -125,7 +135,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             pulled.downloaded,
             reference.familiar()
         ));
-        crate::outln!("{}", reference.familiar());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok((reference, pulled))
 }

@@ -1,6 +1,6 @@
 //! `lamina referrers IMAGE` lists the OCI 1.1 referrers of an image in a registry (SBOMs, provenance,
-//! signatures: manifests whose `subject` is the image); `lamina attach IMAGE --artifact-type T FILE…`
-//! attaches one, as `oras attach` does. Registries without the referrers API get the referrers tag
+//! signatures: manifests whose `subject` is the image); `lamina artifact attach IMAGE --artifact-type T
+//! FILE…` attaches one, as `oras attach` does. Registries without the referrers API get the referrers tag
 //! schema (`lamina_store::registry::referrers`), so both commands work against any registry.
 
 use std::collections::BTreeMap;
@@ -34,6 +34,25 @@ pub struct ListArgs {
     pub format: String,
     #[command(flatten)]
     pub registry: RegistryFlags,
+}
+
+/// `lamina artifact …`.
+#[derive(clap::Args, Debug)]
+pub struct ArtifactArgs {
+    #[command(subcommand)]
+    pub command: ArtifactCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ArtifactCommand {
+    /// Push files as an OCI artifact whose subject is IMAGE (listed by `lamina referrers IMAGE`).
+    Attach(AttachArgs),
+}
+
+pub fn run_artifact(cli: &crate::Cli, args: &ArtifactArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        ArtifactCommand::Attach(a) => run_attach(cli, a),
+    }
 }
 
 #[derive(clap::Args, Debug)]

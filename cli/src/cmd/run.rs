@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use lamina_runner::{FailureKind, Limits, NetOptions, Network, Process, RunError, RunRequest, RunStdio};
+use lamina_runner::{Limits, NetOptions, Network, Process, RunError, RunRequest, RunStdio};
 
 use super::container::{image, opts, state};
 
@@ -79,18 +79,26 @@ pub struct Args {
     /// Container hostname.
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Keep stdin open (stdin is always passed through in the foreground).
+    /// Keep stdin open: pass ours to the container (with -t, typed into its terminal).
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// The process gets our terminal as its stdio (no pseudo-terminal is allocated).
+    /// Allocate a pseudo-terminal in the container (with -d, reach it with `lamina attach`).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Proxy signals sent to lamina to the container's process (docker's default).
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
     /// Mount the root filesystem read-only.
     #[arg(long = "read-only")]
     pub read_only: bool,
     /// Mount a tmpfs: /path[:size=…,mode=…].
     #[arg(long = "tmpfs")]
     pub tmpfs: Vec<String>,
+    /// Pull the image first: missing (when the store doesn't have it), always, or never.
+    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
+    #[command(flatten)]
+    pub registry: super::transfer::RegistryFlags,
     /// Image reference, or a path to an unpacked rootfs directory.
     pub image: String,
     /// Command and arguments (replace the image's CMD).
@@ -98,8 +106,20 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
+/// Exit status for lamina's own errors in `run`, as docker's: the container's own statuses (its exit
+/// code, 126/127 when its command can't be executed, 128+N when killed) stay distinguishable.
+pub const OWN_ERROR: u8 = 125;
+
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    match run_container(cli, args) {
+        Ok(code) => Ok(code),
+        Err(e) => Ok(crate::output::report_error_as(&e, OWN_ERROR)),
+    }
+}
+
+fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let root = cli.store_root();
+    pull_as_asked(cli, args)?;
     let img = image::resolve(&root, &args.image)?;
     let entrypoint = match &args.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
@@ -194,6 +214,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         },
         auto_remove: args.rm,
         detached: args.detach,
+        tty: args.tty,
     };
     state::write_meta(&dir, &meta)?;
     // The lease outlives this process for as long as the container's record exists (a detached
@@ -236,6 +257,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         ports,
         detach: args.detach,
         status_file: Some(dir.join("status.json")),
+        attach_socket: (args.detach && args.tty).then(|| dir.join(state::ATTACH_SOCKET)),
         net: NetOptions {
             networks_dir: Some(
                 lamina_runner::network::Networks::for_store(&root)
@@ -281,18 +303,25 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     }
 
     let stdio = RunStdio {
-        stdin: if args.interactive || args.tty {
+        stdin: if args.interactive {
             None
         } else {
             Some(std::process::Stdio::null())
         },
         ..Default::default()
     };
+    // With -it the container's terminal line discipline sees our keys as typed (^C included).
+    let raw = (args.tty && args.interactive)
+        .then(lamina_runner::tty::RawMode::stdin)
+        .flatten();
     let running = lamina_runner::spawn(&req, stdio);
     let result = running.and_then(|r| {
-        let _fwd = super::signals::forward_to(r.helper_pid() as i32);
+        let _fwd = args
+            .sig_proxy
+            .then(|| super::signals::forward_to(r.helper_pid() as i32));
         r.wait()
     });
+    drop(raw);
     if args.rm {
         let _ = std::fs::remove_dir_all(&dir);
     } else if let Some(l) = img.lease {
@@ -313,16 +342,45 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// docker's convention: 127 when the command can't be found or run; other start failures are ours
-/// (exit 2) or the request's (exit 1).
+/// `--pull`: fetch the image before resolving it, as `docker run` does (`Unable to find image … locally`).
+fn pull_as_asked(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
+    if args.image.starts_with('/') || args.image.starts_with('.') {
+        return Ok(());
+    }
+    let wanted = match args.pull.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => {
+            let store = super::open_store(cli)?;
+            match store.resolve(&args.image) {
+                Ok(_) => false,
+                Err(lamina_store::StoreError::ImageNotFound(_)) => {
+                    eprintln!("Unable to find image '{}' locally", args.image);
+                    true
+                }
+                Err(e) => return Err(e).with_context(|| format!("image {}", args.image)),
+            }
+        }
+    };
+    if wanted {
+        let pull_args = super::pull::Args {
+            image: args.image.clone(),
+            platform: None,
+            include_foreign: false,
+            quiet: false,
+            registry: args.registry.clone(),
+        };
+        super::pull::fetch(cli, &pull_args)?;
+    }
+    Ok(())
+}
+
+/// docker's convention: 127 when the command isn't found, 126 when it can't be executed; other
+/// start failures are lamina's (125, by the caller).
 fn start_failure(e: RunError) -> anyhow::Result<ExitCode> {
-    if let RunError::Start {
-        kind: FailureKind::Exec,
-        ..
-    } = &e
-    {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(127));
+    if let Some(f) = e.exec_failure() {
+        eprintln!("error: {}", f.message);
+        return Ok(ExitCode::from(f.code));
     }
     if e.is_user_error() {
         Err(e.into())

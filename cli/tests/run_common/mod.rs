@@ -105,6 +105,7 @@ impl Fixture {
             detach: false,
             status_file: None,
             net: Default::default(),
+            attach_socket: None,
         }
     }
 

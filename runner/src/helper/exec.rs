@@ -40,6 +40,9 @@ pub struct ExecRequest {
     pub cwd: Option<String>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// `exec -t`: a pseudo-terminal of its own in the container's devpts, proxied to our stdio.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// The hidden subcommand for [`exec_helper_main`].
@@ -105,7 +108,13 @@ pub fn exec_helper_main(args: &[String]) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("lamina exec: {}", crate::error_chain(&e));
+            let msg = crate::error_chain(&e);
+            if crate::ExecFailure::is_exec_message(&msg) {
+                let f = crate::ExecFailure::from_message(&msg);
+                eprintln!("lamina exec: {}", f.message);
+                return ExitCode::from(f.code);
+            }
+            eprintln!("lamina exec: {msg}");
             ExitCode::from(126)
         }
     }
@@ -182,23 +191,71 @@ fn stage2(args: &[String]) -> Result<i32, ExecError> {
         path: process_path.clone(),
         source,
     })?;
+    // libcontainer hands a terminal over only to a detached tenant (it owns none itself).
+    let console = if req.tty {
+        let path = run_dir.join(format!("exec-{}.sock", crate::new_id()));
+        Some(
+            super::pty::ConsoleSocket::bind(path.clone()).map_err(|source| ExecError::Io {
+                op: "listen on",
+                path,
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
     let built = ContainerBuilder::new(req.id.clone(), SyscallType::default())
         .with_root_path(run_dir.join("state"))?
         .with_executor(Confined { seccomp })
+        .with_console_socket(console.as_ref().map(|c| c.path.clone()))
         .as_tenant()
         .with_process(Some(&process_path))
-        .with_detach(false)
+        .with_detach(req.tty)
         .build();
     let _ = std::fs::remove_file(&process_path);
     let pid = nix::unistd::Pid::from_raw(built?.as_raw());
-    loop {
+    let terminal = match &console {
+        Some(c) => {
+            let master = c.receive_master().map_err(|source| ExecError::Io {
+                op: "receive the terminal on",
+                path: c.path.clone(),
+                source,
+            })?;
+            let io = super::pty::TerminalIo {
+                stdin: true,
+                attach_socket: None,
+            };
+            let t = std::sync::Arc::new(super::pty::Terminal::start(master, io).map_err(|source| {
+                ExecError::Io {
+                    op: "proxy the terminal of",
+                    path: c.path.clone(),
+                    source,
+                }
+            })?);
+            if let Ok(mut winch) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH]) {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    for _ in winch.forever() {
+                        t.resize_from_stdin();
+                    }
+                });
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let code = loop {
         match nix::sys::wait::waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(WaitStatus::Exited(_, code)) => break code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(ExecError::Wait(e)),
         }
+    };
+    if let Some(t) = terminal {
+        t.finish();
     }
+    Ok(code)
 }
 
 /// The container's process spec with this exec's args, env, cwd and user: capabilities (all five
@@ -226,7 +283,7 @@ fn tenant_process(spec: &Spec, req: &ExecRequest) -> Option<oci_spec::runtime::P
         user.set_additional_gids(None);
         process.set_user(user);
     }
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(req.tty));
     // The container's limits, clamped to what this caller may set: without CAP_SYS_RESOURCE a hard
     // limit cannot be raised, and the runtime would fail the exec with EPERM.
     let (_, nofile_hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
@@ -307,6 +364,7 @@ mod tests {
             cwd: None,
             uid: None,
             gid: None,
+            tty: false,
         }
     }
 

@@ -19,6 +19,7 @@ pub(crate) mod exec;
 mod fd;
 mod mounts;
 mod net;
+pub(crate) mod pty;
 mod rootfs;
 mod seccomp;
 mod spec;
@@ -369,7 +370,27 @@ impl Drop for Cleanup {
     }
 }
 
-const TERMINATING: [i32; 4] = [sigs::SIGINT, sigs::SIGTERM, sigs::SIGHUP, sigs::SIGQUIT];
+pub const TERMINATING: [i32; 4] = [sigs::SIGINT, sigs::SIGTERM, sigs::SIGHUP, sigs::SIGQUIT];
+/// Every other signal a process may catch, forwarded to the container's init as docker's sig-proxy
+/// does (SIGCHLD is ours, SIGPIPE and SIGURG are not meant for it, SIGWINCH resizes a terminal).
+pub const FORWARDED: [i32; 13] = [
+    sigs::SIGUSR1,
+    sigs::SIGUSR2,
+    sigs::SIGALRM,
+    sigs::SIGTSTP,
+    sigs::SIGCONT,
+    sigs::SIGTTIN,
+    sigs::SIGTTOU,
+    sigs::SIGVTALRM,
+    sigs::SIGPROF,
+    sigs::SIGXCPU,
+    sigs::SIGXFSZ,
+    sigs::SIGIO,
+    sigs::SIGWINCH,
+];
+/// Interrupts (INT, TERM, QUIT) after which a foreground container is killed outright, for an init
+/// that ignores them (a pid 1 without handlers does); docker's daemon has the same escape hatch.
+const KILL_AFTER: u32 = 3;
 
 fn supervise(
     req: &RunRequest,
@@ -380,8 +401,7 @@ fn supervise(
     let id = req.id.clone().unwrap_or_else(crate::new_id);
     // Registered before any child exists, so no SIGCHLD and no early ^C is lost. Handlers (unlike an
     // ignored or blocked disposition) are reset by execve, so the container starts with defaults.
-    let forwarded = [sigs::SIGUSR1, sigs::SIGUSR2, sigs::SIGWINCH];
-    let mut signals = Signals::new(TERMINATING.iter().chain(&forwarded).chain(&[sigs::SIGCHLD]))
+    let mut signals = Signals::new(TERMINATING.iter().chain(&FORWARDED).chain(&[sigs::SIGCHLD]))
         .map_err(|e| SetupError::io("install signal handlers for", Path::new("helper"), e))?;
     let parent = nix::unistd::getppid();
     if req.detach {
@@ -477,14 +497,28 @@ fn supervise(
 
     let state = run_dir.join("state");
     std::fs::create_dir_all(&state).map_err(|e| SetupError::io("create", &state, e))?;
+    let console = if req.process.tty {
+        let path = run_dir.join("console.sock");
+        Some(pty::ConsoleSocket::bind(path.clone()).map_err(|e| SetupError::io("listen on", &path, e))?)
+    } else {
+        None
+    };
     let container = ContainerBuilder::new(id.clone(), SyscallType::default())
         .with_root_path(&state)?
+        .with_console_socket(console.as_ref().map(|c| c.path.clone()))
         .as_init(&bundle)
         .with_systemd(false)
         .build()?;
     let container = cleanup.container.insert(container);
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
     cleanup.init = Some(Pid::from_raw(pid));
+    let master = match &console {
+        Some(c) => Some(
+            c.receive_master()
+                .map_err(|e| SetupError::io("receive the terminal on", &c.path, e))?,
+        ),
+        None => None,
+    };
 
     if req.network != Network::Host {
         let netns = net::open_netns(pid)?;
@@ -516,6 +550,17 @@ fn supervise(
         return Err(SetupError::Interrupted);
     }
     container.start()?;
+    let terminal = match master {
+        Some(m) => {
+            let io = pty::TerminalIo {
+                stdin: !req.detach,
+                attach_socket: req.attach_socket.clone().filter(|_| req.detach),
+            };
+            let path = io.attach_socket.clone().unwrap_or_default();
+            Some(pty::Terminal::start(m, io).map_err(|e| SetupError::io("serve the terminal on", &path, e))?)
+        }
+        None => None,
+    };
     sink.report(&HelperMessage::Started { pid });
     if req.detach {
         sink.detach();
@@ -523,7 +568,16 @@ fn supervise(
         watch_caller(control, pid);
     }
 
-    let status = wait_for(Pid::from_raw(pid), &mut signals, parent, req.detach);
+    let status = wait_for(
+        Pid::from_raw(pid),
+        &mut signals,
+        parent,
+        req.detach,
+        terminal.as_ref(),
+    );
+    if let Some(t) = terminal {
+        t.finish();
+    }
     cleanup.init = None;
     let oom_killed = cgroup::oom_killed(&cgroups_path);
     drop(cleanup);
@@ -552,10 +606,17 @@ fn watch_caller(mut control: std::io::BufReader<std::os::unix::net::UnixStream>,
     });
 }
 
-/// Forward signals to the container's init and reap children until init exits. A second
-/// terminating signal, or the caller dying, escalates to SIGKILL.
-fn wait_for(init: Pid, signals: &mut Signals, parent: Pid, detached: bool) -> (i32, Option<i32>) {
-    let mut terminations = 0;
+/// Forward signals to the container's init and reap children until init exits. A window change
+/// resizes the container's terminal; the third interrupt of a foreground run, or the caller dying,
+/// escalates to SIGKILL.
+fn wait_for(
+    init: Pid,
+    signals: &mut Signals,
+    parent: Pid,
+    detached: bool,
+    terminal: Option<&pty::Terminal>,
+) -> (i32, Option<i32>) {
+    let mut interrupts = 0;
     loop {
         if let Some(status) = reap(init) {
             return status;
@@ -564,11 +625,20 @@ fn wait_for(init: Pid, signals: &mut Signals, parent: Pid, detached: bool) -> (i
             if sig == sigs::SIGCHLD {
                 continue;
             }
-            if TERMINATING.contains(&sig) {
-                terminations += 1;
+            if sig == sigs::SIGWINCH
+                && let Some(t) = terminal
+            {
+                t.resize_from_stdin();
+                continue;
+            }
+            if matches!(sig, sigs::SIGINT | sigs::SIGTERM | sigs::SIGQUIT) {
+                interrupts += 1;
             }
             let orphaned = !detached && nix::unistd::getppid() != parent;
-            let signal = if terminations > 1 || orphaned {
+            let signal = if orphaned || (!detached && interrupts >= KILL_AFTER) {
+                if !orphaned {
+                    eprintln!("lamina: {interrupts} interrupts: killing the container");
+                }
                 Signal::SIGKILL
             } else {
                 Signal::try_from(sig).unwrap_or(Signal::SIGTERM)

@@ -93,7 +93,7 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
     json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": req.process.tty,
             "user": {"uid": input.user.uid, "gid": input.user.gid, "additionalGids": input.user.additional_gids},
             "args": req.process.args,
             "env": input.env,

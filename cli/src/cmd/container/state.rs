@@ -1,5 +1,6 @@
 //! Container records under `<store>/containers/<id>/`: `meta.json` (what was asked for), `status.json`
-//! (written by the runner's monitor), `log` (stdout+stderr of detached containers), `upper/`, `work/`.
+//! (written by the runner's monitor), `log` (stdout+stderr of detached containers), `upper/`, `work/`,
+//! and `attach.sock` while a detached `-t` container's monitor serves its terminal.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,13 @@ pub struct Meta {
     pub networks: Vec<String>,
     pub auto_remove: bool,
     pub detached: bool,
+    /// Started with `-t`: it has a terminal `lamina attach` can reach while it runs detached.
+    #[serde(default)]
+    pub tty: bool,
 }
+
+/// The socket a detached `-t` container's monitor serves its terminal on, in the container's dir.
+pub const ATTACH_SOCKET: &str = "attach.sock";
 
 pub struct Record {
     pub dir: PathBuf,
