@@ -47,6 +47,8 @@ pub enum RunError {
         id: String,
         status: std::process::ExitStatus,
     },
+    #[error("invalid --cgroup-parent {parent:?}: cgroup names separated by /, no . or ..")]
+    InvalidCgroupParent { parent: String },
     #[error("container {id} failed to start: {message}")]
     Start {
         id: String,
@@ -84,7 +86,12 @@ impl ExecFailure {
         };
         ExecFailure {
             code,
-            message: format!("exec: {name:?}: {why}"),
+            // A message that names no executable is not one we know: pass it on as it is.
+            message: if name.is_empty() {
+                message.to_owned()
+            } else {
+                format!("exec: {name:?}: {why}")
+            },
         }
     }
 

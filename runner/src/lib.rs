@@ -26,6 +26,7 @@
 //!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
+pub mod confinement;
 mod error;
 mod helper;
 pub mod network;
@@ -35,6 +36,7 @@ mod spawn;
 pub mod tty;
 mod validate;
 
+pub use confinement::Confinement;
 pub use error::{ExecFailure, FailureKind, RunError, error_chain};
 pub use helper::exec::{EXEC_SUBCOMMAND, ExecRequest, exec_helper_main};
 pub use helper::helper_main;

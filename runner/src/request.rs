@@ -48,6 +48,9 @@ pub struct RunRequest {
     /// A detached `-t` container's terminal is served here for `lamina attach` (see [`crate::tty`]).
     #[serde(default)]
     pub attach_socket: Option<PathBuf>,
+    /// Capabilities, seccomp, rlimits, devices, cpusets, swap, block I/O (docker's `run` flags).
+    #[serde(default)]
+    pub confinement: crate::confinement::Confinement,
 }
 
 /// Which networks a [`Network::Bridge`] container joins, and what goes into its /etc/hosts and

@@ -20,6 +20,19 @@ pub(crate) fn request(req: &RunRequest) -> Result<(), RunError> {
     if req.process.args.is_empty() {
         return Err(RunError::NoCommand);
     }
+    if let Some(parent) = &req.confinement.cgroup_parent {
+        let ok = parent.split('/').filter(|c| !c.is_empty()).all(|c| {
+            c != ".."
+                && c != "."
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-@:".contains(&b))
+        });
+        if !ok || parent.trim_matches('/').is_empty() {
+            return Err(RunError::InvalidCgroupParent {
+                parent: parent.clone(),
+            });
+        }
+    }
     cwd(&req.process.cwd)?;
     for dir in &req.lower_dirs {
         if !dir.is_dir() {

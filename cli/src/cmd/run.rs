@@ -94,6 +94,11 @@ pub struct Args {
     /// Mount a tmpfs: /path[:size=…,mode=…].
     #[arg(long = "tmpfs")]
     pub tmpfs: Vec<String>,
+    #[command(flatten)]
+    pub confine: super::container::confine::Flags,
+    /// Set metadata on the container (KEY=VALUE); `ps --filter label=KEY[=VALUE]` finds it.
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     /// Pull the image first: missing (when the store doesn't have it), always, or never.
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,
@@ -185,6 +190,8 @@ fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|h| opts::parse_add_host(h))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let confinement = args.confine.confinement()?;
+    let labels = opts::parse_labels(&args.label)?;
     let limits = Limits {
         memory: args.memory.as_deref().map(opts::parse_size).transpose()?,
         cpus: args.cpus,
@@ -215,6 +222,7 @@ fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         auto_remove: args.rm,
         detached: args.detach,
         tty: args.tty,
+        labels,
     };
     state::write_meta(&dir, &meta)?;
     // The lease outlives this process for as long as the container's record exists (a detached
@@ -258,6 +266,7 @@ fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         detach: args.detach,
         status_file: Some(dir.join("status.json")),
         attach_socket: (args.detach && args.tty).then(|| dir.join(state::ATTACH_SOCKET)),
+        confinement,
         net: NetOptions {
             networks_dir: Some(
                 lamina_runner::network::Networks::for_store(&root)

@@ -429,7 +429,10 @@ fn supervise(
     let mut lowers = req.lower_dirs.clone();
     lowers.push(init_layer);
     rootfs::mount_overlay(run_dir, &lowers, &req.upper_dir, &req.work_dir, &rootfs_dir)?;
-    let cgroups_path = format!("/lamina/{id}");
+    let cgroups_path = match &req.confinement.cgroup_parent {
+        Some(parent) => format!("/{}/{id}", parent.trim_matches('/')),
+        None => format!("/lamina/{id}"),
+    };
     let mut cleanup = Cleanup {
         cgroups_path: cgroups_path.clone(),
         init: None,

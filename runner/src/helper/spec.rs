@@ -7,26 +7,9 @@ use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::user::ExecUser;
+use crate::confinement::{Confinement, Seccomp, seccomp_from_json};
 use crate::network::names;
 use crate::request::{Limits, NetOptions, Network, RunRequest};
-
-/// Docker's default capability set.
-const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 const MASKED: &[&str] = &[
     "/proc/asound",
@@ -68,6 +51,15 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
     let (_, nofile_hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .unwrap_or((NOFILE, NOFILE));
     let nofile = NOFILE.min(nofile_hard);
+    let conf = &req.confinement;
+    let caps = conf.capabilities();
+    let mut rlimits = vec![json!({"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile})];
+    for u in &conf.ulimits {
+        rlimits.retain(|r| r["type"] != u.kind.as_str());
+        rlimits.push(json!({"type": u.kind, "hard": u.hard, "soft": u.soft}));
+    }
+    let shm = format!("size={}k", conf.shm_size.map_or(65536, |b| b.div_ceil(1024)));
+    let sys = if conf.privileged { "rw" } else { "ro" };
     // Only the kernel filesystems: binds, tmpfs and /etc files are made from fds by
     // `super::mounts` before the container starts, never by path in the runtime.
     let mounts = vec![
@@ -76,10 +68,10 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", sys]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", shm]}),
     ];
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -100,36 +92,100 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
             "cwd": input.cwd,
             // Inheritable and ambient stay empty, as in docker since 20.10 (CVE-2022-24769): a
             // file capability must not be able to raise a non-root process above the set.
-            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
                              "inheritable": [], "ambient": []},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": true,
+            "rlimits": rlimits,
+            "noNewPrivileges": !conf.allow_new_privileges,
         },
         "root": {"path": "rootfs", "readonly": req.readonly_rootfs},
         "hostname": input.hostname,
         "mounts": mounts,
-        "linux": {
-            "cgroupsPath": input.cgroups_path,
-            "resources": resources(&req.limits),
-            "namespaces": namespaces,
-            "maskedPaths": MASKED,
-            "readonlyPaths": READONLY,
-            "seccomp": super::seccomp::profile(),
-        },
+        "linux": linux(input, namespaces, &caps),
     })
 }
 
-fn resources(limits: &Limits) -> Value {
-    let mut r = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    if let Some(m) = limits.memory {
-        r["memory"] = json!({"limit": m, "swap": m});
+/// The `linux` object: cgroup, resources, namespaces, devices, masked paths, seccomp.
+fn linux(input: &SpecInput<'_>, namespaces: Vec<Value>, caps: &[String]) -> Value {
+    let conf = &input.req.confinement;
+    let mut l = json!({
+        "cgroupsPath": input.cgroups_path,
+        "resources": resources(&input.req.limits, conf),
+        "namespaces": namespaces,
+    });
+    if !conf.privileged {
+        l["maskedPaths"] = json!(MASKED);
+        l["readonlyPaths"] = json!(READONLY);
+        let seccomp = match &conf.seccomp {
+            Seccomp::Default => Some(super::seccomp::profile()),
+            Seccomp::Unconfined => None,
+            Seccomp::Profile(p) => Some(seccomp_from_json(p.clone(), caps)),
+        };
+        if let Some(s) = seccomp {
+            l["seccomp"] = s;
+        }
     }
+    if !conf.devices.is_empty() {
+        l["devices"] = conf
+            .devices
+            .iter()
+            .map(|d| {
+                json!({"path": d.path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor,
+                       "fileMode": d.file_mode, "uid": 0, "gid": 0})
+            })
+            .collect();
+    }
+    l
+}
+
+fn resources(limits: &Limits, conf: &Confinement) -> Value {
+    let mut devices = vec![json!({"allow": conf.privileged, "access": "rwm"})];
+    for d in conf.devices.iter().filter(|_| !conf.privileged) {
+        devices.push(
+            json!({"allow": true, "type": d.kind.to_string(), "major": d.major,
+                            "minor": d.minor, "access": d.access}),
+        );
+    }
+    let mut r = json!({"devices": devices});
+    if let Some(m) = limits.memory {
+        // Docker: without --memory-swap the swap limit equals the memory limit (no swap use).
+        let swap = conf.memory_swap.unwrap_or(m as i64);
+        r["memory"] = json!({"limit": m, "swap": swap});
+    }
+    let mut cpu = serde_json::Map::new();
     if let Some(c) = limits.cpus {
         let period: u64 = 100_000;
-        r["cpu"] = json!({"quota": (c * period as f64).round() as i64, "period": period});
+        cpu.insert("quota".into(), json!((c * period as f64).round() as i64));
+        cpu.insert("period".into(), json!(period));
+    }
+    if let Some(c) = &conf.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = &conf.cpuset_mems {
+        cpu.insert("mems".into(), json!(m));
+    }
+    if !cpu.is_empty() {
+        r["cpu"] = Value::Object(cpu);
     }
     if let Some(p) = limits.pids {
         r["pids"] = json!({"limit": p});
+    }
+    let throttles = |t: &[crate::confinement::Throttle]| -> Vec<Value> {
+        t.iter()
+            .map(|t| json!({"major": t.major, "minor": t.minor, "rate": t.rate}))
+            .collect()
+    };
+    if conf.blkio_weight.is_some() || !conf.device_read_bps.is_empty() || !conf.device_write_bps.is_empty() {
+        let mut b = json!({});
+        if let Some(w) = conf.blkio_weight {
+            b["weight"] = json!(w);
+        }
+        if !conf.device_read_bps.is_empty() {
+            b["throttleReadBpsDevice"] = json!(throttles(&conf.device_read_bps));
+        }
+        if !conf.device_write_bps.is_empty() {
+            b["throttleWriteBpsDevice"] = json!(throttles(&conf.device_write_bps));
+        }
+        r["blockIO"] = b;
     }
     r
 }
@@ -225,10 +281,13 @@ mod tests {
 
     #[test]
     fn cpu_quota() {
-        let r = resources(&Limits {
-            cpus: Some(0.5),
-            ..Default::default()
-        });
+        let r = resources(
+            &Limits {
+                cpus: Some(0.5),
+                ..Default::default()
+            },
+            &Confinement::default(),
+        );
         assert_eq!(r["cpu"]["quota"], 50000);
     }
 }

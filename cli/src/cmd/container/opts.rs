@@ -238,6 +238,19 @@ pub fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
     out
 }
 
+/// `--label KEY=VALUE` (a bare KEY is an empty value, as docker).
+pub fn parse_labels(labels: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        if k.is_empty() {
+            anyhow::bail!("--label {l:?}: empty key");
+        }
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,9 @@ pub struct Meta {
     /// Started with `-t`: it has a terminal `lamina attach` can reach while it runs detached.
     #[serde(default)]
     pub tty: bool,
+    /// `--label KEY=VALUE`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The socket a detached `-t` container's monitor serves its terminal on, in the container's dir.
