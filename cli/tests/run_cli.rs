@@ -179,3 +179,54 @@ fn exec_into_detached_container() {
     assert_eq!(ps[0]["Status"], "Exited (137)");
     assert!(lamina(&store).args(["rm", "box"]).status().unwrap().success());
 }
+
+#[test]
+fn logs_keep_stdout_and_stderr_apart_with_tail_since_and_timestamps() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let o = lamina(&store)
+        .args(["run", "-d", "--network", "none"])
+        .arg(&fx.lower)
+        .args([
+            "sh",
+            "-c",
+            "echo out1; echo err1 >&2; sleep 1.2; echo out2; echo err2 >&2; printf tail",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    // -f returns once the container has stopped, with everything it wrote.
+    let logs = |args: &[&str]| {
+        let o = lamina(&store).arg("logs").args(args).arg(&id).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(logs(&["-f"]), ("out1\nout2\ntail".into(), "err1\nerr2\n".into()));
+    // The last three lines of both streams together, as docker counts them.
+    assert_eq!(logs(&["--tail", "3"]), ("out2\ntail".into(), "err2\n".into()));
+    // Written in the last second: only what came after the sleep.
+    let recent = logs(&["--since", "1s"]);
+    assert!(
+        !recent.0.contains("out1") && recent.0.contains("out2"),
+        "{recent:?}"
+    );
+    let (out, _) = logs(&["-t"]);
+    let stamped: Vec<(&str, &str)> = out.lines().map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(
+        stamped.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+        ["out1", "out2", "tail"]
+    );
+    let stamp = stamped[1].0;
+    assert!(
+        stamp.ends_with('Z') && stamp.len() == "2026-12-07T19:19:45.407816535Z".len(),
+        "{stamp}"
+    );
+    // Strictly before out2 (written after the sleep): only out1.
+    let (before, _) = logs(&["--until", stamp]);
+    assert_eq!(before, "out1\n");
+}

@@ -29,6 +29,7 @@
 pub mod confinement;
 mod error;
 mod helper;
+pub mod logs;
 pub mod network;
 mod protocol;
 mod request;

@@ -48,6 +48,10 @@ pub struct RunRequest {
     /// A detached `-t` container's terminal is served here for `lamina attach` (see [`crate::tty`]).
     #[serde(default)]
     pub attach_socket: Option<PathBuf>,
+    /// Detached: the monitor writes the container's stdout and stderr here as frames
+    /// ([`crate::logs`]), the streams apart and time-stamped.
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
     /// Capabilities, seccomp, rlimits, devices, cpusets, swap, block I/O (docker's `run` flags).
     #[serde(default)]
     pub confinement: crate::confinement::Confinement,

@@ -197,6 +197,7 @@ impl Executor for RunnerExecutor {
             // The networks dir is the process default, set by the binary from its store root.
             net: Default::default(),
             attach_socket: None,
+            log_file: None,
             confinement: Default::default(),
         };
         let pipe = |source| ExecError::Pipe { source };

@@ -266,6 +266,7 @@ fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         detach: args.detach,
         status_file: Some(dir.join("status.json")),
         attach_socket: (args.detach && args.tty).then(|| dir.join(state::ATTACH_SOCKET)),
+        log_file: args.detach.then(|| dir.join(state::LOG_FILE)),
         confinement,
         net: NetOptions {
             networks_dir: Some(
@@ -285,15 +286,11 @@ fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     };
 
     if args.detach {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("log"))
-            .with_context(|| format!("creating log for {id}"))?;
+        // The monitor writes the output to the log itself (lamina_runner::logs), streams apart.
         let stdio = RunStdio {
             stdin: Some(std::process::Stdio::null()),
-            stdout: Some(log.try_clone()?.into()),
-            stderr: Some(log.into()),
+            stdout: Some(std::process::Stdio::null()),
+            stderr: Some(std::process::Stdio::null()),
         };
         let started = lamina_runner::spawn(&req, stdio).and_then(|mut r| r.wait_started());
         if let Some(l) = img.lease {

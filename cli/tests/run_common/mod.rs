@@ -106,6 +106,7 @@ impl Fixture {
             status_file: None,
             net: Default::default(),
             attach_socket: None,
+            log_file: None,
             confinement: Default::default(),
         }
     }

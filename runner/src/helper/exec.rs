@@ -224,6 +224,7 @@ fn stage2(args: &[String]) -> Result<i32, ExecError> {
             let io = super::pty::TerminalIo {
                 stdin: true,
                 attach_socket: None,
+                log: None,
             };
             let t = std::sync::Arc::new(super::pty::Terminal::start(master, io).map_err(|source| {
                 ExecError::Io {

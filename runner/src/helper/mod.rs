@@ -283,10 +283,15 @@ struct Reporter {
 }
 
 impl Reporter {
+    /// The status file first: a caller that heard `Started` on the socket may read it at once.
     fn report(&mut self, msg: &HelperMessage) {
+        self.write_status(msg);
         if let Some(sock) = &mut self.sock {
             let _ = send(sock, msg);
         }
+    }
+
+    fn write_status(&self, msg: &HelperMessage) {
         if let Some(path) = &self.status_file {
             let monitor_pid = std::process::id() as i32;
             let status = match msg {
@@ -506,12 +511,29 @@ fn supervise(
     } else {
         None
     };
-    let container = ContainerBuilder::new(id.clone(), SyscallType::default())
+    let log = match &req.log_file {
+        Some(p) if req.detach => {
+            Some(crate::logs::LogWriter::open(p).map_err(|e| SetupError::io("open the log", p, e))?)
+        }
+        _ => None,
+    };
+    let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
         .with_root_path(&state)?
-        .with_console_socket(console.as_ref().map(|c| c.path.clone()))
-        .as_init(&bundle)
-        .with_systemd(false)
-        .build()?;
+        .with_console_socket(console.as_ref().map(|c| c.path.clone()));
+    // Without a terminal, stdout and stderr go through pipes the monitor reads into the log.
+    let mut pipes = None;
+    if log.is_some() && !req.process.tty {
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+                SetupError::io("create a pipe for", Path::new("the container's output"), e.into())
+            })
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        builder = builder.with_stdout(out_w).with_stderr(err_w);
+        pipes = Some((out_r, err_r));
+    }
+    let container = builder.as_init(&bundle).with_systemd(false).build()?;
     let container = cleanup.container.insert(container);
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
     cleanup.init = Some(Pid::from_raw(pid));
@@ -558,11 +580,19 @@ fn supervise(
             let io = pty::TerminalIo {
                 stdin: !req.detach,
                 attach_socket: req.attach_socket.clone().filter(|_| req.detach),
+                log: log.clone(),
             };
             let path = io.attach_socket.clone().unwrap_or_default();
             Some(pty::Terminal::start(m, io).map_err(|e| SetupError::io("serve the terminal on", &path, e))?)
         }
         None => None,
+    };
+    let pumps = match (pipes, &log) {
+        (Some((out, err)), Some(l)) => vec![
+            l.pump(std::fs::File::from(out), crate::logs::Stream::Stdout),
+            l.pump(std::fs::File::from(err), crate::logs::Stream::Stderr),
+        ],
+        _ => Vec::new(),
     };
     sink.report(&HelperMessage::Started { pid });
     if req.detach {
@@ -580,6 +610,12 @@ fn supervise(
     );
     if let Some(t) = terminal {
         t.finish();
+    }
+    // Output still in the pipes is the container's last words; a background process that keeps
+    // them open must not keep the monitor alive, though.
+    let start = std::time::Instant::now();
+    while pumps.iter().any(|p| !p.is_finished()) && start.elapsed() < pty::DRAIN {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     cleanup.init = None;
     let oom_killed = cgroup::oom_killed(&cgroups_path);

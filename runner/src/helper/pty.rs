@@ -27,7 +27,7 @@ use crate::tty::{Frame, WinSize, set_winsize, winsize};
 const MASTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long output may keep draining after the container's init exited (a background job holding
 /// the slave open must not keep the helper alive).
-const DRAIN: Duration = Duration::from_secs(2);
+pub(crate) const DRAIN: Duration = Duration::from_secs(2);
 
 /// The console socket libcontainer's init connects to.
 pub(crate) struct ConsoleSocket {
@@ -104,6 +104,8 @@ pub(crate) struct TerminalIo {
     pub stdin: bool,
     /// Serve attach clients on this socket (a detached `-t` container).
     pub attach_socket: Option<PathBuf>,
+    /// Write the output here instead of stdout (a detached container's log).
+    pub log: Option<crate::logs::LogWriter>,
 }
 
 /// The running terminal proxy.
@@ -138,8 +140,8 @@ impl Terminal {
                 }
             });
         }
-        let (m, c) = (master.clone(), clients.clone());
-        let output = std::thread::spawn(move || copy_output(&m, &c));
+        let (m, c, log) = (master.clone(), clients.clone(), io.log);
+        let output = std::thread::spawn(move || copy_output(&m, &c, log.as_ref()));
         Ok(Terminal {
             master,
             output,
@@ -171,8 +173,8 @@ impl Terminal {
     }
 }
 
-/// Master → stdout and attach clients, until the slave side is gone (EIO).
-fn copy_output(master: &File, clients: &Mutex<Vec<UnixStream>>) {
+/// Master → stdout (or the log) and attach clients, until the slave side is gone (EIO).
+fn copy_output(master: &File, clients: &Mutex<Vec<UnixStream>>, log: Option<&crate::logs::LogWriter>) {
     let mut buf = [0u8; 16 * 1024];
     let mut out = std::io::stdout();
     loop {
@@ -180,7 +182,14 @@ fn copy_output(master: &File, clients: &Mutex<Vec<UnixStream>>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+        match log {
+            Some(l) => {
+                let _ = l.append(crate::logs::Stream::Stdout, &buf[..n]);
+            }
+            None => {
+                let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+            }
+        }
         let mut list = clients.lock().unwrap_or_else(|e| e.into_inner());
         list.retain_mut(|c| c.write_all(&buf[..n]).is_ok());
     }

@@ -1,5 +1,5 @@
 //! Container records under `<store>/containers/<id>/`: `meta.json` (what was asked for), `status.json`
-//! (written by the runner's monitor), `log` (stdout+stderr of detached containers), `upper/`, `work/`,
+//! (written by the runner's monitor), `output.log` (stdout and stderr of detached containers, framed), `upper/`, `work/`,
 //! and `attach.sock` while a detached `-t` container's monitor serves its terminal.
 
 use std::path::{Path, PathBuf};
@@ -29,6 +29,9 @@ pub struct Meta {
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
 }
+
+/// A detached container's output, as `lamina_runner::logs` frames, in the container's dir.
+pub const LOG_FILE: &str = "output.log";
 
 /// The socket a detached `-t` container's monitor serves its terminal on, in the container's dir.
 pub const ATTACH_SOCKET: &str = "attach.sock";
