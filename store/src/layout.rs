@@ -707,6 +707,25 @@ impl Store {
         })
     }
 
+    /// Writes an OCI image index of `manifests` (each naming its platform; their blobs already in the
+    /// store) and returns its descriptor, for tagging or pushing.
+    pub fn write_image_index(&self, manifests: Vec<Descriptor>) -> Result<Descriptor, StoreError> {
+        for m in &manifests {
+            if !self.blobs.contains(&m.digest) {
+                return Err(StoreError::Missing {
+                    what: "manifest",
+                    digest: m.digest.clone(),
+                });
+            }
+        }
+        let index = Index {
+            manifests,
+            ..Default::default()
+        };
+        let (digest, size) = self.blobs.put_bytes(&canonical_json(&index))?;
+        Ok(Descriptor::new(media::OCI_INDEX, digest, size))
+    }
+
     /// Records an image without a tag (it shows as `<none>` and is kept by prune), unless an entry for the
     /// same digest is already there.
     pub fn add_untagged(&self, descriptor: Descriptor) -> Result<(), StoreError> {
