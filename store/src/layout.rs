@@ -519,10 +519,19 @@ impl Store {
     /// Loads the image a manifest digest names. An index resolves to its linux manifest for this host's
     /// architecture (or its only manifest present in the store).
     pub fn load_image(&self, digest: &Digest) -> Result<Image, StoreError> {
+        self.load_image_for(digest, &crate::image::Platform::host())
+    }
+
+    /// [`Store::load_image`] picking `platform`'s manifest from an index (`run --platform`).
+    pub fn load_image_for(
+        &self,
+        digest: &Digest,
+        platform: &crate::image::Platform,
+    ) -> Result<Image, StoreError> {
         match self.read_manifest(digest, None)? {
             Parsed::Manifest(m) => self.image_from_manifest(digest, m),
             Parsed::Index(idx) => {
-                let host = crate::image::Platform::host();
+                let host = platform;
                 let present: Vec<&Descriptor> = idx
                     .manifests
                     .iter()

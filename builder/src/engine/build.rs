@@ -496,8 +496,12 @@ impl Engine<'_> {
         }
     }
 
-    fn run_stage_inner(&self, id: usize, deps: &HashMap<usize, StageOut>) -> Result<StageOut, BuildError> {
-        let node = &self.nodes[id];
+    fn run_stage_inner(
+        &self,
+        node_id: usize,
+        deps: &HashMap<usize, StageOut>,
+    ) -> Result<StageOut, BuildError> {
+        let node = &self.nodes[node_id];
         let (pos, graph, platform) = (node.pos, &self.graphs[node.graph], &node.platform);
         let stage = &graph.stages[pos];
         let from_line = stage.from.span.start.line as usize;
@@ -520,7 +524,7 @@ impl Engine<'_> {
                 let id = self.next_step_id();
                 self.progress.event(Event::Step {
                     id,
-                    stage: self.stage_name(id),
+                    stage: self.stage_name(node_id),
                     index: 0,
                     total: stage.steps.len(),
                     line: from_line,
@@ -601,7 +605,7 @@ impl Engine<'_> {
             let line = step.instruction.span.start.line as usize;
             self.progress.event(Event::Step {
                 id,
-                stage: self.stage_name(id),
+                stage: self.stage_name(node_id),
                 index: i + 1,
                 total,
                 line,

@@ -92,6 +92,10 @@ pub struct Args {
     #[arg(long = "tmpfs")]
     pub tmpfs: Vec<String>,
     /// Image reference, or a path to an unpacked rootfs directory.
+    /// Run this platform's image of a multi-platform index (os/arch[/variant]); another architecture
+    /// than the host's runs under QEMU emulation (binfmt_misc).
+    #[arg(long)]
+    pub platform: Option<String>,
     pub image: String,
     /// Command and arguments (replace the image's CMD).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -100,7 +104,13 @@ pub struct Args {
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let root = cli.store_root();
-    let img = image::resolve(&root, &args.image)?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(lamina_store::Platform::parse)
+        .transpose()
+        .context("invalid --platform")?;
+    let img = image::resolve_for(&root, &args.image, platform.as_ref())?;
     let entrypoint = match &args.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
         Some(e) => vec![e.clone()],
