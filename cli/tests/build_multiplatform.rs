@@ -270,4 +270,45 @@ fn arm64_run_steps_cache_apart_from_amd64() {
     let both = build("linux/amd64,linux/arm64", &t.path().join("c"));
     assert!(both.contains("(0 steps run, 2 cached)"), "{both}");
     assert_eq!(read(t.path().join("c/linux_arm64/uname")), "aarch64\n");
+
+    // type=oci holds the index and both images, as skopeo reads it; type=docker refuses up front.
+    let tar = t.path().join("app.tar");
+    let o = lamina_in(&root)
+        .args(["build", "--progress", "plain", "--network", "none"])
+        .args(["--platform", "linux/amd64,linux/arm64", "-t", "app:2"])
+        .arg("-o")
+        .arg(format!("type=oci,dest={}", tar.display()))
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    ok(&o, "build -o type=oci");
+    let raw = ok(
+        &skopeo(&["inspect", "--raw", &format!("oci-archive:{}:2", tar.display())]),
+        "skopeo inspect oci-archive",
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(index["manifests"].as_array().map(Vec::len), Some(2), "{raw}");
+    let copied = t.path().join("from-archive");
+    ok(
+        &skopeo(&[
+            "copy",
+            "--all",
+            &format!("oci-archive:{}:2", tar.display()),
+            &format!("oci:{}:2", copied.display()),
+        ]),
+        "skopeo copy --all oci-archive:",
+    );
+    let o = lamina_in(&root)
+        .args(["build", "--platform", "linux/amd64,linux/arm64"])
+        .arg("-o")
+        .arg(format!("type=docker,dest={}", t.path().join("d.tar").display()))
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("use -o type=oci"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -126,6 +126,35 @@ pub fn write_archive(
         .map_err(oerr(dest))
 }
 
+/// `--output type=oci` of a multi-platform build: an OCI layout archive holding the index and every
+/// platform's image, under every `-t` name.
+pub fn write_index_archive(
+    store: &Store,
+    index: &lamina_store::image::Descriptor,
+    images: &[Image],
+    tags: &[Reference],
+    dest: &Path,
+    mtime: u64,
+) -> Result<(), BuildError> {
+    let out = File::create(dest).map_err(oerr(dest))?;
+    let w = lamina_store::archive::save::save_index_with(
+        store,
+        index,
+        images,
+        tags,
+        io::BufWriter::with_capacity(256 * 1024, out),
+        SaveOptions { mtime },
+    )
+    .map_err(|e| BuildError::Output {
+        dest: dest.to_path_buf(),
+        source: Box::new(OutputError::Archive(e)),
+    })?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .map_err(oerr(dest))
+}
+
 /// Writes the flattened rootfs into a directory.
 pub fn write_local(writer: &LayerWriter, image: &Image, dest: &Path) -> Result<(), BuildError> {
     writer.flatten(&image.layers, dest)

@@ -143,6 +143,57 @@ pub fn save_with<W: Write>(
     })
 }
 
+/// Writes an OCI layout archive of a multi-platform image: the blobs of every image in `images`, the
+/// `index` blob that lists them, and one index.json entry for the index under each of `references`
+/// (one without a name when there are none). Docker archives name single images only, so this is OCI.
+pub fn save_index_with<W: Write>(
+    store: &Store,
+    index: &Descriptor,
+    images: &[Image],
+    references: &[Reference],
+    out: W,
+    opts: SaveOptions,
+) -> Result<W, ArchiveError> {
+    let mut w = Writer {
+        tar: tar::Builder::new(out),
+        store,
+        dirs: BTreeSet::new(),
+        written: BTreeSet::new(),
+        mtime: opts.mtime,
+    };
+    w.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    for img in images {
+        for l in &img.layers {
+            w.blob(&l.digest)?;
+        }
+        w.blob(&img.config_digest)?;
+        w.blob(&img.manifest_digest)?;
+    }
+    w.blob(&index.digest)?;
+    let top = Descriptor::new(media::OCI_INDEX, index.digest.clone(), index.size);
+    let mut layout = Index::default();
+    if references.is_empty() {
+        layout.manifests.push(top.clone());
+    }
+    for r in references {
+        let mut desc = top.clone();
+        desc.annotations
+            .insert(CONTAINERD_NAME_ANNOTATION.to_owned(), r.to_string());
+        if let Some(tag) = r.tag() {
+            desc.annotations
+                .insert(REF_NAME_ANNOTATION.to_owned(), tag.to_owned());
+        }
+        layout.manifests.push(desc);
+    }
+    w.bytes("index.json", &canonical_json(&layout))?;
+    let root = store.root().to_owned();
+    w.tar.into_inner().map_err(|source| ArchiveError::Io {
+        op: "finish archive",
+        path: root,
+        source,
+    })
+}
+
 /// The manifest as OCI tools want it: a Docker schema2 manifest is rewritten with OCI media types (the
 /// config bytes, hence the image ID, stay the same).
 fn oci_manifest(store: &Store, img: &Image) -> Result<Descriptor, ArchiveError> {
