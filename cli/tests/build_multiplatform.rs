@@ -192,6 +192,30 @@ fn two_platforms_in_one_build_pushed_as_an_index() {
         .unwrap();
     assert_eq!(ok(&o, "lamina run (host)"), "x86_64\n");
 
+    // `images` lists the index once, with its platforms; `inspect` shows the index's manifests.
+    let o = lamina_in(&root).args(["images", "--format", "json"]).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&ok(&o, "lamina images")).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reference"].as_str() == Some(app.as_str()))
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert_eq!(row["platforms"], serde_json::json!(["linux/amd64", "linux/arm64"]));
+    let o = lamina_in(&root)
+        .args(["inspect", "--format", "{{json .Index}}", &app])
+        .output()
+        .unwrap();
+    let idx: serde_json::Value = serde_json::from_str(&ok(&o, "lamina inspect")).unwrap();
+    assert_eq!(idx["Digest"].as_str(), row["id"].as_str());
+    let plats: Vec<&str> = idx["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["Platform"].as_str())
+        .collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
+
     if !have("podman") {
         lamina_testkit::skip("podman is not installed (apt-get install podman)");
         return;
