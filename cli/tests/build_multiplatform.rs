@@ -193,7 +193,10 @@ fn two_platforms_in_one_build_pushed_as_an_index() {
     assert_eq!(ok(&o, "lamina run (host)"), "x86_64\n");
 
     // `images` lists the index once, with its platforms; `inspect` shows the index's manifests.
-    let o = lamina_in(&root).args(["images", "--format", "json"]).output().unwrap();
+    let o = lamina_in(&root)
+        .args(["images", "--format", "json"])
+        .output()
+        .unwrap();
     let rows: serde_json::Value = serde_json::from_str(&ok(&o, "lamina images")).unwrap();
     let row = rows
         .as_array()
@@ -201,7 +204,10 @@ fn two_platforms_in_one_build_pushed_as_an_index() {
         .iter()
         .find(|r| r["reference"].as_str() == Some(app.as_str()))
         .unwrap_or_else(|| panic!("{rows}"));
-    assert_eq!(row["platforms"], serde_json::json!(["linux/amd64", "linux/arm64"]));
+    assert_eq!(
+        row["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
     let o = lamina_in(&root)
         .args(["inspect", "--format", "{{json .Index}}", &app])
         .output()
