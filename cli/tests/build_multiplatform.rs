@@ -301,6 +301,32 @@ fn arm64_run_steps_cache_apart_from_amd64() {
     assert!(both.contains("(0 steps run, 2 cached)"), "{both}");
     assert_eq!(read(t.path().join("c/linux_arm64/uname")), "aarch64\n");
 
+    // --cache-to carries both platforms' records: a fresh store building both from it runs nothing.
+    let cache = t.path().join("cache");
+    let o = lamina_in(&root)
+        .args(["build", "--progress", "plain", "--network", "none"])
+        .args(["--platform", "linux/amd64,linux/arm64"])
+        .arg("--cache-to")
+        .arg(format!("type=local,dest={},mode=max", cache.display()))
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    ok(&o, "build --cache-to");
+    let o = lamina_in(&t.path().join("store2"))
+        .args(["build", "--progress", "plain", "--network", "none"])
+        .args(["--platform", "linux/amd64,linux/arm64"])
+        .arg("--cache-from")
+        .arg(format!("type=local,src={}", cache.display()))
+        .arg("-o")
+        .arg(format!("type=local,dest={}", t.path().join("d").display()))
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("(0 steps run, 2 cached)"), "{e}");
+    assert_eq!(read(t.path().join("d/linux_arm64/uname")), "aarch64\n");
+
     // type=oci holds the index and both images, as skopeo reads it; type=docker refuses up front.
     let tar = t.path().join("app.tar");
     let o = lamina_in(&root)
