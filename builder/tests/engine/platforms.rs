@@ -180,6 +180,10 @@ fn a_missing_emulator_fails_at_the_run_line_before_anything_runs() {
     };
     // Line 5, the target's RUN: the `native` stage is not needed, so its RUN (line 2) doesn't count.
     assert!(matches!(err, BuildError::Emulation { line: 5, .. }), "{err:?}");
+    assert!(
+        err.is_user_error(),
+        "the machine lacks a tool the user can install"
+    );
     let chain = err.to_string_chain();
     assert!(chain.contains("apt-get install qemu-user-static"), "{chain}");
     assert!(exec.0.calls().is_empty(), "nothing ran");

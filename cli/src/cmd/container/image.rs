@@ -55,6 +55,13 @@ pub fn resolve_for(
     let img = store
         .load_image_for(found.digest(), platform.unwrap_or(&host))
         .with_context(|| format!("loading image {image}"))?;
+    if let Some(want) = platform {
+        let has = img.config.platform();
+        // Images whose config names no architecture (some hand-made ones) are taken as they are.
+        if !has.architecture.is_empty() && !want.matches(&has) {
+            bail!("image {image} is for {has}, not {want}");
+        }
+    }
     // Snapshots are keyed by chain id; layers not unpacked yet (a fresh build, a load) are unpacked now.
     let layers: Vec<_> = img
         .layers
