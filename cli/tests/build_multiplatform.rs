@@ -192,6 +192,46 @@ fn two_platforms_in_one_build_pushed_as_an_index() {
         .unwrap();
     assert_eq!(ok(&o, "lamina run (host)"), "x86_64\n");
 
+    // pull --platform takes the arm64 image of the pushed index into a fresh store; run refuses a
+    // platform the image is not for.
+    let fresh = t.path().join("fresh");
+    ok(
+        &lamina_in(&fresh)
+            .args(["pull", "--platform", "linux/arm64", &app])
+            .output()
+            .unwrap(),
+        "lamina pull --platform linux/arm64",
+    );
+    let o = lamina_in(&fresh)
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--platform",
+            "linux/arm64",
+            &app,
+        ])
+        .args(["cat", "/targetarch"])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&o, "run the pulled arm64 image"), "arm64\n");
+    let o = lamina_in(&fresh)
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--platform",
+            "linux/amd64",
+            &app,
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is for linux/arm64"));
+
     // `images` lists the index once, with its platforms; `inspect` shows the index's manifests.
     let o = lamina_in(&root)
         .args(["images", "--format", "json"])
