@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use lamina_store::archive::save::IndexItem;
 use lamina_store::archive::save::{SaveFormat, SaveItem, SaveOptions, save_with};
 use lamina_store::{Image, Reference, Store};
 
@@ -126,22 +127,22 @@ pub fn write_archive(
         .map_err(oerr(dest))
 }
 
-/// `--output type=oci` of a multi-platform build: an OCI layout archive holding the index and every
-/// platform's image, under every `-t` name.
+/// `--output type=oci|docker` of a multi-platform build: an OCI layout archive holding the index and
+/// every platform's image, under every `-t` name; `docker` adds a manifest.json naming `primary`.
 pub fn write_index_archive(
     store: &Store,
-    index: &lamina_store::image::Descriptor,
-    images: &[Image],
+    item: &IndexItem<'_>,
     tags: &[Reference],
     dest: &Path,
     mtime: u64,
+    format: SaveFormat,
 ) -> Result<(), BuildError> {
     let out = File::create(dest).map_err(oerr(dest))?;
     let w = lamina_store::archive::save::save_index_with(
         store,
-        index,
-        images,
+        item,
         tags,
+        format,
         io::BufWriter::with_capacity(256 * 1024, out),
         SaveOptions { mtime },
     )

@@ -359,14 +359,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         unprivileged: false,
         runtime: Some(super::transfer::runtime()?.handle().clone()),
     };
-    let targets = engine::build::target_platforms(&req)?.len();
-    if targets > 1 && outputs.iter().any(|o| matches!(o, Output::Docker(_))) {
-        // As buildx's docker exporter: a docker-archive's manifest.json names single images.
-        bail!(
-            "-o type=docker holds one platform's image; for {targets} platforms use -o type=oci (an index) \
-             or build each platform on its own"
-        );
-    }
     let store = super::open_store(cli)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
     for (name, platform) in engine::external_images(&req)? {
@@ -405,11 +397,23 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     for o in &outputs {
         match o {
             Output::Image => {}
-            Output::Oci(d) => match &outcome.index {
-                Some(index) => output::write_index_archive(&store, index, &outcome.images, &tags, d, mtime)?,
-                None => output::write_archive(&store, image, &tags, d, mtime, SaveFormat::Oci)?,
-            },
-            Output::Docker(d) => output::write_archive(&store, image, &tags, d, mtime, SaveFormat::Docker)?,
+            Output::Oci(d) | Output::Docker(d) => {
+                let format = match o {
+                    Output::Docker(_) => SaveFormat::Docker,
+                    _ => SaveFormat::Oci,
+                };
+                match &outcome.index {
+                    Some(index) => {
+                        let item = output::IndexItem {
+                            index,
+                            images: &outcome.images,
+                            primary: image,
+                        };
+                        output::write_index_archive(&store, &item, &tags, d, mtime, format)?
+                    }
+                    None => output::write_archive(&store, image, &tags, d, mtime, format)?,
+                }
+            }
             Output::Local(d) => {
                 let w = lamina_builder::engine::layers::LayerWriter::new(
                     &store,

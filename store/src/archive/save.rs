@@ -143,17 +143,28 @@ pub fn save_with<W: Write>(
     })
 }
 
-/// Writes an OCI layout archive of a multi-platform image: the blobs of every image in `images`, the
-/// `index` blob that lists them, and one index.json entry for the index under each of `references`
-/// (one without a name when there are none). Docker archives name single images only, so this is OCI.
+/// A multi-platform image to save: its index, every platform's image, and the one a docker-archive's
+/// manifest.json names (the host's).
+pub struct IndexItem<'a> {
+    pub index: &'a Descriptor,
+    pub images: &'a [Image],
+    pub primary: &'a Image,
+}
+
+/// Writes an archive of a multi-platform image: an OCI layout with the blobs of every image, the index
+/// blob that lists them, and one index.json entry for the index under each of `references` (one without
+/// a name when there are none). [`SaveFormat::Docker`] adds docker's manifest.json naming the primary
+/// image, as `docker save` ≥ 25 writes both: a classic `docker load` takes that image, the containerd
+/// image store and OCI tools the whole index.
 pub fn save_index_with<W: Write>(
     store: &Store,
-    index: &Descriptor,
-    images: &[Image],
+    item: &IndexItem<'_>,
     references: &[Reference],
+    format: SaveFormat,
     out: W,
     opts: SaveOptions,
 ) -> Result<W, ArchiveError> {
+    let (index, images) = (item.index, item.images);
     let mut w = Writer {
         tar: tar::Builder::new(out),
         store,
@@ -161,6 +172,23 @@ pub fn save_index_with<W: Write>(
         written: BTreeSet::new(),
         mtime: opts.mtime,
     };
+    if format == SaveFormat::Docker {
+        let named: Vec<SaveItem> = if references.is_empty() {
+            vec![SaveItem {
+                image: item.primary.clone(),
+                reference: None,
+            }]
+        } else {
+            references
+                .iter()
+                .map(|r| SaveItem {
+                    image: item.primary.clone(),
+                    reference: Some(r.clone()),
+                })
+                .collect()
+        };
+        save_docker(&mut w, &named)?;
+    }
     w.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     for img in images {
         for l in &img.layers {
