@@ -171,7 +171,11 @@ fn two_platforms_in_one_build_pushed_as_an_index() {
         "skopeo copy --all (result)",
     );
 
-    // The arm64 image runs under emulation from the store's index.
+    // Prune keeps every platform's image of a tagged index; the arm64 one runs under emulation.
+    ok(
+        &lamina_in(&root).args(["prune", "--all"]).output().unwrap(),
+        "lamina prune --all",
+    );
     let o = lamina_in(&root)
         .args([
             "run",

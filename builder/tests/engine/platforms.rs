@@ -91,6 +91,26 @@ fn every_target_builds_and_a_shared_build_platform_stage_runs_once() {
 }
 
 #[test]
+fn targets_build_in_parallel() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        lamina_testkit::skip("needs two cores for two platforms at once");
+        return;
+    }
+    let e = Env::new();
+    let f = FakeExecutor::new();
+    let mut req = e.req("FROM scratch\nRUN sleep 300; write /t 1\n");
+    req.platform = Some(format!("{},{}", Platform::host(), foreign()));
+    let rec = Recorder::default();
+    build_with(&e.store, &req, &rec, &f).unwrap();
+    let c = f.calls();
+    assert_eq!(c.len(), 2);
+    assert!(
+        c[0].started < c[1].ended && c[1].started < c[0].ended,
+        "the two platforms' RUNs overlap"
+    );
+}
+
+#[test]
 fn a_build_platform_stage_that_reads_a_target_arg_runs_per_target() {
     let e = Env::new();
     let f = FakeExecutor::new();
