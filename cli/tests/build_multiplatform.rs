@@ -171,6 +171,27 @@ fn two_platforms_in_one_build_pushed_as_an_index() {
         "skopeo copy --all (result)",
     );
 
+    // `save` of the index tag archives every platform.
+    let saved = t.path().join("saved.tar");
+    ok(
+        &lamina_in(&root)
+            .args(["save", "--format", "oci", "-o"])
+            .arg(&saved)
+            .arg(&app)
+            .output()
+            .unwrap(),
+        "lamina save",
+    );
+    let raw = ok(
+        &skopeo(&["inspect", "--raw", &format!("oci-archive:{}:1", saved.display())]),
+        "skopeo inspect oci-archive (save)",
+    );
+    let saved_index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        saved_index["manifests"], index["manifests"],
+        "the pushed index, saved"
+    );
+
     // Prune keeps every platform's image of a tagged index; the arm64 one runs under emulation.
     ok(
         &lamina_in(&root).args(["prune", "--all"]).output().unwrap(),
