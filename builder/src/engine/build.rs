@@ -658,7 +658,11 @@ impl Engine<'_> {
     /// Waits for the target's layers, applies build-level labels and squash, writes the image.
     fn finish(&self, mut out: StageOut) -> Result<Image, BuildError> {
         self.progress.event(Event::Info {
-            message: "writing layers".into(),
+            message: if self.graphs.len() > 1 {
+                format!("writing layers ({})", out.config.platform())
+            } else {
+                "writing layers".into()
+            },
         });
         let mut descs: Vec<LayerDesc> = Vec::with_capacity(out.layers.len());
         for l in &out.layers {
