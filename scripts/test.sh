@@ -24,6 +24,29 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# Multi-platform tests: QEMU user-mode handlers (registered with the F flag) and an arm64 static busybox,
+# extracted beside the host's (co-installing busybox-static:arm64 would replace the host's busybox).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if [ ! -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] && [ ! -e /usr/bin/qemu-aarch64-static ]; then
+    echo "test.sh: installing qemu-user-static" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static binfmt-support >/dev/null || true
+  fi
+  [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && command -v update-binfmts >/dev/null; then
+    update-binfmts --enable qemu-aarch64 2>/dev/null || true
+  fi
+  arm64_bb=${LAMINA_BUSYBOX_ARM64:-/opt/lamina-arm64/bin/busybox}
+  if [ ! -x "$arm64_bb" ]; then
+    dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+    deb_dir=$(mktemp -d)
+    if (cd "$deb_dir" && apt-get download -qq busybox-static:arm64 >/dev/null 2>&1); then
+      mkdir -p /opt/lamina-arm64
+      dpkg-deb -x "$deb_dir"/busybox-static_*_arm64.deb /opt/lamina-arm64
+    fi
+    rm -rf "$deb_dir"
+  fi
+fi
+
 cargo fmt --all -- --check
 
 # Tests that can't run here record why (lamina-testkit); under CI=true they fail instead of skipping.

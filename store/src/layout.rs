@@ -519,10 +519,19 @@ impl Store {
     /// Loads the image a manifest digest names. An index resolves to its linux manifest for this host's
     /// architecture (or its only manifest present in the store).
     pub fn load_image(&self, digest: &Digest) -> Result<Image, StoreError> {
+        self.load_image_for(digest, &crate::image::Platform::host())
+    }
+
+    /// [`Store::load_image`] picking `platform`'s manifest from an index (`run --platform`).
+    pub fn load_image_for(
+        &self,
+        digest: &Digest,
+        platform: &crate::image::Platform,
+    ) -> Result<Image, StoreError> {
         match self.read_manifest(digest, None)? {
             Parsed::Manifest(m) => self.image_from_manifest(digest, m),
             Parsed::Index(idx) => {
-                let host = crate::image::Platform::host();
+                let host = platform;
                 let present: Vec<&Descriptor> = idx
                     .manifests
                     .iter()
@@ -705,6 +714,25 @@ impl Store {
             config,
             layers,
         })
+    }
+
+    /// Writes an OCI image index of `manifests` (each naming its platform; their blobs already in the
+    /// store) and returns its descriptor, for tagging or pushing.
+    pub fn write_image_index(&self, manifests: Vec<Descriptor>) -> Result<Descriptor, StoreError> {
+        for m in &manifests {
+            if !self.blobs.contains(&m.digest) {
+                return Err(StoreError::Missing {
+                    what: "manifest",
+                    digest: m.digest.clone(),
+                });
+            }
+        }
+        let index = Index {
+            manifests,
+            ..Default::default()
+        };
+        let (digest, size) = self.blobs.put_bytes(&canonical_json(&index))?;
+        Ok(Descriptor::new(media::OCI_INDEX, digest, size))
     }
 
     /// Records an image without a tag (it shows as `<none>` and is kept by prune), unless an entry for the

@@ -247,6 +247,45 @@ fn index_resolves_to_host_platform() {
 }
 
 #[test]
+fn written_index_is_tagged_and_resolves_per_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let host = image(&store, b"h", "h");
+    let arm = image(&store, b"a", "a");
+    let arm64 = lamina_store::Platform::parse("linux/arm64").unwrap();
+    let entries = vec![
+        host.descriptor(),
+        lamina_store::Descriptor {
+            platform: Some(arm64.clone()),
+            ..arm.descriptor()
+        },
+    ];
+    let index = store.write_image_index(entries).unwrap();
+    assert_eq!(index.media_type, media::OCI_INDEX);
+    let r = Reference::parse("localhost/multi:1").unwrap();
+    store.set_tag(&r, index.clone()).unwrap();
+    let found = store.resolve("localhost/multi:1").unwrap();
+    assert_eq!(found.digest(), &index.digest);
+    assert_eq!(
+        store.load_image(&index.digest).unwrap().manifest_digest,
+        host.manifest_digest
+    );
+    assert_eq!(
+        store
+            .load_image_for(&index.digest, &arm64)
+            .unwrap()
+            .manifest_digest,
+        arm.manifest_digest
+    );
+    // An index never names a manifest the store lacks.
+    let missing = lamina_store::Descriptor::new(media::OCI_MANIFEST, Digest::sha256_of(b"nope"), 4);
+    assert!(matches!(
+        store.write_image_index(vec![missing]),
+        Err(StoreError::Missing { .. })
+    ));
+}
+
+#[test]
 fn concurrent_tagging_in_threads_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

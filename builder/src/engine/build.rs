@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lamina_store::config::ImageConfig;
+use lamina_store::image::Descriptor;
 use lamina_store::layer::Compression;
 use lamina_store::registry::RegistryOptions;
 use lamina_store::{Digest, Image, LayerDesc, Reference, Store};
@@ -22,9 +23,10 @@ use super::ctx::{ImageBases, StepCache, StepCtx, StepSettings};
 pub use super::ctx::{SecretSource, StageOut, same_platform};
 use super::exec::{Executor, RunnerExecutor};
 use super::layers::{Layer, LayerWriter};
+use super::platforms::{self, StageNode};
 use super::progress::{Event, Progress};
 use super::remote_cache::{self, CacheSpec, RemoteCache};
-use super::solve::{self, Node};
+use super::solve;
 use super::step::{StageState, StepRunner};
 use crate::dockerfile::graph::{Platform, StageExpandError};
 use crate::dockerfile::{self, Base, BuildGraph};
@@ -52,7 +54,8 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<i64>,
     /// The lamina binary the runner re-execs.
     pub helper_exe: PathBuf,
-    /// `--platform`: the target platform (default: the host's). Stages for another platform can't RUN.
+    /// `--platform`: the target platforms, comma-separated (default: the host's). Several build in one
+    /// run into an index; RUN for another platform than the host's runs under binfmt_misc emulation.
     pub platform: Option<String>,
     /// Base images pulled for a non-host platform, stored untagged: (name, `os/arch[/variant]`) →
     /// manifest digest. Other bases are resolved by name in the store.
@@ -72,7 +75,12 @@ pub struct BuildRequest {
 
 /// What a build produced.
 pub struct BuildOutcome {
+    /// The image for the host's platform when it was a target, else for the first target.
     pub image: Image,
+    /// One image per target platform, in `--platform` order.
+    pub images: Vec<Image>,
+    /// For several targets: the OCI index of `images` (each with its platform), in the store untagged.
+    pub index: Option<Descriptor>,
     /// Steps executed / taken from the cache.
     pub executed: usize,
     pub cached: usize,
@@ -92,10 +100,11 @@ struct Engine<'a> {
     /// Read-only RUN bind sources materialised so far (removed with the engine).
     binds: BindSources,
     cache: StepCache,
-    /// The platform each stage (by position) builds for.
-    platforms: Vec<Platform>,
     writer: LayerWriter,
-    graph: BuildGraph,
+    /// One stage graph per target platform.
+    graphs: Vec<BuildGraph>,
+    /// The stages of all graphs as the solver runs them (shared ones once).
+    nodes: Vec<StageNode>,
     settings: StepSettings,
     step_ids: Mutex<usize>,
     counts: Mutex<(usize, usize)>,
@@ -180,7 +189,13 @@ pub fn build_with(
         }
     };
     let source = req.dockerfile.clone();
-    let graph = parse_graph(&source, req)?;
+    let targets = target_platforms(req)?;
+    let graphs: Vec<BuildGraph> = targets
+        .iter()
+        .map(|t| parse_graph(&source, req, t))
+        .collect::<Result<_, _>>()?;
+    let (nodes, tops) = platforms::plan(&graphs, &targets)?;
+    let solver_nodes = platforms::solver_nodes(&nodes);
 
     let matcher = crate::dockerfile::dockerignore::Matcher::for_build(
         &req.context_dir,
@@ -195,20 +210,28 @@ pub fn build_with(
         Some(e) => (e, 0),
         None => now_secs(),
     };
-    let platforms = stage_platforms(&graph, &target_platform(req)?)?;
     let host = Platform::host();
-    for (st, p) in graph.stages.iter().zip(&platforms) {
-        if !same_platform(p, &host)
-            && let Some(run) = st
-                .steps
-                .iter()
-                .find(|s| matches!(s.instruction.kind, crate::dockerfile::Kind::Run { .. }))
+    // A foreign stage's RUN needs a binfmt_misc handler: checked before anything runs, at the RUN's line.
+    for n in solve::needed_all(&solver_nodes, &tops)
+        .into_iter()
+        .map(|i| &nodes[i])
+    {
+        if same_platform(&n.platform, &host) {
+            continue;
+        }
+        if let Some(run) = graphs[n.graph].stages[n.pos]
+            .steps
+            .iter()
+            .find(|s| matches!(s.instruction.kind, crate::dockerfile::Kind::Run { .. }))
         {
-            return Err(BuildError::Emulation {
-                line: run.instruction.span.start.line as usize,
-                platform: p.to_string(),
-                host: host.to_string(),
-            });
+            executor
+                .can_run(&n.platform)
+                .map_err(|source| BuildError::Emulation {
+                    line: run.instruction.span.start.line as usize,
+                    platform: n.platform.to_string(),
+                    host: host.to_string(),
+                    source,
+                })?;
         }
     }
     let remote = if req.cache_from.is_empty() || req.no_cache {
@@ -232,9 +255,9 @@ pub fn build_with(
         context,
         binds: BindSources::new(),
         cache: StepCache { index, remote },
-        platforms,
         writer: LayerWriter::new(store, req.compression, req.source_date_epoch)?,
-        graph,
+        graphs,
+        nodes,
         settings: StepSettings {
             secrets: req.secrets.clone(),
             ssh: req.ssh.clone(),
@@ -249,35 +272,46 @@ pub fn build_with(
         step_ids: Mutex::new(0),
         counts: Mutex::new((0, 0)),
     };
-    let nodes: Vec<Node> = engine
-        .graph
-        .stages
-        .iter()
-        .map(|st| Node {
-            deps: st.deps.clone(),
-        })
-        .collect();
-    let target_pos = nodes.len() - 1;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut outs = solve::solve(&nodes, target_pos, cores, |pos, deps| engine.run_stage(pos, deps))?;
-    // Stages in Dockerfile order, for a deterministic `--cache-to mode=max` record list.
+    let outs = solve::solve_all(&solver_nodes, &tops, cores, |id, deps| engine.run_stage(id, deps))?;
+    // Stages in plan order (each target's Dockerfile order), for a deterministic `--cache-to mode=max`.
     let mut done: Vec<(usize, &StageOut)> = outs.iter().map(|(p, o)| (*p, o)).collect();
     done.sort_by_key(|(p, _)| *p);
     let all_layers: Vec<Layer> = done
         .iter()
         .flat_map(|(_, o)| o.layers.iter().filter(|l| l.key.is_some()).cloned())
         .collect();
-    let target = outs
-        .remove(&target_pos)
-        .ok_or(BuildError::DependencyFailed { stage: target_pos })?;
     engine.context.save_memo()?;
-    let target_layers: Vec<Layer> = target
-        .layers
-        .iter()
-        .filter(|l| l.key.is_some())
-        .cloned()
-        .collect();
-    let image = engine.finish(target)?;
+    let mut target_layers: Vec<Layer> = Vec::new();
+    let mut images: Vec<Image> = Vec::with_capacity(tops.len());
+    for top in &tops {
+        let target = outs
+            .get(top)
+            .cloned()
+            .ok_or(BuildError::DependencyFailed { stage: *top })?;
+        target_layers.extend(target.layers.iter().filter(|l| l.key.is_some()).cloned());
+        images.push(engine.finish(target)?);
+    }
+    let index = if images.len() > 1 {
+        let manifests = images
+            .iter()
+            .map(|img| Descriptor {
+                platform: Some(img.config.platform()),
+                ..img.descriptor()
+            })
+            .collect();
+        Some(
+            store
+                .write_image_index(manifests)
+                .map_err(|source| BuildError::Store {
+                    source: Box::new(source),
+                })?,
+        )
+    } else {
+        None
+    };
+    let main = targets.iter().position(|t| same_platform(t, &host)).unwrap_or(0);
+    let image = images[main].clone();
     let cache_exported = if req.cache_to.is_empty() {
         Vec::new()
     } else {
@@ -300,6 +334,8 @@ pub fn build_with(
     let (executed, cached) = *engine.counts.lock().unwrap_or_else(|p| p.into_inner());
     Ok(BuildOutcome {
         image,
+        images,
+        index,
         executed,
         cached,
         context_files_hashed: engine.context.hashed.load(std::sync::atomic::Ordering::Relaxed),
@@ -310,10 +346,19 @@ pub fn build_with(
 /// Images the build reads from (FROM, COPY --from, RUN --mount from=), for pulling before the build.
 /// Each with the platform it is needed for (`os/arch[/variant]`): the stage's.
 pub fn external_images(req: &BuildRequest) -> Result<Vec<(String, String)>, BuildError> {
-    let graph = parse_graph(&req.dockerfile, req)?;
-    let platforms = stage_platforms(&graph, &target_platform(req)?)?;
     let mut out = Vec::new();
-    for (st, p) in graph.stages.iter().zip(&platforms) {
+    for target in target_platforms(req)? {
+        let graph = parse_graph(&req.dockerfile, req, &target)?;
+        let platforms = platforms::stage_platforms(&graph, &target)?;
+        images_of(&graph, &platforms, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn images_of(graph: &BuildGraph, platforms: &[Platform], out: &mut Vec<(String, String)>) {
+    for (st, p) in graph.stages.iter().zip(platforms) {
         let p = p.to_string();
         if let Base::Image(n) = &st.base {
             out.push((n.clone(), p.clone()));
@@ -329,40 +374,24 @@ pub fn external_images(req: &BuildRequest) -> Result<Vec<(String, String)>, Buil
             }
         }
     }
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
-/// `--platform`, or the host's.
+/// The first `--platform` target, or the host's.
 pub fn target_platform(req: &BuildRequest) -> Result<Platform, BuildError> {
-    match &req.platform {
-        None => Ok(Platform::host()),
-        Some(p) => Platform::parse(p).map_err(|_| BuildError::Platform { platform: p.clone() }),
-    }
+    Ok(target_platforms(req)?.swap_remove(0))
 }
 
-/// The platform of each stage: its `FROM --platform`, else (FROM another stage) that stage's, else the
-/// target platform. BuildKit's rule, so `FROM --platform=$BUILDPLATFORM` stages run on the host.
-fn stage_platforms(graph: &BuildGraph, target: &Platform) -> Result<Vec<Platform>, BuildError> {
-    let mut out: Vec<Platform> = Vec::with_capacity(graph.stages.len());
-    for st in &graph.stages {
-        let p = match (&st.platform, &st.base) {
-            (Some(p), _) => Platform::parse(p).map_err(|_| BuildError::Platform { platform: p.clone() })?,
-            (None, Base::Stage(i)) => out[*i].clone(),
-            (None, _) => target.clone(),
-        };
-        out.push(p);
-    }
-    Ok(out)
+/// Every `--platform` target (comma-separated), or the host's.
+pub fn target_platforms(req: &BuildRequest) -> Result<Vec<Platform>, BuildError> {
+    platforms::parse_targets(req.platform.as_deref())
 }
 
-fn parse_graph(source: &str, req: &BuildRequest) -> Result<BuildGraph, BuildError> {
+fn parse_graph(source: &str, req: &BuildRequest, target: &Platform) -> Result<BuildGraph, BuildError> {
     let df = dockerfile::parse(source, &req.dockerfile_name).map_err(|e| BuildError::Parse(Box::new(e)))?;
     let opts = dockerfile::BuildOptions {
         target: req.target.clone(),
         build_args: req.build_args.clone(),
-        platform: target_platform(req)?,
+        platform: target.clone(),
         ..Default::default()
     };
     BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse(Box::new(e)))
@@ -402,11 +431,17 @@ impl Engine<'_> {
         }
     }
 
-    fn run_stage(&self, pos: usize, deps: &HashMap<usize, StageOut>) -> Result<StageOut, BuildError> {
-        let r = self.run_stage_inner(pos, deps);
+    /// Runs node `id`; `deps` holds its dependencies' outputs by node, the steps see them by stage position.
+    fn run_stage(&self, id: usize, deps: &HashMap<usize, StageOut>) -> Result<StageOut, BuildError> {
+        let by_pos: HashMap<usize, StageOut> = self.nodes[id]
+            .deps
+            .iter()
+            .filter_map(|(pos, n)| deps.get(n).map(|o| (*pos, o.clone())))
+            .collect();
+        let r = self.run_stage_inner(id, &by_pos);
         if let Err(e) = &r {
             self.progress.event(Event::Info {
-                message: format!("stage {} failed: {e}", self.stage_name(pos)),
+                message: format!("stage {} failed: {e}", self.stage_name(id)),
             });
         }
         r
@@ -427,14 +462,12 @@ impl Engine<'_> {
             .unwrap_or_default();
         let mut out = Vec::with_capacity(texts.len());
         for text in texts {
-            let parsed =
-                dockerfile::parse_trigger(text, "ONBUILD trigger", self.graph.escape()).map_err(|e| {
-                    BuildError::Trigger {
-                        line,
-                        trigger: text.clone(),
-                        image: image.to_string(),
-                        source: Box::new(BuildError::Parse(Box::new(e))),
-                    }
+            let parsed = dockerfile::parse_trigger(text, "ONBUILD trigger", self.graphs[0].escape())
+                .map_err(|e| BuildError::Trigger {
+                    line,
+                    trigger: text.clone(),
+                    image: image.to_string(),
+                    source: Box::new(BuildError::Parse(Box::new(e))),
                 })?;
             for ins in parsed {
                 if let "ONBUILD" | "FROM" | "MAINTAINER" = ins.keyword {
@@ -451,21 +484,34 @@ impl Engine<'_> {
         Ok(out)
     }
 
-    fn stage_name(&self, pos: usize) -> String {
-        let st = &self.graph.stages[pos];
-        st.name.clone().unwrap_or_else(|| format!("stage-{}", st.index))
+    /// The stage's name; with several targets, after its platform (`linux/arm64 build`).
+    fn stage_name(&self, id: usize) -> String {
+        let n = &self.nodes[id];
+        let st = &self.graphs[n.graph].stages[n.pos];
+        let name = st.name.clone().unwrap_or_else(|| format!("stage-{}", st.index));
+        if self.graphs.len() > 1 {
+            format!("{} {name}", n.platform)
+        } else {
+            name
+        }
     }
 
-    fn run_stage_inner(&self, pos: usize, deps: &HashMap<usize, StageOut>) -> Result<StageOut, BuildError> {
-        let stage = &self.graph.stages[pos];
+    fn run_stage_inner(
+        &self,
+        node_id: usize,
+        deps: &HashMap<usize, StageOut>,
+    ) -> Result<StageOut, BuildError> {
+        let node = &self.nodes[node_id];
+        let (pos, graph, platform) = (node.pos, &self.graphs[node.graph], &node.platform);
+        let stage = &graph.stages[pos];
         let from_line = stage.from.span.start.line as usize;
         let (config, layers, key) = match &stage.base {
             Base::Scratch => {
                 let mut c = ImageConfig::scratch();
-                let p = &self.platforms[pos];
-                c.set_platform(p);
+                c.set_platform(platform);
                 c.config_mut().working_dir = Some("/".into());
-                (c, Vec::new(), base_key("scratch"))
+                // Image bases differ by config digest; scratch is the one base the platform must key.
+                (c, Vec::new(), base_key(&format!("scratch {platform}")))
             }
             Base::Stage(i) => {
                 let out = deps
@@ -478,7 +524,7 @@ impl Engine<'_> {
                 let id = self.next_step_id();
                 self.progress.event(Event::Step {
                     id,
-                    stage: self.stage_name(pos),
+                    stage: self.stage_name(node_id),
                     index: 0,
                     total: stage.steps.len(),
                     line: from_line,
@@ -486,7 +532,7 @@ impl Engine<'_> {
                 });
                 let (img, layers) = self
                     .images()
-                    .load(name, &self.platforms[pos])
+                    .load(name, platform)
                     .map_err(|e| e.at_line(from_line))?;
                 self.progress.event(Event::Done { id, seconds: 0.0 });
                 let key = base_key(&img.config_digest.to_string());
@@ -511,7 +557,7 @@ impl Engine<'_> {
                 Base::Image(n) => n.clone(),
                 _ => String::new(),
             };
-            self.graph
+            graph
                 .expand_stage_with(pos, base_env, &triggers)
                 .map_err(|e| match e {
                     StageExpandError::Trigger { trigger, source } => BuildError::Trigger {
@@ -549,7 +595,7 @@ impl Engine<'_> {
             images: &images,
             stages: deps,
             settings: &self.settings,
-            platform: &self.platforms[pos],
+            platform,
             no_cache,
         };
         let runner = StepRunner { ctx: &ctx };
@@ -559,7 +605,7 @@ impl Engine<'_> {
             let line = step.instruction.span.start.line as usize;
             self.progress.event(Event::Step {
                 id,
-                stage: self.stage_name(pos),
+                stage: self.stage_name(node_id),
                 index: i + 1,
                 total,
                 line,
@@ -612,7 +658,11 @@ impl Engine<'_> {
     /// Waits for the target's layers, applies build-level labels and squash, writes the image.
     fn finish(&self, mut out: StageOut) -> Result<Image, BuildError> {
         self.progress.event(Event::Info {
-            message: "writing layers".into(),
+            message: if self.graphs.len() > 1 {
+                format!("writing layers ({})", out.config.platform())
+            } else {
+                "writing layers".into()
+            },
         });
         let mut descs: Vec<LayerDesc> = Vec::with_capacity(out.layers.len());
         for l in &out.layers {

@@ -6,6 +6,7 @@
 //! [`fake::FakeExecutor`] runs in-process over the merged lower view and writes the upper dir directly,
 //! so cache and step logic are testable without root.
 
+pub mod binfmt;
 pub mod fake;
 
 use std::io::{Read, Write};
@@ -162,6 +163,12 @@ impl ExecError {
 pub trait Executor: Send + Sync {
     /// Runs `req` to completion; stdout and stderr (interleaved) are written to `output` as they come.
     fn run(&self, req: &ExecRequest, output: &mut (dyn Write + Send)) -> Result<ExecStatus, ExecError>;
+
+    /// Whether processes of `platform` (another than the host's) can run: by default, when the kernel
+    /// has a binfmt_misc handler for it. Asked before a build starts, for each stage with a RUN.
+    fn can_run(&self, platform: &crate::dockerfile::graph::Platform) -> Result<(), binfmt::EmulatorError> {
+        binfmt::find_handler(std::path::Path::new(binfmt::BINFMT_DIR), platform).map(|_| ())
+    }
 }
 
 /// The real executor: `lamina_runner` in a fresh sandbox, re-exec'ing `helper_exe`.

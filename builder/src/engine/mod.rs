@@ -20,6 +20,7 @@ pub mod layers;
 pub mod meta;
 pub mod output;
 pub mod perms;
+pub mod platforms;
 pub mod progress;
 pub mod remote_cache;
 pub mod run;
@@ -98,14 +99,13 @@ pub enum BuildError {
     Parse(Box<crate::dockerfile::ParseError>),
     #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/arm64")]
     Platform { platform: String },
-    #[error(
-        "Dockerfile:{line}: RUN in a stage for {platform} would need emulation (the host is {host}); \
-         lamina runs no emulators: build that stage for the host, or without RUN"
-    )]
+    #[error("Dockerfile:{line}: RUN in a stage for {platform} needs emulation (the host is {host})")]
     Emulation {
         line: usize,
         platform: String,
         host: String,
+        #[source]
+        source: exec::binfmt::EmulatorError,
     },
     #[error("base image {name:?} in the store is for {has}, not {want} (pull it for that platform)")]
     BaseImagePlatform { name: String, has: String, want: String },

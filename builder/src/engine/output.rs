@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use lamina_store::archive::save::IndexItem;
 use lamina_store::archive::save::{SaveFormat, SaveItem, SaveOptions, save_with};
 use lamina_store::{Image, Reference, Store};
 
@@ -120,6 +121,35 @@ pub fn write_archive(
         SaveOptions { mtime },
     )
     .map_err(archive_err)?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .map_err(oerr(dest))
+}
+
+/// `--output type=oci|docker` of a multi-platform build: an OCI layout archive holding the index and
+/// every platform's image, under every `-t` name; `docker` adds a manifest.json naming `primary`.
+pub fn write_index_archive(
+    store: &Store,
+    item: &IndexItem<'_>,
+    tags: &[Reference],
+    dest: &Path,
+    mtime: u64,
+    format: SaveFormat,
+) -> Result<(), BuildError> {
+    let out = File::create(dest).map_err(oerr(dest))?;
+    let w = lamina_store::archive::save::save_index_with(
+        store,
+        item,
+        tags,
+        format,
+        io::BufWriter::with_capacity(256 * 1024, out),
+        SaveOptions { mtime },
+    )
+    .map_err(|e| BuildError::Output {
+        dest: dest.to_path_buf(),
+        source: Box::new(OutputError::Archive(e)),
+    })?;
     w.into_inner()
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_all())

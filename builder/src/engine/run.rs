@@ -135,6 +135,18 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
     let Kind::Run { mounts, network, .. } = &step.instruction.kind else {
         return Ok(());
     };
+    // The engine checked the Dockerfile's RUNs up front; this also covers a base's ONBUILD RUN triggers.
+    let host = crate::dockerfile::graph::Platform::host();
+    if !super::ctx::same_platform(ctx.platform, &host) {
+        ctx.executor
+            .can_run(ctx.platform)
+            .map_err(|source| BuildError::Emulation {
+                line,
+                platform: ctx.platform.to_string(),
+                host: host.to_string(),
+                source,
+            })?;
+    }
     let argv = argv(step, &input.shell);
     let mut scratch = Scratch::default();
     let prepared = run_mounts::prepare(ctx, step, mounts, &input.workdir, &mut scratch)?;

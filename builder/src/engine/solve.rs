@@ -21,8 +21,13 @@ struct State<T, E> {
 
 /// The nodes `target` needs (itself included), in index order.
 pub fn needed(nodes: &[Node], target: usize) -> BTreeSet<usize> {
+    needed_all(nodes, &[target])
+}
+
+/// The nodes any of `targets` needs (themselves included), in index order.
+pub fn needed_all(nodes: &[Node], targets: &[usize]) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
-    let mut todo = vec![target];
+    let mut todo = targets.to_vec();
     while let Some(n) = todo.pop() {
         if n < nodes.len() && out.insert(n) {
             todo.extend(nodes[n].deps.iter().copied());
@@ -43,7 +48,22 @@ where
     T: Clone + Send,
     E: Send,
 {
-    let needed = needed(nodes, target);
+    solve_all(nodes, &[target], parallel, run)
+}
+
+/// [`solve`] for several targets at once (one per platform of a multi-platform build): a node two
+/// targets share runs once.
+pub fn solve_all<T, E>(
+    nodes: &[Node],
+    targets: &[usize],
+    parallel: usize,
+    run: impl Fn(usize, &HashMap<usize, T>) -> Result<T, E> + Sync,
+) -> Result<HashMap<usize, T>, E>
+where
+    T: Clone + Send,
+    E: Send,
+{
+    let needed = needed_all(nodes, targets);
     let state: Mutex<State<T, E>> = Mutex::new(State {
         done: HashMap::new(),
         started: BTreeSet::new(),
@@ -201,6 +221,21 @@ mod tests {
             !ran.contains(&2) && !ran.contains(&3) && !ran.contains(&4),
             "{ran:?}"
         );
+    }
+
+    #[test]
+    fn a_node_two_targets_share_runs_once() {
+        let g = nodes(&[&[], &[0], &[0], &[]]);
+        let ran = Mutex::new(Vec::new());
+        let out = solve_all(&g, &[1, 2], 2, |n, _: &HashMap<usize, ()>| {
+            ran.lock().unwrap().push(n);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        let mut ran = ran.into_inner().unwrap();
+        ran.sort();
+        assert_eq!(ran, vec![0, 1, 2]);
+        assert!(out.contains_key(&1) && out.contains_key(&2));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod copy;
 mod errors;
 mod meta;
 mod onbuild;
+mod platforms;
 mod run;
 mod schedule;
 mod support;

@@ -36,8 +36,9 @@ pub struct Args {
     /// Label to set on the image (`KEY=VALUE`); repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// Target platform; only the host platform is supported.
-    #[arg(long)]
+    /// Target platforms, comma-separated (`linux/amd64,linux/arm64`): several build into an image index.
+    /// RUN for another architecture runs under QEMU emulation (binfmt_misc; `apt-get install qemu-user-static`).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT],…")]
     pub platform: Option<String>,
     /// Secret for RUN --mount=type=secret: `id=ID,src=FILE` or `id=ID,env=VAR`; repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
@@ -378,21 +379,56 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let outcome = lamina_builder::engine::build(&store, &req, &printer)?;
     let image = &outcome.image;
     if outputs.is_empty() || outputs.contains(&Output::Image) {
-        engine::tag_image(&store, image, &tags)?;
+        match &outcome.index {
+            Some(index) => {
+                for t in &tags {
+                    store
+                        .set_tag(t, index.clone())
+                        .with_context(|| format!("tagging {}", t.familiar()))?;
+                }
+                if tags.is_empty() {
+                    store.add_untagged(index.clone())?;
+                }
+            }
+            None => engine::tag_image(&store, image, &tags)?,
+        }
     }
     let mtime = args.source_date_epoch.unwrap_or(0).max(0) as u64;
     for o in &outputs {
         match o {
             Output::Image => {}
-            Output::Oci(d) => output::write_archive(&store, image, &tags, d, mtime, SaveFormat::Oci)?,
-            Output::Docker(d) => output::write_archive(&store, image, &tags, d, mtime, SaveFormat::Docker)?,
+            Output::Oci(d) | Output::Docker(d) => {
+                let format = match o {
+                    Output::Docker(_) => SaveFormat::Docker,
+                    _ => SaveFormat::Oci,
+                };
+                match &outcome.index {
+                    Some(index) => {
+                        let item = output::IndexItem {
+                            index,
+                            images: &outcome.images,
+                            primary: image,
+                        };
+                        output::write_index_archive(&store, &item, &tags, d, mtime, format)?
+                    }
+                    None => output::write_archive(&store, image, &tags, d, mtime, format)?,
+                }
+            }
             Output::Local(d) => {
                 let w = lamina_builder::engine::layers::LayerWriter::new(
                     &store,
                     req.compression,
                     req.source_date_epoch,
                 )?;
-                output::write_local(&w, image, d)?
+                if outcome.images.len() > 1 {
+                    // As buildx: one dir per platform, `linux_arm64` (variant too: `linux_arm_v7`).
+                    for img in &outcome.images {
+                        let dir = d.join(img.config.platform().to_string().replace('/', "_"));
+                        output::write_local(&w, img, &dir)?
+                    }
+                } else {
+                    output::write_local(&w, image, d)?
+                }
             }
             Output::Tar(d) => {
                 let w = lamina_builder::engine::layers::LayerWriter::new(
@@ -418,14 +454,21 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             eprintln!("=> exported {n} cache records to {dest} ({digest})");
         }
     }
-    let id = image.config_digest.to_string();
+    // An index has no config: its ID is its digest.
+    let id = match &outcome.index {
+        Some(index) => index.digest.to_string(),
+        None => image.config_digest.to_string(),
+    };
     if let Some(p) = &args.iidfile {
         std::fs::write(p, &id).with_context(|| format!("writing --iidfile {}", p.display()))?;
     }
     if mode != Mode::Quiet {
         eprintln!(
             "=> built {} ({} steps run, {} cached){}",
-            image.manifest_digest,
+            outcome
+                .index
+                .as_ref()
+                .map_or(&image.manifest_digest, |i| &i.digest),
             outcome.executed,
             outcome.cached,
             if tags.is_empty() {

@@ -41,6 +41,30 @@ struct Row {
     digest: String,
     created: Option<String>,
     size: u64,
+    /// For a multi-platform index: the platforms of its images in the store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    platforms: Vec<String>,
+}
+
+/// An index's images present in the store: their platforms and total size (shared blobs counted once).
+/// `None` for a single image.
+fn index_platforms(store: &lamina_store::Store, digest: &lamina_store::Digest) -> Option<(Vec<String>, u64)> {
+    let lamina_store::image::Parsed::Index(idx) = store.read_manifest(digest, None).ok()? else {
+        return None;
+    };
+    let mut platforms = Vec::new();
+    let mut blobs = std::collections::BTreeMap::new();
+    for d in &idx.manifests {
+        let (Some(p), Ok(img)) = (&d.platform, store.load_image(&d.digest)) else {
+            continue;
+        };
+        platforms.push(p.to_string());
+        blobs.insert(img.config_digest.clone(), img.manifest.config.size);
+        for l in &img.layers {
+            blobs.insert(l.digest.clone(), l.size);
+        }
+    }
+    Some((platforms, blobs.values().sum()))
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
@@ -92,14 +116,30 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             }
             None => ("<none>".to_owned(), "<none>".to_owned()),
         };
+        // An index shows as one image: its digest is its ID, its size that of all its platforms.
+        let (id, digest, size, platforms) = match index_platforms(&store, &entry.digest) {
+            Some((platforms, size)) => (
+                entry.digest.to_string(),
+                entry.digest.to_string(),
+                size,
+                platforms,
+            ),
+            None => (
+                img.config_digest.to_string(),
+                img.manifest_digest.to_string(),
+                img.size(),
+                Vec::new(),
+            ),
+        };
         rows.push(Row {
             repository,
             tag,
             reference: reference.map(|r| r.to_string()),
-            id: img.config_digest.to_string(),
-            digest: img.manifest_digest.to_string(),
+            id,
+            digest,
             created: img.config.created.clone(),
-            size: img.size(),
+            size,
+            platforms,
         });
     }
     // Newest first, like docker.
@@ -136,6 +176,11 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         header.push("DIGEST");
     }
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    // Only when an index is listed, so single-platform stores print as before.
+    let any_index = rows.iter().any(|r| !r.platforms.is_empty());
+    if any_index {
+        header.push("PLATFORMS");
+    }
     table.push(header.into_iter().map(str::to_owned).collect());
     for r in &rows {
         let mut line = vec![r.repository.clone(), r.tag.clone()];
@@ -143,6 +188,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             line.push(r.digest.clone());
         }
         line.extend([short(&r.id), human_ago(r.created.as_deref()), human_size(r.size)]);
+        if any_index {
+            line.push(r.platforms.join(","));
+        }
         table.push(line);
     }
     print_table(&table);

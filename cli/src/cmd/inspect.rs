@@ -61,9 +61,40 @@ pub fn document(v: &lamina_store::inspect::source::ImageView) -> Value {
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let view = subject::open_image(cli, &args.image, &args.registry)?;
-    let doc = document(&view);
+    let mut doc = document(&view);
+    if let (Some(index), Value::Object(m)) = (local_index(cli, &args.image), &mut doc) {
+        m.insert("Index".into(), index);
+    }
     crate::output::emit(&format!("{}\n", render(&doc, &args.format)?));
     Ok(ExitCode::SUCCESS)
+}
+
+/// For a multi-platform image in the store: its index (digest and each platform's manifest); the rest
+/// of the document describes the host's platform image, as `run` and `FROM` would pick it.
+fn local_index(cli: &crate::Cli, image: &str) -> Option<Value> {
+    let store = lamina_store::Store::open(&cli.store_root()).ok()?;
+    let found = store.resolve(image).ok()?;
+    let lamina_store::image::Parsed::Index(idx) = store.read_manifest(found.digest(), None).ok()? else {
+        return None;
+    };
+    let manifests: Vec<Value> = idx
+        .manifests
+        .iter()
+        .map(|d| {
+            json!({
+                "Digest": d.digest.to_string(),
+                "MediaType": d.media_type,
+                "Size": d.size,
+                "Platform": d.platform.as_ref().map(|p| p.to_string()),
+                "Present": store.blobs().contains(&d.digest),
+            })
+        })
+        .collect();
+    Some(json!({
+        "Digest": found.digest().to_string(),
+        "MediaType": idx.media_type,
+        "Manifests": manifests,
+    }))
 }
 
 /// Renders `doc` per `--format`.

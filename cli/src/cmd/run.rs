@@ -105,6 +105,10 @@ pub struct Args {
     #[command(flatten)]
     pub registry: super::transfer::RegistryFlags,
     /// Image reference, or a path to an unpacked rootfs directory.
+    /// Run this platform's image of a multi-platform index (os/arch[/variant]); another architecture
+    /// than the host's runs under QEMU emulation (binfmt_misc).
+    #[arg(long)]
+    pub platform: Option<String>,
     pub image: String,
     /// Command and arguments (replace the image's CMD).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -125,7 +129,13 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
 fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let root = cli.store_root();
     pull_as_asked(cli, args)?;
-    let img = image::resolve(&root, &args.image)?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(lamina_store::Platform::parse)
+        .transpose()
+        .context("invalid --platform")?;
+    let img = image::resolve_for(&root, &args.image, platform.as_ref())?;
     let entrypoint = match &args.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
         Some(e) => vec![e.clone()],
@@ -371,7 +381,7 @@ fn pull_as_asked(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
     if wanted {
         let pull_args = super::pull::Args {
             image: args.image.clone(),
-            platform: None,
+            platform: args.platform.clone(),
             include_foreign: false,
             quiet: false,
             registry: args.registry.clone(),

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use lamina_store::archive::save::{SaveFormat, SaveItem, save};
+use lamina_store::archive::save::{IndexItem, SaveFormat, SaveItem, SaveOptions, save, save_index_with};
+use lamina_store::image::Parsed;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -45,6 +46,11 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         Format::Docker => SaveFormat::Docker,
         Format::Oci => SaveFormat::Oci,
     };
+    // One multi-platform image: the whole index (every platform the store has), not just the host's.
+    let index = match args.images.as_slice() {
+        [q] => multi_platform(&store, q)?,
+        _ => None,
+    };
     match &args.output {
         Some(path) if path.as_os_str() != "-" => {
             // Written next to the target and renamed at the end, so a failed save leaves no partial archive.
@@ -57,7 +63,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 .tempfile_in(dir)
                 .with_context(|| format!("cannot create a file in {}", dir.display()))?;
             let out = std::io::BufWriter::with_capacity(1 << 20, tmp);
-            let out = save(&store, &items, format, out)?;
+            let out = write(&store, &items, index.as_ref(), format, out)?;
             let tmp = out
                 .into_inner()
                 .map_err(|e| e.into_error())
@@ -70,9 +76,68 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             if stdout.is_terminal() {
                 anyhow::bail!("refusing to write an archive to a terminal; use -o FILE or redirect stdout");
             }
-            let mut out = save(&store, &items, format, std::io::BufWriter::new(stdout.lock()))?;
+            let mut out = write(
+                &store,
+                &items,
+                index.as_ref(),
+                format,
+                std::io::BufWriter::new(stdout.lock()),
+            )?;
             out.flush().context("cannot write archive to stdout")?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A multi-platform image to save whole.
+struct MultiPlatform {
+    index: lamina_store::Descriptor,
+    images: Vec<lamina_store::Image>,
+    references: Vec<lamina_store::Reference>,
+}
+
+fn write<W: Write>(
+    store: &lamina_store::Store,
+    items: &[SaveItem],
+    index: Option<&MultiPlatform>,
+    format: SaveFormat,
+    out: W,
+) -> anyhow::Result<W> {
+    Ok(match index {
+        Some(m) => {
+            let item = IndexItem {
+                index: &m.index,
+                images: &m.images,
+                primary: &items[0].image,
+            };
+            save_index_with(store, &item, &m.references, format, out, SaveOptions::default())?
+        }
+        None => save(store, items, format, out)?,
+    })
+}
+
+/// The index `q` names, with its images in the store and the name it was given by.
+fn multi_platform(store: &lamina_store::Store, q: &str) -> anyhow::Result<Option<MultiPlatform>> {
+    let found = store.resolve(q)?;
+    let Parsed::Index(idx) = store.read_manifest(found.digest(), None)? else {
+        return Ok(None);
+    };
+    let mut images = Vec::new();
+    for d in idx.manifests.iter().filter(|d| store.blobs().contains(&d.digest)) {
+        images.push(
+            store
+                .load_image(&d.digest)
+                .with_context(|| format!("cannot read image {} of {q}", d.digest))?,
+        );
+    }
+    let desc = lamina_store::Descriptor::new(
+        found.descriptor.media_type.clone(),
+        found.digest().clone(),
+        found.descriptor.size,
+    );
+    Ok(Some(MultiPlatform {
+        index: desc,
+        images,
+        references: found.reference.into_iter().collect(),
+    }))
 }

@@ -793,3 +793,75 @@ pub fn multi_arch_layout(layout: &Path) -> (String, String, String) {
     );
     (amd, arm, idx_hex)
 }
+
+/// The arm64 static busybox scripts/test.sh extracts from Debian's `busybox-static:arm64`
+/// (`LAMINA_BUSYBOX_ARM64` overrides), when it is there.
+pub fn arm64_busybox() -> Option<PathBuf> {
+    let p = std::env::var_os("LAMINA_BUSYBOX_ARM64")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/lamina-arm64/bin/busybox"));
+    p.is_file().then_some(p)
+}
+
+/// One layer of a busybox rootfs: `bin/busybox` from `binary`, `bin/sh` and friends linking to it.
+pub fn busybox_layer(binary: &Path) -> Layer {
+    let data = std::fs::read(binary).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "bin", std::io::empty()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o755);
+    h.set_size(data.len() as u64);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "bin/busybox", &data[..]).unwrap();
+    for applet in ["sh", "uname", "cat", "echo", "ls", "wc"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    Layer {
+        diff_id: format!("sha256:{}", sha256_hex(&tar)),
+        gz: gz.finish().unwrap(),
+    }
+}
+
+/// An OCI layout at `layout` tagged `busybox`: an index of linux/amd64 and linux/arm64 busybox images
+/// (the host's static busybox and `arm64`), each also with `/arch` naming its architecture.
+pub fn busybox_multi_arch_layout(layout: &Path, arm64: &Path) {
+    let image = |arch: &str, bb: &Path| {
+        image_blobs(
+            layout,
+            arch,
+            &[
+                busybox_layer(bb),
+                layer(&[("arch", format!("{arch}\n").into_bytes())]),
+            ],
+        )
+    };
+    let (amd, amd_size) = image("amd64", Path::new("/usr/bin/busybox"));
+    let (arm, arm_size) = image("arm64", arm64);
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd, "size": amd_size, "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm, "size": arm_size, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+    ]});
+    let ib = serde_json::to_vec(&index).unwrap();
+    let idx_hex = sha256_hex(&ib);
+    std::fs::write(layout.join("blobs/sha256").join(&idx_hex), &ib).unwrap();
+    write_index(
+        layout,
+        &[
+            serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": format!("sha256:{idx_hex}"), "size": ib.len(), "annotations": {"org.opencontainers.image.ref.name": "busybox"}}),
+        ],
+    );
+}

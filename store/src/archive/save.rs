@@ -143,6 +143,85 @@ pub fn save_with<W: Write>(
     })
 }
 
+/// A multi-platform image to save: its index, every platform's image, and the one a docker-archive's
+/// manifest.json names (the host's).
+pub struct IndexItem<'a> {
+    pub index: &'a Descriptor,
+    pub images: &'a [Image],
+    pub primary: &'a Image,
+}
+
+/// Writes an archive of a multi-platform image: an OCI layout with the blobs of every image, the index
+/// blob that lists them, and one index.json entry for the index under each of `references` (one without
+/// a name when there are none). [`SaveFormat::Docker`] adds docker's manifest.json naming the primary
+/// image, as `docker save` ≥ 25 writes both: a classic `docker load` takes that image, the containerd
+/// image store and OCI tools the whole index.
+pub fn save_index_with<W: Write>(
+    store: &Store,
+    item: &IndexItem<'_>,
+    references: &[Reference],
+    format: SaveFormat,
+    out: W,
+    opts: SaveOptions,
+) -> Result<W, ArchiveError> {
+    let (index, images) = (item.index, item.images);
+    let mut w = Writer {
+        tar: tar::Builder::new(out),
+        store,
+        dirs: BTreeSet::new(),
+        written: BTreeSet::new(),
+        mtime: opts.mtime,
+    };
+    if format == SaveFormat::Docker {
+        let named: Vec<SaveItem> = if references.is_empty() {
+            vec![SaveItem {
+                image: item.primary.clone(),
+                reference: None,
+            }]
+        } else {
+            references
+                .iter()
+                .map(|r| SaveItem {
+                    image: item.primary.clone(),
+                    reference: Some(r.clone()),
+                })
+                .collect()
+        };
+        save_docker(&mut w, &named)?;
+    }
+    w.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    for img in images {
+        for l in &img.layers {
+            w.blob(&l.digest)?;
+        }
+        w.blob(&img.config_digest)?;
+        w.blob(&img.manifest_digest)?;
+    }
+    w.blob(&index.digest)?;
+    let top = Descriptor::new(media::OCI_INDEX, index.digest.clone(), index.size);
+    let mut layout = Index::default();
+    if references.is_empty() {
+        layout.manifests.push(top.clone());
+    }
+    for r in references {
+        let mut desc = top.clone();
+        desc.annotations
+            .insert(CONTAINERD_NAME_ANNOTATION.to_owned(), r.to_string());
+        if let Some(tag) = r.tag() {
+            desc.annotations
+                .insert(REF_NAME_ANNOTATION.to_owned(), tag.to_owned());
+        }
+        layout.manifests.push(desc);
+    }
+    w.bytes("index.json", &canonical_json(&layout))?;
+    let root = store.root().to_owned();
+    w.tar.into_inner().map_err(|source| ArchiveError::Io {
+        op: "finish archive",
+        path: root,
+        source,
+    })
+}
+
 /// The manifest as OCI tools want it: a Docker schema2 manifest is rewritten with OCI media types (the
 /// config bytes, hence the image ID, stay the same).
 fn oci_manifest(store: &Store, img: &Image) -> Result<Descriptor, ArchiveError> {

@@ -79,6 +79,11 @@ impl FakeExecutor {
 }
 
 impl Executor for FakeExecutor {
+    /// Runs in-process over any platform's tree: emulation is never needed.
+    fn can_run(&self, _: &crate::dockerfile::graph::Platform) -> Result<(), super::binfmt::EmulatorError> {
+        Ok(())
+    }
+
     fn run(&self, req: &ExecRequest, output: &mut (dyn Write + Send)) -> Result<ExecStatus, ExecError> {
         let started = Instant::now();
         let mut run = FakeRun {

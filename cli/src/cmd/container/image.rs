@@ -24,7 +24,17 @@ pub struct ImageSpec {
 
 /// A path (absolute or starting with `.`) to an unpacked rootfs directory is accepted directly, which
 /// is handy for tests and benchmarks; anything else is an image reference in the store.
+#[allow(dead_code)] // the host-platform entry point other callers keep using
 pub fn resolve(store_root: &Path, image: &str) -> anyhow::Result<ImageSpec> {
+    resolve_for(store_root, image, None)
+}
+
+/// [`resolve`], taking `platform`'s image from an index (the host's when `None`).
+pub fn resolve_for(
+    store_root: &Path,
+    image: &str,
+    platform: Option<&lamina_store::Platform>,
+) -> anyhow::Result<ImageSpec> {
     if image.starts_with('/') || image.starts_with('.') {
         let p = Path::new(image);
         if !p.is_dir() {
@@ -41,9 +51,17 @@ pub fn resolve(store_root: &Path, image: &str) -> anyhow::Result<ImageSpec> {
     let lease = store.lease().context("taking a lease on the store")?;
     let store = store.leased(&lease);
     let found = store.resolve(image).with_context(|| format!("image {image}"))?;
+    let host = lamina_store::Platform::host();
     let img = store
-        .load_image(found.digest())
+        .load_image_for(found.digest(), platform.unwrap_or(&host))
         .with_context(|| format!("loading image {image}"))?;
+    if let Some(want) = platform {
+        let has = img.config.platform();
+        // Images whose config names no architecture (some hand-made ones) are taken as they are.
+        if !has.architecture.is_empty() && !want.matches(&has) {
+            bail!("image {image} is for {has}, not {want}");
+        }
+    }
     // Snapshots are keyed by chain id; layers not unpacked yet (a fresh build, a load) are unpacked now.
     let layers: Vec<_> = img
         .layers
