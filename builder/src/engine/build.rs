@@ -71,6 +71,11 @@ pub struct BuildRequest {
     pub unprivileged: bool,
     /// The binary's one tokio runtime, for registry caches and `ADD <url>` (the builder makes none).
     pub runtime: Option<tokio::runtime::Handle>,
+    /// `--attest`/`--provenance`/`--sbom`: attestation manifests in the result's index (always an index
+    /// then, as buildx).
+    pub attest: super::attest::Attest,
+    /// The tags the caller will give the result (the attestations' subject names).
+    pub tags: Vec<String>,
 }
 
 /// What a build produced.
@@ -108,6 +113,8 @@ struct Engine<'a> {
     settings: StepSettings,
     step_ids: Mutex<usize>,
     counts: Mutex<(usize, usize)>,
+    /// Base images the stages loaded (provenance materials).
+    materials: super::attest::Materials,
 }
 
 impl BuildRequest {
@@ -136,6 +143,8 @@ impl BuildRequest {
             registry: RegistryOptions::default(),
             unprivileged: false,
             runtime: None,
+            attest: Default::default(),
+            tags: Vec::new(),
         }
     }
 }
@@ -150,6 +159,12 @@ impl Ignore for DockerIgnore {
     fn may_reinclude(&self, rel_dir: &str) -> bool {
         !self.0.can_skip_dir(rel_dir)
     }
+}
+
+/// Now, RFC 3339 with nanoseconds (provenance times are wall-clock, not SOURCE_DATE_EPOCH).
+fn now_rfc3339() -> String {
+    let (secs, nanos) = now_secs();
+    super::meta::rfc3339(secs, nanos)
 }
 
 fn now_secs() -> (i64, u32) {
@@ -189,6 +204,7 @@ pub fn build_with(
         }
     };
     let source = req.dockerfile.clone();
+    let started = now_rfc3339();
     let targets = target_platforms(req)?;
     let graphs: Vec<BuildGraph> = targets
         .iter()
@@ -271,6 +287,7 @@ pub fn build_with(
         },
         step_ids: Mutex::new(0),
         counts: Mutex::new((0, 0)),
+        materials: Default::default(),
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let outs = solve::solve_all(&solver_nodes, &tops, cores, |id, deps| engine.run_stage(id, deps))?;
@@ -292,14 +309,15 @@ pub fn build_with(
         target_layers.extend(target.layers.iter().filter(|l| l.key.is_some()).cloned());
         images.push(engine.finish(target)?);
     }
-    let index = if images.len() > 1 {
-        let manifests = images
-            .iter()
-            .map(|img| Descriptor {
-                platform: Some(img.config.platform()),
-                ..img.descriptor()
-            })
-            .collect();
+    // Several platforms, or attestations (buildx makes an index for those even of one image).
+    let index = if images.len() > 1 || req.attest.any() {
+        let facts = super::attest::BuildFacts {
+            req,
+            materials: &engine.materials,
+            started,
+            finished: now_rfc3339(),
+        };
+        let manifests = super::attest::index_entries(store, &images, &facts)?;
         Some(
             store
                 .write_image_index(manifests)
@@ -428,6 +446,7 @@ impl Engine<'_> {
             store: self.store,
             writer: &self.writer,
             overrides: &self.req.image_overrides,
+            materials: &self.materials,
         }
     }
 

@@ -139,6 +139,8 @@ pub struct ImageBases<'a> {
     pub writer: &'a LayerWriter,
     /// (name, `os/arch[/variant]`) → manifest digest of an untagged pull.
     pub overrides: &'a BTreeMap<(String, String), Digest>,
+    /// Every base loaded is recorded here (provenance materials).
+    pub materials: &'a super::attest::Materials,
 }
 
 impl ImageBases<'_> {
@@ -164,6 +166,7 @@ impl ImageBases<'_> {
             });
         }
         let layers = self.writer.base_layers(&img)?;
+        self.materials.record(name, platform, &img.manifest_digest);
         Ok((img, layers))
     }
 }

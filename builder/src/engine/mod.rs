@@ -7,6 +7,7 @@
 //! - [`copy`]: the COPY/ADD executor writing into a new snapshot dir.
 //! - [`perms`]: `--chown`/`USER` resolution from the target's passwd/group, `--chmod`.
 
+pub mod attest;
 pub mod beneath;
 pub mod bind_source;
 pub mod build;
@@ -114,6 +115,12 @@ pub enum BuildError {
         name: String,
         #[source]
         source: Box<lamina_store::StoreError>,
+    },
+    #[error("SBOM of image {digest}")]
+    Sbom {
+        digest: lamina_store::Digest,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{what} needs an async runtime, and the build request has none (BuildRequest::runtime)")]
     NoRuntime { what: &'static str },
@@ -293,6 +300,7 @@ impl BuildError {
             | BuildError::Io { .. }
             | BuildError::Store { .. }
             | BuildError::NoRuntime { .. }
+            | BuildError::Sbom { .. }
             | BuildError::Snapshot { .. }
             | BuildError::Blob { .. }
             | BuildError::LayerWrite { .. }

@@ -33,6 +33,15 @@ pub struct Args {
     /// Stage to build (default: the last).
     #[arg(long)]
     pub target: Option<String>,
+    /// Attach an attestation as buildx does: `type=provenance[,mode=min|max]` or `type=sbom`.
+    #[arg(long, value_name = "type=provenance|sbom[,mode=min|max]")]
+    pub attest: Vec<String>,
+    /// Shorthand for `--attest type=provenance` (`true`, `false`, `mode=max`).
+    #[arg(long, value_name = "true|false|mode=max", num_args = 0..=1, default_missing_value = "true")]
+    pub provenance: Option<String>,
+    /// Shorthand for `--attest type=sbom` (`true` or `false`).
+    #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true")]
+    pub sbom: Option<String>,
     /// Label to set on the image (`KEY=VALUE`); repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -358,6 +367,8 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         registry: registry_flags(args, "quiet").options()?,
         unprivileged: false,
         runtime: Some(super::transfer::runtime()?.handle().clone()),
+        attest: parse_attest(args)?,
+        tags: args.tags.clone(),
     };
     let store = super::open_store(cli)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
@@ -553,4 +564,52 @@ fn refuse_host_network(dockerfile: &str, name: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--attest`, `--provenance`, `--sbom` → what to attach (buildx's syntax).
+fn parse_attest(args: &Args) -> anyhow::Result<engine::attest::Attest> {
+    use engine::attest::ProvenanceMode;
+    let mut a = engine::attest::Attest::default();
+    let mode = |m: Option<&str>, flag: &str| match m {
+        None | Some("min") => Ok(ProvenanceMode::Min),
+        Some("max") => Ok(ProvenanceMode::Max),
+        Some(other) => bail!("{flag}: mode={other}: expected min or max"),
+    };
+    for spec in &args.attest {
+        let mut kv = BTreeMap::new();
+        for part in spec.split(',') {
+            let (k, v) = part
+                .split_once('=')
+                .with_context(|| format!("--attest {spec}: expected type=provenance or type=sbom"))?;
+            kv.insert(k.trim(), v.trim());
+        }
+        let disabled = kv.get("disabled").is_some_and(|d| *d == "true");
+        match kv.get("type").copied() {
+            Some("provenance") if disabled => a.provenance = None,
+            Some("provenance") => {
+                a.provenance = Some(mode(kv.get("mode").copied(), &format!("--attest {spec}"))?)
+            }
+            Some("sbom") => a.sbom = !disabled,
+            _ => bail!("--attest {spec}: type must be provenance or sbom"),
+        }
+    }
+    match args.provenance.as_deref() {
+        None => {}
+        Some("false" | "0") => a.provenance = None,
+        Some("true" | "1") => a.provenance = Some(ProvenanceMode::Min),
+        Some(other) => {
+            let m = other.strip_prefix("mode=");
+            if m.is_none() {
+                bail!("--provenance {other}: true, false or mode=min|max");
+            }
+            a.provenance = Some(mode(m, "--provenance")?);
+        }
+    }
+    match args.sbom.as_deref() {
+        None => {}
+        Some("true" | "1") => a.sbom = true,
+        Some("false" | "0") => a.sbom = false,
+        Some(other) => bail!("--sbom {other}: true or false"),
+    }
+    Ok(a)
 }

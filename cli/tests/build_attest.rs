@@ -1,0 +1,146 @@
+//! `lamina build --attest type=provenance,mode=max --sbom=true --push` against a real docker-registry:
+//! the pushed index carries an attestation manifest per image in buildx's shape (platform
+//! unknown/unknown, `vnd.docker.reference.*` annotations, in-toto layers), read back with skopeo and
+//! plain registry GETs; the provenance names the base image's digest and the build args; the SBOM
+//! lists the dpkg package a RUN put into the image. `copy --all` keeps the attestations.
+
+mod common;
+mod registry_support;
+
+use registry_support::{Registry, have, skopeo};
+
+fn raw(reference: &str) -> serde_json::Value {
+    let o = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A blob by plain HTTP GET, as any registry client reads it.
+fn blob(host: &str, repo: &str, digest: &str) -> serde_json::Value {
+    let o = std::process::Command::new("curl")
+        .args(["-sf", &format!("http://{host}/v2/{repo}/blobs/{digest}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "GET blob {digest}");
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn provenance_and_sbom_are_attached_as_buildx_attaches_them() {
+    if !common::is_root() {
+        lamina_testkit::skip("RUN steps need root");
+        return;
+    }
+    let Some(reg) = Registry::start("") else { return };
+    if !have("skopeo") || !have("curl") {
+        lamina_testkit::skip("skopeo and curl read the pushed index back");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tar) = common::busybox_rootfs_tar(dir.path()) else {
+        return;
+    };
+    let root = dir.path().join("store");
+    common::ok(&root, &["import", tar.to_str().unwrap(), "base"]);
+    let base_manifest = common::ok(&root, &["inspect", "--format", "json", "base"]);
+    let base: serde_json::Value = serde_json::from_str(&base_manifest).unwrap();
+    let base_digest = base["Digest"].as_str().unwrap().to_owned();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base\nARG FLAVOUR\nRUN mkdir -p /var/lib/dpkg && printf 'Package: hello\\nStatus: install ok installed\\nVersion: 2.10-3\\nArchitecture: amd64\\n\\n' > /var/lib/dpkg/status\n",
+    )
+    .unwrap();
+    let h = reg.host();
+    let image = format!("{h}/att:1");
+    common::ok(
+        &root,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--network",
+            "none",
+            "--attest",
+            "type=provenance,mode=max",
+            "--sbom=true",
+            "--build-arg",
+            "FLAVOUR=mint",
+            "-t",
+            &image,
+            "--push",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let index = raw(&image);
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{index}");
+    let img = &entries[0];
+    assert_eq!(img["platform"]["os"], "linux");
+    let att = &entries[1];
+    assert_eq!(
+        att["platform"],
+        serde_json::json!({"architecture": "unknown", "os": "unknown"})
+    );
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(att["annotations"]["vnd.docker.reference.digest"], img["digest"]);
+
+    let manifest = raw(&format!("{h}/att@{}", att["digest"].as_str().unwrap()));
+    let layers = manifest["layers"].as_array().unwrap();
+    let by_type = |t: &str| {
+        let l = layers
+            .iter()
+            .find(|l| l["annotations"]["in-toto.io/predicate-type"] == t)
+            .unwrap_or_else(|| panic!("no {t} layer in {manifest}"));
+        assert_eq!(l["mediaType"], "application/vnd.in-toto+json");
+        blob(&h, "att", l["digest"].as_str().unwrap())
+    };
+    let prov = by_type("https://slsa.dev/provenance/v0.2");
+    let img_hex = img["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    assert_eq!(prov["subject"][0]["digest"]["sha256"], img_hex);
+    assert!(
+        prov["subject"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("pkg:docker/{h}/att@1"))
+    );
+    let materials = prov["predicate"]["materials"].as_array().unwrap();
+    assert_eq!(materials.len(), 1, "{prov}");
+    assert!(
+        materials[0]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkg:docker/base@latest")
+    );
+    assert_eq!(
+        format!("sha256:{}", materials[0]["digest"]["sha256"].as_str().unwrap()),
+        base_digest
+    );
+    assert_eq!(
+        prov["predicate"]["invocation"]["parameters"]["args"]["build-arg:FLAVOUR"],
+        "mint"
+    );
+    let sbom = by_type("https://spdx.dev/Document");
+    let names: Vec<&str> = sbom["predicate"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(names.contains(&"hello"), "{names:?}");
+
+    // A copy of the whole index keeps the attestation manifest and its blobs.
+    common::ok(&root, &["copy", "--all", &image, &format!("{h}/mirror:1")]);
+    let copied = raw(&format!("{h}/mirror:1"));
+    assert_eq!(copied["manifests"], index["manifests"]);
+    let _ = raw(&format!("{h}/mirror@{}", att["digest"].as_str().unwrap()));
+}
