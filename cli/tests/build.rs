@@ -431,3 +431,43 @@ fn relative_store_root_builds_and_runs() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "relative\n");
 }
+
+/// `RUN --security=insecure` is BuildKit's `security.insecure` entitlement: refused at its line without
+/// `--allow security.insecure`; with it, the step stops with a clear error because the runner has no
+/// privileged mode (it is never run unconfined, nor silently confined).
+#[test]
+fn security_insecure_needs_the_entitlement_and_a_privileged_runner() {
+    if !is_root() {
+        lamina_testkit::skip("RUN steps need root (namespaces and overlayfs)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let df = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN true\nRUN --security=insecure touch /x\n";
+    let Some(ctx) = context(t.path(), &[("Dockerfile", df)]) else {
+        lamina_testkit::skip("/usr/bin/busybox missing");
+        return;
+    };
+    let root = t.path().join("store");
+    let b = build(&root, &ctx, &[]);
+    assert!(!b.ok, "built without the entitlement: {}", b.stderr);
+    assert!(
+        b.stderr.contains("Dockerfile:5") && b.stderr.contains("--allow security.insecure"),
+        "{}",
+        b.stderr
+    );
+    let b = build(&root, &ctx, &["--allow", "security.insecure"]);
+    assert!(!b.ok, "ran a privileged step unprivileged: {}", b.stderr);
+    assert!(
+        b.stderr.contains("Dockerfile:5") && b.stderr.contains("privileged sandbox"),
+        "{}",
+        b.stderr
+    );
+    // The sandboxed form needs nothing.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN --security=sandbox touch /x\n",
+    )
+    .unwrap();
+    let b = build(&root, &ctx, &[]);
+    assert!(b.ok, "{}", b.stderr);
+}

@@ -49,7 +49,8 @@ pub struct Args {
     /// host (needs --allow network.host), or none (loopback only).
     #[arg(long, default_value = "default")]
     pub network: String,
-    /// Entitlements, as BuildKit's: `network.host` lets RUN steps use the host's network.
+    /// Entitlements, as BuildKit's: `network.host` lets RUN steps use the host's network,
+    /// `security.insecure` lets `RUN --security=insecure` ask for a privileged sandbox.
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
     /// Don't use the build cache.
@@ -294,11 +295,12 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         ssh.insert(id, sock);
     }
     for a in &args.allow {
-        if a != "network.host" {
-            bail!("unknown entitlement --allow {a:?}: lamina knows network.host");
+        if a != "network.host" && a != "security.insecure" {
+            bail!("unknown entitlement --allow {a:?}: lamina knows network.host and security.insecure");
         }
     }
     let host_allowed = args.allow.iter().any(|a| a == "network.host");
+    let insecure_allowed = args.allow.iter().any(|a| a == "security.insecure");
     let network = match args.network.as_str() {
         "none" => lamina_runner::Network::None,
         // RUN steps get network access by default, as with docker build: the default bridge.
@@ -307,9 +309,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         "host" => bail!("--network host needs --allow network.host"),
         n => bail!("invalid --network {n:?}: none, host or default"),
     };
-    if !host_allowed {
-        refuse_host_network(&dockerfile, &name)?;
-    }
+    refuse_without_entitlements(&dockerfile, &name, host_allowed, insecure_allowed)?;
     // RUN steps on the bridge lease their addresses in this store.
     lamina_runner::network::set_default_dir(
         lamina_runner::network::Networks::for_store(&cli.store_root())
@@ -490,22 +490,35 @@ fn auto_gc(cli: &crate::Cli, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `RUN --network=host` is an entitlement (BuildKit's `network.host`): without `--allow network.host`
-/// the build stops before it starts, naming the line. A Dockerfile that does not parse is left to the
-/// builder, which reports it better.
-fn refuse_host_network(dockerfile: &str, name: &str) -> anyhow::Result<()> {
+/// `RUN --network=host` and `RUN --security=insecure` are entitlements (BuildKit's `network.host`,
+/// `security.insecure`): without `--allow` the build stops before it starts, naming the line. A Dockerfile
+/// that does not parse is left to the builder, which reports it better.
+fn refuse_without_entitlements(
+    dockerfile: &str,
+    name: &str,
+    host_allowed: bool,
+    insecure_allowed: bool,
+) -> anyhow::Result<()> {
+    use lamina_builder::dockerfile::{Kind, Network, Security};
     let Ok(parsed) = lamina_builder::dockerfile::parse(dockerfile, name) else {
         return Ok(());
     };
     for ins in &parsed.instructions {
-        if let lamina_builder::dockerfile::Kind::Run {
-            network: Some(lamina_builder::dockerfile::Network::Host),
-            ..
+        let Kind::Run {
+            network, security, ..
         } = &ins.kind
-        {
+        else {
+            continue;
+        };
+        let line = ins.span.start.line;
+        if !host_allowed && *network == Some(Network::Host) {
             bail!(
-                "{name}:{}: RUN --network=host needs the network.host entitlement: pass --allow network.host",
-                ins.span.start.line
+                "{name}:{line}: RUN --network=host needs the network.host entitlement: pass --allow network.host"
+            );
+        }
+        if !insecure_allowed && *security == Some(Security::Insecure) {
+            bail!(
+                "{name}:{line}: RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure"
             );
         }
     }
