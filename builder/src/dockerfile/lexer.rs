@@ -232,7 +232,7 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
         let (piece, mut cont) = strip_continuation(t, escape);
         map.push(0, p.offset + lead, piece.len());
         text.push_str(piece);
-        let mut empty_cont_line = None;
+        let mut empty_cont_line = None::<usize>;
         while cont && i < phys.len() {
             let q = &phys[i];
             i += 1;
@@ -260,10 +260,12 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
                 ));
             }
         }
-        if let Some(off) = empty_cont_line {
+        if empty_cont_line.is_some() {
+            // BuildKit reports it at the instruction's last line.
+            let off = phys[i - 1].offset;
             warnings.push(Warning::new(
                 "NoEmptyContinuation",
-                "empty continuation lines will become errors in a future release",
+                "Empty continuation lines will become errors in a future release",
                 Some(source.span(off, off)),
             ));
         }
