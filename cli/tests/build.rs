@@ -471,3 +471,63 @@ fn security_insecure_needs_the_entitlement_and_a_privileged_runner() {
     let b = build(&root, &ctx, &[]);
     assert!(b.ok, "{}", b.stderr);
 }
+
+/// `lamina build --check` runs only the checks: buildx's report with each rule and line, exit 1 when one
+/// fired, nothing built; `# check=skip=` silences a rule; a clean file exits 0.
+#[test]
+fn check_runs_only_the_build_checks() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let root = t.path().join("store");
+    let check = |df: &str, extra: &[&str]| {
+        std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+        Command::new(lamina_bin())
+            .arg("--root")
+            .arg(&root)
+            .arg("build")
+            .args(extra)
+            .arg(&ctx)
+            .output()
+            .unwrap()
+    };
+    // The base is never pulled: nothing but the checks runs.
+    let o = check(
+        "FROM lamina-no-such-image:1 as Base\nCMD echo hi\nrun true\n",
+        &["--check"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.starts_with("Check complete, 4 warnings have been found!"),
+        "{out}"
+    );
+    for (rule, line) in [
+        ("FromAsCasing", 1),
+        ("StageNameCasing", 1),
+        ("JSONArgsRecommended", 2),
+        ("ConsistentInstructionCasing", 3),
+    ] {
+        let at = out
+            .find(&format!("WARNING: {rule} - "))
+            .unwrap_or_else(|| panic!("{rule}: {out}"));
+        assert!(
+            out[at..].contains(&format!("Dockerfile:{line}\n")),
+            "{rule}: {out}"
+        );
+    }
+    let o = check(
+        "# check=skip=JSONArgsRecommended\nFROM lamina-no-such-image:1 AS base\nCMD echo hi\n",
+        &["--call", "check"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Check complete, no warnings found.\n"
+    );
+}

@@ -74,6 +74,12 @@ pub struct Args {
     /// Layer compression: gzip or zstd, optionally `,level=N`.
     #[arg(long, default_value = "gzip")]
     pub compression: String,
+    /// Run only the build checks (BuildKit's linter rules) and print what they find; exit 1 if any.
+    #[arg(long)]
+    pub check: bool,
+    /// What to do, as buildx's `--call`: `build` (the default) or `check` (same as --check).
+    #[arg(long, value_name = "build|check", default_value = "build")]
+    pub call: String,
     /// Squash the layers this build adds into one (the base image's layers are kept).
     #[arg(long)]
     pub squash: bool,
@@ -270,6 +276,21 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 Err(_) => None,
             },
         };
+    }
+    let check_only = match args.call.as_str() {
+        "build" => args.check,
+        "check" => true,
+        c => bail!("--call {c:?}: lamina can call build or check"),
+    };
+    let warnings = super::build_check::warnings(&dockerfile, &name, &build_args, args.target.as_deref());
+    if check_only {
+        return Ok(super::build_check::run(&dockerfile, &name, &warnings?));
+    }
+    // A file that does not parse is reported by the build itself, with its progress.
+    if let Ok(w) = &warnings
+        && !args.quiet
+    {
+        super::build_check::print_summary(w);
     }
     let mut labels = BTreeMap::new();
     for l in &args.labels {

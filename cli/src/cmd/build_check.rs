@@ -1,0 +1,108 @@
+//! `lamina build --check` (buildx's `--check`, `--call check`): only the build checks run, printed in
+//! buildx's layout; and the short warning list a normal build prints before it starts.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use lamina_builder::dockerfile::source::Source;
+use lamina_builder::dockerfile::{BuildGraph, BuildOptions, Warning, parse};
+
+/// The file's warnings (parser, checks and graph), in line order. A file that fails to parse or plan
+/// is the build's error to report, not the checks'.
+pub fn warnings(
+    dockerfile: &str,
+    name: &str,
+    build_args: &BTreeMap<String, String>,
+    target: Option<&str>,
+) -> anyhow::Result<Vec<Warning>> {
+    let df = parse(dockerfile, name).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    let opts = BuildOptions {
+        target: target.map(String::from),
+        build_args: build_args.clone(),
+        ..Default::default()
+    };
+    let graph = BuildGraph::new(&df, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    let mut all = df.warnings.clone();
+    all.extend(graph.warnings.iter().cloned());
+    all.sort_by_key(|w| w.span.map(|s| s.start));
+    Ok(all)
+}
+
+/// The rule's documentation page, as BuildKit links it (`FromAsCasing` → `from-as-casing`).
+fn rule_url(rule: &str) -> String {
+    // A dash starts each word; an acronym (`JSON`) is one word.
+    let c: Vec<char> = rule.chars().collect();
+    let mut slug = String::new();
+    for (i, &ch) in c.iter().enumerate() {
+        let starts_word = i > 0
+            && ch.is_ascii_uppercase()
+            && (c[i - 1].is_ascii_lowercase() || c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase()));
+        if starts_word {
+            slug.push('-');
+        }
+        slug.push(ch.to_ascii_lowercase());
+    }
+    format!("https://docs.docker.com/go/dockerfile/rule/{slug}/")
+}
+
+/// Prints the checks as buildx does and exits 1 when any rule fired.
+pub fn run(dockerfile: &str, name: &str, warnings: &[Warning]) -> ExitCode {
+    let src = Source::new(dockerfile);
+    let last_line = dockerfile.lines().count() as u32;
+    match warnings.len() {
+        0 => {
+            println!("Check complete, no warnings found.");
+            return ExitCode::SUCCESS;
+        }
+        1 => println!("Check complete, 1 warning has been found!"),
+        n => println!("Check complete, {n} warnings have been found!"),
+    }
+    for w in warnings {
+        println!();
+        println!("WARNING: {} - {}", w.rule, rule_url(w.rule));
+        println!("{}", w.message);
+        if let Some(span) = w.span {
+            let line = span.start.line;
+            println!("{name}:{line}");
+            println!("--------------------");
+            let first = line.saturating_sub(2).max(1);
+            for l in first..=(line + 2).min(last_line) {
+                let Some(text) = src.line_text(l) else { break };
+                let mark = if l == line { ">>>" } else { "   " };
+                println!(" {l:>3} | {mark} {text}");
+            }
+            println!("--------------------");
+        }
+    }
+    ExitCode::from(1)
+}
+
+/// The summary a build prints on stderr before it starts, as buildx's `N warnings found` list.
+pub fn print_summary(warnings: &[Warning]) {
+    if warnings.is_empty() {
+        return;
+    }
+    let n = warnings.len();
+    eprintln!(" {n} warning{} found:", if n == 1 { "" } else { "s" });
+    for w in warnings {
+        match w.span {
+            Some(s) => eprintln!(" - {}: {} (line {})", w.rule, w.message, s.start.line),
+            None => eprintln!(" - {}: {}", w.rule, w.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rule_urls_are_kebab_case() {
+        assert_eq!(
+            super::rule_url("FromAsCasing"),
+            "https://docs.docker.com/go/dockerfile/rule/from-as-casing/"
+        );
+        assert_eq!(
+            super::rule_url("JSONArgsRecommended"),
+            "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/"
+        );
+    }
+}
