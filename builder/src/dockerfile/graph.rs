@@ -116,6 +116,10 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     pub platform: Platform,
     pub build_platform: Platform,
+    /// Named contexts (`--build-context NAME=…`): an image reference standing in for NAME wherever FROM,
+    /// `COPY --from` or `RUN --mount from=` names it and no stage of that name comes first. The caller
+    /// turns directories and OCI layouts into images; the graph only substitutes names.
+    pub named_contexts: BTreeMap<String, String>,
 }
 
 impl Default for BuildOptions {
@@ -125,6 +129,7 @@ impl Default for BuildOptions {
             build_args: BTreeMap::new(),
             platform: Platform::host(),
             build_platform: Platform::host(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -440,7 +445,10 @@ impl BuildGraph {
             } else {
                 match find_stage(&image.value, i) {
                     Some(j) => Base::Stage(j),
-                    None => Base::Image(image.value.clone()),
+                    None => match opts.named_contexts.get(&image.value) {
+                        Some(r) => Base::Image(r.clone()),
+                        None => Base::Image(image.value.clone()),
+                    },
                 }
             };
             let platform = platform.as_ref().map(|p| p.value.clone());
@@ -459,6 +467,7 @@ impl BuildGraph {
             raws_body: &'w [Vec<Instruction>],
             froms: &'w [(Instruction, Base, Option<String>, Vec<String>)],
             names: &'w [Option<String>],
+            named_contexts: &'w BTreeMap<String, String>,
             expanded: &'w mut Visited,
             state: &'w mut Vec<u8>,
             order: &'w mut Vec<usize>,
@@ -466,6 +475,7 @@ impl BuildGraph {
         }
         fn visit(i: usize, w: &mut Walk<'_>, via: Span) -> Result<(), ParseError> {
             let (ctx, raws_body, froms, names) = (w.ctx, w.raws_body, w.froms, w.names);
+            let named = w.named_contexts;
             let label = |j: usize| names[j].clone().unwrap_or_else(|| j.to_string());
             match w.state[i] {
                 2 => return Ok(()),
@@ -509,7 +519,7 @@ impl BuildGraph {
                 base_env,
                 base_args.clone(),
                 w.consumed,
-                &|name: &str| resolve_ref(name, names, raws_body.len()),
+                &|name: &str| resolve_ref(name, names, raws_body.len(), named),
             )?;
             let mut deps = Vec::new();
             if let Base::Stage(j) = froms[i].1 {
@@ -552,6 +562,7 @@ impl BuildGraph {
                 raws_body: &bodies,
                 froms: &froms,
                 names: &names,
+                named_contexts: &opts.named_contexts,
                 expanded: &mut expanded,
                 state: &mut state,
                 order: &mut order,
@@ -710,7 +721,12 @@ pub enum StageExpandError {
     Stage(ParseError),
 }
 
-fn resolve_ref(name: &str, names: &[Option<String>], count: usize) -> Option<Ref> {
+fn resolve_ref(
+    name: &str,
+    names: &[Option<String>],
+    count: usize,
+    named: &BTreeMap<String, String>,
+) -> Option<Ref> {
     let l = name.to_ascii_lowercase();
     if let Some(i) = names.iter().position(|n| n.as_deref() == Some(l.as_str())) {
         return Some(Ref::Stage(i));
@@ -718,7 +734,9 @@ fn resolve_ref(name: &str, names: &[Option<String>], count: usize) -> Option<Ref
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
         return name.parse::<usize>().ok().filter(|&i| i < count).map(Ref::Stage);
     }
-    Some(Ref::Image(name.to_string()))
+    Some(Ref::Image(
+        named.get(name).map_or(name, String::as_str).to_string(),
+    ))
 }
 
 impl Ctx {

@@ -68,6 +68,9 @@ pub struct BuildRequest {
     pub unprivileged: bool,
     /// The binary's one tokio runtime, for registry caches and `ADD <url>` (the builder makes none).
     pub runtime: Option<tokio::runtime::Handle>,
+    /// `--build-context NAME=…`: the image reference standing in for NAME (see
+    /// [`BuildOptions::named_contexts`](crate::dockerfile::BuildOptions::named_contexts)).
+    pub named_contexts: BTreeMap<String, String>,
 }
 
 /// What a build produced.
@@ -127,6 +130,7 @@ impl BuildRequest {
             registry: RegistryOptions::default(),
             unprivileged: false,
             runtime: None,
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -363,6 +367,7 @@ fn parse_graph(source: &str, req: &BuildRequest) -> Result<BuildGraph, BuildErro
         target: req.target.clone(),
         build_args: req.build_args.clone(),
         platform: target_platform(req)?,
+        named_contexts: req.named_contexts.clone(),
         ..Default::default()
     };
     BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse(Box::new(e)))

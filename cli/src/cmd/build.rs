@@ -74,6 +74,10 @@ pub struct Args {
     /// Layer compression: gzip or zstd, optionally `,level=N`.
     #[arg(long, default_value = "gzip")]
     pub compression: String,
+    /// A named context: `NAME=DIR`, `NAME=docker-image://REF` or `NAME=oci-layout://PATH[@DIGEST]`,
+    /// read by FROM NAME, `COPY --from=NAME` and `RUN --mount from=NAME`; repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
     /// Run only the build checks (BuildKit's linter rules) and print what they find; exit 1 if any.
     #[arg(long)]
     pub check: bool,
@@ -378,8 +382,13 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         registry: registry_flags(args, "quiet").options()?,
         unprivileged: false,
         runtime: Some(super::transfer::runtime()?.handle().clone()),
+        named_contexts: BTreeMap::new(),
     };
     let store = super::open_store(cli)?;
+    // Held until the image is tagged and exported: until then only the lease keeps its content (and the
+    // untagged images of named contexts) from prune.
+    let lease = store.lease()?;
+    req.named_contexts = super::build_context::resolve(&store, &args.build_contexts)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
     for (name, platform) in engine::external_images(&req)? {
         let quiet = mode == Mode::Quiet;
@@ -393,8 +402,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let printer = Printer::new(mode);
-    // Held until the image is tagged and exported: until then only the lease keeps its content from prune.
-    let lease = store.lease()?;
     let store = store.leased(&lease);
     let outcome = lamina_builder::engine::build(&store, &req, &printer)?;
     let image = &outcome.image;
