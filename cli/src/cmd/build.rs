@@ -18,7 +18,8 @@ use lamina_store::{Reference, Store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Build context directory.
+    /// Build context: a directory, `-` (a tar or a Dockerfile on stdin), a git URL
+    /// (`https://…/repo.git#REF:SUBDIR`, `git://…`, `file:///…/repo.git`) or a tarball URL.
     #[arg(default_value = ".")]
     pub context: PathBuf,
     /// Name (and tag) of the image; repeatable.
@@ -248,7 +249,19 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     if args.push && args.tags.is_empty() {
         bail!("--push needs at least one -t/--tag naming the registry and repository to push to");
     }
+    if args.context.as_os_str() == "-" && args.file.as_deref() == Some("-") {
+        bail!("the context and the Dockerfile can't both come from stdin (-f - with context -)");
+    }
+    let main_context = super::build_source::open(&args.context, &registry_flags(args, "quiet").options()?)?;
     let (dockerfile, name) = match args.file.as_deref() {
+        Some(p) if main_context.is_remote() && !p.starts_with('/') && p != "-" => {
+            let path = main_context.dir.join(p);
+            (
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading Dockerfile {p} in the context"))?,
+                p.to_string(),
+            )
+        }
         Some("-") => {
             let mut s = String::new();
             std::io::stdin()
@@ -264,7 +277,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             )
         }
         None => {
-            let p = args.context.join("Dockerfile");
+            let p = main_context.dir.join("Dockerfile");
             (
                 std::fs::read_to_string(&p).with_context(|| format!("reading Dockerfile {}", p.display()))?,
                 "Dockerfile".into(),
@@ -362,7 +375,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let mut req = BuildRequest {
         dockerfile,
         dockerfile_name: name,
-        context_dir: args.context.clone(),
+        context_dir: main_context.dir.clone(),
         build_args,
         target: args.target.clone(),
         labels,

@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod build;
 pub mod build_check;
 pub mod build_context;
+pub mod build_source;
 pub mod container;
 pub mod copy;
 pub mod diff;
