@@ -1,5 +1,6 @@
 //! Named contexts (`lamina build --build-context NAME=…`): a directory, `docker-image://` and
-//! `oci-layout://` stand in for NAME in FROM and `COPY --from`. COPY-only builds, so no root is needed.
+//! `oci-layout://` and a git repository stand in for NAME in FROM and `COPY --from`. COPY-only builds,
+//! so no root is needed.
 
 use std::path::Path;
 
@@ -145,11 +146,63 @@ fn a_stage_of_the_same_name_comes_first_and_bad_specs_are_refused() {
     assert_eq!(files(&root, "s", &t.path().join("s.tar")), ["x"]);
     for (spec, msg) in [
         ("noequals", "expected NAME=VALUE"),
-        ("x=https://example.invalid/ctx.tar", "only directories"),
+        ("x=ftp://example.invalid/ctx.tar", "unknown kind of context"),
         ("x=/nonexistent/lamina-ctx", "is not a directory"),
     ] {
         let o = build(&root, &ctx, "s", &[spec.to_string()]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && err.contains(msg), "{spec}: {err}");
     }
+}
+
+#[test]
+fn a_git_repository_as_a_named_context() {
+    if !common::have("git") {
+        lamina_testkit::skip("git is not installed");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("lib.git");
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    std::fs::write(repo.join("sub/hello.txt"), "from git\n").unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "."],
+        &[
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-qm",
+            "one",
+        ],
+    ] {
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let (ctx, root) = (t.path().join("ctx"), t.path().join("store"));
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY --from=lib /hello.txt /h.txt\n",
+    )
+    .unwrap();
+    let o = build(
+        &root,
+        &ctx,
+        "g",
+        &[format!("lib=file://{}#main:sub", repo.display())],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(files(&root, "g", &t.path().join("g.tar")), ["h.txt"]);
 }

@@ -401,7 +401,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     // Held until the image is tagged and exported: until then only the lease keeps its content (and the
     // untagged images of named contexts) from prune.
     let lease = store.lease()?;
-    req.named_contexts = super::build_context::resolve(&store, &args.build_contexts)?;
+    req.named_contexts = super::build_context::resolve(&store, &args.build_contexts, &req.registry)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
     for (name, platform) in engine::external_images(&req)? {
         let quiet = mode == Mode::Quiet;

@@ -6,7 +6,9 @@
 //! - `docker-image://REF`: that image (pulled like any base);
 //! - `oci-layout://PATH[@DIGEST]`: the image of an OCI layout directory (its only one, or DIGEST), loaded
 //!   into the store;
-//! - a directory: its files as a one-layer image (as BuildKit's local named context, a rootfs for FROM).
+//! - a directory: its files as a one-layer image (as BuildKit's local named context, a rootfs for FROM);
+//! - a git URL or a tarball URL: fetched as the main context would be ([`super::build_source`]), then
+//!   as a directory.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +19,13 @@ use lamina_store::archive::import::{ImportOptions, import};
 use lamina_store::archive::load::{LoadOptions, load_from};
 
 /// Resolves every `NAME=VALUE` to the reference standing in for NAME. Hold the store's shared lock and
-/// the build's lease while the result is used: the images made here are untagged.
-pub fn resolve(store: &Store, specs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// the build's lease while the result is used: the images made here are untagged. `registry` is for
+/// contexts fetched over http(s).
+pub fn resolve(
+    store: &Store,
+    specs: &[String],
+    registry: &lamina_store::registry::RegistryOptions,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for spec in specs {
         let Some((name, value)) = spec
@@ -32,9 +39,15 @@ pub fn resolve(store: &Store, specs: &[String]) -> anyhow::Result<BTreeMap<Strin
         } else if let Some(rest) = value.strip_prefix("oci-layout://") {
             oci_layout(store, rest).with_context(|| format!("--build-context {name}={value}"))?
         } else if value.contains("://") || value.starts_with("git@") {
-            bail!(
-                "--build-context {name}={value}: only directories, docker-image:// and oci-layout:// contexts are supported"
-            );
+            // A git repository or a tarball, fetched as a main context would be, then made an image.
+            let fetched = super::build_source::open(Path::new(value), registry)
+                .with_context(|| format!("--build-context {name}={value}"))?;
+            if !fetched.is_remote() {
+                bail!(
+                    "--build-context {name}={value}: unknown kind of context (a directory, docker-image://, oci-layout://, a git or http(s) URL)"
+                );
+            }
+            directory(store, &fetched.dir).with_context(|| format!("--build-context {name}={value}"))?
         } else {
             directory(store, Path::new(value)).with_context(|| format!("--build-context {name}={value}"))?
         };
