@@ -33,7 +33,7 @@ fn buildkit_shell_lexer_vectors() {
             (Value::Object(o), Err(e)) => o["error_contains"]
                 .as_str()
                 .is_some_and(|m| e.to_string().contains(m)),
-            (_, Ok(v)) => *v == expected && expected != Value::from("error"),
+            (_, Ok(v)) => *v == expected && expected != "error",
             _ => false,
         };
         total += 1;
