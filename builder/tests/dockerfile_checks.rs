@@ -56,3 +56,29 @@ fn error_directive_turns_a_warning_into_the_error() {
     )
     .expect("skipped");
 }
+
+#[test]
+fn undefined_var_knows_the_base_env_and_suggests() {
+    let df = parse("FROM alpine\nENV X=$PATH:/x\nCOPY $PAHT /\n", "Dockerfile").expect("parses");
+    let g = BuildGraph::new(&df, &BuildOptions::default()).expect("plans");
+    // An image base's ENV is unknown when planning: nothing is reported yet.
+    assert!(
+        g.warnings.iter().all(|w| w.rule != "UndefinedVar"),
+        "{:?}",
+        g.warnings
+    );
+    let w = g
+        .undefined_vars(0, vec![("PATH".into(), "/bin".into())])
+        .expect("expands");
+    let got: Vec<(String, u32)> = w
+        .iter()
+        .map(|w| (w.message.clone(), w.span.unwrap().start.line))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "Usage of undefined variable '$PAHT' (did you mean $PATH?)".to_string(),
+            3
+        )]
+    );
+}

@@ -530,4 +530,38 @@ fn check_runs_only_the_build_checks() {
         String::from_utf8_lossy(&o.stdout),
         "Check complete, no warnings found.\n"
     );
+
+    // UndefinedVar on an image base uses the ENV of the image when the store has it.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "f", &b"x\n"[..]).unwrap();
+    let rootfs = t.path().join("rootfs.tar");
+    std::fs::write(&rootfs, b.into_inner().unwrap()).unwrap();
+    ok(
+        &root,
+        &[
+            "import",
+            "-c",
+            "ENV PATH=/bin",
+            rootfs.to_str().unwrap(),
+            "lamina-check-base",
+        ],
+    );
+    let o = check(
+        "FROM lamina-check-base\nENV P=$PATH:/x\nCOPY $PAHT /\n",
+        &["--check"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.starts_with("Check complete, 1 warning has been found!"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Usage of undefined variable '$PAHT' (did you mean $PATH?)\nDockerfile:3\n"),
+        "{out}"
+    );
 }

@@ -198,10 +198,8 @@ fn from_args(
             if globals.iter().any(|(n, _)| *n == var) || PLATFORM_ARGS.contains(&var.as_str()) {
                 continue;
             }
-            let suggest = globals
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(&var))
-                .map(|(n, _)| format!(" (did you mean {n}?)"))
+            let suggest = values::suggest_close(&var, globals.iter().map(|(n, _)| *n))
+                .map(|n| format!(" (did you mean {n}?)"))
                 .unwrap_or_default();
             out.push(warn(
                 ins,

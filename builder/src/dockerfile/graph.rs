@@ -179,6 +179,10 @@ pub struct Step {
     /// instruction's span is the stage's FROM (the trigger has no line of its own in the Dockerfile).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
+    /// Variables this step's expansion read that nothing set or declared (nor a `--build-arg` gave):
+    /// BuildKit's UndefinedVar, meaningful once the base image's ENV is known.
+    #[serde(skip)]
+    pub undefined_vars: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -256,6 +260,8 @@ struct Scope<'a> {
     vars: &'a [(String, String, bool)],
     declared: &'a [(String, Option<String>)],
     used: BTreeSet<String>,
+    /// Names read that are neither set nor declared (BuildKit's UndefinedVar), in order of first use.
+    undefined: Vec<String>,
 }
 
 impl<'a> Scope<'a> {
@@ -264,6 +270,7 @@ impl<'a> Scope<'a> {
             vars,
             declared,
             used: BTreeSet::new(),
+            undefined: Vec::new(),
         }
     }
 
@@ -277,6 +284,8 @@ impl<'a> Scope<'a> {
         // A declared ARG without a value is unset, but its (un)setness is still an input of the step.
         if self.declared.iter().any(|(k, _)| k == name) {
             self.used.insert(name.to_string());
+        } else if !self.undefined.iter().any(|u| u == name) {
+            self.undefined.push(name.to_string());
         }
         None
     }
@@ -624,6 +633,16 @@ impl BuildGraph {
                 None,
             ));
         }
+        // UndefinedVar where the ENV is known without a base image: stages rooted in scratch.
+        for st in &stages {
+            let mut root = &st.base;
+            while let Base::Stage(j) = root {
+                root = &stages[*j].base;
+            }
+            if *root == Base::Scratch {
+                warnings.extend(undefined_var_warnings(&st.steps));
+            }
+        }
         let source_date_epoch = ctx
             .build_args
             .get("SOURCE_DATE_EPOCH")
@@ -635,6 +654,18 @@ impl BuildGraph {
             warnings,
             ctx,
         })
+    }
+
+    /// UndefinedVar of stage `pos` once its base image's ENV is known (`base_env`, as for
+    /// [`expand_stage`](Self::expand_stage)); stages rooted in scratch already report it in
+    /// [`BuildGraph::warnings`].
+    pub fn undefined_vars(
+        &self,
+        pos: usize,
+        base_env: Vec<(String, String)>,
+    ) -> Result<Vec<Warning>, ParseError> {
+        let (steps, _) = self.expand_stage(pos, base_env)?;
+        Ok(undefined_var_warnings(&steps))
     }
 
     /// The Dockerfile's escape character (for parsing ONBUILD triggers the same way).
@@ -719,6 +750,29 @@ pub enum StageExpandError {
     },
     #[error(transparent)]
     Stage(ParseError),
+}
+
+/// BuildKit's UndefinedVar for each step, with its suggestion from the names the step could see.
+fn undefined_var_warnings(steps: &[Step]) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for step in steps {
+        for var in &step.undefined_vars {
+            let known = step
+                .env
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .chain(step.args.iter().map(|(k, _)| k.as_str()));
+            let hint = values::suggest_close(var, known)
+                .map(|m| format!(" (did you mean ${m}?)"))
+                .unwrap_or_default();
+            out.push(Warning::new(
+                "UndefinedVar",
+                format!("Usage of undefined variable '${var}'{hint}"),
+                Some(step.instruction.span),
+            ));
+        }
+    }
+    out
 }
 
 fn resolve_ref(
@@ -961,6 +1015,11 @@ impl Ctx {
                 _ => {}
             }
             let used = scope.used.into_iter().collect();
+            let undefined_vars = scope
+                .undefined
+                .into_iter()
+                .filter(|n| !self.build_args.contains_key(n))
+                .collect();
             let step_run_env = if matches!(out.kind, Kind::Run { .. }) {
                 let e = run_env.get_or_insert_with(|| {
                     let mut e: Env = vars.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
@@ -986,6 +1045,7 @@ impl Ctx {
                 copy_from,
                 mount_from,
                 trigger: None,
+                undefined_vars,
             });
             if !new_env.is_empty() || !new_args.is_empty() {
                 run_env = None;

@@ -299,7 +299,14 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         "check" => true,
         c => bail!("--call {c:?}: lamina can call build or check"),
     };
-    let warnings = super::build_check::warnings(&dockerfile, &name, &build_args, args.target.as_deref());
+    let check_store = super::open_store(cli).ok();
+    let warnings = super::build_check::warnings(
+        &dockerfile,
+        &name,
+        &build_args,
+        args.target.as_deref(),
+        check_store.as_ref(),
+    );
     if check_only {
         return Ok(super::build_check::run(&dockerfile, &name, &warnings?));
     }

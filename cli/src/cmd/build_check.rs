@@ -5,15 +5,18 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use lamina_builder::dockerfile::source::Source;
-use lamina_builder::dockerfile::{BuildGraph, BuildOptions, Warning, parse};
+use lamina_builder::dockerfile::{Base, BuildGraph, BuildOptions, Warning, parse};
+use lamina_store::Store;
 
 /// The file's warnings (parser, checks and graph), in line order. A file that fails to parse or plan
-/// is the build's error to report, not the checks'.
+/// is the build's error to report, not the checks'. UndefinedVar in a stage on an image needs that
+/// image's ENV: it is checked for the bases `store` already has (nothing is pulled for the checks).
 pub fn warnings(
     dockerfile: &str,
     name: &str,
     build_args: &BTreeMap<String, String>,
     target: Option<&str>,
+    store: Option<&Store>,
 ) -> anyhow::Result<Vec<Warning>> {
     let df = parse(dockerfile, name).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let opts = BuildOptions {
@@ -24,6 +27,24 @@ pub fn warnings(
     let graph = BuildGraph::new(&df, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let mut all = df.warnings.clone();
     all.extend(graph.warnings.iter().cloned());
+    for (pos, st) in graph.stages.iter().enumerate() {
+        let Base::Image(image) = &st.base else { continue };
+        let Some(img) = store.and_then(|s| {
+            let r = s.resolve(image).ok()?;
+            s.load_image(&r.descriptor.digest).ok()
+        }) else {
+            continue;
+        };
+        let env = img
+            .config
+            .config
+            .as_ref()
+            .map(|c| lamina_builder::engine::meta::env_pairs(&c.env))
+            .unwrap_or_default();
+        if let Ok(w) = graph.undefined_vars(pos, env) {
+            all.extend(w);
+        }
+    }
     all.sort_by_key(|w| w.span.map(|s| s.start));
     Ok(all)
 }
