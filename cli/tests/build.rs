@@ -564,4 +564,26 @@ fn check_runs_only_the_build_checks() {
         out.contains("Usage of undefined variable '$PAHT' (did you mean $PATH?)\nDockerfile:3\n"),
         "{out}"
     );
+
+    // CopyIgnoredFile: a source .dockerignore leaves out (not one read from a stage).
+    std::fs::write(ctx.join(".dockerignore"), "secret.txt\nbuild/\n").unwrap();
+    let o = check(
+        "FROM scratch AS s\nFROM scratch\nCOPY secret.txt /\nCOPY ok.txt build/out /\nCOPY --from=s secret.txt /x\nADD build /b\n",
+        &["--check"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let found: Vec<&str> = out.lines().filter(|l| l.starts_with("Attempting to")).collect();
+    assert_eq!(
+        found,
+        [
+            "Attempting to Copy file \"secret.txt\" that is excluded by .dockerignore",
+            "Attempting to Copy file \"build/out\" that is excluded by .dockerignore",
+            "Attempting to Add file \"build\" that is excluded by .dockerignore",
+        ],
+        "{out}"
+    );
+    // With an exception in the file the rule stays quiet, as BuildKit's.
+    std::fs::write(ctx.join(".dockerignore"), "secret.txt\n!keep.txt\n").unwrap();
+    let o = check("FROM scratch\nCOPY secret.txt /\n", &["--check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
 }

@@ -306,6 +306,8 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         &build_args,
         args.target.as_deref(),
         check_store.as_ref(),
+        // The ignore file the engine reads: CONTEXT/.dockerignore, or NAME.dockerignore next to -f NAME.
+        Some((&main_context.dir, std::path::Path::new(&name))),
     );
     if check_only {
         return Ok(super::build_check::run(&dockerfile, &name, &warnings?));

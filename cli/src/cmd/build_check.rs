@@ -5,18 +5,23 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use lamina_builder::dockerfile::source::Source;
-use lamina_builder::dockerfile::{Base, BuildGraph, BuildOptions, Warning, parse};
+use std::path::Path;
+
+use lamina_builder::dockerfile::dockerignore::Matcher;
+use lamina_builder::dockerfile::{Base, BuildGraph, BuildOptions, Kind, Warning, parse};
 use lamina_store::Store;
 
 /// The file's warnings (parser, checks and graph), in line order. A file that fails to parse or plan
 /// is the build's error to report, not the checks'. UndefinedVar in a stage on an image needs that
 /// image's ENV: it is checked for the bases `store` already has (nothing is pulled for the checks).
+/// CopyIgnoredFile needs the local `context` dir and the Dockerfile's path (for its own ignore file).
 pub fn warnings(
     dockerfile: &str,
     name: &str,
     build_args: &BTreeMap<String, String>,
     target: Option<&str>,
     store: Option<&Store>,
+    context: Option<(&Path, &Path)>,
 ) -> anyhow::Result<Vec<Warning>> {
     let df = parse(dockerfile, name).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let opts = BuildOptions {
@@ -45,8 +50,71 @@ pub fn warnings(
             all.extend(w);
         }
     }
+    if let Some((dir, dockerfile)) = context
+        && let Ok(ignore) = Matcher::for_build(dir, dockerfile)
+    {
+        all.extend(copy_ignored(&graph, &ignore));
+    }
     all.sort_by_key(|w| w.span.map(|s| s.start));
     Ok(all)
+}
+
+/// CopyIgnoredFile: a COPY/ADD source from the main context that `.dockerignore` leaves out. As BuildKit,
+/// not checked when the file has exceptions (`!pattern`: what they let back in can't be told statically),
+/// and `.` or `/` only when a pattern drops every entry of the root.
+fn copy_ignored(graph: &BuildGraph, ignore: &Matcher) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if ignore.is_empty() || ignore.patterns().iter().any(|p| p.exception) {
+        return out;
+    }
+    let root_ignored = ignore.patterns().iter().any(|p| p.text == "*" || p.text == "**");
+    for st in &graph.stages {
+        for step in &st.steps {
+            let (cmd, args) = match &step.instruction.kind {
+                Kind::Copy(a) => ("Copy", a),
+                Kind::Add(a) => ("Add", a),
+                _ => continue,
+            };
+            if step.copy_from.is_some() || args.from.is_some() {
+                continue;
+            }
+            for src in &args.sources {
+                let v = src.value.as_str();
+                let lower = v.to_ascii_lowercase();
+                let heredoc = step.instruction.heredocs.iter().any(|h| {
+                    v.trim_start_matches('<')
+                        .trim_start_matches('-')
+                        .trim_matches(['"', '\''])
+                        == h.name
+                });
+                if heredoc
+                    || lower.starts_with("http://")
+                    || lower.starts_with("https://")
+                    || lower.starts_with("git@")
+                {
+                    continue;
+                }
+                let clean = v
+                    .trim_start_matches("./")
+                    .trim_start_matches('/')
+                    .trim_end_matches('/');
+                let excluded = if clean.is_empty() || clean == "." {
+                    root_ignored
+                } else {
+                    ignore.is_excluded(clean)
+                };
+                if excluded {
+                    let shown = if clean.is_empty() { "." } else { clean };
+                    out.push(Warning::new(
+                        "CopyIgnoredFile",
+                        format!("Attempting to {cmd} file {shown:?} that is excluded by .dockerignore"),
+                        Some(step.instruction.span),
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The rule's documentation page, as BuildKit links it (`FromAsCasing` → `from-as-casing`).
