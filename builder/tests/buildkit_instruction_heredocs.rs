@@ -101,10 +101,17 @@ fn a_heredoc_destination_is_refused() {
     assert!(text.to_lowercase().contains("heredoc"), "{text}");
 }
 
+/// (file, shell form?, command words, heredocs as (name, body, chomp)).
+type RunCase = (
+    &'static str,
+    bool,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str, bool)],
+);
+
 #[test]
 fn run_heredocs() {
-    // (file, shell form?, command words, heredocs (name, body, chomp))
-    let cases: &[(&str, bool, &[&str], &[(&str, &str, bool)])] = &[
+    let cases: &[RunCase] = &[
         ("RUN [\"ls\", \"/\"]", false, &["ls", "/"], &[]),
         ("RUN [\"<<EOF\"]", false, &["<<EOF"], &[]),
         ("RUN ls /", true, &["ls /"], &[]),

@@ -492,6 +492,8 @@ RUN <<eo'f'\necho foo\neof\n\nRUN <<eo\\'f\necho foo\neo'f\n\nRUN <<'e'o\\'f\nec
 RUN <<'one two'\necho bar\none two\n\nRUN <<$EOF\n$EOF\n\nRUN <<  EOF\nEOF\n\nRUN <<  EOF  > foo\nEOF\n\t";
 
     type Doc = (&'static str, bool, bool, Option<u32>, &'static str);
+    /// (name, expand, chomp, fd, content) of each heredoc of a line.
+    type Line = Vec<(String, bool, bool, Option<u32>, String)>;
 
     #[test]
     fn parser_heredoc_vectors() {
@@ -535,7 +537,7 @@ RUN <<'one two'\necho bar\none two\n\nRUN <<$EOF\n$EOF\n\nRUN <<  EOF\nEOF\n\nRU
             vec![("EOF", true, false, None, "")],
         ];
         let lexed = lex(FILE, "Dockerfile", &Limits::default()).expect("lexes");
-        let got: Vec<Vec<(String, bool, bool, Option<u32>, String)>> = lexed.lines[1..]
+        let got: Vec<Line> = lexed.lines[1..]
             .iter()
             .map(|l| {
                 l.heredocs
@@ -544,7 +546,7 @@ RUN <<'one two'\necho bar\none two\n\nRUN <<$EOF\n$EOF\n\nRUN <<  EOF\nEOF\n\nRU
                     .collect()
             })
             .collect();
-        let want: Vec<Vec<(String, bool, bool, Option<u32>, String)>> = want
+        let want: Vec<Line> = want
             .into_iter()
             .map(|v| {
                 v.into_iter()
