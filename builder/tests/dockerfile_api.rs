@@ -128,3 +128,35 @@ fn expose_splits_expanded_words_and_keeps_the_container_port() {
         "{e}"
     );
 }
+
+#[test]
+fn named_contexts_stand_in_for_images_but_not_for_earlier_stages() {
+    let df = dockerfile::parse(
+        "FROM base AS one\nFROM alpine AS extra\nFROM one\nCOPY --from=extra /a /a\nCOPY --from=ctx /b /b\nRUN --mount=from=ctx,target=/m true\n",
+        "Dockerfile",
+    )
+    .expect("parses");
+    let opts = BuildOptions {
+        named_contexts: [
+            ("base", "sha256:1111"),
+            ("extra", "nope"),
+            ("ctx", "registry.local/ctx:1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..Default::default()
+    };
+    let g = BuildGraph::new(&df, &opts).expect("graph");
+    assert_eq!(g.stages[0].base, Base::Image("sha256:1111".into()));
+    let last = g.stages.last().unwrap();
+    assert_eq!(last.steps[0].copy_from, Some(Ref::Stage(1)));
+    assert_eq!(
+        last.steps[1].copy_from,
+        Some(Ref::Image("registry.local/ctx:1".into()))
+    );
+    assert_eq!(
+        last.steps[2].mount_from,
+        [Some(Ref::Image("registry.local/ctx:1".into()))]
+    );
+}

@@ -431,3 +431,159 @@ fn relative_store_root_builds_and_runs() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "relative\n");
 }
+
+/// `RUN --security=insecure` is BuildKit's `security.insecure` entitlement: refused at its line without
+/// `--allow security.insecure`; with it, the step stops with a clear error because the runner has no
+/// privileged mode (it is never run unconfined, nor silently confined).
+#[test]
+fn security_insecure_needs_the_entitlement_and_a_privileged_runner() {
+    if !is_root() {
+        lamina_testkit::skip("RUN steps need root (namespaces and overlayfs)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let df = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN true\nRUN --security=insecure touch /x\n";
+    let Some(ctx) = context(t.path(), &[("Dockerfile", df)]) else {
+        lamina_testkit::skip("/usr/bin/busybox missing");
+        return;
+    };
+    let root = t.path().join("store");
+    let b = build(&root, &ctx, &[]);
+    assert!(!b.ok, "built without the entitlement: {}", b.stderr);
+    assert!(
+        b.stderr.contains("Dockerfile:5") && b.stderr.contains("--allow security.insecure"),
+        "{}",
+        b.stderr
+    );
+    let b = build(&root, &ctx, &["--allow", "security.insecure"]);
+    assert!(!b.ok, "ran a privileged step unprivileged: {}", b.stderr);
+    assert!(
+        b.stderr.contains("Dockerfile:5") && b.stderr.contains("privileged sandbox"),
+        "{}",
+        b.stderr
+    );
+    // The sandboxed form needs nothing.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN --security=sandbox touch /x\n",
+    )
+    .unwrap();
+    let b = build(&root, &ctx, &[]);
+    assert!(b.ok, "{}", b.stderr);
+}
+
+/// `lamina build --check` runs only the checks: buildx's report with each rule and line, exit 1 when one
+/// fired, nothing built; `# check=skip=` silences a rule; a clean file exits 0.
+#[test]
+fn check_runs_only_the_build_checks() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let root = t.path().join("store");
+    let check = |df: &str, extra: &[&str]| {
+        std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+        Command::new(lamina_bin())
+            .arg("--root")
+            .arg(&root)
+            .arg("build")
+            .args(extra)
+            .arg(&ctx)
+            .output()
+            .unwrap()
+    };
+    // The base is never pulled: nothing but the checks runs.
+    let o = check(
+        "FROM lamina-no-such-image:1 as Base\nCMD echo hi\nrun true\n",
+        &["--check"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.starts_with("Check complete, 4 warnings have been found!"),
+        "{out}"
+    );
+    for (rule, line) in [
+        ("FromAsCasing", 1),
+        ("StageNameCasing", 1),
+        ("JSONArgsRecommended", 2),
+        ("ConsistentInstructionCasing", 3),
+    ] {
+        let at = out
+            .find(&format!("WARNING: {rule} - "))
+            .unwrap_or_else(|| panic!("{rule}: {out}"));
+        assert!(
+            out[at..].contains(&format!("Dockerfile:{line}\n")),
+            "{rule}: {out}"
+        );
+    }
+    let o = check(
+        "# check=skip=JSONArgsRecommended\nFROM lamina-no-such-image:1 AS base\nCMD echo hi\n",
+        &["--call", "check"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Check complete, no warnings found.\n"
+    );
+
+    // UndefinedVar on an image base uses the ENV of the image when the store has it.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "f", &b"x\n"[..]).unwrap();
+    let rootfs = t.path().join("rootfs.tar");
+    std::fs::write(&rootfs, b.into_inner().unwrap()).unwrap();
+    ok(
+        &root,
+        &[
+            "import",
+            "-c",
+            "ENV PATH=/bin",
+            rootfs.to_str().unwrap(),
+            "lamina-check-base",
+        ],
+    );
+    let o = check(
+        "FROM lamina-check-base\nENV P=$PATH:/x\nCOPY $PAHT /\n",
+        &["--check"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.starts_with("Check complete, 1 warning has been found!"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Usage of undefined variable '$PAHT' (did you mean $PATH?)\nDockerfile:3\n"),
+        "{out}"
+    );
+
+    // CopyIgnoredFile: a source .dockerignore leaves out (not one read from a stage).
+    std::fs::write(ctx.join(".dockerignore"), "secret.txt\nbuild/\n").unwrap();
+    let o = check(
+        "FROM scratch AS s\nFROM scratch\nCOPY secret.txt /\nCOPY ok.txt build/out /\nCOPY --from=s secret.txt /x\nADD build /b\n",
+        &["--check"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let found: Vec<&str> = out.lines().filter(|l| l.starts_with("Attempting to")).collect();
+    assert_eq!(
+        found,
+        [
+            "Attempting to Copy file \"secret.txt\" that is excluded by .dockerignore",
+            "Attempting to Copy file \"build/out\" that is excluded by .dockerignore",
+            "Attempting to Add file \"build\" that is excluded by .dockerignore",
+        ],
+        "{out}"
+    );
+    // With an exception in the file the rule stays quiet, as BuildKit's.
+    std::fs::write(ctx.join(".dockerignore"), "secret.txt\n!keep.txt\n").unwrap();
+    let o = check("FROM scratch\nCOPY secret.txt /\n", &["--check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+}

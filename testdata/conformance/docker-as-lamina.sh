@@ -2,11 +2,11 @@
 # A stand-in for the `lamina` binary that drives docker, to check the conformance harness itself (its context
 # preparation, args, pre-builds, unpack and config plumbing) against the goldens it must reproduce exactly:
 #   LAMINA_CONFORMANCE_BIN=$PWD/testdata/conformance/docker-as-lamina.sh \
-#     DOCKER_HOST=unix:///tmp/peers-dockerd/docker.sock cargo test -p lamina --test conformance
+#     cargo test -p lamina --test conformance    (DOCKER= another client; default: the oracle's)
 # Implements only what the harness calls: import, build, unpack -o, inspect --format json.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-D=${DOCKER:-/usr/bin/docker}
+D=${DOCKER:-/var/lib/lamina-oracle/bin/docker}
 export DOCKER_BUILDKIT=1
 [ "${1:-}" = --root ] && shift 2
 cmd=${1:?subcommand}

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Regenerates the goldens (expected/tree.txt, expected/config.json) of every case, or of the cases named on
-# the command line, with `docker build` (BuildKit) on Debian's dockerd. See README.md for the format.
-#   DOCKER_HOST=unix:///tmp/peers-dockerd/docker.sock ./regen.sh [CASE...]
-# Needs: docker (a client that can talk BuildKit to dockerd without buildx: Debian's docker.io 20.10 client
-# is used when present), python3, GNU tar, busybox-static (for the base image).
+# the command line, with `docker build` on the modern oracle: Debian trixie's docker 26 (BuildKit 0.13, buildx
+# 0.13) started by /work/shared/peers/oracle-up.sh. See README.md for the format.
+#   ./regen.sh [CASE...]
+# Needs: the oracle up (or DOCKER/DOCKER_HOST pointing at another BuildKit docker), python3, GNU tar,
+# busybox-static (for the base image).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-export DOCKER_HOST=${DOCKER_HOST:-unix:///tmp/peers-dockerd/docker.sock}
+ORACLE=/var/lib/lamina-oracle
+export DOCKER_HOST=${DOCKER_HOST:-unix:///tmp/oracle-dockerd/docker.sock}
 export DOCKER_BUILDKIT=1
 if [ -z "${DOCKER:-}" ]; then
-  # Newer clients refuse BuildKit without the buildx plugin; Debian's 20.10 client speaks it natively.
-  if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
+  # The oracle's own 26.x client, with its buildx plugin (a wrapper that also sets DOCKER_CONFIG).
+  if [ -x $ORACLE/bin/docker ]; then DOCKER=$ORACLE/bin/docker; else DOCKER=docker; fi
 fi
 BASE=lamina-test-base
 

@@ -116,6 +116,10 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     pub platform: Platform,
     pub build_platform: Platform,
+    /// Named contexts (`--build-context NAME=…`): an image reference standing in for NAME wherever FROM,
+    /// `COPY --from` or `RUN --mount from=` names it and no stage of that name comes first. The caller
+    /// turns directories and OCI layouts into images; the graph only substitutes names.
+    pub named_contexts: BTreeMap<String, String>,
 }
 
 impl Default for BuildOptions {
@@ -125,6 +129,7 @@ impl Default for BuildOptions {
             build_args: BTreeMap::new(),
             platform: Platform::host(),
             build_platform: Platform::host(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -174,6 +179,10 @@ pub struct Step {
     /// instruction's span is the stage's FROM (the trigger has no line of its own in the Dockerfile).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
+    /// Variables this step's expansion read that nothing set or declared (nor a `--build-arg` gave):
+    /// BuildKit's UndefinedVar, meaningful once the base image's ENV is known.
+    #[serde(skip)]
+    pub undefined_vars: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -251,6 +260,8 @@ struct Scope<'a> {
     vars: &'a [(String, String, bool)],
     declared: &'a [(String, Option<String>)],
     used: BTreeSet<String>,
+    /// Names read that are neither set nor declared (BuildKit's UndefinedVar), in order of first use.
+    undefined: Vec<String>,
 }
 
 impl<'a> Scope<'a> {
@@ -259,6 +270,7 @@ impl<'a> Scope<'a> {
             vars,
             declared,
             used: BTreeSet::new(),
+            undefined: Vec::new(),
         }
     }
 
@@ -272,6 +284,8 @@ impl<'a> Scope<'a> {
         // A declared ARG without a value is unset, but its (un)setness is still an input of the step.
         if self.declared.iter().any(|(k, _)| k == name) {
             self.used.insert(name.to_string());
+        } else if !self.undefined.iter().any(|u| u == name) {
+            self.undefined.push(name.to_string());
         }
         None
     }
@@ -440,7 +454,10 @@ impl BuildGraph {
             } else {
                 match find_stage(&image.value, i) {
                     Some(j) => Base::Stage(j),
-                    None => Base::Image(image.value.clone()),
+                    None => match opts.named_contexts.get(&image.value) {
+                        Some(r) => Base::Image(r.clone()),
+                        None => Base::Image(image.value.clone()),
+                    },
                 }
             };
             let platform = platform.as_ref().map(|p| p.value.clone());
@@ -459,6 +476,7 @@ impl BuildGraph {
             raws_body: &'w [Vec<Instruction>],
             froms: &'w [(Instruction, Base, Option<String>, Vec<String>)],
             names: &'w [Option<String>],
+            named_contexts: &'w BTreeMap<String, String>,
             expanded: &'w mut Visited,
             state: &'w mut Vec<u8>,
             order: &'w mut Vec<usize>,
@@ -466,6 +484,7 @@ impl BuildGraph {
         }
         fn visit(i: usize, w: &mut Walk<'_>, via: Span) -> Result<(), ParseError> {
             let (ctx, raws_body, froms, names) = (w.ctx, w.raws_body, w.froms, w.names);
+            let named = w.named_contexts;
             let label = |j: usize| names[j].clone().unwrap_or_else(|| j.to_string());
             match w.state[i] {
                 2 => return Ok(()),
@@ -509,7 +528,7 @@ impl BuildGraph {
                 base_env,
                 base_args.clone(),
                 w.consumed,
-                &|name: &str| resolve_ref(name, names, raws_body.len()),
+                &|name: &str| resolve_ref(name, names, raws_body.len(), named),
             )?;
             let mut deps = Vec::new();
             if let Base::Stage(j) = froms[i].1 {
@@ -552,6 +571,7 @@ impl BuildGraph {
                 raws_body: &bodies,
                 froms: &froms,
                 names: &names,
+                named_contexts: &opts.named_contexts,
                 expanded: &mut expanded,
                 state: &mut state,
                 order: &mut order,
@@ -613,6 +633,16 @@ impl BuildGraph {
                 None,
             ));
         }
+        // UndefinedVar where the ENV is known without a base image: stages rooted in scratch.
+        for st in &stages {
+            let mut root = &st.base;
+            while let Base::Stage(j) = root {
+                root = &stages[*j].base;
+            }
+            if *root == Base::Scratch {
+                warnings.extend(undefined_var_warnings(&st.steps));
+            }
+        }
         let source_date_epoch = ctx
             .build_args
             .get("SOURCE_DATE_EPOCH")
@@ -624,6 +654,18 @@ impl BuildGraph {
             warnings,
             ctx,
         })
+    }
+
+    /// UndefinedVar of stage `pos` once its base image's ENV is known (`base_env`, as for
+    /// [`expand_stage`](Self::expand_stage)); stages rooted in scratch already report it in
+    /// [`BuildGraph::warnings`].
+    pub fn undefined_vars(
+        &self,
+        pos: usize,
+        base_env: Vec<(String, String)>,
+    ) -> Result<Vec<Warning>, ParseError> {
+        let (steps, _) = self.expand_stage(pos, base_env)?;
+        Ok(undefined_var_warnings(&steps))
     }
 
     /// The Dockerfile's escape character (for parsing ONBUILD triggers the same way).
@@ -710,7 +752,35 @@ pub enum StageExpandError {
     Stage(ParseError),
 }
 
-fn resolve_ref(name: &str, names: &[Option<String>], count: usize) -> Option<Ref> {
+/// BuildKit's UndefinedVar for each step, with its suggestion from the names the step could see.
+fn undefined_var_warnings(steps: &[Step]) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for step in steps {
+        for var in &step.undefined_vars {
+            let known = step
+                .env
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .chain(step.args.iter().map(|(k, _)| k.as_str()));
+            let hint = values::suggest_close(var, known)
+                .map(|m| format!(" (did you mean ${m}?)"))
+                .unwrap_or_default();
+            out.push(Warning::new(
+                "UndefinedVar",
+                format!("Usage of undefined variable '${var}'{hint}"),
+                Some(step.instruction.span),
+            ));
+        }
+    }
+    out
+}
+
+fn resolve_ref(
+    name: &str,
+    names: &[Option<String>],
+    count: usize,
+    named: &BTreeMap<String, String>,
+) -> Option<Ref> {
     let l = name.to_ascii_lowercase();
     if let Some(i) = names.iter().position(|n| n.as_deref() == Some(l.as_str())) {
         return Some(Ref::Stage(i));
@@ -718,7 +788,9 @@ fn resolve_ref(name: &str, names: &[Option<String>], count: usize) -> Option<Ref
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
         return name.parse::<usize>().ok().filter(|&i| i < count).map(Ref::Stage);
     }
-    Some(Ref::Image(name.to_string()))
+    Some(Ref::Image(
+        named.get(name).map_or(name, String::as_str).to_string(),
+    ))
 }
 
 impl Ctx {
@@ -943,6 +1015,11 @@ impl Ctx {
                 _ => {}
             }
             let used = scope.used.into_iter().collect();
+            let undefined_vars = scope
+                .undefined
+                .into_iter()
+                .filter(|n| !self.build_args.contains_key(n))
+                .collect();
             let step_run_env = if matches!(out.kind, Kind::Run { .. }) {
                 let e = run_env.get_or_insert_with(|| {
                     let mut e: Env = vars.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
@@ -968,6 +1045,7 @@ impl Ctx {
                 copy_from,
                 mount_from,
                 trigger: None,
+                undefined_vars,
             });
             if !new_env.is_empty() || !new_args.is_empty() {
                 run_env = None;

@@ -211,7 +211,7 @@ fn parse_at(
                 if lower != *n {
                     ctx.warn(
                         "StageNameCasing",
-                        format!("stage name '{n}' should be lowercase"),
+                        format!("Stage name '{n}' should be lowercase"),
                         nspan,
                     );
                 }

@@ -12,6 +12,7 @@
 //! (legacy forms, deprecated instructions) are collected in [`Dockerfile::warnings`].
 
 pub mod ast;
+mod checks;
 pub mod dockerignore;
 pub mod error;
 pub mod expand;
@@ -89,6 +90,9 @@ pub fn parse_with_limits(src: &str, name: &str, limits: &Limits) -> Result<Docke
     if !seen_from {
         return Err(ParseError::whole(name, ErrorKind::NoFrom));
     }
+    ctx.warnings
+        .extend(checks::run(&source, &out, lexed.directives.escape));
+    ctx.warnings.sort_by_key(|w| w.span.map(|s| s.start));
     let check = &lexed.directives.check;
     let mut warnings = Vec::new();
     for w in ctx.warnings {

@@ -15,6 +15,22 @@ pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a s
     Suggestion(best.map(|(_, c)| c.to_string()))
 }
 
+/// BuildKit's `suggest.Search` (case-sensitive): the first candidate closest to `word` by fewer than 3
+/// edits; none when a candidate is `word` itself.
+pub(crate) fn suggest_close<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        if c == word {
+            return None;
+        }
+        let d = levenshtein(word, c);
+        if d < best.map_or(3, |(b, _)| b) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c.to_string())
+}
+
 fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();

@@ -76,6 +76,9 @@ pub struct BuildRequest {
     pub attest: super::attest::Attest,
     /// The tags the caller will give the result (the attestations' subject names).
     pub tags: Vec<String>,
+    /// `--build-context NAME=…`: the image reference standing in for NAME (see
+    /// [`BuildOptions::named_contexts`](crate::dockerfile::BuildOptions::named_contexts)).
+    pub named_contexts: BTreeMap<String, String>,
 }
 
 /// What a build produced.
@@ -145,6 +148,7 @@ impl BuildRequest {
             runtime: None,
             attest: Default::default(),
             tags: Vec::new(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -410,6 +414,7 @@ fn parse_graph(source: &str, req: &BuildRequest, target: &Platform) -> Result<Bu
         target: req.target.clone(),
         build_args: req.build_args.clone(),
         platform: target.clone(),
+        named_contexts: req.named_contexts.clone(),
         ..Default::default()
     };
     BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse(Box::new(e)))

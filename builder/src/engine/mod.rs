@@ -87,6 +87,11 @@ pub enum BuildError {
     UnknownGroup { line: usize, name: String },
     #[error("Dockerfile:{line}: invalid --chmod {value:?} (octal like 755 or symbolic like u+x,go-w)")]
     BadChmod { line: usize, value: String },
+    #[error(
+        "Dockerfile:{line}: RUN --security=insecure needs a privileged sandbox (all capabilities, no seccomp), \
+         which lamina's runner does not provide"
+    )]
+    Privileged { line: usize },
     #[error("Dockerfile:{line}: invalid {what} {value:?}")]
     BadValue {
         line: usize,
@@ -243,6 +248,7 @@ impl BuildError {
             | BuildError::BadChmod { .. }
             | BuildError::BadValue { .. }
             | BuildError::Unsupported { .. }
+            | BuildError::Privileged { .. }
             | BuildError::MissingSecret { .. }
             | BuildError::Runner { .. }
             | BuildError::RunFailed { .. }
@@ -284,6 +290,7 @@ impl BuildError {
             | BuildError::BaseImagePlatform { .. }
             | BuildError::BaseImage { .. }
             | BuildError::Unsupported { .. }
+            | BuildError::Privileged { .. }
             | BuildError::MissingSecret { .. }
             | BuildError::SecretFile { .. }
             | BuildError::RunFailed { .. }

@@ -157,9 +157,8 @@ impl Chmod {
     /// The new permission bits for an entry with `mode` (perm bits only), `is_dir` for `X`.
     pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
         match self {
-            // BuildKit (docker 20.10) passes the value through Go's os.FileMode, where the setuid/setgid/
-            // sticky bits live elsewhere: only the permission bits survive.
-            Chmod::Octal(v) => *v & 0o777,
+            // Today's BuildKit keeps setuid/setgid/sticky (`--chmod=4755`); 20.10's BuildKit 0.8 dropped them.
+            Chmod::Octal(v) => *v & 0o7777,
             Chmod::Symbolic(clauses) => {
                 let mut m = mode & 0o7777;
                 for (mask, op, perms) in clauses {

@@ -132,9 +132,20 @@ impl Write for LogSink<'_> {
 pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result<(), BuildError> {
     let step = input.step;
     let line = step.instruction.span.start.line as usize;
-    let Kind::Run { mounts, network, .. } = &step.instruction.kind else {
+    let Kind::Run {
+        mounts,
+        network,
+        security,
+        ..
+    } = &step.instruction.kind
+    else {
         return Ok(());
     };
+    if *security == Some(crate::dockerfile::Security::Insecure) {
+        // The front end (and the CLI's --allow check) let it through: the entitlement was granted, but the
+        // runner has no privileged mode (all capabilities, no seccomp, writable /sys and /proc).
+        return Err(BuildError::Privileged { line });
+    }
     // The engine checked the Dockerfile's RUNs up front; this also covers a base's ONBUILD RUN triggers.
     let host = crate::dockerfile::graph::Platform::host();
     if !super::ctx::same_platform(ctx.platform, &host) {
@@ -150,7 +161,7 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
     let argv = argv(step, &input.shell);
     let mut scratch = Scratch::default();
     let prepared = run_mounts::prepare(ctx, step, mounts, &input.workdir, &mut scratch)?;
-    make_mount_points(
+    let stubs = make_mount_points(
         &input.view,
         upper,
         &prepared.mounts,
@@ -201,22 +212,28 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
             },
         });
     }
+    remove_mount_stubs(upper, &stubs);
     Ok(())
 }
 
-/// Mount points BuildKit leaves in the layer: the target dir of a dir mount, the parents of a file mount.
+/// Makes the mount points of `mounts` that the image lacks: the target dir of a dir mount, the parents of
+/// a file mount. Returns the stubs to remove after the step (see [`remove_mount_stubs`]): every mount
+/// target, `/etc/resolv.conf` and `/etc/hosts` that did not exist, with their missing parents, each
+/// chain deepest first — BuildKit's (≥ 0.11) `MountStubsCleaner` list.
 fn make_mount_points(
     view: &View,
     upper: &Path,
     mounts: &[ExecMount],
     line: usize,
     unprivileged: bool,
-) -> Result<(), BuildError> {
+) -> Result<Vec<Vec<String>>, BuildError> {
+    let mut stubs = Vec::new();
     for m in mounts {
         let is_dir = m.source().is_none_or(|s| s.is_dir());
         let mut comps = view
             .resolve(m.target(), true)
             .map_err(|e| BuildError::from(e).at_line(line))?;
+        missing_chain(view, &comps, &mut stubs);
         if !is_dir {
             comps.pop();
         }
@@ -224,5 +241,117 @@ fn make_mount_points(
             super::copy::mkdir_p(view, upper, &comps, None, unprivileged)?;
         }
     }
-    Ok(())
+    for runtime_file in ["/etc/resolv.conf", "/etc/hosts"] {
+        if let Ok(comps) = view.resolve(runtime_file, true) {
+            missing_chain(view, &comps, &mut stubs);
+        }
+    }
+    Ok(stubs)
+}
+
+/// Pushes `comps` and each of its parents that `view` lacks, deepest first.
+fn missing_chain(view: &View, comps: &[String], stubs: &mut Vec<Vec<String>>) {
+    let mut c = comps.to_vec();
+    while !c.is_empty() && view.lookup(&c).is_none() {
+        stubs.push(c.clone());
+        c.pop();
+    }
+}
+
+/// Removes from the step's new layer the stubs that are still an empty dir or an empty file (BuildKit
+/// ≥ 0.11 leaves no trace of a mount point the step did not use), keeping the parent's times. The step
+/// may have replaced a stub's parent with a link, so the walk never follows one; a stub that is not a
+/// plain dir or file (e.g. a whiteout) is left alone.
+fn remove_mount_stubs(upper: &Path, stubs: &[Vec<String>]) {
+    'stub: for comps in stubs {
+        let mut path = upper.to_path_buf();
+        for c in comps {
+            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                continue 'stub;
+            }
+            path.push(c);
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let empty = if meta.is_dir() {
+            std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none())
+        } else {
+            meta.is_file() && meta.len() == 0
+        };
+        if !empty {
+            continue;
+        }
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let times = std::fs::metadata(&parent).ok();
+        let removed = if meta.is_dir() {
+            std::fs::remove_dir(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if removed.is_ok()
+            && let Some(t) = times
+            && let (Ok(a), Ok(m)) = (t.accessed(), t.modified())
+            && let Ok(dir) = std::fs::File::open(&parent)
+        {
+            // Best effort, as BuildKit: the parent's times only matter for reproducible layers.
+            let _ = dir.set_times(std::fs::FileTimes::new().set_accessed(a).set_modified(m));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_mount_stubs;
+
+    fn c(p: &str) -> Vec<String> {
+        p.split('/').map(String::from).collect()
+    }
+
+    #[test]
+    fn only_untouched_stubs_are_removed_and_links_are_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let up = t.path().join("upper");
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(up.join("a/b/c")).unwrap();
+        std::fs::create_dir_all(up.join("x/y")).unwrap();
+        std::fs::write(up.join("x/keep"), "k").unwrap();
+        std::fs::write(up.join("stubfile"), "").unwrap();
+        std::fs::write(up.join("used"), "data").unwrap();
+        std::fs::create_dir_all(outside.join("empty")).unwrap();
+        // The step replaced a stub's parent with a link out of the layer.
+        std::os::unix::fs::symlink(&outside, up.join("l")).unwrap();
+        let stubs = [
+            c("a/b/c"),
+            c("a/b"),
+            c("a"),
+            c("x/y"),
+            c("x"),
+            c("stubfile"),
+            c("used"),
+            c("l/empty"),
+            c("missing/m"),
+        ];
+        remove_mount_stubs(&up, &stubs);
+        let mut left: Vec<String> = walkdir(&up);
+        left.sort();
+        assert_eq!(left, ["l", "used", "x", "x/keep"]);
+        assert!(outside.join("empty").is_dir(), "followed a link out of the layer");
+    }
+
+    fn walkdir(root: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let p = e.path();
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(p);
+                }
+            }
+        }
+        out
+    }
 }

@@ -214,10 +214,15 @@ fn relative_mount_target_is_under_workdir() {
 }
 
 #[test]
-fn mount_point_dir_is_left_in_the_layer() {
+fn mount_point_dirs_left_empty_are_removed_from_the_layer() {
+    // BuildKit >= 0.11: the stub for the target and its missing parents go when the step left them empty.
     let e = Env::new();
     let b = e.build("FROM scratch\nRUN --mount=type=tmpfs,target=/mnt/t true\n");
-    assert!(b.path("/mnt/t").is_dir());
+    assert!(!b.path("/mnt").exists(), "the stub /mnt/t and its parent stay");
+    // A parent the step wrote into stays (only the empty target goes).
+    let b = e.build("FROM scratch\nRUN --mount=type=tmpfs,target=/mnt/t mkdir /mnt/kept\n");
+    assert!(b.path("/mnt/kept").is_dir());
+    assert!(!b.path("/mnt/t").exists());
 }
 
 #[test]

@@ -18,7 +18,8 @@ use lamina_store::{Reference, Store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Build context directory.
+    /// Build context: a directory, `-` (a tar or a Dockerfile on stdin), a git URL
+    /// (`https://…/repo.git#REF:SUBDIR`, `git://…`, `file:///…/repo.git`) or a tarball URL.
     #[arg(default_value = ".")]
     pub context: PathBuf,
     /// Name (and tag) of the image; repeatable.
@@ -59,7 +60,8 @@ pub struct Args {
     /// host (needs --allow network.host), or none (loopback only).
     #[arg(long, default_value = "default")]
     pub network: String,
-    /// Entitlements, as BuildKit's: `network.host` lets RUN steps use the host's network.
+    /// Entitlements, as BuildKit's: `network.host` lets RUN steps use the host's network,
+    /// `security.insecure` lets `RUN --security=insecure` ask for a privileged sandbox.
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
     /// Don't use the build cache.
@@ -83,6 +85,16 @@ pub struct Args {
     /// Layer compression: gzip or zstd, optionally `,level=N`.
     #[arg(long, default_value = "gzip")]
     pub compression: String,
+    /// A named context: `NAME=DIR`, `NAME=docker-image://REF` or `NAME=oci-layout://PATH[@DIGEST]`,
+    /// read by FROM NAME, `COPY --from=NAME` and `RUN --mount from=NAME`; repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Run only the build checks (BuildKit's linter rules) and print what they find; exit 1 if any.
+    #[arg(long)]
+    pub check: bool,
+    /// What to do, as buildx's `--call`: `build` (the default) or `check` (same as --check).
+    #[arg(long, value_name = "build|check", default_value = "build")]
+    pub call: String,
     /// Squash the layers this build adds into one (the base image's layers are kept).
     #[arg(long)]
     pub squash: bool,
@@ -247,7 +259,19 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     if args.push && args.tags.is_empty() {
         bail!("--push needs at least one -t/--tag naming the registry and repository to push to");
     }
+    if args.context.as_os_str() == "-" && args.file.as_deref() == Some("-") {
+        bail!("the context and the Dockerfile can't both come from stdin (-f - with context -)");
+    }
+    let main_context = super::build_source::open(&args.context, &registry_flags(args, "quiet").options()?)?;
     let (dockerfile, name) = match args.file.as_deref() {
+        Some(p) if main_context.is_remote() && !p.starts_with('/') && p != "-" => {
+            let path = main_context.dir.join(p);
+            (
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading Dockerfile {p} in the context"))?,
+                p.to_string(),
+            )
+        }
         Some("-") => {
             let mut s = String::new();
             std::io::stdin()
@@ -263,7 +287,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             )
         }
         None => {
-            let p = args.context.join("Dockerfile");
+            let p = main_context.dir.join("Dockerfile");
             (
                 std::fs::read_to_string(&p).with_context(|| format!("reading Dockerfile {}", p.display()))?,
                 "Dockerfile".into(),
@@ -279,6 +303,30 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 Err(_) => None,
             },
         };
+    }
+    let check_only = match args.call.as_str() {
+        "build" => args.check,
+        "check" => true,
+        c => bail!("--call {c:?}: lamina can call build or check"),
+    };
+    let check_store = super::open_store(cli).ok();
+    let warnings = super::build_check::warnings(
+        &dockerfile,
+        &name,
+        &build_args,
+        args.target.as_deref(),
+        check_store.as_ref(),
+        // The ignore file the engine reads: CONTEXT/.dockerignore, or NAME.dockerignore next to -f NAME.
+        Some((&main_context.dir, std::path::Path::new(&name))),
+    );
+    if check_only {
+        return Ok(super::build_check::run(&dockerfile, &name, &warnings?));
+    }
+    // A file that does not parse is reported by the build itself, with its progress.
+    if let Ok(w) = &warnings
+        && !args.quiet
+    {
+        super::build_check::print_summary(w);
     }
     let mut labels = BTreeMap::new();
     for l in &args.labels {
@@ -304,11 +352,12 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         ssh.insert(id, sock);
     }
     for a in &args.allow {
-        if a != "network.host" {
-            bail!("unknown entitlement --allow {a:?}: lamina knows network.host");
+        if a != "network.host" && a != "security.insecure" {
+            bail!("unknown entitlement --allow {a:?}: lamina knows network.host and security.insecure");
         }
     }
     let host_allowed = args.allow.iter().any(|a| a == "network.host");
+    let insecure_allowed = args.allow.iter().any(|a| a == "security.insecure");
     let network = match args.network.as_str() {
         "none" => lamina_runner::Network::None,
         // RUN steps get network access by default, as with docker build: the default bridge.
@@ -317,9 +366,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         "host" => bail!("--network host needs --allow network.host"),
         n => bail!("invalid --network {n:?}: none, host or default"),
     };
-    if !host_allowed {
-        refuse_host_network(&dockerfile, &name)?;
-    }
+    refuse_without_entitlements(&dockerfile, &name, host_allowed, insecure_allowed)?;
     // RUN steps on the bridge lease their addresses in this store.
     lamina_runner::network::set_default_dir(
         lamina_runner::network::Networks::for_store(&cli.store_root())
@@ -347,7 +394,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let mut req = BuildRequest {
         dockerfile,
         dockerfile_name: name,
-        context_dir: args.context.clone(),
+        context_dir: main_context.dir.clone(),
         build_args,
         target: args.target.clone(),
         labels,
@@ -369,8 +416,13 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         runtime: Some(super::transfer::runtime()?.handle().clone()),
         attest: parse_attest(args)?,
         tags: args.tags.clone(),
+        named_contexts: BTreeMap::new(),
     };
     let store = super::open_store(cli)?;
+    // Held until the image is tagged and exported: until then only the lease keeps its content (and the
+    // untagged images of named contexts) from prune.
+    let lease = store.lease()?;
+    req.named_contexts = super::build_context::resolve(&store, &args.build_contexts, &req.registry)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
     for (name, platform) in engine::external_images(&req)? {
         let quiet = mode == Mode::Quiet;
@@ -384,8 +436,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let printer = Printer::new(mode);
-    // Held until the image is tagged and exported: until then only the lease keeps its content from prune.
-    let lease = store.lease()?;
     let store = store.leased(&lease);
     let outcome = lamina_builder::engine::build(&store, &req, &printer)?;
     let image = &outcome.image;
@@ -544,22 +594,35 @@ fn auto_gc(cli: &crate::Cli, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `RUN --network=host` is an entitlement (BuildKit's `network.host`): without `--allow network.host`
-/// the build stops before it starts, naming the line. A Dockerfile that does not parse is left to the
-/// builder, which reports it better.
-fn refuse_host_network(dockerfile: &str, name: &str) -> anyhow::Result<()> {
+/// `RUN --network=host` and `RUN --security=insecure` are entitlements (BuildKit's `network.host`,
+/// `security.insecure`): without `--allow` the build stops before it starts, naming the line. A Dockerfile
+/// that does not parse is left to the builder, which reports it better.
+fn refuse_without_entitlements(
+    dockerfile: &str,
+    name: &str,
+    host_allowed: bool,
+    insecure_allowed: bool,
+) -> anyhow::Result<()> {
+    use lamina_builder::dockerfile::{Kind, Network, Security};
     let Ok(parsed) = lamina_builder::dockerfile::parse(dockerfile, name) else {
         return Ok(());
     };
     for ins in &parsed.instructions {
-        if let lamina_builder::dockerfile::Kind::Run {
-            network: Some(lamina_builder::dockerfile::Network::Host),
-            ..
+        let Kind::Run {
+            network, security, ..
         } = &ins.kind
-        {
+        else {
+            continue;
+        };
+        let line = ins.span.start.line;
+        if !host_allowed && *network == Some(Network::Host) {
             bail!(
-                "{name}:{}: RUN --network=host needs the network.host entitlement: pass --allow network.host",
-                ins.span.start.line
+                "{name}:{line}: RUN --network=host needs the network.host entitlement: pass --allow network.host"
+            );
+        }
+        if !insecure_allowed && *security == Some(Security::Insecure) {
+            bail!(
+                "{name}:{line}: RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure"
             );
         }
     }

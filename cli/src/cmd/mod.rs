@@ -10,6 +10,9 @@ pub fn open_store(cli: &crate::Cli) -> anyhow::Result<Store> {
 pub mod analyze;
 pub mod attach;
 pub mod build;
+pub mod build_check;
+pub mod build_context;
+pub mod build_source;
 pub mod container;
 pub mod copy;
 pub mod diff;

@@ -68,6 +68,7 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         build_args,
         platform,
         build_platform: Platform::host(),
+        named_contexts: Default::default(),
     };
     let rep = match report::report(&src, &name, &opts) {
         Ok(r) => r,

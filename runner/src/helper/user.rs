@@ -102,7 +102,9 @@ pub(crate) fn resolve(
         Some(g) if !g.is_empty() => lookup_group(g)?,
         _ => entry.as_ref().map(|e| e.gid).unwrap_or(0),
     };
-    let mut additional_gids = Vec::new();
+    // The primary gid is a supplementary one too, as containerd and BuildKit set it since the fix for
+    // CVE-2023-25173 (otherwise a file's group permissions could be dodged by dropping it with setgroups).
+    let mut additional_gids = vec![gid];
     // Membership is by name, as initgroups(3) does; only when no group was forced, like runc.
     if let (Some(e), None) = (&entry, grp) {
         for g in group_entries(groups) {
@@ -136,13 +138,13 @@ mod tests {
     fn names_and_numbers() {
         let u = resolve(Some("bob"), &[], Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/home/bob"));
-        assert_eq!(u.additional_gids, vec![10, 29]);
+        assert_eq!(u.additional_gids, vec![1000, 10, 29]);
         let u = resolve(Some("bob:wheel"), &[], Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((u.uid, u.gid), (1000, 10));
-        assert!(u.additional_gids.is_empty());
+        assert_eq!(u.additional_gids, vec![10]);
         let u = resolve(Some("4242:77"), &["audio".into()], Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (4242, 77, "/"));
-        assert_eq!(u.additional_gids, vec![29]);
+        assert_eq!(u.additional_gids, vec![77, 29]);
         let u = resolve(None, &[], None, None).unwrap();
         assert_eq!((u.uid, u.gid), (0, 0));
     }

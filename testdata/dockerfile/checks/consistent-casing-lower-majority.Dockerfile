@@ -1,0 +1,4 @@
+from alpine
+run true
+Copy a b
+ENV A=b

@@ -1,0 +1,4 @@
+FROM alpine
+RUN true
+run false
+COPY a b

@@ -1,0 +1,4 @@
+FROM alpine AS a
+RUN true
+FROM alpine AS a
+RUN true

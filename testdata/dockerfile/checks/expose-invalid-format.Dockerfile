@@ -1,0 +1,3 @@
+FROM alpine
+EXPOSE 0.0.0.0:8080:80 90
+EXPOSE 8081:81/tcp

@@ -1,0 +1,2 @@
+FROM alpine
+EXPOSE 80/TCP 81/udp

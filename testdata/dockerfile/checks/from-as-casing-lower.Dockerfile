@@ -1,0 +1,2 @@
+from alpine AS build
+run true

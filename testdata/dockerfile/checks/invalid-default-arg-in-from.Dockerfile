@@ -1,0 +1,5 @@
+ARG TAG
+ARG IMAGE=alpine
+FROM alpine:${TAG}
+FROM ${IMAGE}
+FROM ${IMAGE}:${TAG:-latest}

@@ -1,0 +1,2 @@
+FROM alpine
+ENTRYPOINT sh -c "sleep 1"

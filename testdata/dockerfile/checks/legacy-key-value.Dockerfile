@@ -1,0 +1,4 @@
+FROM alpine
+ENV A b
+LABEL x y
+ENV C=d

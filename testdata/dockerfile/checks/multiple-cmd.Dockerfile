@@ -1,0 +1,9 @@
+FROM alpine
+CMD ["a"]
+CMD ["b"]
+ENTRYPOINT ["x"]
+ENTRYPOINT ["y"]
+HEALTHCHECK NONE
+HEALTHCHECK CMD ["true"]
+FROM alpine
+CMD ["c"]

@@ -1,0 +1,3 @@
+FROM alpine AS scratch
+RUN true
+FROM alpine AS context

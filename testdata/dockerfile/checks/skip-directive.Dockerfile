@@ -1,0 +1,4 @@
+# check=skip=FromAsCasing,JSONArgsRecommended
+FROM alpine as b
+CMD echo
+MAINTAINER me

@@ -1,0 +1,11 @@
+FROM scratch
+ARG DECLARED
+ENV FOO=bar
+COPY $FOO /a
+COPY ${FOOO} /b
+COPY $DECLARED /c
+WORKDIR /$NOPE
+RUN echo $NOT_EXPANDED
+FROM scratch AS other
+COPY --from=0 /a /a
+LABEL x=$FOO

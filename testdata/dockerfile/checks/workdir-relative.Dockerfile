@@ -1,0 +1,6 @@
+FROM alpine
+WORKDIR app
+WORKDIR more
+FROM alpine
+WORKDIR /abs
+WORKDIR rel
