@@ -70,8 +70,10 @@ enum Command {
     Fsck(cmd::fsck::Args),
     /// Remove unreferenced blobs, unused snapshots and temp files (`--all`: build cache too, LRU, to a budget).
     Prune(cmd::prune::Args),
-    /// Store-wide information: `system df` shows disk usage by kind.
+    /// Store-wide information: `system df` shows disk usage by kind, `system info` the isolation.
     System(cmd::system::Args),
+    /// Show the isolation in effect (root, rootless, single id, inside a container) and why.
+    Info(cmd::system::InfoArgs),
     /// Create an image from a rootfs tarball.
     Import(cmd::import::Args),
     /// Write images to an OCI or docker archive.
@@ -111,7 +113,8 @@ impl Cli {
         if let Some(r) = &self.root {
             return std::path::absolute(r).unwrap_or_else(|_| r.clone());
         }
-        if euid_is_root() {
+        // Root in a user namespace we made ourselves is still the user: their store, not the host's.
+        if euid_is_root() && !lamina_runner::userns::entered() {
             return PathBuf::from("/var/lib/lamina");
         }
         let data = std::env::var_os("XDG_DATA_HOME")
@@ -143,6 +146,9 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(lamina_runner::EXEC_SUBCOMMAND) {
         return lamina_runner::exec_helper_main(&argv[2..]);
     }
+    // A non-root user becomes root of a new user namespace now, while the process is single-threaded
+    // (unshare(CLONE_NEWUSER) refuses threaded callers); everything after runs as that root.
+    lamina_runner::userns::enter();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Build(a) => cmd::build::run(&cli, a),
@@ -173,6 +179,7 @@ fn main() -> ExitCode {
         Command::Fsck(a) => cmd::fsck::run(&cli, a),
         Command::Prune(a) => cmd::prune::run(&cli, a),
         Command::System(a) => cmd::system::run(&cli, a),
+        Command::Info(a) => cmd::system::info(&cli, a),
         Command::Import(a) => cmd::import::run(&cli, a),
         Command::Save(a) => cmd::save::run(&cli, a),
         Command::Load(a) => cmd::load::run(&cli, a),

@@ -20,19 +20,27 @@
 //! leased under `<store>/networks/`, NAT through lamina's nftables table and a hosts file that names
 //! their peers; the helper joins after creating the container and leaves after reaping it.
 //!
+//! Rootless ([`userns`]): a non-root `lamina` enters a user namespace at startup (subordinate range
+//! via newuidmap, else a single id); the helper then mounts overlay with `userxattr`, hides the cgroup
+//! hierarchies it may not write (limits are not enforced, as podman warns), and runs without a PID
+//! namespace when the kernel refuses a fresh /proc (a container with masked /proc paths).
+//!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
 mod error;
 mod helper;
 pub mod network;
 mod protocol;
+mod report;
 mod request;
 mod spawn;
+pub mod userns;
 mod validate;
 
 pub use error::{FailureKind, RunError, error_chain};
 pub use helper::exec::{EXEC_SUBCOMMAND, ExecRequest, exec_helper_main};
 pub use helper::helper_main;
+pub use report::{IsolationReport, isolation_report};
 pub use request::{
     ContainerStatus, DEFAULT_PATH, Limits, Mount, NetOptions, Network, PortMapping, Process, Protocol,
     RunOutcome, RunRequest,

@@ -44,6 +44,7 @@ impl Default for WriteOptions {
 }
 
 const OVERLAY_OPAQUE_XATTRS: [&[u8]; 2] = [b"trusted.overlay.opaque", b"user.overlay.opaque"];
+const OVERLAY_WHITEOUT_XATTRS: [&[u8]; 2] = [b"trusted.overlay.whiteout", b"user.overlay.whiteout"];
 
 /// Writes `src` as a layer blob into `blobs` in one pass and returns its digest, diff_id and size.
 pub fn write_layer(src: &Path, opts: &WriteOptions, blobs: &BlobStore) -> Result<LayerInfo, LayerError> {
@@ -209,7 +210,16 @@ impl<W: Write> TarWriter<'_, W> {
             dev: None,
             xattrs: &[],
         };
-        if self.opts.overlay_upper && ft.is_char_device() && md.rdev() == 0 {
+        // Kernel whiteouts are char 0:0 (also in a user namespace: whiteout mknod needs no
+        // CAP_MKNOD); since 6.7 overlayfs also honours zero-size files carrying an
+        // `overlay.whiteout` xattr (made by unprivileged tools that cannot mknod): read both forms.
+        let xwhiteout = self.opts.overlay_upper
+            && ft.is_file()
+            && md.len() == 0
+            && OVERLAY_WHITEOUT_XATTRS
+                .iter()
+                .any(|n| rustix::fs::lgetxattr(path, *n, &mut [0u8; 4][..]).is_ok());
+        if self.opts.overlay_upper && (xwhiteout || ft.is_char_device() && md.rdev() == 0) {
             let cut = rel.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
             let mut wh = rel[..cut].to_vec();
             wh.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
