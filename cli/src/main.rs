@@ -196,6 +196,25 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => output::report_error(&e),
+        Err(e) => {
+            let code = output::report_error(&e);
+            single_id_hint(&cli.command);
+            code
+        }
+    }
+}
+
+/// With one id mapped, any step or file owned by another id fails with EINVAL deep in a tool's output
+/// (`chown: Invalid argument`): say once what the cause likely is and how to fix it.
+fn single_id_hint(command: &Command) {
+    if !matches!(command, Command::Build(_) | Command::Run(_) | Command::Pull(_)) {
+        return;
+    }
+    if let lamina_runner::userns::Isolation::SingleId { reason, .. } = lamina_runner::userns::isolation() {
+        eprintln!(
+            "note: rootless with a single id ({reason}): only uid/gid 0 exist in containers, so a chown \
+             or USER to another id fails; give the user a range in /etc/subuid and /etc/subgid \
+             (e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`)"
+        );
     }
 }
