@@ -18,6 +18,9 @@ pub(crate) struct Rootless {
     pub fresh_proc: bool,
     /// The cgroup hierarchy is writable (delegated): limits are enforced.
     pub cgroups: bool,
+    /// sethostname is allowed (a container's seccomp profile may deny it without CAP_SYS_ADMIN,
+    /// as podman's does): otherwise the container keeps the outer hostname.
+    pub hostname: bool,
 }
 
 /// Root's private run dir (`/run/lamina`) when we may create it; otherwise a directory only this
@@ -62,7 +65,15 @@ pub(crate) fn detect(scratch: &Path) -> Option<Rootless> {
         range: matches!(iso, crate::userns::Isolation::Rootless { .. }),
         fresh_proc: fresh_proc_allowed(scratch),
         cgroups: false,
+        hostname: hostname_allowed(),
     })
+}
+
+/// Try sethostname in a UTS namespace of the helper's own (it has no use for the outer one, and the
+/// container's is made below it either way).
+fn hostname_allowed() -> bool {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).is_ok()
+        && nix::unistd::sethostname("lamina").is_ok()
 }
 
 /// Can a new PID namespace get its own procfs here? The kernel refuses (EPERM) when the procfs we see

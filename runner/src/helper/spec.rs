@@ -141,7 +141,7 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
             "noNewPrivileges": true,
         },
         "root": {"path": "rootfs", "readonly": req.readonly_rootfs},
-        "hostname": input.hostname,
+        "hostname": if rootless.is_none_or(|r| r.hostname) { json!(input.hostname) } else { Value::Null },
         "mounts": mounts,
         "linux": {
             "cgroupsPath": input.cgroups_path,
