@@ -455,7 +455,6 @@ fn rootless_default_store_run_images_and_limits_warning() {
 }
 
 #[path = "registry_support/mod.rs"]
-#[allow(dead_code)]
 mod registry_support;
 
 #[test]

@@ -18,7 +18,6 @@ use std::process::Command;
 
 mod common;
 #[path = "registry_support/mod.rs"]
-#[allow(dead_code)]
 mod registry_support;
 
 fn sh(cmd: &str) {

@@ -276,6 +276,11 @@ impl Executor for Confined {
     }
 }
 
+/// The monitor's private run dir (rootless helpers use one the user owns).
+fn run_dir() -> std::path::PathBuf {
+    super::rootless::run_dir().unwrap_or_else(|_| super::RUN_DIR.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,9 +347,4 @@ mod tests {
         let arg = serde_json::to_string(&r).unwrap();
         assert!(matches!(parse(&[arg]), Err(ExecError::InvalidCwd(_))));
     }
-}
-
-/// The monitor's private run dir (rootless helpers use one the user owns).
-fn run_dir() -> std::path::PathBuf {
-    super::rootless::run_dir().unwrap_or_else(|_| super::RUN_DIR.into())
 }
