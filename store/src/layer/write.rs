@@ -507,6 +507,45 @@ mod tests {
         }
     }
 
+    /// What overlayfs writes in a user namespace (`userxattr`): opaque dirs as `user.overlay.opaque=y`,
+    /// whiteouts as zero-size files with `user.overlay.whiteout` (kernel 6.7 xwhiteouts) — user xattrs,
+    /// so no root is needed to make them. "x" marks a dir holding xwhiteouts, not an opaque one.
+    #[test]
+    fn reads_user_xattr_opaque_dirs_and_xwhiteouts() {
+        let t = tempfile::tempdir().unwrap();
+        let up = t.path();
+        fs::create_dir(up.join("opq")).unwrap();
+        fs::write(up.join("opq/new"), b"n").unwrap();
+        fs::create_dir(up.join("mixed")).unwrap();
+        fs::write(up.join("mixed/gone"), b"").unwrap();
+        let set = |p: &str, k: &str, v: &[u8]| {
+            rustix::fs::setxattr(up.join(p), k, v, rustix::fs::XattrFlags::empty())
+        };
+        if set("opq", "user.overlay.opaque", b"y").is_err() {
+            lamina_testkit::skip("the temp dir's filesystem has no user xattrs");
+            return;
+        }
+        set("mixed", "user.overlay.opaque", b"x").unwrap();
+        set("mixed/gone", "user.overlay.whiteout", b"").unwrap();
+        let opts = WriteOptions {
+            overlay_upper: true,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        write_tar(up, &opts, &mut out).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&out[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["mixed/", "mixed/.wh.gone", "opq/", "opq/.wh..wh..opq", "opq/new"],
+            "opaque marker for `y` only, whiteout for the xattr-marked file, no overlay xattrs carried"
+        );
+    }
+
     #[test]
     fn ustar_name_split() {
         let mut h = tar::Header::new_ustar();
