@@ -51,8 +51,15 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 pub fn info(cli: &crate::Cli, args: &InfoArgs) -> anyhow::Result<ExitCode> {
-    let report = lamina_runner::isolation_report();
+    let mut report = lamina_runner::isolation_report();
     let root = cli.store_root();
+    if report.isolation.in_user_namespace() && on_overlayfs(&root) {
+        report.notes.push(format!(
+            "the store {} is on overlayfs (a container's own rootfs), which cannot be an overlay upper \
+             dir: RUN steps will fail; mount a volume there (an emptyDir in a pod)",
+            root.display()
+        ));
+    }
     if args.format == super::images::Format::Json {
         let mut v = serde_json::to_value(&report)?;
         v["store_root"] = serde_json::json!(root);
@@ -169,4 +176,12 @@ fn verbose(r: &Usage) {
         ]);
     }
     crate::output::emit(&format!("\n{} space usage:\n\n{}", r.kind.label(), t.render()));
+}
+
+/// Is `path` (or its nearest existing ancestor) on overlayfs?
+fn on_overlayfs(path: &std::path::Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    path.ancestors()
+        .find_map(|p| rustix::fs::statfs(p).ok())
+        .is_some_and(|s| s.f_type == OVERLAYFS_SUPER_MAGIC)
 }
