@@ -72,8 +72,10 @@ enum Command {
     Fsck(cmd::fsck::Args),
     /// Remove unreferenced blobs, unused snapshots and temp files (`--all`: build cache too, LRU, to a budget).
     Prune(cmd::prune::Args),
-    /// Store-wide information: `system df` shows disk usage by kind.
+    /// Store-wide information: `system df` shows disk usage by kind, `system info` the isolation.
     System(cmd::system::Args),
+    /// Show the isolation in effect (root, rootless, single id, inside a container) and why.
+    Info(cmd::system::InfoArgs),
     /// Create an image from a rootfs tarball.
     Import(cmd::import::Args),
     /// Write images to an OCI or docker archive.
@@ -117,7 +119,8 @@ impl Cli {
         if let Some(r) = &self.root {
             return std::path::absolute(r).unwrap_or_else(|_| r.clone());
         }
-        if euid_is_root() {
+        // Root in a user namespace we made ourselves is still the user: their store, not the host's.
+        if euid_is_root() && !lamina_runner::userns::entered() {
             return PathBuf::from("/var/lib/lamina");
         }
         let data = std::env::var_os("XDG_DATA_HOME")
@@ -149,6 +152,9 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(lamina_runner::EXEC_SUBCOMMAND) {
         return lamina_runner::exec_helper_main(&argv[2..]);
     }
+    // A non-root user becomes root of a new user namespace now, while the process is single-threaded
+    // (unshare(CLONE_NEWUSER) refuses threaded callers); everything after runs as that root.
+    lamina_runner::userns::enter();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Build(a) => cmd::build::run(&cli, a),
@@ -180,6 +186,7 @@ fn main() -> ExitCode {
         Command::Fsck(a) => cmd::fsck::run(&cli, a),
         Command::Prune(a) => cmd::prune::run(&cli, a),
         Command::System(a) => cmd::system::run(&cli, a),
+        Command::Info(a) => cmd::system::info(&cli, a),
         Command::Import(a) => cmd::import::run(&cli, a),
         Command::Save(a) => cmd::save::run(&cli, a),
         Command::Load(a) => cmd::load::run(&cli, a),
@@ -198,6 +205,25 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => output::report_error(&e),
+        Err(e) => {
+            let code = output::report_error(&e);
+            single_id_hint(&cli.command);
+            code
+        }
+    }
+}
+
+/// With one id mapped, any step or file owned by another id fails with EINVAL deep in a tool's output
+/// (`chown: Invalid argument`): say once what the cause likely is and how to fix it.
+fn single_id_hint(command: &Command) {
+    if !matches!(command, Command::Build(_) | Command::Run(_) | Command::Pull(_)) {
+        return;
+    }
+    if let lamina_runner::userns::Isolation::SingleId { reason, .. } = lamina_runner::userns::isolation() {
+        eprintln!(
+            "note: rootless with a single id ({reason}): only uid/gid 0 exist in containers, so a chown \
+             or USER to another id fails; give the user a range in /etc/subuid and /etc/subgid \
+             (e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`)"
+        );
     }
 }

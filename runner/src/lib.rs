@@ -24,6 +24,11 @@
 //! proxies it to the caller (raw mode is the caller's), and a detached one serves it to `lamina
 //! attach` clients on the container's attach socket.
 //!
+//! Rootless ([`userns`]): a non-root `lamina` enters a user namespace at startup (subordinate range
+//! via newuidmap, else a single id); the helper then mounts overlay with `userxattr`, hides the cgroup
+//! hierarchies it may not write (limits are not enforced, as podman warns), and runs without a PID
+//! namespace when the kernel refuses a fresh /proc (a container with masked /proc paths).
+//!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
 pub mod confinement;
@@ -32,9 +37,11 @@ mod helper;
 pub mod logs;
 pub mod network;
 mod protocol;
+mod report;
 mod request;
 mod spawn;
 pub mod tty;
+pub mod userns;
 mod validate;
 
 pub use confinement::Confinement;
@@ -45,6 +52,7 @@ pub use helper::pty::connect_long as connect_attach;
 /// Signals the helper passes on to the container's init (besides SIGWINCH, these are what a caller
 /// should forward to the helper, as docker's sig-proxy does).
 pub use helper::{FORWARDED as FORWARDED_SIGNALS, TERMINATING as TERMINATING_SIGNALS};
+pub use report::{IsolationReport, isolation_report};
 pub use request::{
     ContainerStatus, DEFAULT_PATH, Limits, Mount, NetOptions, Network, PortMapping, Process, Protocol,
     RunOutcome, RunRequest,

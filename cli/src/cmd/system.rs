@@ -1,3 +1,6 @@
+//! `lamina system info` (also `lamina info`): the isolation in effect and why (root, rootless with a
+//! range, single id, inside a container), with the store root.
+//!
 //! `lamina system df`: space used by kind (images, containers, cache mounts as docker's "Local Volumes",
 //! build cache, context memos, and what nothing references), as `docker system df` prints it.
 
@@ -19,6 +22,15 @@ pub struct Args {
 enum Sub {
     /// Show disk usage by kind.
     Df(DfArgs),
+    /// Show the isolation in effect (root, rootless, single id, inside a container) and why.
+    Info(InfoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InfoArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = super::images::Format::Table)]
+    format: super::images::Format,
 }
 
 #[derive(clap::Args, Debug)]
@@ -34,7 +46,47 @@ struct DfArgs {
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     match &args.command {
         Sub::Df(a) => df(cli, a),
+        Sub::Info(a) => info(cli, a),
     }
+}
+
+pub fn info(cli: &crate::Cli, args: &InfoArgs) -> anyhow::Result<ExitCode> {
+    let mut report = lamina_runner::isolation_report();
+    let root = cli.store_root();
+    if report.isolation.in_user_namespace() && on_overlayfs(&root) {
+        report.notes.push(format!(
+            "the store {} is on overlayfs (a container's own rootfs), which cannot be an overlay upper \
+             dir: RUN steps will fail; mount a volume there (an emptyDir in a pod)",
+            root.display()
+        ));
+    }
+    if args.format == super::images::Format::Json {
+        let mut v = serde_json::to_value(&report)?;
+        v["store_root"] = serde_json::json!(root);
+        crate::outln!("{}", serde_json::to_string(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mode = match &report.isolation {
+        lamina_runner::userns::Isolation::Root => "root",
+        lamina_runner::userns::Isolation::Rootless { .. } => "rootless (subordinate range)",
+        lamina_runner::userns::Isolation::SingleId { .. } => "rootless (single id)",
+        lamina_runner::userns::Isolation::Unprivileged { .. } => "unprivileged (no user namespace)",
+    };
+    let mut out = format!(
+        "Isolation:       {mode}\nHost uid:        {}\nContainer:       {}\nPID namespace:   {}\n\
+         Limits enforced: {}\nDefault network: {}\nStore root:      {}\n",
+        report.host_uid,
+        report.container.as_deref().unwrap_or("no"),
+        if report.pid_namespace { "yes" } else { "no" },
+        if report.limits_enforced { "yes" } else { "no" },
+        report.default_network,
+        root.display()
+    );
+    for n in &report.notes {
+        out += &format!("  - {n}\n");
+    }
+    crate::output::emit(&out);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn percent(part: u64, whole: u64) -> String {
@@ -124,4 +176,12 @@ fn verbose(r: &Usage) {
         ]);
     }
     crate::output::emit(&format!("\n{} space usage:\n\n{}", r.kind.label(), t.render()));
+}
+
+/// Is `path` (or its nearest existing ancestor) on overlayfs?
+fn on_overlayfs(path: &std::path::Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    path.ancestors()
+        .find_map(|p| rustix::fs::statfs(p).ok())
+        .is_some_and(|s| s.f_type == OVERLAYFS_SUPER_MAGIC)
 }

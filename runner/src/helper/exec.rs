@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -27,8 +27,6 @@ use nix::sched::CloneFlags;
 use nix::sys::wait::WaitStatus;
 use oci_spec::runtime::{LinuxSeccomp, Spec};
 use serde::{Deserialize, Serialize};
-
-use super::RUN_DIR;
 
 /// What `lamina exec` asks for (one JSON argument).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,7 +151,7 @@ fn stage1(args: &[String]) -> Result<(), ExecError> {
         source,
     })?;
     drop(ns);
-    let exe = Path::new(RUN_DIR).join("exe");
+    let exe = run_dir().join("exe");
     let err = std::process::Command::new(&exe)
         .arg0("lamina")
         .arg(EXEC_SUBCOMMAND)
@@ -166,7 +164,7 @@ fn stage1(args: &[String]) -> Result<(), ExecError> {
 
 fn stage2(args: &[String]) -> Result<i32, ExecError> {
     let req = parse(args)?;
-    let run_dir = Path::new(RUN_DIR);
+    let run_dir = run_dir();
     let spec_path = run_dir.join("bundle/config.json");
     let spec = Spec::load(&spec_path).map_err(|source| ExecError::LoadSpec {
         path: spec_path.clone(),
@@ -336,6 +334,11 @@ impl Executor for Confined {
     }
 }
 
+/// The monitor's private run dir (rootless helpers use one the user owns).
+fn run_dir() -> std::path::PathBuf {
+    super::rootless::run_dir().unwrap_or_else(|_| super::RUN_DIR.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,7 +380,7 @@ mod tests {
             p.env().as_deref(),
             Some(&["PATH=/bin".to_string(), "A=2".into(), "B=3".into()][..])
         );
-        assert_eq!(p.cwd(), Path::new("/work"));
+        assert_eq!(p.cwd(), std::path::Path::new("/work"));
         assert_eq!(p.no_new_privileges(), Some(true));
         assert_eq!(
             p.capabilities(),

@@ -21,6 +21,8 @@ mod mounts;
 mod net;
 pub(crate) mod pty;
 mod rootfs;
+mod rootless;
+pub(crate) use rootless::fresh_proc_allowed;
 mod seccomp;
 mod spec;
 mod user;
@@ -100,6 +102,11 @@ pub(crate) enum SetupError {
     },
     #[error("{0}")]
     Runtime(#[from] libcontainer::error::LibcontainerError),
+    #[error(
+        "user {uid}:{gid} is not mapped in this user namespace (ids 0..={max}): give the user a \
+         subordinate range in /etc/subuid and /etc/subgid (and install newuidmap/newgidmap, package uidmap)"
+    )]
+    UnmappedId { uid: u32, gid: u32, max: u32 },
     #[error("interrupted before the container started")]
     Interrupted,
     #[error(transparent)]
@@ -123,6 +130,7 @@ impl SetupError {
             | SetupError::IntoKernelFs { .. }
             | SetupError::InvalidRequest(_)
             | SetupError::Publish { .. }
+            | SetupError::UnmappedId { .. }
             | SetupError::OverlayOptionsTooLong { .. } => FailureKind::User,
             SetupError::Network(e) if e.is_user_error() => FailureKind::User,
             SetupError::Runtime(e) => {
@@ -140,8 +148,11 @@ impl SetupError {
 
 /// Entry point of the hidden subcommand; `args` are the arguments after `__run-helper`.
 pub fn helper_main(args: &[String]) -> ExitCode {
-    if args.first().map(String::as_str) == Some(STAGE2) {
-        return stage2();
+    match (args.first().map(String::as_str), args.get(1)) {
+        (Some(STAGE2), dir) => return stage2(dir.map(PathBuf::from)),
+        (Some(rootless::PROBE_PROC), Some(dir)) => return rootless::probe_proc_main(Path::new(dir)),
+        (Some(rootless::PROBE_PROC_CHILD), Some(dir)) => return rootless::probe_proc_child(Path::new(dir)),
+        _ => {}
     }
     let err = stage1();
     // Only reached on failure: report it on the request socket if we can.
@@ -162,10 +173,11 @@ fn stage1() -> SetupError {
     if let Err(e) = fd::cloexec_from(4) {
         return SetupError::io("mark close-on-exec", Path::new("inherited fds"), e);
     }
-    let run_dir = Path::new(RUN_DIR);
-    if let Err(e) = std::fs::create_dir_all(run_dir) {
-        return SetupError::io("create", run_dir, e);
-    }
+    let run_dir = match rootless::run_dir() {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let run_dir = run_dir.as_path();
     // By path: after unshare, /proc/self/exe names a mount of the old namespace, which bind refuses.
     let self_exe = match std::fs::read_link("/proc/self/exe") {
         Ok(p) => p,
@@ -218,6 +230,7 @@ fn stage1() -> SetupError {
         .arg0("lamina")
         .arg(crate::spawn::HELPER_SUBCOMMAND)
         .arg(STAGE2)
+        .arg(run_dir)
         .exec();
     SetupError::io("exec", &exe, err)
 }
@@ -234,7 +247,8 @@ fn send(sock: &mut std::os::unix::net::UnixStream, msg: &HelperMessage) -> std::
     sock.flush()
 }
 
-fn stage2() -> ExitCode {
+fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
+    let run_dir = run_dir.unwrap_or_else(|| PathBuf::from(RUN_DIR));
     let _ = std::env::set_current_dir("/");
     let sock = match fd::take_request_socket() {
         Ok(s) => s,
@@ -262,7 +276,7 @@ fn stage2() -> ExitCode {
     };
     let result = req.and_then(|req| {
         sink.status_file = req.status_file.clone();
-        supervise(&req, &mut sink, reader)
+        supervise(&req, &run_dir, &mut sink, reader)
     });
     let msg = match result {
         Ok(outcome) => HelperMessage::Exited(outcome),
@@ -335,6 +349,7 @@ impl Reporter {
 /// Everything that must be undone, in reverse order of setup; runs on every path out of `supervise`.
 struct Cleanup {
     cgroups_path: String,
+    real_cgroups: bool,
     /// The container's init, until it has been reaped.
     init: Option<Pid>,
     rootfs: Option<PathBuf>,
@@ -364,7 +379,10 @@ impl Drop for Cleanup {
         // the first busy cgroup; the state lives in our private tmpfs anyway, so only the cgroups
         // need removing, which remove_leftovers does (killing stragglers, retrying).
         self.container.take();
-        cgroup::remove_leftovers(&self.cgroups_path);
+        // Stand-in cgroups (rootless) hold stale pids and vanish with our mount namespace.
+        if self.real_cgroups {
+            cgroup::remove_leftovers(&self.cgroups_path);
+        }
         self.mounted.unmount_all(self.root.as_mut());
         if let Some(mut root) = self.root.take() {
             root.remove_created();
@@ -399,11 +417,41 @@ const KILL_AFTER: u32 = 3;
 
 fn supervise(
     req: &RunRequest,
+    run_dir: &Path,
     sink: &mut Reporter,
     control: std::io::BufReader<std::os::unix::net::UnixStream>,
 ) -> Result<RunOutcome, SetupError> {
     crate::validate::request(req)?;
     let id = req.id.clone().unwrap_or_else(crate::new_id);
+    let rootless = rootless::detect(run_dir);
+    let mut adjusted;
+    let req = match rootless {
+        Some(r) => {
+            adjusted = req.clone();
+            if !r.cgroups {
+                rootless::fake_cgroups(&format!("/lamina/{id}"))?;
+                if req.limits != crate::request::Limits::default() {
+                    eprintln!(
+                        "lamina: warning: rootless without a delegated cgroup: --memory, --cpus and \
+                         --pids-limit are not enforced"
+                    );
+                }
+            }
+            if req.network == Network::Bridge {
+                // A bridge needs root on the host (veth, nftables). The user already has the host's
+                // network, so sharing it gives the step nothing the user lacks; a private namespace
+                // with no route would break every step that downloads.
+                eprintln!(
+                    "lamina: note: rootless: no bridge network without root; using the host network \
+                     (use --network none to isolate)"
+                );
+                adjusted.network = Network::Host;
+                adjusted.ports.clear();
+            }
+            &adjusted
+        }
+        None => req,
+    };
     // Registered before any child exists, so no SIGCHLD and no early ^C is lost. Handlers (unlike an
     // ignored or blocked disposition) are reset by execve, so the container starts with defaults.
     let mut signals = Signals::new(TERMINATING.iter().chain(&FORWARDED).chain(&[sigs::SIGCHLD]))
@@ -413,7 +461,6 @@ fn supervise(
         let _ = nix::unistd::setsid();
     }
 
-    let run_dir = Path::new(RUN_DIR);
     let bundle = run_dir.join("bundle");
     let rootfs_dir = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs_dir).map_err(|e| SetupError::io("create", &rootfs_dir, e))?;
@@ -433,13 +480,21 @@ fn supervise(
     }
     let mut lowers = req.lower_dirs.clone();
     lowers.push(init_layer);
-    rootfs::mount_overlay(run_dir, &lowers, &req.upper_dir, &req.work_dir, &rootfs_dir)?;
+    rootfs::mount_overlay(
+        run_dir,
+        &lowers,
+        &req.upper_dir,
+        &req.work_dir,
+        &rootfs_dir,
+        rootless.is_some(),
+    )?;
     let cgroups_path = match &req.confinement.cgroup_parent {
         Some(parent) => format!("/{}/{id}", parent.trim_matches('/')),
         None => format!("/lamina/{id}"),
     };
     let mut cleanup = Cleanup {
         cgroups_path: cgroups_path.clone(),
+        real_cgroups: rootless.is_none_or(|r| r.cgroups),
         init: None,
         rootfs: Some(rootfs_dir.clone()),
         root: None,
@@ -457,6 +512,9 @@ fn supervise(
         passwd.as_deref(),
         group.as_deref(),
     )?;
+    if let Some(r) = &rootless {
+        rootless::check_ids(r, user.uid, user.gid)?;
+    }
     let cwd = crate::validate::cwd(&req.process.cwd)?;
     let cwd = root.mkdir_all(&cwd, rootfs::CWD_FORBIDDEN)?;
     // The working dir stays (docker keeps it too); only mount stubs are removed after the run.
@@ -498,6 +556,7 @@ fn supervise(
         cwd,
         hostname: &hostname,
         cgroups_path: &cgroups_path,
+        rootless: rootless.as_ref(),
     };
     let config = bundle.join("config.json");
     let json = serde_json::to_vec(&spec::build(&input)).map_err(SetupError::Request)?;

@@ -29,19 +29,28 @@ pub(crate) fn open_netns(pid: i32) -> Result<OwnedFd, SetupError> {
         .map_err(|e| SetupError::io("open", path.as_ref(), e))
 }
 
-/// Bring `lo` up inside `netns` (a new network namespace starts with it down). Runs on the calling
-/// thread and switches it back afterwards.
+/// Bring `lo` up inside `netns` (a new network namespace starts with it down). Runs on a thread of its
+/// own that ends in that namespace: in a user namespace we may enter the container's network
+/// namespace (ours owns it) but never return to the host's (the initial one owns that). The thread is
+/// joined before the container starts, so no thread outlives this call.
 pub(crate) fn loopback_up(netns: &OwnedFd) -> Result<(), SetupError> {
-    let own = std::fs::File::open("/proc/thread-self/ns/net")
-        .map_err(|e| SetupError::io("open", "/proc/thread-self/ns/net".as_ref(), e))?;
-    nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
-        .map_err(|e| SetupError::Netns { source: e.into() })?;
-    // A fresh namespace numbers its loopback 1.
-    let res = LinkClient::new(create_network_client()).and_then(|mut c| c.set_up(1));
-    nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWNET)
-        .map_err(|e| SetupError::Netns { source: e.into() })?;
-    res.map_err(|e| SetupError::Loopback {
-        message: e.to_string(),
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|e| SetupError::Netns { source: e.into() })?;
+            // A fresh namespace numbers its loopback 1.
+            LinkClient::new(create_network_client())
+                .and_then(|mut c| c.set_up(1))
+                .map_err(|e| SetupError::Loopback {
+                    message: e.to_string(),
+                })
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(SetupError::Loopback {
+                message: "the loopback thread panicked".into(),
+            })
+        })
     })
 }
 

@@ -30,6 +30,7 @@ pub(crate) fn mount_overlay(
     upper: &Path,
     work: &Path,
     target: &Path,
+    userxattr: bool,
 ) -> Result<(), SetupError> {
     let links = base.join("l");
     std::fs::create_dir_all(&links).map_err(|e| SetupError::io("create", &links, e))?;
@@ -44,11 +45,20 @@ pub(crate) fn mount_overlay(
         std::os::unix::fs::symlink(lower, &link).map_err(|e| SetupError::io("symlink", &link, e))?;
         names.push(format!("l/{i}"));
     }
+    // In a user namespace overlayfs may not use trusted.* xattrs; `userxattr` (kernel 5.11) makes it
+    // keep opaque markers in user.overlay.* instead, which the layer writer reads. The kernel then
+    // rejects `redirect_dir=off` (redirects could be followed from user xattrs), but `nofollow` —
+    // neither created nor followed — keeps the upper dir a plain diff just the same.
+    let flags = if userxattr {
+        OVERLAY_FLAGS.replace("redirect_dir=off", "redirect_dir=nofollow") + ",userxattr"
+    } else {
+        OVERLAY_FLAGS.to_string()
+    };
     let data = format!(
-        "lowerdir={},upperdir={},workdir={},{OVERLAY_FLAGS}",
+        "lowerdir={},upperdir={},workdir={},{flags}",
         names.join(":"),
         upper.display(),
-        work.display()
+        work.display(),
     );
     if data.len() >= 4096 {
         return Err(SetupError::OverlayOptionsTooLong { layers: lowers.len() });

@@ -44,6 +44,8 @@ pub(crate) struct SpecInput<'a> {
     pub cwd: PathBuf,
     pub hostname: &'a str,
     pub cgroups_path: &'a str,
+    /// Set when the helper runs in a user namespace (rootless or inside a container).
+    pub rootless: Option<&'a super::rootless::Rootless>,
 }
 
 pub(crate) fn build(input: &SpecInput<'_>) -> Value {
@@ -62,23 +64,56 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
     let sys = if conf.privileged { "rw" } else { "ro" };
     // Only the kernel filesystems: binds, tmpfs and /etc files are made from fds by
     // `super::mounts` before the container starts, never by path in the runtime.
+    let rootless = input.rootless;
+    let pid_ns = rootless.is_none_or(|r| r.fresh_proc);
+    let proc_mount = if pid_ns {
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]})
+    } else {
+        // No PID namespace: the kernel refuses a fresh procfs where the visible one has masked
+        // paths (a container without `unmask`), so bind the existing one; MASKED and READONLY below
+        // still cover it. The step then sees the other processes of its own (unprivileged) user.
+        json!({"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind", "nosuid", "noexec", "nodev"]})
+    };
+    // sysfs may only be mounted by the user namespace that owns the network namespace.
+    let sys_mount = if rootless.is_some() && req.network == Network::Host {
+        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    } else {
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", sys]})
+    };
+    // gid 5 (tty) exists only when a range is mapped.
+    let devpts_gid = rootless.is_none_or(|r| r.range);
+    let mut devpts = vec!["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"];
+    if devpts_gid {
+        devpts.push("gid=5");
+    }
     let mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        proc_mount,
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", sys]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts}),
+        sys_mount,
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", shm]}),
     ];
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces = vec![json!({"type": "ipc"})];
+    if pid_ns {
+        namespaces.insert(0, json!({"type": "pid"}));
+    }
+    namespaces.extend([json!({"type": "uts"}), json!({"type": "mount"})]);
+    // Supplementary groups the namespace does not map cannot be set (and none at all with
+    // setgroups denied, in single-id mode).
+    let additional_gids: Vec<u32> = match rootless {
+        Some(r) if !r.range => Vec::new(),
+        Some(_) => input
+            .user
+            .additional_gids
+            .iter()
+            .copied()
+            .filter(|g| *g <= crate::userns::RANGE_SIZE)
+            .collect(),
+        None => input.user.additional_gids.clone(),
+    };
     if req.network != Network::Host {
         namespaces.push(json!({"type": "network"}));
     }
@@ -86,7 +121,7 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": req.process.tty,
-            "user": {"uid": input.user.uid, "gid": input.user.gid, "additionalGids": input.user.additional_gids},
+            "user": {"uid": input.user.uid, "gid": input.user.gid, "additionalGids": additional_gids},
             "args": req.process.args,
             "env": input.env,
             "cwd": input.cwd,
@@ -98,7 +133,7 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Value {
             "noNewPrivileges": !conf.allow_new_privileges,
         },
         "root": {"path": "rootfs", "readonly": req.readonly_rootfs},
-        "hostname": input.hostname,
+        "hostname": if rootless.is_none_or(|r| r.hostname) { json!(input.hostname) } else { Value::Null },
         "mounts": mounts,
         "linux": linux(input, namespaces, &caps),
     })
@@ -109,7 +144,11 @@ fn linux(input: &SpecInput<'_>, namespaces: Vec<Value>, caps: &[String]) -> Valu
     let conf = &input.req.confinement;
     let mut l = json!({
         "cgroupsPath": input.cgroups_path,
-        "resources": resources(&input.req.limits, conf),
+        "resources": if input.rootless.is_some_and(|r| !r.cgroups) {
+            json!({})
+        } else {
+            resources(&input.req.limits, conf)
+        },
         "namespaces": namespaces,
     });
     if !conf.privileged {

@@ -555,7 +555,10 @@ impl Applier<'_> {
         };
         match r {
             Ok(()) => {}
-            Err(Errno::PERM) if ft != FileType::Fifo && !self.opts.same_owner => {
+            // Not even root in a user namespace may make device nodes: skip them as for non-root.
+            Err(Errno::PERM)
+                if ft != FileType::Fifo && (!self.opts.same_owner || super::in_user_namespace()) =>
+            {
                 self.stats.skipped_devices += 1;
                 return Ok(());
             }
@@ -568,8 +571,7 @@ impl Applier<'_> {
     fn set_fd_meta(&mut self, fd: &OwnedFd, m: &EntryMeta) -> Result<(), LayerError> {
         if self.opts.same_owner {
             let (uid, gid) = ids(m)?;
-            rustix::fs::fchown(fd, Some(uid), Some(gid))
-                .map_err(|e| entry_err(&m.path, "set owner")(e.into()))?;
+            rustix::fs::fchown(fd, Some(uid), Some(gid)).map_err(|e| owner_err(m, uid, gid, e))?;
         }
         // After chown, which clears setuid/setgid.
         rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode & 0o7777))
@@ -600,7 +602,7 @@ impl Applier<'_> {
         if self.opts.same_owner {
             let (uid, gid) = ids(m)?;
             rustix::fs::chownat(parent, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| entry_err(&m.path, "set owner")(e.into()))?;
+                .map_err(|e| owner_err(m, uid, gid, e))?;
         }
         if chmod {
             // The node was created by us just now and is not a symlink, so following is safe.
@@ -699,7 +701,7 @@ impl Applier<'_> {
                 .map_err(|e| entry_err(entry, "open opaque directory")(e.into()))?;
                 rustix::fs::fsetxattr(
                     &fd,
-                    "trusted.overlay.opaque",
+                    super::overlay_opaque_xattr(),
                     b"y",
                     rustix::fs::XattrFlags::empty(),
                 )
@@ -726,6 +728,18 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// chown to an id the user namespace does not map fails with EINVAL: say what to do about it.
+fn owner_err(m: &EntryMeta, uid: rustix::fs::Uid, gid: rustix::fs::Gid, e: Errno) -> LayerError {
+    if e == Errno::INVAL && super::in_user_namespace() {
+        return LayerError::UnmappedId {
+            entry: lossy(&m.path),
+            uid: uid.as_raw(),
+            gid: gid.as_raw(),
+        };
+    }
+    entry_err(&m.path, "set owner")(e.into())
 }
 
 fn ids(m: &EntryMeta) -> Result<(rustix::fs::Uid, rustix::fs::Gid), LayerError> {

@@ -187,8 +187,33 @@ pub enum LayerError {
         expected: Digest,
         actual: Digest,
     },
+    #[error(
+        "layer entry {entry:?} is owned by {uid}:{gid}, which this user namespace does not map: give \
+         the user a subordinate range in /etc/subuid and /etc/subgid (newuidmap/newgidmap, package uidmap)"
+    )]
+    UnmappedId { entry: String, uid: u32, gid: u32 },
     #[error(transparent)]
     Blob(#[from] BlobError),
+}
+
+/// Are we in a user namespace other than the initial one (rootless, or a container's)? There
+/// overlayfs runs with `userxattr`, so snapshots mark opaque dirs with `user.overlay.opaque`, and
+/// device nodes cannot be made.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
+    })
+}
+
+/// The xattr overlayfs reads as "opaque directory" in lower dirs of the mounts the runner makes.
+pub(crate) fn overlay_opaque_xattr() -> &'static str {
+    if in_user_namespace() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
 }
 
 pub(crate) fn entry_err(entry: &[u8], op: &'static str) -> impl FnOnce(io::Error) -> LayerError {

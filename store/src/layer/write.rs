@@ -44,6 +44,7 @@ impl Default for WriteOptions {
 }
 
 const OVERLAY_OPAQUE_XATTRS: [&[u8]; 2] = [b"trusted.overlay.opaque", b"user.overlay.opaque"];
+const OVERLAY_WHITEOUT_XATTRS: [&[u8]; 2] = [b"trusted.overlay.whiteout", b"user.overlay.whiteout"];
 
 /// Writes `src` as a layer blob into `blobs` in one pass and returns its digest, diff_id and size.
 pub fn write_layer(src: &Path, opts: &WriteOptions, blobs: &BlobStore) -> Result<LayerInfo, LayerError> {
@@ -209,7 +210,16 @@ impl<W: Write> TarWriter<'_, W> {
             dev: None,
             xattrs: &[],
         };
-        if self.opts.overlay_upper && ft.is_char_device() && md.rdev() == 0 {
+        // Kernel whiteouts are char 0:0 (also in a user namespace: whiteout mknod needs no
+        // CAP_MKNOD); since 6.7 overlayfs also honours zero-size files carrying an
+        // `overlay.whiteout` xattr (made by unprivileged tools that cannot mknod): read both forms.
+        let xwhiteout = self.opts.overlay_upper
+            && ft.is_file()
+            && md.len() == 0
+            && OVERLAY_WHITEOUT_XATTRS
+                .iter()
+                .any(|n| rustix::fs::lgetxattr(path, *n, &mut [0u8; 4][..]).is_ok());
+        if self.opts.overlay_upper && (xwhiteout || ft.is_char_device() && md.rdev() == 0) {
             let cut = rel.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
             let mut wh = rel[..cut].to_vec();
             wh.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
@@ -495,6 +505,45 @@ mod tests {
                 .unwrap();
             assert_eq!(len, v.len(), "record for value length {n}");
         }
+    }
+
+    /// What overlayfs writes in a user namespace (`userxattr`): opaque dirs as `user.overlay.opaque=y`,
+    /// whiteouts as zero-size files with `user.overlay.whiteout` (kernel 6.7 xwhiteouts) — user xattrs,
+    /// so no root is needed to make them. "x" marks a dir holding xwhiteouts, not an opaque one.
+    #[test]
+    fn reads_user_xattr_opaque_dirs_and_xwhiteouts() {
+        let t = tempfile::tempdir().unwrap();
+        let up = t.path();
+        fs::create_dir(up.join("opq")).unwrap();
+        fs::write(up.join("opq/new"), b"n").unwrap();
+        fs::create_dir(up.join("mixed")).unwrap();
+        fs::write(up.join("mixed/gone"), b"").unwrap();
+        let set = |p: &str, k: &str, v: &[u8]| {
+            rustix::fs::setxattr(up.join(p), k, v, rustix::fs::XattrFlags::empty())
+        };
+        if set("opq", "user.overlay.opaque", b"y").is_err() {
+            lamina_testkit::skip("the temp dir's filesystem has no user xattrs");
+            return;
+        }
+        set("mixed", "user.overlay.opaque", b"x").unwrap();
+        set("mixed/gone", "user.overlay.whiteout", b"").unwrap();
+        let opts = WriteOptions {
+            overlay_upper: true,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        write_tar(up, &opts, &mut out).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&out[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["mixed/", "mixed/.wh.gone", "opq/", "opq/.wh..wh..opq", "opq/new"],
+            "opaque marker for `y` only, whiteout for the xattr-marked file, no overlay xattrs carried"
+        );
     }
 
     #[test]
