@@ -86,19 +86,28 @@ fn lamina_fails(args: &[&str]) -> String {
     err
 }
 
-#[test]
-fn signatures_in_cosign_format_verify_with_openssl_and_refuse_what_they_must() {
-    let Some(reg) = Registry::start("") else { return };
+/// A registry with one image pushed as `app:1`: (registry, scratch dir, reference, manifest digest);
+/// `None` (with the reason printed) without skopeo or openssl.
+fn pushed_image() -> Option<(Registry, tempfile::TempDir, String, String)> {
+    let reg = Registry::start("")?;
     if !have("skopeo") || !have("openssl") {
         lamina_testkit::skip("skopeo and openssl are needed to push test images and check signatures");
-        return;
+        return None;
     }
     let t = tempfile::tempdir().unwrap();
-    let h = reg.host();
     let layout = t.path().join("layout");
     simple_layout(&layout, 4096);
-    let image = format!("{h}/app:1");
+    let image = format!("{}/app:1", reg.host());
     let digest = push_layout(&layout, &image);
+    Some((reg, t, image, digest))
+}
+
+#[test]
+fn signatures_in_cosign_format_verify_with_openssl_and_refuse_what_they_must() {
+    let Some((reg, t, image, digest)) = pushed_image() else {
+        return;
+    };
+    let h = reg.host();
     let (k1, p1) = keypair(t.path(), "one");
     let (k2, p2) = keypair(t.path(), "two");
 
@@ -244,17 +253,10 @@ fn referrer_types(image: &str, extra: &[&str]) -> Vec<String> {
 
 #[test]
 fn attached_artifacts_are_listed_and_travel_with_copy() {
-    let Some(reg) = Registry::start("") else { return };
-    if !have("skopeo") || !have("openssl") {
-        lamina_testkit::skip("skopeo and openssl are needed to push test images and check signatures");
+    let Some((reg, t, image, digest)) = pushed_image() else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
+    };
     let h = reg.host();
-    let layout = t.path().join("layout");
-    simple_layout(&layout, 4096);
-    let image = format!("{h}/app:1");
-    let digest = push_layout(&layout, &image);
     let sbom = t.path().join("sbom.spdx.json");
     std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3","name":"app"}"#).unwrap();
     let prov = t.path().join("provenance.json");

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use reqwest::header::{ACCEPT, LINK};
+use reqwest::header::ACCEPT;
 
 use super::bounded;
 use super::client::{RegistryClient, status_error};
@@ -171,12 +171,7 @@ impl RegistryClient {
             let message = bounded::read_prefix(res).await;
             return Err(status_error(url, &self.inner.registry, repo, status, message));
         }
-        let link = res
-            .headers()
-            .get(LINK)
-            .and_then(|v| v.to_str().ok())
-            .and_then(super::tags::next_link)
-            .map(str::to_owned);
+        let link = super::tags::next_link_of(&res);
         let body = bounded::read_body(res, self.inner.opts.max_manifest_size, "referrers index").await?;
         Ok(Some((body, link)))
     }

@@ -93,12 +93,7 @@ impl RegistryClient {
             let message = bounded::read_prefix(res).await;
             return Err(status_error(url, &self.inner.registry, repo, status, message));
         }
-        let link = res
-            .headers()
-            .get(LINK)
-            .and_then(|v| v.to_str().ok())
-            .and_then(next_link)
-            .map(str::to_owned);
+        let link = next_link_of(&res);
         let body = bounded::read_body(res, MAX_TAG_PAGE, "tag list").await?;
         Ok((body, link))
     }
@@ -124,8 +119,17 @@ impl RegistryClient {
     }
 }
 
+/// The `rel="next"` target of a response's `Link` header (tag lists and referrers page alike).
+pub(super) fn next_link_of(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get(LINK)
+        .and_then(|v| v.to_str().ok())
+        .and_then(next_link)
+        .map(str::to_owned)
+}
+
 /// The target of `rel="next"` in a `Link` header (`<url>; rel="next"`).
-pub(super) fn next_link(header: &str) -> Option<&str> {
+fn next_link(header: &str) -> Option<&str> {
     header.split(',').find_map(|part| {
         let (target, params) = part.trim().split_once(';')?;
         let is_next = params
