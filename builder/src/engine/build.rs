@@ -143,9 +143,11 @@ impl Ignore for DockerIgnore {
     }
 }
 
-fn now_secs() -> (i64, u32) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    (d.as_secs() as i64, d.subsec_nanos())
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64
 }
 
 /// Builds the request into an image in `store` (not tagged: the caller tags/exports), RUN steps in the
@@ -191,9 +193,11 @@ pub fn build_with(
     let cache_dir = store.cache_dir();
     let context = Context::open(&req.context_dir, ignore, Some(&cache_dir))?;
     let index = CacheIndex::open(&cache_dir)?;
+    // Whole seconds: a step's cache record keeps its time in seconds, and a cached rebuild must write the
+    // same history times (hence the same image ID) as the build that made the records.
     let (secs, nanos) = match req.source_date_epoch {
         Some(e) => (e, 0),
-        None => now_secs(),
+        None => (now_secs(), 0),
     };
     let platforms = stage_platforms(&graph, &target_platform(req)?)?;
     let host = Platform::host();
@@ -242,6 +246,7 @@ pub fn build_with(
             registry: req.registry.clone(),
             created: super::meta::rfc3339(secs, nanos),
             created_secs: secs,
+            epoch: req.source_date_epoch,
             source,
             unprivileged: req.unprivileged,
             runtime: req.runtime.clone(),
@@ -641,7 +646,11 @@ impl Engine<'_> {
         }
         out.config.rootfs.kind = "layers".into();
         out.config.rootfs.diff_ids = descs.iter().map(|d| d.diff_id.clone()).collect();
-        out.config.created = Some(self.settings.created.clone());
+        out.config.created = Some(match self.settings.epoch {
+            Some(_) => self.settings.created.clone(),
+            None => super::meta::fill_history_times(&mut out.config.history)
+                .unwrap_or_else(|| self.settings.created.clone()),
+        });
         let _lock = self.store.lock_shared().map_err(|source| BuildError::Store {
             source: Box::new(source),
         })?;

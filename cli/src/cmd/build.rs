@@ -379,6 +379,12 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let image = &outcome.image;
     if outputs.is_empty() || outputs.contains(&Output::Image) {
         engine::tag_image(&store, image, &tags)?;
+        if tags.is_empty() {
+            // Recorded untagged, so the printed ID works in run/tag/rmi (`<none>` in `images`).
+            store
+                .add_untagged(image.descriptor())
+                .context("recording the untagged image in the store")?;
+        }
     }
     let mtime = args.source_date_epoch.unwrap_or(0).max(0) as u64;
     for o in &outputs {
