@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod format;
 mod output;
 
 /// A daemonless OCI image builder and layered-storage toolchain.

@@ -57,6 +57,49 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
+/// Sizes as the docker CLI lists them (`docker images`, `history`, `ps -s`): three significant digits,
+/// decimal units, no space (`512B`, `4.26MB`, `1.1GB`), Go's `%.3g` included (`1e+03kB` for 999999).
+pub fn docker_size(n: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g3(v), UNITS[i])
+}
+
+/// Go's `%.3g` of a non-negative number.
+fn go_g3(v: f64) -> String {
+    if v == 0.0 {
+        return "0".to_owned();
+    }
+    // `{:.2e}` rounds to three significant digits; its exponent is the one %g decides the form by.
+    let e = format!("{v:.2e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    if !(-4..3).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", strip(mant.to_owned()), exp.abs());
+    }
+    strip(format!("{v:.*}", (2 - exp) as usize))
+}
+
+/// A time as Go's `time.Time.String()` prints it in UTC (`2023-11-14 22:13:20 +0000 UTC`): docker's
+/// `CreatedAt` fields.
+pub fn go_time(secs: i64) -> String {
+    let t = lamina_store::archive::rfc3339(secs);
+    format!("{} {} +0000 UTC", &t[..10], t[11..].trim_end_matches('Z'))
+}
+
 /// Seconds since the Unix epoch of an RFC 3339 time as image configs carry it (`2024-01-02T03:04:05.123Z`,
 /// `…+02:00`); `None` if it does not parse.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
@@ -93,15 +136,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
 
-/// Docker's relative time: `About a minute ago`, `3 hours ago`, `2 weeks ago`.
-pub fn human_ago(rfc3339: Option<&str>) -> String {
-    let Some(then) = rfc3339.and_then(parse_rfc3339) else {
-        return "N/A".to_owned();
-    };
-    human_ago_unix(then)
-}
-
-/// [`human_ago`] of a time in Unix seconds.
+/// Docker's relative time of a time in Unix seconds: `About a minute ago`, `3 hours ago`, `2 weeks ago`.
 pub fn human_ago_unix(then: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -182,6 +217,14 @@ mod sigpipe {
 pub fn parse_size(s: &str) -> Result<u64, lamina_store::gc::GcConfigError> {
     // One size grammar: the store's, which also reads `gc.keepStorage`.
     lamina_store::gc::parse_size(s)
+}
+
+/// `--format table|json` of the commands whose output is a report rather than a docker listing
+/// (fsck, prune, system df).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableOrJson {
+    Table,
+    Json,
 }
 
 /// A text table with aligned columns; numeric-looking columns are right-aligned when marked.
@@ -269,6 +312,18 @@ mod tests {
     }
 
     #[test]
+    fn docker_sizes_and_times() {
+        assert_eq!(docker_size(0), "0B");
+        assert_eq!(docker_size(512), "512B");
+        assert_eq!(docker_size(4_261_000), "4.26MB");
+        assert_eq!(docker_size(1_100_000_000), "1.1GB");
+        assert_eq!(docker_size(77_800_000), "77.8MB");
+        assert_eq!(docker_size(1_000), "1kB");
+        assert_eq!(docker_size(999_999), "1e+03kB");
+        assert_eq!(go_time(1_700_000_000), "2023-11-14 22:13:20 +0000 UTC");
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(human_size(0), "0 B");
         assert_eq!(human_size(999), "999 B");
@@ -285,10 +340,6 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2024-02-29T14:00:00+02:00"), Some(1_709_208_000));
         assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(
-            human_ago(Some("1970-01-01T00:00:00Z")).split(' ').nth(1),
-            Some("years")
-        );
-        assert_eq!(human_ago(None), "N/A");
+        assert_eq!(human_ago_unix(0).split(' ').nth(1), Some("years"));
     }
 }
