@@ -108,6 +108,20 @@ impl Format {
     }
 }
 
+/// Runs a Go template once on `data` (`inspect --format`): no table mode, `\t`/`\n` escapes as docker reads them.
+pub fn execute_once(format: &str, data: &serde_json::Value) -> Result<String, FormatError> {
+    let body = format.replace(r"\t", "\t").replace(r"\n", "\n");
+    let t = template(&body).map_err(|source| FormatError::Parse {
+        format: format.to_owned(),
+        source,
+    })?;
+    t.execute_to_string(&to_value(data))
+        .map_err(|source| FormatError::Execute {
+            format: format.to_owned(),
+            source,
+        })
+}
+
 /// The template's source with docker's functions registered.
 fn template(body: &str) -> Result<Template, gotmpl::TemplateError> {
     let s = |args: &[Value], i: usize| args.get(i).map(plain).unwrap_or_default();

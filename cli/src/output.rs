@@ -138,17 +138,26 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// Docker's relative time of a time in Unix seconds: `About a minute ago`, `3 hours ago`, `2 weeks ago`.
 pub fn human_ago_unix(then: i64) -> String {
-    let now = std::time::SystemTime::now()
+    format!("{} ago", human_duration(unix_now() - then))
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let secs = (now - then).max(0);
-    let plural = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Docker's `units.HumanDuration`: `Less than a second`, `5 seconds`, `About a minute`, `3 hours`…
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match secs {
-        0 => "Less than a second ago".to_owned(),
+        0 => "Less than a second".to_owned(),
         1..60 => plural(secs, "second"),
-        60..120 => "About a minute ago".to_owned(),
+        60..120 => "About a minute".to_owned(),
         120..3600 => plural(secs / 60, "minute"),
-        3600..7200 => "About an hour ago".to_owned(),
+        3600..7200 => "About an hour".to_owned(),
         7200..172_800 => plural(secs / 3600, "hour"),
         172_800..1_209_600 => plural(secs / 86_400, "day"),
         1_209_600..5_184_000 => plural(secs / 604_800, "week"),

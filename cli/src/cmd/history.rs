@@ -55,22 +55,8 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let format = Format::parse(args.format.as_deref(), &LISTING)?;
     let view = subject::open_image(cli, &args.image, &args.registry)?;
     let items = history(&view.config, view.layers.len());
-    // Unpacked sizes come from the store when it has the layer (memoized there); else the blob's size.
-    let store = super::open_store(cli).ok();
-    let layer_size = |i: usize| -> u64 {
-        let Some(l) = view.layers.get(i) else { return 0 };
-        match (&store, &l.digest, &l.diff_id) {
-            (Some(s), Some(digest), Some(diff_id)) => s
-                .layer_unpacked_size(&lamina_store::image::LayerDesc {
-                    digest: digest.clone(),
-                    diff_id: diff_id.clone(),
-                    size: l.size,
-                    media_type: l.media_type.clone(),
-                })
-                .unwrap_or(l.size),
-            _ => l.size,
-        }
-    };
+    let store = subject::existing_store(cli);
+    let layer_size = |i: usize| subject::layer_unpacked_size(store.as_ref(), &view, i);
     let id = view
         .config_digest
         .as_ref()
