@@ -60,6 +60,12 @@ pub fn human_size(n: u64) -> String {
 /// Sizes as the docker CLI lists them (`docker images`, `history`, `ps -s`): three significant digits,
 /// decimal units, no space (`512B`, `4.26MB`, `1.1GB`), Go's `%.3g` included (`1e+03kB` for 999999).
 pub fn docker_size(n: u64) -> String {
+    docker_size_precision(n, 3)
+}
+
+/// Docker's `units.HumanSizeWithPrecision`: `precision` significant digits (`HumanSize`, 4, is what
+/// `VirtualSize` prints: `4.356kB`).
+pub fn docker_size_precision(n: u64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut v = n as f64;
     let mut i = 0;
@@ -67,16 +73,16 @@ pub fn docker_size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    format!("{}{}", go_g3(v), UNITS[i])
+    format!("{}{}", go_g(v, precision.max(1)), UNITS[i])
 }
 
-/// Go's `%.3g` of a non-negative number.
-fn go_g3(v: f64) -> String {
+/// Go's `%.{p}g` of a non-negative number.
+fn go_g(v: f64, p: usize) -> String {
     if v == 0.0 {
         return "0".to_owned();
     }
-    // `{:.2e}` rounds to three significant digits; its exponent is the one %g decides the form by.
-    let e = format!("{v:.2e}");
+    // `{:.(p-1)e}` rounds to p significant digits; its exponent is the one %g decides the form by.
+    let e = format!("{v:.*e}", p - 1);
     let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let strip = |s: String| -> String {
@@ -86,11 +92,11 @@ fn go_g3(v: f64) -> String {
             s
         }
     };
-    if !(-4..3).contains(&exp) {
+    if exp < -4 || exp >= p as i32 {
         let sign = if exp < 0 { '-' } else { '+' };
         return format!("{}e{sign}{:02}", strip(mant.to_owned()), exp.abs());
     }
-    strip(format!("{v:.*}", (2 - exp) as usize))
+    strip(format!("{v:.*}", (p as i32 - 1 - exp).max(0) as usize))
 }
 
 /// A time as Go's `time.Time.String()` prints it in UTC (`2023-11-14 22:13:20 +0000 UTC`): docker's
@@ -329,6 +335,8 @@ mod tests {
         assert_eq!(docker_size(77_800_000), "77.8MB");
         assert_eq!(docker_size(1_000), "1kB");
         assert_eq!(docker_size(999_999), "1e+03kB");
+        assert_eq!(docker_size_precision(4356, 4), "4.356kB");
+        assert_eq!(docker_size(4356), "4.36kB");
         assert_eq!(go_time(1_700_000_000), "2023-11-14 22:13:20 +0000 UTC");
     }
 

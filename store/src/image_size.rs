@@ -1,5 +1,6 @@
-//! Image sizes as docker shows them (`docker images` SIZE): the unpacked size of the layers, i.e. the
-//! bytes of their regular files, not the compressed blobs. A layer's size is counted once by streaming its
+//! Image sizes as docker shows them (`docker images` SIZE): the unpacked size of the layers as dockerd's
+//! overlay2 driver measures a layer's directory (regular files' bytes plus each symlink's target length,
+//! directories and empty files nothing), not the compressed blobs. A layer's size is counted once by streaming its
 //! tar and then remembered under `cache/layer-sizes/<diff_id>`: keyed by content, so never stale.
 
 use std::fs;
@@ -16,7 +17,8 @@ impl Store {
     }
 
     /// The bytes of the regular files in a layer (hard links counted once, as their tar entries carry no
-    /// data). A layer whose blob is not here (a lazily pulled base) counts its blob size instead.
+    /// data) plus its symlinks' target lengths (what `lstat` reports for a link). A layer whose blob is not
+    /// here (a lazily pulled base) counts its blob size instead.
     pub fn layer_unpacked_size(&self, layer: &LayerDesc) -> Result<u64, StoreError> {
         let memo = self.sizes_dir().join(layer.diff_id.hex());
         if let Some(n) = fs::read_to_string(&memo).ok().and_then(|s| s.trim().parse().ok()) {
@@ -39,8 +41,12 @@ impl Store {
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(io_err(path.clone()))? {
             let entry = entry.map_err(io_err(path.clone()))?;
-            if entry.header().entry_type().is_file() {
+            let kind = entry.header().entry_type();
+            if kind.is_file() {
                 total += entry.header().size().map_err(io_err(path.clone()))?;
+            } else if kind.is_symlink() {
+                let target = entry.link_name_bytes().map_or(0, |t| t.len() as u64);
+                total += target;
             }
         }
         // Only a memo: a failed write just means counting again next time.
@@ -73,6 +79,10 @@ mod tests {
         add("dir/", b"", tar::EntryType::Directory);
         add("dir/a", &[7u8; 3000], tar::EntryType::Regular);
         add("b", b"hello", tar::EntryType::Regular);
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "link", "dir/a").unwrap();
         let tar = b.into_inner().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&tar).unwrap();
@@ -84,10 +94,11 @@ mod tests {
             size,
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
         };
-        assert_eq!(store.layer_unpacked_size(&layer).unwrap(), 3005);
+        // 3000 + 5 bytes of files, 5 for the link's target `dir/a`.
+        assert_eq!(store.layer_unpacked_size(&layer).unwrap(), 3010);
         assert!(size < 3005, "the compressed blob is smaller: SIZE must not be it");
         // Remembered: the second answer comes from the memo even once the blob is gone.
         store.blobs().remove(&layer.digest).unwrap();
-        assert_eq!(store.layer_unpacked_size(&layer).unwrap(), 3005);
+        assert_eq!(store.layer_unpacked_size(&layer).unwrap(), 3010);
     }
 }

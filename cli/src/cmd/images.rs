@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::format::{Format, Listing};
 /// The report commands' `table|json` choice lived here; kept at its old path.
 pub use crate::output::TableOrJson as ReportFormat;
-use crate::output::{docker_size, go_time, human_ago_unix, parse_rfc3339};
+use crate::output::{docker_size, docker_size_precision, go_time, human_ago_unix, parse_rfc3339};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -82,8 +82,9 @@ struct Row {
 impl Row {
     /// Docker's fields for this row, as `docker images --format json` prints them (strings throughout).
     fn fields(&self, no_trunc: bool) -> serde_json::Value {
-        let size = docker_size(self.size);
         json!({
+            // The manifest digest, where docker prints a registry digest (`<none>` for an image that was
+            // loaded or built): lamina keeps no registry digests apart, and for a pull they are the same.
             "Containers": "N/A",
             "CreatedAt": self.created.map_or_else(|| "N/A".to_owned(), go_time),
             "CreatedSince": self.created.map_or_else(|| "N/A".to_owned(), human_ago_unix),
@@ -91,10 +92,10 @@ impl Row {
             "ID": short_id(&self.id, no_trunc),
             "Repository": self.repository,
             "SharedSize": "N/A",
-            "Size": size,
+            "Size": docker_size(self.size),
             "Tag": self.tag,
             "UniqueSize": "N/A",
-            "VirtualSize": size,
+            "VirtualSize": docker_size_precision(self.size, 4),
         })
     }
 

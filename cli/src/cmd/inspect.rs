@@ -3,7 +3,7 @@
 //! `--format` accepts `json` (the default), a field path like `.Config.Env`, or a Go template run on the
 //! document ([`crate::format`]: `{{.Config.Cmd}}`, `{{json .Config}}`, `{{index .RepoTags 0}}`,
 //! `{{range .Config.Env}}…{{end}}`, `{{join .Config.Cmd " "}}`). The document has docker's field names
-//! (`Id`, `RepoTags`, `RepoDigests`, `Created`, `Config` with docker's empty defaults, `Size` unpacked) plus
+//! (`Id`, `RepoTags`, `RepoDigests`, `Created`, `Config`, `Size` unpacked) plus
 //! lamina's `Digest`, `Layers` and `Manifest`.
 
 use std::process::ExitCode;
@@ -22,22 +22,6 @@ pub struct Args {
     pub format: String,
     #[command(flatten)]
     pub registry: RegistryFlags,
-}
-
-/// The container config keys docker always prints, with their empty values: a template reading
-/// `{{.Config.User}}` gets `` as with docker, not `<no value>`.
-fn docker_config(oci: Option<&Value>) -> Value {
-    let mut c = json!({
-        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
-        "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "Env": null, "Cmd": null,
-        "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null, "OnBuild": null, "Labels": null,
-    });
-    if let (Some(Value::Object(given)), Value::Object(out)) = (oci, &mut c) {
-        for (k, v) in given {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    c
 }
 
 /// The inspect document: docker's field names where docker has one. `unpacked` is the image's unpacked
@@ -79,8 +63,13 @@ pub fn document(v: &lamina_store::inspect::source::ImageView, unpacked: Option<u
         "Architecture": get("architecture"),
         "Os": get("os"),
         "Variant": get("variant"),
-        "Config": docker_config(c.get("config")),
-        "RootFS": get("rootfs"),
+        // As docker prints it: the image config's `config`, only the fields it has.
+        "Config": c.get("config").cloned().unwrap_or_else(|| json!({})),
+        // Docker's names for the config's rootfs.
+        "RootFS": json!({
+            "Type": c.pointer("/rootfs/type").cloned().unwrap_or_else(|| json!("layers")),
+            "Layers": c.pointer("/rootfs/diff_ids").cloned().unwrap_or_else(|| json!([])),
+        }),
         "History": get("history"),
         "Size": unpacked.unwrap_or_else(|| v.layers.iter().map(|l| l.size).sum::<u64>()),
         "Layers": layers,
@@ -162,13 +151,5 @@ mod tests {
         assert_eq!(render(&doc, "{{.Nope}}").unwrap(), "<no value>");
         assert!(render(&doc, "{{if}}").is_err());
         assert!(render(&doc, "{{.Os").is_err());
-    }
-
-    #[test]
-    fn config_has_dockers_empty_fields() {
-        let c = docker_config(Some(&json!({"Env": ["A=1"]})));
-        assert_eq!(c["Env"], json!(["A=1"]));
-        assert_eq!(c["User"], "");
-        assert_eq!(c["Cmd"], Value::Null);
     }
 }
