@@ -10,7 +10,7 @@ need=()
 for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry busybox:busybox-static \
             runc:runc pkg-config:pkg-config zstd:zstd pigz:pigz \
             htpasswd:apache2-utils openssl:openssl python3:python3 podman:podman \
-            ip:iproute2 nft:nftables; do
+            ip:iproute2 nft:nftables tmux:tmux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)

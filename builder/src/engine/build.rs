@@ -183,6 +183,15 @@ pub fn build_with(
     };
     let source = req.dockerfile.clone();
     let graph = parse_graph(&source, req)?;
+    // The front end's warnings (unused build args, …) as BuildKit words them: `Rule: message (line N)`.
+    for w in &graph.warnings {
+        let at = w
+            .span
+            .map_or_else(String::new, |s| format!(" (line {})", s.start.line));
+        progress.event(Event::Warning {
+            message: format!("{}: {}{at}", w.rule, w.message),
+        });
+    }
 
     let matcher = crate::dockerfile::dockerignore::Matcher::for_build(
         &req.context_dir,
@@ -484,8 +493,9 @@ impl Engine<'_> {
                 self.progress.event(Event::Step {
                     id,
                     stage: self.stage_name(pos),
-                    index: 0,
-                    total: stage.steps.len(),
+                    // BuildKit's numbering: an image base is step 1 of its stage.
+                    index: 1,
+                    total: stage.steps.len() + 1,
                     line: from_line,
                     text: format!("FROM {name}"),
                 });
@@ -535,7 +545,9 @@ impl Engine<'_> {
         if matches!(stage.base, Base::Image(_)) {
             state.config.config_mut().on_build = None;
         }
-        let total = steps.len();
+        // Steps count from 2 after an image base, which was step 1 (as BuildKit numbers them).
+        let from_image = usize::from(matches!(stage.base, Base::Image(_)));
+        let total = steps.len() + from_image;
         let no_cache = self.req.no_cache
             || self
                 .req
@@ -565,7 +577,7 @@ impl Engine<'_> {
             self.progress.event(Event::Step {
                 id,
                 stage: self.stage_name(pos),
-                index: i + 1,
+                index: i + 1 + from_image,
                 total,
                 line,
                 text: super::meta::step_text(step, &self.settings.source),

@@ -9,7 +9,7 @@ use crate::output::human_size;
 use anyhow::{Context as _, bail};
 use lamina_builder::engine;
 use lamina_builder::engine::output::{self, Output};
-use lamina_builder::engine::progress::{Mode, Printer};
+use lamina_builder::engine::progress::{Event, Mode, Printer, Progress as _};
 use lamina_builder::engine::remote_cache::CacheSpec;
 use lamina_builder::engine::{BuildRequest, SecretSource};
 use lamina_store::archive::save::SaveFormat;
@@ -360,8 +360,16 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     };
     let store = super::open_store(cli)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
+    // Made before the pulls: in the TTY and JSON views every message goes through it (a stray stderr
+    // line would break the pane or the JSON stream).
+    let printer = Printer::new(mode);
     for (name, platform) in engine::external_images(&req)? {
-        let quiet = mode == Mode::Quiet;
+        let quiet = mode != Mode::Plain;
+        if matches!(mode, Mode::Tty | Mode::Json) {
+            printer.event(Event::Info {
+                message: format!("pulling {name} if it is not local"),
+            });
+        }
         if platform == host {
             if args.pull || store.resolve(&name).is_err() {
                 pull_base(cli, &name, quiet, &req.registry, None)?;
@@ -371,7 +379,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             req.image_overrides.insert((name, platform), d);
         }
     }
-    let printer = Printer::new(mode);
     // Held until the image is tagged and exported: until then only the lease keeps its content from prune.
     let lease = store.lease()?;
     let store = store.leased(&lease);
@@ -414,33 +421,28 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         let flags = registry_flags(args, if mode == Mode::Quiet { "quiet" } else { "plain" });
         for tag in &tags {
             let pushed = super::push::push_image(cli, &tag.to_string(), None, &flags)?;
-            if mode != Mode::Quiet {
-                eprintln!("=> pushed {}@{}", pushed.dest.familiar(), pushed.digest);
-            }
+            printer.event(Event::Info {
+                message: format!("pushed {}@{}", pushed.dest.familiar(), pushed.digest),
+            });
         }
     }
-    if mode != Mode::Quiet {
-        for (dest, digest, n) in &outcome.cache_exported {
-            eprintln!("=> exported {n} cache records to {dest} ({digest})");
-        }
+    for (dest, digest, n) in &outcome.cache_exported {
+        printer.event(Event::Info {
+            message: format!("exported {n} cache records to {dest} ({digest})"),
+        });
     }
     let id = image.config_digest.to_string();
     if let Some(p) = &args.iidfile {
         std::fs::write(p, &id).with_context(|| format!("writing --iidfile {}", p.display()))?;
     }
-    if mode != Mode::Quiet {
-        eprintln!(
-            "=> built {} ({} steps run, {} cached){}",
-            image.manifest_digest,
-            outcome.executed,
-            outcome.cached,
-            if tags.is_empty() {
-                String::new()
-            } else {
-                format!(", tagged {}", args.tags.join(", "))
-            }
-        );
-    }
+    printer.event(Event::Result {
+        image_id: id.clone(),
+        manifest_digest: image.manifest_digest.to_string(),
+        tags: args.tags.clone(),
+        executed: outcome.executed,
+        cached: outcome.cached,
+    });
+    printer.finish();
     crate::outln!("{id}");
     // The build's content is tagged (or exported) by now: its lease may go before GC looks.
     drop(store);
