@@ -3,6 +3,35 @@
 use std::fmt;
 use std::process::ExitCode;
 
+/// `--color`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Decides once whether stderr gets colour: `never`/`always` as asked; `auto` when stderr is a terminal
+/// and NO_COLOR (https://no-color.org) is unset or empty.
+pub fn set_color(choice: ColorChoice) {
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            use std::io::IsTerminal as _;
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+        }
+    };
+    let _ = COLOR.set(on);
+}
+
+/// Whether stderr gets colour (see [`set_color`]).
+pub fn color() -> bool {
+    COLOR.get().copied().unwrap_or(false)
+}
+
 /// Wrap an error in this to mark it as lamina's own fault: exit status 2 instead of 1.
 #[derive(Debug)]
 pub struct Internal(pub String);
@@ -21,7 +50,11 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(e) {
         sigpipe::die();
     }
-    eprintln!("error: {e}");
+    if color() {
+        eprintln!("\x1b[1;31merror:\x1b[0m {e}");
+    } else {
+        eprintln!("error: {e}");
+    }
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }

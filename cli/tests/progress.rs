@@ -42,9 +42,14 @@ impl Pane {
     /// Starts `lamina build --progress tty` in a detached tmux session of `w`×`h`; the shell prints
     /// `EXIT=<status>` when it ends.
     fn start(root: &Path, ctx: &Path, w: u16, h: u16, tag: &str) -> Pane {
+        Pane::start_with(root, ctx, w, h, tag, "")
+    }
+
+    /// [`Pane::start`] with `env` (`NAME=value …`) set for lamina.
+    fn start_with(root: &Path, ctx: &Path, w: u16, h: u16, tag: &str, env: &str) -> Pane {
         let name = format!("lamina-progress-{}-{tag}-{w}x{h}", std::process::id());
         let cmd = format!(
-            "{} --root {} build --no-cache --network none --progress tty {}; echo EXIT=$?; sleep 60",
+            "env {env} {} --root {} build --no-cache --network none --progress tty {}; echo EXIT=$?; sleep 60",
             lamina_bin().display(),
             root.display(),
             ctx.display()
@@ -68,8 +73,14 @@ impl Pane {
     }
 
     fn capture(&self) -> String {
+        self.capture_with(&[])
+    }
+
+    /// capture-pane with more flags (`-e`: with the escape sequences of colours).
+    fn capture_with(&self, flags: &[&str]) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.name])
+            .args(flags)
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -232,6 +243,31 @@ fn tty_view_failing_step_and_ctrl_c() {
     if let Some(log) = after.lines().find_map(|l| l.strip_prefix("full log: ")) {
         let _ = std::fs::remove_file(log.trim());
     }
+}
+
+#[test]
+fn no_color_turns_the_panes_colours_off() {
+    if !tmux_ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let Some(ctx) = context(t.path(), "FROM scratch\nCOPY rootfs/ /\nRUN echo hi\n") else {
+        return;
+    };
+    let sgr = |s: &str| s.contains("\x1b[34m") || s.contains("\x1b[1m");
+    let coloured = Pane::start_with(&t.path().join("s1"), &ctx, 100, 30, "color", "");
+    coloured.wait_for("EXIT=");
+    assert!(
+        sgr(&coloured.capture_with(&["-e"])),
+        "a terminal gets colour by default"
+    );
+    let plain = Pane::start_with(&t.path().join("s2"), &ctx, 100, 30, "nocolor", "NO_COLOR=1");
+    let screen = plain.wait_for("EXIT=");
+    assert!(screen.contains("FINISHED"), "{screen}");
+    assert!(
+        !sgr(&plain.capture_with(&["-e"])),
+        "NO_COLOR=1 output has colour codes"
+    );
 }
 
 fn build(dir: &Path, ctx: &Path, progress: &str) -> (bool, String) {

@@ -363,6 +363,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     // Made before the pulls: in the TTY and JSON views every message goes through it (a stray stderr
     // line would break the pane or the JSON stream).
     let printer = Printer::new(mode);
+    printer.set_color(crate::output::color());
     for (name, platform) in engine::external_images(&req)? {
         let quiet = mode != Mode::Plain;
         if matches!(mode, Mode::Tty | Mode::Json) {

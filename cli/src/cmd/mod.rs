@@ -9,6 +9,7 @@ pub fn open_store(cli: &crate::Cli) -> anyhow::Result<Store> {
 
 pub mod analyze;
 pub mod build;
+pub mod completion;
 pub mod container;
 pub mod copy;
 pub mod diff;
@@ -47,3 +48,4 @@ pub mod tags;
 pub mod transfer;
 pub mod tree;
 pub mod unpack;
+pub mod version;

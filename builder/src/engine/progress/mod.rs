@@ -122,6 +122,13 @@ impl Printer {
         }
     }
 
+    /// Colours the TTY pane (the CLI decides, from `--color` and NO_COLOR); off by default.
+    pub fn set_color(&self, on: bool) {
+        if let Some(t) = &self.tty {
+            t.set_color(on);
+        }
+    }
+
     /// Draws the final state and stops the TTY pane's timer (also done on drop).
     pub fn finish(&self) {
         if let Some(t) = &self.tty {

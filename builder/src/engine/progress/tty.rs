@@ -342,6 +342,24 @@ struct Shared {
     out: Arc<Mutex<Box<dyn Write + Send>>>,
     stop: AtomicBool,
     interrupted: Arc<AtomicBool>,
+    color: AtomicBool,
+}
+
+/// A pane line in BuildKit's colours: errors red, canceled yellow, log lines dim, running and done blue.
+/// Applied after the line was cut to width, so the escape codes take no columns.
+fn paint(line: &str) -> String {
+    let code = if line.starts_with("[+]") {
+        "1"
+    } else if line.starts_with(" => ERROR") {
+        "31"
+    } else if line.starts_with(" => CANCELED") {
+        "33"
+    } else if line.starts_with(" => => #") {
+        "2"
+    } else {
+        "34"
+    };
+    format!("\x1b[{code}m{line}\x1b[0m")
 }
 
 impl Shared {
@@ -352,8 +370,13 @@ impl Shared {
         if state.drawn > 0 {
             text.push_str(&format!("\x1b[{}F", state.drawn));
         }
+        let color = self.color.load(Ordering::Relaxed);
         for l in &lines {
-            text.push_str(l);
+            if color {
+                text.push_str(&paint(l));
+            } else {
+                text.push_str(l);
+            }
             text.push_str("\x1b[K\n");
         }
         text.push_str("\x1b[J");
@@ -402,6 +425,7 @@ impl Tty {
             out,
             stop: AtomicBool::new(false),
             interrupted,
+            color: AtomicBool::new(false),
         });
         let s = shared.clone();
         let ticker = std::thread::Builder::new()
@@ -425,6 +449,10 @@ impl Tty {
             shared,
             ticker: Mutex::new(ticker),
         }
+    }
+
+    pub(super) fn set_color(&self, on: bool) {
+        self.shared.color.store(on, Ordering::Relaxed);
     }
 
     pub(super) fn event(&self, e: Event) {
