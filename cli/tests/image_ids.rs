@@ -118,11 +118,24 @@ fn cached_rebuild_gives_the_same_id() {
     let first = build_id(&root, &ctx, &[]);
     // Past the second boundary: any time taken from the clock would differ.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let second = build_id(&root, &ctx, &[]);
+    let meta = t.path().join("metadata.json");
+    let second = build_id(
+        &root,
+        &ctx,
+        &["-t", "app:meta", "--metadata-file", meta.to_str().unwrap()],
+    );
     assert_eq!(
         first, second,
         "a fully cached rebuild must reproduce the image ID"
     );
+    // buildx's metadata file.
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.config.digest"], second.as_str());
+    assert_eq!(m["image.name"], "docker.io/library/app:meta");
+    let digest = m["containerimage.digest"].as_str().unwrap();
+    assert_eq!(m["containerimage.descriptor"]["digest"], digest);
+    let inspected = ok(&root, &["inspect", "--format", "{{.Digest}}", "app:meta"]);
+    assert_eq!(inspected.trim(), digest);
     let created = |id: &str| ok(&root, &["inspect", "--format", "{{.Created}}", id]);
     assert_eq!(created(&first), created(&second));
     // A real change still gives a new ID.

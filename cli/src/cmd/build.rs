@@ -67,6 +67,10 @@ pub struct Args {
     /// Write the image ID to this file.
     #[arg(long, value_name = "PATH")]
     pub iidfile: Option<PathBuf>,
+    /// Write the build's result as buildx does (`containerimage.digest`, `containerimage.config.digest`,
+    /// `containerimage.descriptor`, `image.name`) to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
     /// Print only the image ID.
     #[arg(short, long)]
     pub quiet: bool,
@@ -433,6 +437,10 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         });
     }
     let id = image.config_digest.to_string();
+    if let Some(p) = &args.metadata_file {
+        std::fs::write(p, metadata(image, &tags)?)
+            .with_context(|| format!("writing --metadata-file {}", p.display()))?;
+    }
     if let Some(p) = &args.iidfile {
         std::fs::write(p, &id).with_context(|| format!("writing --iidfile {}", p.display()))?;
     }
@@ -450,6 +458,29 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     drop(lease);
     auto_gc(cli, mode == Mode::Quiet)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--metadata-file` document, with buildx's keys: the manifest's digest and descriptor, the config
+/// digest (the image ID), the tags as full names joined by commas.
+fn metadata(image: &lamina_store::image::Image, tags: &[Reference]) -> anyhow::Result<String> {
+    let mut desc = serde_json::json!({
+        "mediaType": image.manifest_media_type,
+        "digest": image.manifest_digest.to_string(),
+        "size": image.manifest_size,
+    });
+    if let Some(p) = image.descriptor().platform {
+        desc["platform"] = serde_json::to_value(p)?;
+    }
+    let mut doc = serde_json::json!({
+        "containerimage.config.digest": image.config_digest.to_string(),
+        "containerimage.descriptor": desc,
+        "containerimage.digest": image.manifest_digest.to_string(),
+    });
+    if !tags.is_empty() {
+        let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        doc["image.name"] = names.join(",").into();
+    }
+    Ok(serde_json::to_string_pretty(&doc)?)
 }
 
 /// GC after a build when the store is over its budget (`gc.keepStorage` in `<root>/config.json`, or
