@@ -242,8 +242,18 @@ pub fn created_by(
             format!("RUN {args}{argv} # buildkit")
         }
         Kind::Copy(_) | Kind::Add(_) => format!("{text} # buildkit"),
+        // With the values expanded, as BuildKit writes them (`ENV V=1.2`, not `ENV V=${VERSION}`).
+        Kind::Env { vars } if !vars.is_empty() => format!("ENV {}", key_values(vars)),
+        Kind::Label { labels } if !labels.is_empty() => format!("LABEL {}", key_values(labels)),
         _ => text,
     }
+}
+
+fn key_values(kvs: &[crate::dockerfile::KeyValue]) -> String {
+    kvs.iter()
+        .map(|kv| format!("{}={}", kv.key.value, kv.value.value))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a step says in progress and history: an ONBUILD trigger's own text (its span is the FROM's),
