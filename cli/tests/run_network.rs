@@ -390,7 +390,7 @@ fn nat_names_isolation_and_published_ports() {
 
     st.ok(&["rm", "-f", "web"]);
     assert!(st.lamina(&["network", "rm", "n1"]).status.success());
-    assert!(!st.ok(&["network", "ls", "-q"]).contains("n1"));
+    assert!(!st.ok(&["network", "ls", "--format", "{{.Name}}"]).contains("n1"));
 }
 
 #[test]

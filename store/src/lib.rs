@@ -15,6 +15,7 @@
 //! - [`validate`]: checks an image is whole (every producer's tests use it).
 //! - [`inspect`]: layer walking, flattened trees, image diff and efficiency analysis.
 //! - [`layer`]: directory ⇄ layer tar (deterministic writer, parallel gzip/zstd, in-root applier).
+//! - [`image_size`]: image sizes as docker shows them (unpacked layer bytes), memoized per diff_id.
 //! - [`snapshot`]: unpacked layers keyed by chain id, shared between images.
 //! - [`tls`]: extra CA certificates (config `ca-certs`, `certs.d`), shared by registries and URL downloads.
 //! - [`download`]: `ADD <url>` downloads (http/https, proxies, redirects, checksum), streamed to a file.
@@ -29,6 +30,7 @@ pub mod download;
 pub mod fsck;
 pub mod gc;
 pub mod image;
+pub mod image_size;
 pub mod inspect;
 pub mod layer;
 pub mod layout;
