@@ -34,11 +34,21 @@ EOF
 "$lamina" --root "$tmp/store" build -q --network none --source-date-epoch 1700000000 \
   -t golden:v1 -t localhost/golden:2 --output "type=docker,dest=$out/golden.tar" "$ctx" >/dev/null
 
-run_cases() {  # run_cases DOCKER_CMD… : writes $dir/<case>.txt
+# The container image for `ps`: busybox alone, a label a container inherits; an archive in $tmp only (the
+# test builds the same image from the host's busybox: only its name and config reach `ps`).
+sh_ctx=$tmp/sh-ctx
+mkdir -p "$sh_ctx"
+cp "$(command -v busybox)" "$sh_ctx/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nLABEL org.example.team=platform\n' > "$sh_ctx/Dockerfile"
+"$lamina" --root "$tmp/store" build -q --network none -t golden-sh:v1 \
+  --output "type=docker,dest=$tmp/golden-sh.tar" "$sh_ctx" >/dev/null
+
+run_cases() {  # run_cases CASES DOCKER_CMD… : writes $dir/<case>.txt
+  local cases=$1; shift
   while IFS=$'\t' read -r -a c; do
     [ ${#c[@]} -gt 1 ] || continue
     "$@" "${c[@]:1}" > "$dir/${c[0]}.txt"
-  done < "$out/cases.tsv"
+  done < "$cases"
 }
 
 for sock in /tmp/peers-dockerd/docker.sock /tmp/oracle-dockerd/docker.sock; do
@@ -52,7 +62,14 @@ for sock in /tmp/peers-dockerd/docker.sock /tmp/oracle-dockerd/docker.sock; do
   mkdir -p "$dir"
   "${d[@]}" rmi -f golden:v1 localhost/golden:2 >/dev/null 2>&1 || true
   "${d[@]}" load -i "$out/golden.tar" >/dev/null
-  run_cases "${d[@]}"
+  run_cases "$out/cases.tsv" "${d[@]}"
   "${d[@]}" rmi -f golden:v1 localhost/golden:2 >/dev/null
+  # ps: one exited container, with a label of its own and one from its image (as in docker_format.rs).
+  "${d[@]}" rm -f golden-ps >/dev/null 2>&1 || true
+  "${d[@]}" load -i "$tmp/golden-sh.tar" >/dev/null
+  "${d[@]}" run --name golden-ps --label team=platform golden-sh:v1 /bin/busybox echo hello-golden >/dev/null
+  run_cases "$out/cases-ps.tsv" "${d[@]}"
+  "${d[@]}" rm -f golden-ps >/dev/null
+  "${d[@]}" rmi -f golden-sh:v1 >/dev/null
   echo "wrote $dir (docker $version)"
 done

@@ -144,11 +144,19 @@ fn fields(r: &state::Record, no_trunc: bool) -> serde_json::Value {
         "CreatedAt": go_time(created),
         "ID": id(&r.meta.id, no_trunc),
         "Image": r.meta.image,
-        "Labels": "",
+        "Labels": r
+            .meta
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
         "LocalVolumes": "0",
         "Mounts": "",
         "Names": r.meta.name,
         "Networks": r.meta.networks.join(","),
+        // Docker 20.10 and 26 print it null for a local container.
+        "Platform": null,
         "Ports": r.meta.ports.join(", "),
         "RunningFor": human_ago_unix(created),
         "Size": "0B",
@@ -212,12 +220,18 @@ fn matches(
     any("status", &|v| v == state_name(r))
         && any("name", &|v| r.meta.name.contains(v))
         && any("id", &|v| r.meta.id.starts_with(v))
-        // Containers carry no labels yet: a label filter matches none.
-        && any("label", &|_| false)
+        && any("label", &|v| match v.split_once('=') {
+            Some((k, want)) => r.meta.labels.get(k).is_some_and(|have| have == want),
+            None => r.meta.labels.contains_key(v),
+        })
         && any("ancestor", &|v| {
             r.meta.image == v
                 || image
-                    .get_or_init(|| super::open_store(cli).ok().and_then(|s| image_id(&s, &r.meta.image)))
+                    .get_or_init(|| {
+                        super::open_store(cli)
+                            .ok()
+                            .and_then(|s| image_id(&s, &r.meta.image))
+                    })
                     .as_ref()
                     .is_some_and(|d| ancestors.contains(d))
         })
