@@ -458,3 +458,45 @@ fn leases_of_killed_runs_are_reclaimed() {
         Vec::<String>::new()
     );
 }
+
+/// Two stores choosing subnets at once never choose the same one: each store sees only its own records
+/// and the host's routes (no bridge exists before a container starts), so without the host-wide claims
+/// both would take the first free /16.
+#[test]
+fn two_stores_never_choose_the_same_subnet() {
+    require_root!();
+    if !need_net_tools() {
+        return;
+    }
+    let stores = [Store::new(), Store::new()];
+    let subnets: Vec<Vec<String>> = std::thread::scope(|s| {
+        let made: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                s.spawn(move || {
+                    (0..3)
+                        .map(|n| {
+                            let name = format!("claim{i}x{n}");
+                            st.ok(&["network", "create", &name]);
+                            let v: serde_json::Value =
+                                serde_json::from_str(&st.ok(&["network", "inspect", &name])).unwrap();
+                            v[0]["Subnet"].as_str().unwrap().to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        made.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<&String> = subnets.iter().flatten().collect();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(all.len(), n, "a subnet chosen twice: {subnets:?}");
+    for (i, st) in stores.iter().enumerate() {
+        for n in 0..3 {
+            st.ok(&["network", "rm", &format!("claim{i}x{n}")]);
+        }
+    }
+}
