@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use lamina_registry::RegistryOptions;
 use lamina_store::config::ImageConfig;
 use lamina_store::image::Descriptor;
 use lamina_store::layer::Compression;
-use lamina_store::registry::RegistryOptions;
 use lamina_store::{Digest, Image, LayerDesc, Reference, Store};
 
 use super::BuildError;

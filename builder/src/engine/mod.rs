@@ -47,7 +47,7 @@ pub enum BuildError {
     CacheExport {
         target: String,
         #[source]
-        source: Box<lamina_store::registry::RegistryError>,
+        source: Box<lamina_registry::RegistryError>,
     },
     #[error("exporting build cache to {path}")]
     CacheDest {
@@ -212,7 +212,7 @@ pub enum BuildError {
         line: usize,
         url: String,
         #[source]
-        source: lamina_store::download::DownloadError,
+        source: lamina_registry::download::DownloadError,
     },
     #[error("output {dest}")]
     Output {

@@ -187,10 +187,10 @@ fn pull_base(
     cli: &crate::Cli,
     name: &str,
     quiet: bool,
-    opts: &lamina_store::registry::RegistryOptions,
+    opts: &lamina_registry::RegistryOptions,
     platform: Option<&str>,
 ) -> anyhow::Result<lamina_store::Digest> {
-    use lamina_store::registry::{BlobSources, RegistryClient, pull};
+    use lamina_registry::{BlobSources, RegistryClient, pull};
     let reference = Reference::parse(name).with_context(|| format!("invalid base image name {name:?}"))?;
     if !quiet {
         eprintln!("=> pulling {}", reference.familiar());
@@ -216,7 +216,7 @@ fn pull_base(
                 &blobs,
                 Some(&sources),
                 &popts,
-                &lamina_store::registry::NoProgress,
+                &lamina_registry::NoProgress,
                 &|_, _| {},
             )
             .await

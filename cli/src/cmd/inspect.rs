@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 /// The inspect document: docker's field names where docker has one.
-pub fn document(v: &lamina_store::inspect::source::ImageView) -> Value {
+pub fn document(v: &lamina_inspect::source::ImageView) -> Value {
     let c = &v.config;
     let layers: Vec<Value> = v
         .layers

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lamina_builder::dockerfile::dockerignore::Matcher;
-use lamina_builder::dockerfile::graph::{BuildOptions, Platform};
-use lamina_builder::dockerfile::{Expander, report};
+use lamina_dockerfile::dockerignore::Matcher;
+use lamina_dockerfile::graph::{BuildOptions, Platform};
+use lamina_dockerfile::{Expander, report};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dockerfile")
@@ -199,8 +199,8 @@ fn dockerignore_table() {
         } else {
             "included"
         };
-        let mut cache = lamina_builder::dockerfile::dockerignore::MatchCache::new();
-        let cleaned = lamina_builder::dockerfile::dockerignore::clean_path(cols[1]);
+        let mut cache = lamina_dockerfile::dockerignore::MatchCache::new();
+        let cleaned = lamina_dockerfile::dockerignore::clean_path(cols[1]);
         assert_eq!(
             cache.is_excluded(&m, &cleaned),
             actual == "excluded",

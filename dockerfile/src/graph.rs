@@ -106,7 +106,7 @@ impl<T: Serialize> Serialize for Shared<T> {
 }
 
 /// The one platform type (`lamina_oci::Platform`), re-exported where the front end always had it.
-pub use lamina_store::image::Platform;
+pub use lamina_oci::Platform;
 
 /// What the caller asks for.
 #[derive(Debug, Clone)]
