@@ -214,7 +214,7 @@ pub fn build_with(
         .iter()
         .map(|t| parse_graph(&source, req, t))
         .collect::<Result<_, _>>()?;
-    let (nodes, tops) = platforms::plan(&graphs, &targets)?;
+    let (nodes, tops) = platforms::plan(&graphs, &targets, &|st| uncached(req, st))?;
     let solver_nodes = platforms::solver_nodes(&nodes);
 
     let matcher = crate::dockerfile::dockerignore::Matcher::for_build(
@@ -406,6 +406,13 @@ pub fn target_platform(req: &BuildRequest) -> Result<Platform, BuildError> {
 /// Every `--platform` target (comma-separated), or the host's.
 pub fn target_platforms(req: &BuildRequest) -> Result<Vec<Platform>, BuildError> {
     platforms::parse_targets(req.platform.as_deref())
+}
+
+/// Whether `--no-cache-filter` names `stage` (or its index).
+fn uncached(req: &BuildRequest, stage: &crate::dockerfile::Stage) -> bool {
+    req.no_cache_filter
+        .iter()
+        .any(|f| stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string())
 }
 
 fn parse_graph(source: &str, req: &BuildRequest, target: &Platform) -> Result<BuildGraph, BuildError> {
@@ -601,12 +608,7 @@ impl Engine<'_> {
             state.config.config_mut().on_build = None;
         }
         let total = steps.len();
-        let no_cache = self.req.no_cache
-            || self
-                .req
-                .no_cache_filter
-                .iter()
-                .any(|f| stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string());
+        let no_cache = self.req.no_cache || uncached(self.req, stage);
         let images = self.images();
         let ctx = StepCtx {
             store: self.store,

@@ -19,6 +19,7 @@ pub mod exec;
 pub mod fetch;
 pub mod layers;
 pub mod meta;
+pub mod node_key;
 pub mod output;
 pub mod perms;
 pub mod platforms;
