@@ -37,6 +37,7 @@ fn options(case: &Path) -> BuildOptions {
         platform: amd64.clone(),
         build_platform: amd64,
         named_contexts: BTreeMap::new(),
+        triggers: BTreeMap::new(),
     };
     if let Ok(text) = fs::read_to_string(case.with_extension("opts")) {
         for l in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -32,6 +32,11 @@ pub fn stage_key(stage: &Stage, platform: &Platform, dep_key: &dyn Fn(usize) -> 
         if let Some(base) = m.get_mut("base") {
             replace_stage_ref(base, dep_key);
         }
+        if let Some(Value::Object(refs)) = m.get_mut("trigger_from") {
+            for r in refs.values_mut() {
+                replace_stage_ref(r, dep_key);
+            }
+        }
         if let Some(Value::Array(deps)) = m.get_mut("deps") {
             for d in deps.iter_mut() {
                 if let Some(pos) = d.as_u64() {
