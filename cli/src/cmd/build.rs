@@ -366,7 +366,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         "host" => bail!("--network host needs --allow network.host"),
         n => bail!("invalid --network {n:?}: none, host or default"),
     };
-    refuse_without_entitlements(&dockerfile, &name, host_allowed, insecure_allowed)?;
     // RUN steps on the bridge lease their addresses in this store.
     lamina_runner::network::set_default_dir(
         lamina_runner::network::Networks::for_store(&cli.store_root())
@@ -423,21 +422,35 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     // untagged images of named contexts) from prune.
     let lease = store.lease()?;
     req.named_contexts = super::build_context::resolve(&store, &args.build_contexts, &req.registry)?;
+    // The build's one parse: entitlements and the images to pull are asked of the plan the build runs.
+    let mut plan = engine::Plan::new(&req)?;
+    plan.check_entitlements(host_allowed, insecure_allowed)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
-    for (name, platform) in engine::external_images(&req)? {
-        let quiet = mode == Mode::Quiet;
-        if platform == host {
-            if args.pull || store.resolve(&name).is_err() {
-                pull_base(cli, &name, quiet, &req.registry, None)?;
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        for (name, platform) in plan.external_images()? {
+            if !seen.insert((name.clone(), platform.clone())) {
+                continue;
             }
-        } else if args.pull || !local_has(&store, &name, &platform) {
-            let d = pull_base(cli, &name, quiet, &req.registry, Some(&platform))?;
-            req.image_overrides.insert((name, platform), d);
+            let quiet = mode == Mode::Quiet;
+            if platform == host {
+                if args.pull || store.resolve(&name).is_err() {
+                    pull_base(cli, &name, quiet, &req.registry, None)?;
+                }
+            } else if args.pull || !local_has(&store, &name, &platform) {
+                let d = pull_base(cli, &name, quiet, &req.registry, Some(&platform))?;
+                req.image_overrides.insert((name, platform), d);
+            }
         }
+        // The bases' ONBUILD triggers may name more images (or stages with bases of their own).
+        if !plan.add_triggers(&store, &req)? {
+            break;
+        }
+        plan.check_entitlements(host_allowed, insecure_allowed)?;
     }
     let printer = Printer::new(mode);
     let store = store.leased(&lease);
-    let outcome = lamina_builder::engine::build(&store, &req, &printer)?;
+    let outcome = engine::build_plan(&store, &req, plan, &printer)?;
     let image = &outcome.image;
     if outputs.is_empty() || outputs.contains(&Output::Image) {
         match &outcome.index {
@@ -590,41 +603,6 @@ fn auto_gc(cli: &crate::Cli, quiet: bool) -> anyhow::Result<()> {
             human_size(keep),
             human_size(report.freed())
         );
-    }
-    Ok(())
-}
-
-/// `RUN --network=host` and `RUN --security=insecure` are entitlements (BuildKit's `network.host`,
-/// `security.insecure`): without `--allow` the build stops before it starts, naming the line. A Dockerfile
-/// that does not parse is left to the builder, which reports it better.
-fn refuse_without_entitlements(
-    dockerfile: &str,
-    name: &str,
-    host_allowed: bool,
-    insecure_allowed: bool,
-) -> anyhow::Result<()> {
-    use lamina_builder::dockerfile::{Kind, Network, Security};
-    let Ok(parsed) = lamina_builder::dockerfile::parse(dockerfile, name) else {
-        return Ok(());
-    };
-    for ins in &parsed.instructions {
-        let Kind::Run {
-            network, security, ..
-        } = &ins.kind
-        else {
-            continue;
-        };
-        let line = ins.span.start.line;
-        if !host_allowed && *network == Some(Network::Host) {
-            bail!(
-                "{name}:{line}: RUN --network=host needs the network.host entitlement: pass --allow network.host"
-            );
-        }
-        if !insecure_allowed && *security == Some(Security::Insecure) {
-            bail!(
-                "{name}:{line}: RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure"
-            );
-        }
     }
     Ok(())
 }
