@@ -19,6 +19,7 @@
 //! - [`buildcache`]: the build cache the store owns: step records, cache mounts, context memos.
 //! - [`validate`]: checks an image is whole (every producer's tests use it).
 //! - [`layer`]: directory ⇄ layer tar (deterministic writer, parallel gzip/zstd, in-root applier).
+//! - [`image_size`]: image sizes as docker shows them (unpacked layer bytes), memoized per diff_id.
 //! - [`snapshot`]: unpacked layers keyed by chain id, shared between images.
 
 pub mod archive;
@@ -30,6 +31,7 @@ pub mod digest;
 pub mod fsck;
 pub mod gc;
 pub mod image;
+pub mod image_size;
 mod layer_blob;
 pub mod layout;
 pub mod lease;

@@ -240,6 +240,16 @@ pub fn build_plan_with(
     let started = now_rfc3339();
     let escape = plan.escape();
     let Plan { targets, graphs, .. } = plan;
+    // The front end's warnings (unused build args, …) as BuildKit words them: `Rule: message (line N)`;
+    // every platform's graph has the same ones, so the first speaks for all.
+    for w in &graphs[0].warnings {
+        let at = w
+            .span
+            .map_or_else(String::new, |s| format!(" (line {})", s.start.line));
+        progress.event(Event::Warning {
+            message: format!("{}: {}{at}", w.rule, w.message),
+        });
+    }
     let (nodes, tops) = platforms::plan(&graphs, &targets, &|st| uncached(req, st))?;
     let solver_nodes = platforms::solver_nodes(&nodes);
 
@@ -252,9 +262,11 @@ pub fn build_plan_with(
     let cache_dir = store.cache_dir();
     let context = Context::open(&req.context_dir, ignore, Some(&cache_dir))?;
     let index = CacheIndex::open(&cache_dir)?;
+    // Whole seconds: a step's cache record keeps its time in seconds, and a cached rebuild must write the
+    // same history times (hence the same image ID) as the build that made the records.
     let (secs, nanos) = match req.source_date_epoch {
         Some(e) => (e, 0),
-        None => now_secs(),
+        None => (now_secs().0, 0),
     };
     let host = Platform::host();
     // A foreign stage's RUN needs a binfmt_misc handler: checked before anything runs, at the RUN's line.
@@ -311,6 +323,7 @@ pub fn build_plan_with(
             registry: req.registry.clone(),
             created: super::meta::rfc3339(secs, nanos),
             created_secs: secs,
+            epoch: req.source_date_epoch,
             source,
             unprivileged: req.unprivileged,
             runtime: req.runtime.clone(),
@@ -508,8 +521,9 @@ impl Engine<'_> {
                 self.progress.event(Event::Step {
                     id,
                     stage: self.stage_name(node_id),
-                    index: 0,
-                    total: stage.steps.len(),
+                    // BuildKit's numbering: an image base is step 1 of its stage.
+                    index: 1,
+                    total: stage.steps.len() + 1,
                     line: from_line,
                     text: format!("FROM {name}"),
                 });
@@ -560,7 +574,9 @@ impl Engine<'_> {
         if matches!(stage.base, Base::Image(_)) {
             state.config.config_mut().on_build = None;
         }
-        let total = steps.len();
+        // Steps count from 2 after an image base, which was step 1 (as BuildKit numbers them).
+        let from_image = usize::from(matches!(stage.base, Base::Image(_)));
+        let total = steps.len() + from_image;
         let no_cache = self.req.no_cache || uncached(self.req, stage);
         let images = self.images();
         let ctx = StepCtx {
@@ -585,7 +601,7 @@ impl Engine<'_> {
             self.progress.event(Event::Step {
                 id,
                 stage: self.stage_name(node_id),
-                index: i + 1,
+                index: i + 1 + from_image,
                 total,
                 line,
                 text: super::meta::step_text(step, &self.settings.source),
@@ -670,7 +686,11 @@ impl Engine<'_> {
         }
         out.config.rootfs.kind = "layers".into();
         out.config.rootfs.diff_ids = descs.iter().map(|d| d.diff_id.clone()).collect();
-        out.config.created = Some(self.settings.created.clone());
+        out.config.created = Some(match self.settings.epoch {
+            Some(_) => self.settings.created.clone(),
+            None => super::meta::fill_history_times(&mut out.config.history)
+                .unwrap_or_else(|| self.settings.created.clone()),
+        });
         let _lock = self.store.lock_shared().map_err(|source| BuildError::Store {
             source: Box::new(source),
         })?;
