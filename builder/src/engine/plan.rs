@@ -34,6 +34,12 @@ impl Plan {
     pub fn new(req: &BuildRequest) -> Result<Plan, BuildError> {
         let dockerfile = dockerfile::parse(&req.dockerfile, &req.dockerfile_name)
             .map_err(|e| BuildError::Parse(Box::new(e)))?;
+        Plan::from_parsed(dockerfile, req)
+    }
+
+    /// [`Plan::new`] from `req.dockerfile` already parsed (by a caller that read the parse first, e.g.
+    /// for build checks), so the build still parses it once.
+    pub fn from_parsed(dockerfile: Dockerfile, req: &BuildRequest) -> Result<Plan, BuildError> {
         let targets = target_platforms(req)?;
         let mut plan = Plan {
             dockerfile,

@@ -314,9 +314,10 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         c => bail!("--call {c:?}: lamina can call build or check"),
     };
     let check_store = super::open_store(cli).ok();
+    // The build's one parse: the checks read it, then the engine's plan takes it.
+    let parsed = lamina_builder::dockerfile::parse(&dockerfile, &name);
     let warnings = super::build_check::warnings(
-        &dockerfile,
-        &name,
+        parsed.as_ref(),
         &build_args,
         args.target.as_deref(),
         check_store.as_ref(),
@@ -426,8 +427,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     // untagged images of named contexts) from prune.
     let lease = store.lease()?;
     req.named_contexts = super::build_context::resolve(&store, &args.build_contexts, &req.registry)?;
-    // The build's one parse: entitlements and the images to pull are asked of the plan the build runs.
-    let mut plan = engine::Plan::new(&req)?;
+    // Entitlements and the images to pull are asked of the plan the build runs.
+    let parsed = parsed.map_err(|e| engine::BuildError::Parse(Box::new(e)))?;
+    let mut plan = engine::Plan::from_parsed(parsed, &req)?;
     plan.check_entitlements(host_allowed, insecure_allowed)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
     // Made before the pulls: in the TTY and JSON views every message goes through it (a stray stderr
