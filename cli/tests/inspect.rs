@@ -5,7 +5,7 @@ mod common;
 
 use common::lamina;
 
-use lamina_store::inspect::testutil::{TarBuilder, TestImage};
+use lamina_inspect::testutil::{TarBuilder, TestImage};
 use serde_json::{Value, json};
 
 fn base() -> Vec<u8> {

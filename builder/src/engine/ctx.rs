@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use lamina_registry::RegistryOptions;
 use lamina_store::config::ImageConfig;
-use lamina_store::registry::RegistryOptions;
 use lamina_store::{Digest, Image, Store};
 
 use super::BuildError;

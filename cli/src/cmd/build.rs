@@ -191,10 +191,10 @@ fn pull_base(
     cli: &crate::Cli,
     name: &str,
     quiet: bool,
-    opts: &lamina_store::registry::RegistryOptions,
+    opts: &lamina_registry::RegistryOptions,
     platform: Option<&str>,
 ) -> anyhow::Result<lamina_store::Digest> {
-    use lamina_store::registry::{BlobSources, RegistryClient, pull};
+    use lamina_registry::{BlobSources, RegistryClient, pull};
     let reference = Reference::parse(name).with_context(|| format!("invalid base image name {name:?}"))?;
     if !quiet {
         eprintln!("=> pulling {}", reference.familiar());
@@ -220,7 +220,7 @@ fn pull_base(
                 &blobs,
                 Some(&sources),
                 &popts,
-                &lamina_store::registry::NoProgress,
+                &lamina_registry::NoProgress,
                 &|_, _| {},
             )
             .await
@@ -314,9 +314,10 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         c => bail!("--call {c:?}: lamina can call build or check"),
     };
     let check_store = super::open_store(cli).ok();
+    // The build's one parse: the checks read it, then the engine's plan takes it.
+    let parsed = lamina_builder::dockerfile::parse(&dockerfile, &name);
     let warnings = super::build_check::warnings(
-        &dockerfile,
-        &name,
+        parsed.as_ref(),
         &build_args,
         args.target.as_deref(),
         check_store.as_ref(),
@@ -370,7 +371,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         "host" => bail!("--network host needs --allow network.host"),
         n => bail!("invalid --network {n:?}: none, host or default"),
     };
-    refuse_without_entitlements(&dockerfile, &name, host_allowed, insecure_allowed)?;
     // RUN steps on the bridge lease their addresses in this store.
     lamina_runner::network::set_default_dir(
         lamina_runner::network::Networks::for_store(&cli.store_root())
@@ -427,29 +427,44 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     // untagged images of named contexts) from prune.
     let lease = store.lease()?;
     req.named_contexts = super::build_context::resolve(&store, &args.build_contexts, &req.registry)?;
+    // Entitlements and the images to pull are asked of the plan the build runs.
+    let parsed = parsed.map_err(|e| engine::BuildError::Parse(Box::new(e)))?;
+    let mut plan = engine::Plan::from_parsed(parsed, &req)?;
+    plan.check_entitlements(host_allowed, insecure_allowed)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
     // Made before the pulls: in the TTY and JSON views every message goes through it (a stray stderr
     // line would break the pane or the JSON stream).
     let printer = Printer::new(mode);
     printer.set_color(crate::output::color());
-    for (name, platform) in engine::external_images(&req)? {
-        let quiet = mode != Mode::Plain;
-        if matches!(mode, Mode::Tty | Mode::Json) {
-            printer.event(Event::Info {
-                message: format!("pulling {name} if it is not local"),
-            });
-        }
-        if platform == host {
-            if args.pull || store.resolve(&name).is_err() {
-                pull_base(cli, &name, quiet, &req.registry, None)?;
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        for (name, platform) in plan.external_images()? {
+            if !seen.insert((name.clone(), platform.clone())) {
+                continue;
             }
-        } else if args.pull || !local_has(&store, &name, &platform) {
-            let d = pull_base(cli, &name, quiet, &req.registry, Some(&platform))?;
-            req.image_overrides.insert((name, platform), d);
+            let quiet = mode != Mode::Plain;
+            if matches!(mode, Mode::Tty | Mode::Json) {
+                printer.event(Event::Info {
+                    message: format!("pulling {name} if it is not local"),
+                });
+            }
+            if platform == host {
+                if args.pull || store.resolve(&name).is_err() {
+                    pull_base(cli, &name, quiet, &req.registry, None)?;
+                }
+            } else if args.pull || !local_has(&store, &name, &platform) {
+                let d = pull_base(cli, &name, quiet, &req.registry, Some(&platform))?;
+                req.image_overrides.insert((name, platform), d);
+            }
         }
+        // The bases' ONBUILD triggers may name more images (or stages with bases of their own).
+        if !plan.add_triggers(&store, &req)? {
+            break;
+        }
+        plan.check_entitlements(host_allowed, insecure_allowed)?;
     }
     let store = store.leased(&lease);
-    let outcome = lamina_builder::engine::build(&store, &req, &printer)?;
+    let outcome = engine::build_plan(&store, &req, plan, &printer)?;
     let image = &outcome.image;
     if outputs.is_empty() || outputs.contains(&Output::Image) {
         match &outcome.index {
@@ -647,41 +662,6 @@ fn auto_gc(cli: &crate::Cli, quiet: bool) -> anyhow::Result<()> {
             human_size(keep),
             human_size(report.freed())
         );
-    }
-    Ok(())
-}
-
-/// `RUN --network=host` and `RUN --security=insecure` are entitlements (BuildKit's `network.host`,
-/// `security.insecure`): without `--allow` the build stops before it starts, naming the line. A Dockerfile
-/// that does not parse is left to the builder, which reports it better.
-fn refuse_without_entitlements(
-    dockerfile: &str,
-    name: &str,
-    host_allowed: bool,
-    insecure_allowed: bool,
-) -> anyhow::Result<()> {
-    use lamina_builder::dockerfile::{Kind, Network, Security};
-    let Ok(parsed) = lamina_builder::dockerfile::parse(dockerfile, name) else {
-        return Ok(());
-    };
-    for ins in &parsed.instructions {
-        let Kind::Run {
-            network, security, ..
-        } = &ins.kind
-        else {
-            continue;
-        };
-        let line = ins.span.start.line;
-        if !host_allowed && *network == Some(Network::Host) {
-            bail!(
-                "{name}:{line}: RUN --network=host needs the network.host entitlement: pass --allow network.host"
-            );
-        }
-        if !insecure_allowed && *security == Some(Security::Insecure) {
-            bail!(
-                "{name}:{line}: RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure"
-            );
-        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use lamina_store::inspect::config::history;
+use lamina_inspect::config::history;
 use serde_json::json;
 
 use super::subject;

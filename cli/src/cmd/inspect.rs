@@ -26,7 +26,7 @@ pub struct Args {
 
 /// The inspect document: docker's field names where docker has one. `unpacked` is the image's unpacked
 /// size when known (docker's `Size`); else the layer blobs' sum.
-pub fn document(v: &lamina_store::inspect::source::ImageView, unpacked: Option<u64>) -> Value {
+pub fn document(v: &lamina_inspect::source::ImageView, unpacked: Option<u64>) -> Value {
     let c = &v.config;
     let layers: Vec<Value> = v
         .layers

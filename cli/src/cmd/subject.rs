@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use lamina_inspect::source::ImageView;
 use lamina_store::Reference;
-use lamina_store::inspect::source::ImageView;
 
 use super::transfer::RegistryFlags;
 

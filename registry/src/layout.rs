@@ -1,7 +1,7 @@
 //! OCI image-layout index handling for `oci:` destinations and sources (not the store): find and set
 //! `index.json` entries named by `org.opencontainers.image.ref.name`. Writes go through the store's one
-//! locked index writer ([`crate::layout::update_layout_index`]); the store root itself is tagged through
-//! [`crate::Store::set_tag`].
+//! locked index writer ([`lamina_store::layout::update_layout_index`]); the store root itself is tagged through
+//! [`lamina_store::Store::set_tag`].
 
 use std::path::Path;
 
@@ -37,7 +37,7 @@ pub fn set_ref(dir: &Path, desc: &Descriptor, name: Option<&str>) -> Result<(), 
     if let Some(n) = name {
         entry.annotations.insert(REF_NAME.to_owned(), n.to_owned());
     }
-    crate::layout::update_layout_index(dir, |index| {
+    lamina_store::layout::update_layout_index(dir, |index| {
         index.manifests.retain(|m| match name {
             Some(n) => m.ref_name() != Some(n),
             None => m.digest != entry.digest || m.ref_name().is_some(),

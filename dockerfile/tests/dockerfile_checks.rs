@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use lamina_builder::dockerfile::{BuildGraph, BuildOptions, parse};
+use lamina_dockerfile::{BuildGraph, BuildOptions, parse};
 
 fn reported(src: &str) -> String {
     let df = parse(src, "Dockerfile").expect("parses");

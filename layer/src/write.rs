@@ -1,4 +1,4 @@
-//! Directory → deterministic layer tar stream, and the one-pass blob writer around it.
+//! Directory → deterministic layer tar stream, and the one-pass compressing writer around it.
 //!
 //! The tree is walked depth-first with each directory's names in byte order, so the same files always give
 //! the same tar bytes: ustar headers with numeric ids only (empty uname/gname), integer mtimes (clamped to
@@ -16,9 +16,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use super::pgzip::ParGzEncoder;
-use super::{Compression, LayerError, LayerInfo, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
-use crate::blob::{BlobStore, BlobWriter};
-use crate::digest::HashingWriter;
+use super::{Compression, LayerError, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use lamina_oci::{Digest, HashingWriter};
 
 /// How to write a layer.
 #[derive(Clone, Debug)]
@@ -46,12 +45,18 @@ impl Default for WriteOptions {
 const OVERLAY_OPAQUE_XATTRS: [&[u8]; 2] = [b"trusted.overlay.opaque", b"user.overlay.opaque"];
 const OVERLAY_WHITEOUT_XATTRS: [&[u8]; 2] = [b"trusted.overlay.whiteout", b"user.overlay.whiteout"];
 
-/// Writes `src` as a layer blob into `blobs` in one pass and returns its digest, diff_id and size.
-pub fn write_layer(src: &Path, opts: &WriteOptions, blobs: &BlobStore) -> Result<LayerInfo, LayerError> {
-    let blob = blobs.writer()?;
-    let tmp = blobs.tmp_dir().to_path_buf();
+/// Writes `src` as a compressed layer stream into `blob` in one pass (`tar → HashingWriter (diff_id) →
+/// compressor → blob`) and hands the finished `blob` back with the diff_id, for the caller to commit (the
+/// store's `write_layer` does, into its blob store; this crate stays below the store). `at` names the blob's
+/// place in write errors.
+pub fn write_compressed<W: Write + Send + 'static>(
+    src: &Path,
+    opts: &WriteOptions,
+    blob: W,
+    at: &Path,
+) -> Result<(W, Digest), LayerError> {
     let werr = |source| LayerError::Write {
-        path: tmp.clone(),
+        path: at.to_path_buf(),
         source,
     };
     let threads = opts.threads.max(1);
@@ -72,23 +77,17 @@ pub fn write_layer(src: &Path, opts: &WriteOptions, blobs: &BlobStore) -> Result
     write_tar(src, opts, &mut tar)?;
     let (compressor, diff_id, _) = tar.finish();
     let blob = compressor.finish().map_err(werr)?;
-    let (digest, size) = blob.commit()?;
-    Ok(LayerInfo {
-        digest,
-        diff_id,
-        size,
-        media_type: opts.compression.media_type(),
-    })
+    Ok((blob, diff_id))
 }
 
-enum Compressor {
-    None(Box<BlobWriter>),
-    Gzip(Box<ParGzEncoder<BlobWriter>>),
-    Zstd(Box<zstd::stream::write::Encoder<'static, BlobWriter>>),
+enum Compressor<W: Write> {
+    None(Box<W>),
+    Gzip(Box<ParGzEncoder<W>>),
+    Zstd(Box<zstd::stream::write::Encoder<'static, W>>),
 }
 
-impl Compressor {
-    fn finish(self) -> io::Result<BlobWriter> {
+impl<W: Write + Send + 'static> Compressor<W> {
+    fn finish(self) -> io::Result<W> {
         match self {
             Compressor::None(b) => Ok(*b),
             Compressor::Gzip(g) => g.finish(),
@@ -97,7 +96,7 @@ impl Compressor {
     }
 }
 
-impl Write for Compressor {
+impl<W: Write + Send + 'static> Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Compressor::None(b) => b.write(buf),

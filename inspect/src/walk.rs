@@ -187,7 +187,7 @@ impl<R: Read> Read for CountingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::testutil::TarBuilder;
+    use crate::testutil::TarBuilder;
 
     #[test]
     fn walks_every_kind() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use lamina_builder::dockerfile::Expander;
+use lamina_dockerfile::Expander;
 use serde_json::Value;
 
 #[test]

@@ -145,13 +145,13 @@ mod tests {
         let e = load_ca_certs(&global).unwrap_err();
         assert!(e.to_string().contains("g.pem"), "{e}");
         // The registry client applies the same rule and fails on the same file.
-        let opts = crate::registry::RegistryOptions {
+        let opts = crate::RegistryOptions {
             ca_certs: global,
             ..Default::default()
         };
-        let e = crate::registry::RegistryClient::new("registry.example", &opts)
+        let e = crate::RegistryClient::new("registry.example", &opts)
             .err()
             .expect("a bad CA file is an error");
-        assert!(matches!(e, crate::registry::RegistryError::Trust { .. }), "{e}");
+        assert!(matches!(e, crate::RegistryError::Trust { .. }), "{e}");
     }
 }

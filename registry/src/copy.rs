@@ -137,7 +137,7 @@ pub async fn copy(
     }
     if let Location::Archive { path, name, format } = dst {
         let tmp = tempfile::tempdir().map_err(RegistryError::io("create temp dir for", path))?;
-        let store = crate::layout::Store::open(tmp.path()).map_err(|source| RegistryError::Store {
+        let store = lamina_store::layout::Store::open(tmp.path()).map_err(|source| RegistryError::Store {
             path: path.clone(),
             source: Box::new(source),
         })?;
@@ -193,13 +193,13 @@ pub async fn copy(
 fn load_archive(
     path: &Path,
     name: Option<&str>,
-) -> Result<(tempfile::TempDir, crate::layout::Store, String), RegistryError> {
+) -> Result<(tempfile::TempDir, lamina_store::layout::Store, String), RegistryError> {
     let tmp = tempfile::tempdir().map_err(RegistryError::io("create temp dir for", path))?;
     let serr = |source| RegistryError::Store {
         path: path.to_owned(),
         source: Box::new(source),
     };
-    let store = crate::layout::Store::open(tmp.path()).map_err(serr)?;
+    let store = lamina_store::layout::Store::open(tmp.path()).map_err(serr)?;
     let report = crate::archive::load::load(&store, path, &Default::default()).map_err(|source| {
         RegistryError::Archive {
             path: path.to_owned(),
@@ -238,7 +238,7 @@ fn load_archive(
 }
 
 fn save_archive(
-    store: &crate::layout::Store,
+    store: &lamina_store::layout::Store,
     digest: &Digest,
     path: &Path,
     name: Option<&str>,

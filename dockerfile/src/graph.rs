@@ -41,8 +41,19 @@ pub type ExpandedStage = (Vec<Step>, Env);
 type Args = Vec<(String, Option<String>)>;
 /// A stage body expanded: steps, final ENV, final ARGs.
 type Expanded = (Vec<Step>, Shared<Env>, Shared<Args>);
-/// Per stage: steps, final ENV, dependencies, final ARGs, inherited ARGs.
-type Visited = Vec<Option<(Vec<Step>, Shared<Env>, Vec<usize>, Shared<Args>, Shared<Args>)>>;
+/// Per stage: steps, final ENV, dependencies, final ARGs, inherited ARGs, ONBUILD trigger references.
+type Visited = Vec<
+    Option<(
+        Vec<Step>,
+        Shared<Env>,
+        Vec<usize>,
+        Shared<Args>,
+        Shared<Args>,
+        BTreeMap<String, Ref>,
+    )>,
+>;
+/// ONBUILD triggers of one base image: each parsed instruction with the trigger's text.
+pub type Triggers = Vec<(Instruction, String)>;
 
 /// A list that consecutive steps share: most steps change neither ENV nor ARGs, so a step holds the
 /// list of the last ENV/ARG line instead of a copy (a chain of long stages would otherwise copy every
@@ -106,7 +117,7 @@ impl<T: Serialize> Serialize for Shared<T> {
 }
 
 /// The one platform type (`lamina_oci::Platform`), re-exported where the front end always had it.
-pub use lamina_store::image::Platform;
+pub use lamina_oci::Platform;
 
 /// What the caller asks for.
 #[derive(Debug, Clone)]
@@ -120,6 +131,12 @@ pub struct BuildOptions {
     /// `COPY --from` or `RUN --mount from=` names it and no stage of that name comes first. The caller
     /// turns directories and OCI layouts into images; the graph only substitutes names.
     pub named_contexts: BTreeMap<String, String>,
+    /// The ONBUILD triggers of image bases, by the name a stage's [`Base::Image`] holds (each parsed on
+    /// its own with [`crate::parse_trigger`]). A trigger's `COPY --from=NAME` or `RUN --mount from=NAME`
+    /// names a stage of this Dockerfile when one is called NAME (or has that index), else an image — as
+    /// BuildKit resolves them — and such a stage becomes a dependency. Bases not listed run their
+    /// triggers as the engine finds them, their `--from`s taken as images.
+    pub triggers: BTreeMap<String, Triggers>,
 }
 
 impl Default for BuildOptions {
@@ -130,6 +147,7 @@ impl Default for BuildOptions {
             platform: Platform::host(),
             build_platform: Platform::host(),
             named_contexts: BTreeMap::new(),
+            triggers: BTreeMap::new(),
         }
     }
 }
@@ -203,6 +221,13 @@ pub struct Stage {
     pub steps: Vec<Step>,
     /// ENV at the end of the stage under the same assumption.
     pub final_env: Vec<(String, String)>,
+    /// What the `--from` names of the base image's ONBUILD triggers ([`BuildOptions::triggers`]) refer
+    /// to, by name as written; stages among them are in [`Stage::deps`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub trigger_from: BTreeMap<String, Ref>,
+    /// The base image's triggers when [`BuildOptions::triggers`] listed them (`None`: not known).
+    #[serde(skip)]
+    pub triggers: Option<Triggers>,
     #[serde(skip)]
     instructions: Vec<Instruction>,
     #[serde(skip)]
@@ -477,6 +502,7 @@ impl BuildGraph {
             froms: &'w [(Instruction, Base, Option<String>, Vec<String>)],
             names: &'w [Option<String>],
             named_contexts: &'w BTreeMap<String, String>,
+            triggers: &'w BTreeMap<String, Triggers>,
             expanded: &'w mut Visited,
             state: &'w mut Vec<u8>,
             order: &'w mut Vec<usize>,
@@ -554,7 +580,36 @@ impl BuildGraph {
                     }
                 }
             }
-            w.expanded[i] = Some((steps, final_env, deps, final_args, base_args));
+            // The base image's triggers run first; the stages their `--from`s name are needed too.
+            let mut trigger_from = BTreeMap::new();
+            if let Base::Image(image) = &froms[i].1
+                && let Some(triggers) = w.triggers.get(image)
+            {
+                for (ins, _) in triggers {
+                    for name in from_names(ins) {
+                        let Some(r) = resolve_ref(name, names, raws_body.len(), named) else {
+                            continue;
+                        };
+                        if let Ref::Stage(j) = r {
+                            if j == i {
+                                return Err(ctx.err(
+                                    froms[i].0.span,
+                                    ErrorKind::StageCycle {
+                                        name: label(i),
+                                        via: format!("an ONBUILD trigger of {image} refers to this stage"),
+                                    },
+                                ));
+                            }
+                            visit(j, w, froms[i].0.span)?;
+                            if !deps.contains(&j) {
+                                deps.push(j);
+                            }
+                        }
+                        trigger_from.insert(name.to_string(), r);
+                    }
+                }
+            }
+            w.expanded[i] = Some((steps, final_env, deps, final_args, base_args, trigger_from));
             w.state[i] = 2;
             w.order.push(i);
             Ok(())
@@ -572,6 +627,7 @@ impl BuildGraph {
                 froms: &froms,
                 names: &names,
                 named_contexts: &opts.named_contexts,
+                triggers: &opts.triggers,
                 expanded: &mut expanded,
                 state: &mut state,
                 order: &mut order,
@@ -584,7 +640,8 @@ impl BuildGraph {
         let pos_of = |i: usize| order.iter().position(|&o| o == i).unwrap_or(usize::MAX);
         let mut stages = Vec::with_capacity(order.len());
         for &i in &order {
-            let (mut steps, final_env, deps, _, inherited_args) = expanded[i].take().unwrap_or_default();
+            let (mut steps, final_env, deps, _, inherited_args, mut trigger_from) =
+                expanded[i].take().unwrap_or_default();
             let remap = |r: &mut Ref| {
                 if let Ref::Stage(j) = r {
                     *j = pos_of(*j);
@@ -594,7 +651,12 @@ impl BuildGraph {
                 s.copy_from.iter_mut().for_each(remap);
                 s.mount_from.iter_mut().flatten().for_each(remap);
             }
+            trigger_from.values_mut().for_each(remap);
             let (from, base, platform, from_used) = froms[i].clone();
+            let triggers = match &base {
+                Base::Image(image) => opts.triggers.get(image).cloned(),
+                _ => None,
+            };
             let base = match base {
                 Base::Stage(j) => Base::Stage(pos_of(j)),
                 b => b,
@@ -609,6 +671,8 @@ impl BuildGraph {
                 deps: deps.into_iter().map(pos_of).collect(),
                 steps,
                 final_env: final_env.into_inner(),
+                trigger_from,
+                triggers,
                 instructions: std::mem::take(&mut bodies[i]),
                 inherited_args,
             });
@@ -703,7 +767,17 @@ impl BuildGraph {
     ) -> Result<ExpandedStage, StageExpandError> {
         let stage = &self.stages[pos];
         let mut consumed = BTreeSet::new();
-        // A trigger's COPY --from names an image: the scheduler knew no stage dependency for it.
+        // A trigger's `--from` was resolved when the graph was made (a stage, then a dependency, or an
+        // image); one the graph didn't know of names an image: the scheduler knew no stage for it.
+        let from_trigger = |name: &str| {
+            Some(
+                stage
+                    .trigger_from
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| Ref::Image(name.to_string())),
+            )
+        };
         let as_image = |name: &str| Some(Ref::Image(name.to_string()));
         let mut env = Shared::new(base_env);
         let mut args = stage.inherited_args.clone();
@@ -714,7 +788,13 @@ impl BuildGraph {
             ins.keyword_span = stage.from.span;
             let (mut t, e, a) = self
                 .ctx
-                .expand_body(std::slice::from_ref(&ins), env, args, &mut consumed, &as_image)
+                .expand_body(
+                    std::slice::from_ref(&ins),
+                    env,
+                    args,
+                    &mut consumed,
+                    &from_trigger,
+                )
                 .map_err(|source| StageExpandError::Trigger {
                     trigger: text.clone(),
                     source,
@@ -773,6 +853,19 @@ fn undefined_var_warnings(steps: &[Step]) -> Vec<Warning> {
         }
     }
     out
+}
+
+/// The `--from` names an instruction reads: `COPY --from`, `RUN --mount from=`, as written.
+fn from_names(ins: &Instruction) -> Vec<&str> {
+    match &ins.kind {
+        Kind::Copy(c) => c.from.iter().map(|w| w.value.as_str()).collect(),
+        Kind::Run { mounts, .. } => mounts
+            .iter()
+            .filter_map(|m| m.from.as_ref())
+            .map(|w| w.value.as_str())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn resolve_ref(

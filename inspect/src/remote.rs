@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::InspectError;
 use crate::digest::{Digest, Hasher};
 use crate::reference::Reference;
-use crate::registry::{Descriptor, Manifest, Platform, RegistryClient, pull};
+use lamina_registry::{Descriptor, Manifest, Platform, RegistryClient, pull};
 
 /// A blob to stream from a registry.
 pub(crate) struct RemoteBlob {
@@ -117,7 +117,7 @@ impl Read for ChannelReader {
     }
 }
 
-fn registry_err(reference: &Reference) -> impl FnOnce(crate::registry::RegistryError) -> InspectError + '_ {
+fn registry_err(reference: &Reference) -> impl FnOnce(lamina_registry::RegistryError) -> InspectError + '_ {
     move |source| InspectError::Registry {
         reference: reference.to_string(),
         source: Box::new(source),

@@ -1,8 +1,12 @@
-//! Layers: directories ⇄ OCI layer tar streams.
+//! lamina's layers: directories ⇄ OCI layer tar streams, and their compression.
+//!
+//! This crate sits between the OCI model (`lamina_oci`, for digests) and the store: the store uses it to
+//! unpack snapshots and archives and to write layer blobs (`lamina_store::layer::write_layer` commits what
+//! [`write::write_compressed`] produced into the blob store), so nothing here knows the store.
 //!
 //! - [`write`]: a directory or an overlay upper dir → a deterministic tar stream (sorted entries, numeric
 //!   owners, PAX for long names and xattrs, hardlinks by inode, overlay whiteouts converted), written in one
-//!   streaming pass `tar → HashingWriter (diff_id) → compressor → BlobWriter (digest, size)`.
+//!   streaming pass `tar → HashingWriter (diff_id) → compressor → blob writer (digest, size)`.
 //! - [`pgzip`]: a pigz-style parallel gzip encoder whose output does not depend on the thread count.
 //! - [`read`]: compression autodetection and a strict tar entry reader with limits (the `tar` crate is used
 //!   only to decode header fields).
@@ -16,12 +20,11 @@ pub mod write;
 use std::io;
 use std::path::PathBuf;
 
-use crate::blob::BlobError;
-use crate::digest::Digest;
+use lamina_oci::Digest;
 
 pub use apply::{ApplyOptions, ApplyStats, WhiteoutMode, apply_layer};
 pub use read::decompress;
-pub use write::{WriteOptions, write_layer, write_tar};
+pub use write::{WriteOptions, write_compressed, write_tar};
 
 /// OCI media type of an uncompressed layer.
 pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -117,8 +120,6 @@ pub struct LayerInfo {
 /// Errors of writing and applying layers. Entry paths are the (untrusted) names from the archive.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
-    #[error(transparent)]
-    Lease(#[from] crate::lease::LeaseError),
     #[error("{op} {path}")]
     Io {
         op: &'static str,
@@ -192,8 +193,11 @@ pub enum LayerError {
          the user a subordinate range in /etc/subuid and /etc/subgid (newuidmap/newgidmap, package uidmap)"
     )]
     UnmappedId { entry: String, uid: u32, gid: u32 },
+    /// The store under a layer operation failed (its blob store or leases). Boxed because the store
+    /// depends on this crate, not the other way round; the store converts its errors (`From` impls there),
+    /// and the concrete error stays reachable by downcasting.
     #[error(transparent)]
-    Blob(#[from] BlobError),
+    Store(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// Are we in a user namespace other than the initial one (rootless, or a container's)? There

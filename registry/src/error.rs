@@ -164,13 +164,13 @@ pub enum RegistryError {
     Layout {
         path: PathBuf,
         #[source]
-        source: Box<crate::layout::StoreError>,
+        source: Box<lamina_store::layout::StoreError>,
     },
     #[error("temporary store for {path}")]
     Store {
         path: PathBuf,
         #[source]
-        source: Box<crate::layout::StoreError>,
+        source: Box<lamina_store::layout::StoreError>,
     },
     #[error(transparent)]
     Body(#[from] super::bounded::BodyError),

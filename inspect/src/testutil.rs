@@ -162,8 +162,8 @@ pub struct TestImage {
     pub gzip: bool,
 }
 
-fn put_blob(dir: &std::path::Path, data: &[u8]) -> std::io::Result<crate::Digest> {
-    let d = crate::Digest::sha256_of(data);
+fn put_blob(dir: &std::path::Path, data: &[u8]) -> std::io::Result<lamina_store::Digest> {
+    let d = lamina_store::Digest::sha256_of(data);
     let p = dir.join("blobs/sha256");
     std::fs::create_dir_all(&p)?;
     std::fs::write(p.join(d.hex()), data)?;
@@ -176,7 +176,7 @@ impl TestImage {
         let diff_ids: Vec<String> = self
             .layers
             .iter()
-            .map(|l| crate::Digest::sha256_of(l).to_string())
+            .map(|l| lamina_store::Digest::sha256_of(l).to_string())
             .collect();
         let history: Vec<serde_json::Value> = (0..self.layers.len())
             .map(|i| serde_json::json!({"created": self.created, "created_by": self.created_by.get(i).cloned().unwrap_or_default()}))
@@ -191,7 +191,11 @@ impl TestImage {
 
     /// Writes the image into the OCI layout at `dir` (created or extended) tagged `ref_name`; returns the
     /// manifest digest.
-    pub fn write_oci_layout(&self, dir: &std::path::Path, ref_name: &str) -> std::io::Result<crate::Digest> {
+    pub fn write_oci_layout(
+        &self,
+        dir: &std::path::Path,
+        ref_name: &str,
+    ) -> std::io::Result<lamina_store::Digest> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         let mut layer_descs = Vec::new();
@@ -251,7 +255,7 @@ impl TestImage {
             b.append_data(&mut h, name, data)
         };
         let config = serde_json::to_vec(&self.config_json())?;
-        let config_name = format!("{}.json", crate::Digest::sha256_of(&config).hex());
+        let config_name = format!("{}.json", lamina_store::Digest::sha256_of(&config).hex());
         add(&config_name, &config)?;
         let mut layer_names = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {

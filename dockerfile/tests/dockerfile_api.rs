@@ -1,6 +1,6 @@
 //! The API the build engine uses: parse → graph → steps with scoping applied.
 
-use lamina_builder::dockerfile::{self, Base, BuildGraph, BuildOptions, Kind, graph::Ref};
+use lamina_dockerfile::{self as dockerfile, Base, BuildGraph, BuildOptions, Kind, graph::Ref};
 
 fn graph(src: &str, target: Option<&str>, args: &[(&str, &str)]) -> BuildGraph {
     let df = dockerfile::parse(src, "Dockerfile").expect("parses");

@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::Digest as _;
 
+use crate::RegistryOptions;
 use crate::digest::{Algorithm, Digest};
-use crate::registry::RegistryOptions;
 use crate::tls::TlsError;
 
 /// The name BuildKit's Dockerfile front end gives a URL without a usable last path segment.
@@ -65,7 +65,7 @@ pub enum DownloadError {
     Redirect {
         url: String,
         #[source]
-        source: crate::registry::bounded::RedirectError,
+        source: crate::bounded::RedirectError,
     },
     #[error("reading the response body")]
     Body {
@@ -226,7 +226,7 @@ fn with_env_proxies(
     Ok(b)
 }
 
-use crate::registry::bounded::{MAX_REDIRECTS, RedirectError};
+use crate::bounded::{MAX_REDIRECTS, RedirectError};
 
 /// A client trusting the system roots plus the CAs configured for `host`. It follows no redirects
 /// itself: `fetch` follows them one hop at a time, so the hop limit and loop check cover the whole

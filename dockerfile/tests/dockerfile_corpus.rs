@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lamina_builder::dockerfile::dockerignore::Matcher;
-use lamina_builder::dockerfile::graph::{BuildOptions, Platform};
-use lamina_builder::dockerfile::{Expander, report};
+use lamina_dockerfile::dockerignore::Matcher;
+use lamina_dockerfile::graph::{BuildOptions, Platform};
+use lamina_dockerfile::{Expander, report};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/dockerfile")
@@ -37,6 +37,7 @@ fn options(case: &Path) -> BuildOptions {
         platform: amd64.clone(),
         build_platform: amd64,
         named_contexts: BTreeMap::new(),
+        triggers: BTreeMap::new(),
     };
     if let Ok(text) = fs::read_to_string(case.with_extension("opts")) {
         for l in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -199,8 +200,8 @@ fn dockerignore_table() {
         } else {
             "included"
         };
-        let mut cache = lamina_builder::dockerfile::dockerignore::MatchCache::new();
-        let cleaned = lamina_builder::dockerfile::dockerignore::clean_path(cols[1]);
+        let mut cache = lamina_dockerfile::dockerignore::MatchCache::new();
+        let cleaned = lamina_dockerfile::dockerignore::clean_path(cols[1]);
         assert_eq!(
             cache.is_excluded(&m, &cleaned),
             actual == "excluded",

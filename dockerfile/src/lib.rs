@@ -1,5 +1,6 @@
-//! The Dockerfile front end: text → typed instructions with spans → stage graph with BuildKit's
-//! expansion applied.
+//! lamina's Dockerfile front end: text → typed instructions with spans → stage graph with BuildKit's
+//! expansion applied. It knows Dockerfile syntax and nothing of stores, registries or the runner: the build
+//! engine (`lamina_builder`, which re-exports this crate as `dockerfile`) takes the graph from here.
 //!
 //! - [`parse`] reads a Dockerfile: parser directives (`syntax`, `escape`, `check`), continuations,
 //!   heredocs, JSON exec form with shell-form fallback, flags checked per instruction. The result is a
@@ -7,6 +8,8 @@
 //! - [`expand`] is BuildKit's word expansion; [`graph::BuildGraph`] applies it with ARG/ENV scoping per
 //!   stage, resolves stage references, prunes stages the target does not need and orders the rest.
 
+//!
+//! - [`glob`] is the one glob matcher (COPY sources, `--exclude`, [`dockerignore`]).
 //!
 //! Errors are [`ParseError`]s that print as `Dockerfile:12:5: message` with a caret snippet; warnings
 //! (legacy forms, deprecated instructions) are collected in [`Dockerfile::warnings`].
@@ -16,6 +19,7 @@ mod checks;
 pub mod dockerignore;
 pub mod error;
 pub mod expand;
+pub mod glob;
 pub mod graph;
 mod instructions;
 mod lexer;

@@ -1,4 +1,7 @@
-//! Seeing inside images: layer listings, flattened trees, diffs and efficiency analysis.
+//! lamina's inspect: seeing inside images — layer listings, flattened trees, diffs and efficiency analysis.
+//!
+//! It reads images from the store (`lamina_store`), OCI layouts and archives, or a registry
+//! (`lamina_registry`, for remote images); nothing below it depends on it.
 //!
 //! Data flow: an [`source::ImageView`] (local store, OCI layout, `oci-archive`/`docker-archive` read in place, or
 //! a single layer file) hands out decompressed layer streams → [`walk::walk_tar`] walks each stream entry by
@@ -20,6 +23,8 @@ pub mod walk;
 
 #[cfg(test)]
 mod tests;
+
+use lamina_store::{digest, image, layer, reference};
 
 use std::io;
 use std::path::PathBuf;
@@ -78,7 +83,7 @@ pub enum InspectError {
     Registry {
         reference: String,
         #[source]
-        source: Box<crate::registry::RegistryError>,
+        source: Box<lamina_registry::RegistryError>,
     },
     #[error("worker thread panicked while reading {what}")]
     Worker { what: String },

@@ -4,7 +4,7 @@
 //! first, which our parser requires). BuildKit keeps a `<<-` RUN body's tabs until it runs it; ours are
 //! stripped when parsed, so such an expected body is shown stripped.
 
-use lamina_builder::dockerfile::{self, Command, Kind};
+use lamina_dockerfile::{self as dockerfile, Command, Kind};
 
 fn one(src: &str) -> dockerfile::Instruction {
     let df = dockerfile::parse(&format!("FROM scratch\n{src}"), "Dockerfile").expect("parses");

@@ -386,7 +386,7 @@ pub(crate) struct RemoteParts {
     pub config_digest: Digest,
     pub config: Value,
     pub layers: Vec<(
-        crate::registry::Descriptor,
+        lamina_registry::Descriptor,
         std::sync::Arc<super::remote::RemoteBlob>,
     )>,
 }
@@ -540,11 +540,11 @@ impl ImageView {
         })
     }
 
-    /// An image of the lamina store (resolved by the caller with [`crate::Store::resolve`] and loaded with
-    /// [`crate::Store::load_image`]); manifest and config are shown as the bytes stored, not re-serialized.
+    /// An image of the lamina store (resolved by the caller with [`lamina_store::Store::resolve`] and loaded with
+    /// [`lamina_store::Store::load_image`]); manifest and config are shown as the bytes stored, not re-serialized.
     pub fn from_store(
-        store: &crate::Store,
-        image: &crate::Image,
+        store: &lamina_store::Store,
+        image: &lamina_store::Image,
         name: &str,
         tags: Vec<String>,
     ) -> Result<ImageView, InspectError> {

@@ -308,8 +308,8 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::testutil::TarBuilder;
-    use crate::inspect::walk::read_entries;
+    use crate::testutil::TarBuilder;
+    use crate::walk::read_entries;
 
     fn entries(t: TarBuilder) -> Vec<LayerEntry> {
         read_entries(t.finish().as_slice(), "t").unwrap().0

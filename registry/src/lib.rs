@@ -1,9 +1,14 @@
-//! The registry client: pull, push, copy, tags, login — our own distribution calls over reqwest, with
-//! our own auth handshake, retries, bounds, verification and streaming (see `client.rs`).
+//! lamina's registry client: pull, push, copy, tags, login — our own distribution calls over reqwest, with
+//! our own auth handshake, retries, bounds, verification and streaming (see `client.rs`) — plus the TLS
+//! trust shared with `ADD <url>` downloads ([`tls`], [`download`]).
+//!
+//! It sits above the store (`lamina_store`): pulls stream into its blob store, copies go through its
+//! layout and archives. The store's modules are imported below under their old names, so the files moved
+//! here from `lamina_store::registry` read as they did (`crate::blob::BlobStore`).
 //!
 //! Data flow of a pull: [`pull::resolve_manifest`] (size-capped GET, digest-checked, platform picked from
 //! an index) → config → layers fetched in parallel by [`RegistryClient::fetch_blob`] (streamed into a
-//! [`crate::BlobWriter`] while hashed, resumed with `Range`, committed only when the digest matches).
+//! [`lamina_store::BlobWriter`] while hashed, resumed with `Range`, committed only when the digest matches).
 //! A push walks the other way and writes manifests last ([`push::push`]). [`copy::copy`] streams
 //! registry→registry, carrying the image's referrers and cosign signatures along. [`cache`] stores
 //! build-cache records as an OCI artifact; [`referrers`] lists and attaches OCI 1.1 referrers.
@@ -15,6 +20,7 @@ pub mod cache;
 pub mod client;
 pub mod copy;
 pub mod credentials;
+pub mod download;
 mod error;
 pub mod layout;
 pub mod manifest;
@@ -24,7 +30,10 @@ pub mod push;
 pub mod referrers;
 mod small;
 mod tags;
+pub mod tls;
 pub mod upload;
+
+use lamina_store::{archive, blob, digest, image, reference};
 
 use std::path::{Path, PathBuf};
 
