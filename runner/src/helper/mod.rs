@@ -22,7 +22,7 @@ mod net;
 pub(crate) mod pty;
 mod rootfs;
 mod rootless;
-pub(crate) use rootless::fresh_proc_allowed;
+pub(crate) use rootless::{FRESH_PROC_ENV, fresh_proc_once};
 mod seccomp;
 mod spec;
 mod user;
