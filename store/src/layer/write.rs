@@ -81,6 +81,15 @@ pub fn write_layer(src: &Path, opts: &WriteOptions, blobs: &BlobStore) -> Result
     })
 }
 
+/// The diff_id `src` would get (sha256 of its tar stream), without compressing or storing anything: a
+/// hash pass is several times cheaper than gzip, so a builder that expects to have written this tree
+/// before checks first and reuses the stored blob.
+pub fn diff_id_of(src: &Path, opts: &WriteOptions) -> Result<crate::digest::Digest, LayerError> {
+    let mut tar = HashingWriter::new(io::sink());
+    write_tar(src, opts, &mut tar)?;
+    Ok(tar.finish().1)
+}
+
 enum Compressor {
     None(Box<BlobWriter>),
     Gzip(Box<ParGzEncoder<BlobWriter>>),
