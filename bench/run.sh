@@ -22,7 +22,10 @@ fi
 mkdir -p "$W/bundle" && cp -a "$W/rootfs" "$W/bundle/rootfs"
 (cd "$W/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
 
-cmds=(-n lamina "$LAMINA --root $W/store run --rm $W/rootfs true"
+# runc's bundle has a network namespace with nothing in it: `--network none` is the same job. The
+# default (a bridge: veth, nftables, via ip and nft) is what docker run does.
+cmds=(-n lamina "$LAMINA --root $W/store run --rm --network none $W/rootfs true"
+      -n lamina-bridge "$LAMINA --root $W/store run --rm $W/rootfs true"
       -n runc "runc run -b $W/bundle lamina-bench-runc-$$")
 if command -v podman >/dev/null && podman pull -q --tls-verify=false "$IMAGE" >/dev/null 2>&1; then
   if podman run --rm --tls-verify=false "$IMAGE" true >/dev/null 2>&1; then

@@ -68,3 +68,64 @@ impl Hint {
         })();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::LayerWriter;
+    use super::*;
+    use lamina_store::Store;
+    use lamina_store::layer::Compression;
+
+    fn tree(w: &LayerWriter, content: &str) -> PathBuf {
+        let d = w.staging().unwrap();
+        std::fs::write(d.join("f"), content).unwrap();
+        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(d.join("f"))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        d
+    }
+
+    #[test]
+    fn a_hinted_tree_with_the_same_diff_id_reuses_the_blob_and_another_is_written() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("store")).unwrap();
+        let w = LayerWriter::new(&store, Compression::default(), None).unwrap();
+        let opts = w.opts.clone();
+        let hint = Digest::sha256_of(b"COPY f /");
+        // A stand-in blob under the tree's diff_id: only reuse can return it (compressing would not).
+        let same = tree(&w, "hello\n");
+        let diff_id = diff_id_of(&same, &opts).unwrap();
+        let (stand_in, size) = store.blobs().put_bytes(b"not really gzip").unwrap();
+        Hint::new(&store.cache_dir(), &hint, &opts).record(&LayerDesc {
+            digest: stand_in.clone(),
+            diff_id: diff_id.clone(),
+            size,
+            media_type: opts.compression.media_type().to_string(),
+        });
+        let key = Digest::sha256_of(b"k1");
+        let got = w
+            .spawn(same, key.clone(), &key, String::new(), 0, Some(hint.clone()))
+            .wait()
+            .unwrap();
+        assert_eq!((got.digest, got.diff_id), (stand_in.clone(), diff_id.clone()));
+
+        let other = tree(&w, "changed\n");
+        let key = Digest::sha256_of(b"k2");
+        let got = w
+            .spawn(other, key.clone(), &key, String::new(), 0, Some(hint.clone()))
+            .wait()
+            .unwrap();
+        assert_ne!(got.diff_id, diff_id);
+        assert_ne!(got.digest, stand_in);
+        assert!(store.blobs().contains(&got.digest));
+        // The hint now names the new layer.
+        let l: CachedLayer =
+            serde_json::from_slice(&std::fs::read(Hint::new(&store.cache_dir(), &hint, &opts).path).unwrap())
+                .unwrap();
+        assert_eq!(l.digest, got.digest);
+    }
+}
