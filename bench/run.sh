@@ -43,14 +43,22 @@ hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$W/r.json" "${cmds[@]}" >&
 # exits at once, so delete includes reaping it).
 rc=lamina-bench-runc-split-$$
 hf() { hyperfine -N --warmup 2 --runs "$RUNS" "$@" >&2 || true; }
-hf --export-json "$W/s1.json" --cleanup "runc delete -f $rc" -n "runc create" "runc create -b $W/bundle $rc"
+# --prepare runs before every timed run, --cleanup only once after them all.
+hf --export-json "$W/s1.json" --prepare "sh -c 'runc delete -f $rc 2>/dev/null; true'" --cleanup "runc delete -f $rc" \
+  -n "runc create" "runc create -b $W/bundle $rc"
 hf --export-json "$W/s2.json" --prepare "sh -c 'runc delete -f $rc 2>/dev/null; runc create -b $W/bundle $rc'" \
   --cleanup "runc delete -f $rc" -n "runc start" "runc start $rc"
 hf --export-json "$W/s3.json" --prepare "sh -c 'runc delete -f $rc 2>/dev/null; runc create -b $W/bundle $rc; runc start $rc'" \
   -n "runc delete" "runc delete -f $rc"
-python3 - "$W"/s[123].json > "$W/split.json" <<'PY'
+python3 - "$W/s1.json" "$W/s2.json" "$W/s3.json" > "$W/split.json" <<'PY'
 import json, sys
-print(json.dumps({"results": [r for p in sys.argv[1:] for r in json.load(open(p))["results"]]}))
+out = []
+for p in sys.argv[1:]:
+    try:
+        out += json.load(open(p))["results"]
+    except (OSError, ValueError):
+        pass  # that phase failed; hyperfine said why
+print(json.dumps({"results": out}))
 PY
 python3 - "$W/r.json" "$W/split.json" <<'PY'
 import json, os, sys
