@@ -1,8 +1,14 @@
-//! `lamina ps`: list containers.
+//! `lamina ps`: list containers, like `docker ps`: docker's columns and `--format` fields, `--filter`
+//! (status, name, label, ancestor, id), `-q`, `--no-trunc`, `-a`.
 
 use std::process::ExitCode;
 
+use anyhow::bail;
+use serde_json::json;
+
 use super::container::state;
+use crate::format::{Format, Listing};
+use crate::output::{go_time, human_ago_unix, human_duration, unix_now};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -12,14 +18,44 @@ pub struct Args {
     /// Only print ids.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Output format: table or json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Don't truncate IDs and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Filter as docker does: `status=created|running|exited`, `name=PART`, `label=KEY[=VALUE]`,
+    /// `ancestor=IMAGE`, `id=PREFIX`. Repeated keys match any; different keys must all match.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// `table` (default), `json` (one object per line), `table TEMPLATE` or a Go template with docker's
+    /// fields (`{{.ID}}`, `{{.Names}}`, `{{.Status}}`, …).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
+const LISTING: Listing = Listing {
+    default_table: "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+    headers: &[
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Ports", "PORTS"),
+        ("State", "STATE"),
+        ("Status", "STATUS"),
+        ("Size", "SIZE"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+        ("Networks", "NETWORKS"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+    ],
+};
+
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let format = Format::parse(args.format.as_deref(), &LISTING)?;
+    let filters = parse_filters(&args.filters)?;
     let root = cli.store_root();
-    let mut rows = Vec::new();
+    let mut recs = Vec::new();
     for rec in state::list(&root)? {
         let running = rec.running();
         if !running && rec.meta.auto_remove && rec.status.is_some() {
@@ -27,100 +63,176 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             let _ = state::remove(&rec);
             continue;
         }
-        if !args.all && !running {
+        // A status filter asks for those states, stopped or not (as `docker ps --filter status=exited`).
+        if !args.all && !running && !filters.iter().any(|(k, _)| k == "status") {
             continue;
         }
-        rows.push((status_text(&rec), rec));
+        recs.push(rec);
     }
+    let ancestors = ancestor_ids(cli, &filters);
+    recs.retain(|r| matches(r, &filters, &ancestors, cli));
     if args.quiet {
-        for (_, r) in &rows {
-            crate::outln!("{}", &r.meta.id[..12]);
+        for r in &recs {
+            crate::outln!("{}", id(&r.meta.id, args.no_trunc));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if args.format == "json" {
-        let v: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(s, r)| {
-                serde_json::json!({
-                    "Id": r.meta.id, "Names": r.meta.name, "Image": r.meta.image,
-                    "Command": r.meta.command.join(" "), "CreatedAt": r.meta.created,
-                    "Status": s, "Ports": r.meta.ports.join(", "), "Pid": r.pid(),
-                })
-            })
-            .collect();
-        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    crate::outln!(
-        "{:<14}{:<24}{:<24}{:<16}{:<26}{:<20}NAMES",
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS"
-    );
-    for (s, r) in &rows {
-        let mut cmd = format!("\"{}\"", r.meta.command.join(" "));
-        if cmd.len() > 22 {
-            cmd = format!(
-                "{}…\"",
-                &cmd[..cmd.char_indices().nth(19).map(|(i, _)| i).unwrap_or(cmd.len())]
-            );
-        }
-        crate::outln!(
-            "{:<14}{:<24}{:<24}{:<16}{:<26}{:<20}{}",
-            &r.meta.id[..12],
-            truncate(&r.meta.image, 22),
-            cmd,
-            ago(r.meta.created),
-            s,
-            r.meta.ports.join(","),
-            r.meta.name
-        );
-    }
+    let rows: Vec<serde_json::Value> = recs.iter().map(|r| fields(r, args.no_trunc)).collect();
+    crate::out!("{}", format.render(&rows, &LISTING)?);
     Ok(ExitCode::SUCCESS)
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
+fn id(full: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        full.to_owned()
     } else {
-        format!(
-            "…{}",
-            s.chars()
-                .rev()
-                .take(n - 1)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<String>()
-        )
+        full.chars().take(12).collect()
     }
 }
 
-fn ago(t: u64) -> String {
-    let d = state::now().saturating_sub(t);
-    match d {
-        0..60 => format!("{d} seconds ago"),
-        60..3600 => format!("{} minutes ago", d / 60),
-        3600..86400 => format!("{} hours ago", d / 3600),
-        _ => format!("{} days ago", d / 86400),
+/// `created`, `running` or `exited`, as docker's State.
+fn state_name(rec: &state::Record) -> &'static str {
+    match (&rec.status, rec.running()) {
+        (_, true) => "running",
+        (None, false) => "created",
+        (Some(_), false) => "exited",
     }
 }
 
+/// When the monitor last wrote the status (at start while running, at exit after): the `Up …` and
+/// `Exited (n) … ago` times.
+fn status_time(rec: &state::Record) -> Option<i64> {
+    let m = std::fs::metadata(rec.dir.join("status.json"))
+        .ok()?
+        .modified()
+        .ok()?;
+    Some(m.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// Docker's STATUS: `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`.
 pub fn status_text(rec: &state::Record) -> String {
+    let since = status_time(rec);
     if rec.running() {
-        return "Up".to_string();
+        return match since {
+            Some(t) => format!("Up {}", human_duration(unix_now() - t)),
+            None => "Up".to_owned(),
+        };
     }
+    let ago = since.map_or_else(String::new, |t| format!(" {}", human_ago_unix(t)));
     match &rec.status {
         Some(s) => match (&s.outcome, &s.error) {
-            (Some(o), _) => format!("Exited ({})", o.exit_code),
+            (Some(o), _) => format!("Exited ({}){ago}", o.exit_code),
             (None, Some(_)) => "Failed".to_string(),
             // Monitor gone without a final word (killed with SIGKILL).
-            (None, None) => "Exited (unknown)".to_string(),
+            (None, None) => format!("Exited (unknown){ago}"),
         },
         None => "Created".to_string(),
     }
+}
+
+/// Docker's fields of a container (strings, as `docker ps --format json` prints them).
+fn fields(r: &state::Record, no_trunc: bool) -> serde_json::Value {
+    let cmd = r.meta.command.join(" ");
+    let cmd = if no_trunc || cmd.chars().count() <= 20 {
+        cmd
+    } else {
+        cmd.chars().take(19).collect::<String>() + "…"
+    };
+    let created = r.meta.created as i64;
+    json!({
+        "Command": format!("{cmd:?}"),
+        "CreatedAt": go_time(created),
+        "ID": id(&r.meta.id, no_trunc),
+        "Image": r.meta.image,
+        "Labels": r
+            .meta
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        "LocalVolumes": "0",
+        "Mounts": "",
+        "Names": r.meta.name,
+        "Networks": r.meta.networks.join(","),
+        // Docker 20.10 and 26 print it null for a local container.
+        "Platform": null,
+        "Ports": r.meta.ports.join(", "),
+        "RunningFor": human_ago_unix(created),
+        "Size": "0B",
+        "State": state_name(r),
+        "Status": status_text(r),
+    })
+}
+
+fn parse_filters(given: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    given
+        .iter()
+        .map(|f| {
+            let Some((k, v)) = f.split_once('=') else {
+                bail!("bad format of filter (expected name=value): {f}");
+            };
+            let k = k.trim().to_ascii_lowercase();
+            match k.as_str() {
+                "status"
+                    if !matches!(
+                        v,
+                        "created" | "running" | "exited" | "paused" | "restarting" | "removing" | "dead"
+                    ) =>
+                {
+                    bail!("invalid filter 'status={v}'")
+                }
+                "status" | "name" | "label" | "ancestor" | "id" => Ok((k, v.to_owned())),
+                _ => bail!("invalid filter '{k}': ps takes status, name, label, ancestor, id"),
+            }
+        })
+        .collect()
+}
+
+/// The image IDs `ancestor=` filters name (an image that isn't in the store matches by name only).
+fn ancestor_ids(cli: &crate::Cli, filters: &[(String, String)]) -> Vec<lamina_store::Digest> {
+    let Ok(store) = super::open_store(cli) else {
+        return Vec::new();
+    };
+    filters
+        .iter()
+        .filter(|(k, _)| k == "ancestor")
+        .filter_map(|(_, v)| image_id(&store, v))
+        .collect()
+}
+
+fn image_id(store: &lamina_store::Store, name: &str) -> Option<lamina_store::Digest> {
+    let found = store.resolve(name).ok()?;
+    Some(store.load_image(found.digest()).ok()?.config_digest)
+}
+
+fn matches(
+    r: &state::Record,
+    filters: &[(String, String)],
+    ancestors: &[lamina_store::Digest],
+    cli: &crate::Cli,
+) -> bool {
+    let any = |key: &str, f: &dyn Fn(&str) -> bool| {
+        let mut given = filters.iter().filter(|(k, _)| k == key).peekable();
+        given.peek().is_none() || given.any(|(_, v)| f(v))
+    };
+    let image = std::cell::OnceCell::new();
+    any("status", &|v| v == state_name(r))
+        && any("name", &|v| r.meta.name.contains(v))
+        && any("id", &|v| r.meta.id.starts_with(v))
+        && any("label", &|v| match v.split_once('=') {
+            Some((k, want)) => r.meta.labels.get(k).is_some_and(|have| have == want),
+            None => r.meta.labels.contains_key(v),
+        })
+        && any("ancestor", &|v| {
+            r.meta.image == v
+                || image
+                    .get_or_init(|| {
+                        super::open_store(cli)
+                            .ok()
+                            .and_then(|s| image_id(&s, &r.meta.image))
+                    })
+                    .as_ref()
+                    .is_some_and(|d| ancestors.contains(d))
+        })
 }
