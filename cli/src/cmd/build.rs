@@ -413,6 +413,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         cache_to: parse_caches(&args.cache_to, true)?,
         registry: registry_flags(args, "quiet").options()?,
         unprivileged: false,
+        allow_insecure: insecure_allowed,
         runtime: Some(super::transfer::runtime()?.handle().clone()),
         attest: parse_attest(args)?,
         tags: args.tags.clone(),
