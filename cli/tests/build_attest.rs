@@ -144,3 +144,94 @@ fn provenance_and_sbom_are_attached_as_buildx_attaches_them() {
     assert_eq!(copied["manifests"], index["manifests"]);
     let _ = raw(&format!("{h}/mirror@{}", att["digest"].as_str().unwrap()));
 }
+
+/// `--provenance mode=max,version=v1` (buildx's spelling) attaches an SLSA v1 statement in BuildKit's v1
+/// layout instead of v0.2's; an unknown version is refused before anything builds.
+#[test]
+fn provenance_version_v1_is_slsa_v1() {
+    if !common::is_root() {
+        lamina_testkit::skip("RUN steps need root");
+        return;
+    }
+    let Some(reg) = Registry::start("") else { return };
+    if !have("skopeo") || !have("curl") {
+        lamina_testkit::skip("skopeo and curl read the pushed index back");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tar) = common::busybox_rootfs_tar(dir.path()) else {
+        return;
+    };
+    let root = dir.path().join("store");
+    common::ok(&root, &["import", tar.to_str().unwrap(), "base"]);
+    let base: serde_json::Value =
+        serde_json::from_str(&common::ok(&root, &["inspect", "--format", "json", "base"])).unwrap();
+    let base_digest = base["Digest"].as_str().unwrap().to_owned();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM base\nARG FLAVOUR\nRUN echo $FLAVOUR > /f\n",
+    )
+    .unwrap();
+    let h = reg.host();
+    let image = format!("{h}/att1:1");
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "--progress", "plain", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--build-arg", "FLAVOUR=mint", "-t", &image, "--push"]);
+        args.push(ctx.to_str().unwrap());
+        common::lamina(&root, &args)
+    };
+    let bad = build(&["--attest", "type=provenance,version=v3"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected v0.2 or v1"));
+    let o = build(&["--provenance", "mode=max,version=v1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let index = raw(&image);
+    let att = &index["manifests"][1];
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    let manifest = raw(&format!("{h}/att1@{}", att["digest"].as_str().unwrap()));
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    assert_eq!(
+        layers[0]["annotations"]["in-toto.io/predicate-type"],
+        "https://slsa.dev/provenance/v1"
+    );
+    let prov = blob(&h, "att1", layers[0]["digest"].as_str().unwrap());
+    assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v1");
+    let img_hex = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    assert_eq!(prov["subject"][0]["digest"]["sha256"], img_hex);
+    let def = &prov["predicate"]["buildDefinition"];
+    let deps = def["resolvedDependencies"].as_array().unwrap();
+    assert_eq!(deps.len(), 1, "{prov}");
+    assert_eq!(
+        format!("sha256:{}", deps[0]["digest"]["sha256"].as_str().unwrap()),
+        base_digest
+    );
+    assert_eq!(def["externalParameters"]["configSource"]["path"], "Dockerfile");
+    assert_eq!(
+        def["externalParameters"]["request"]["args"]["build-arg:FLAVOUR"],
+        "mint"
+    );
+    let run = &prov["predicate"]["runDetails"];
+    assert!(
+        run["builder"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:lamina:builder:")
+    );
+    assert!(
+        run["metadata"]["startedOn"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{run}"
+    );
+}
