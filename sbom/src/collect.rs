@@ -3,7 +3,9 @@
 //! A file is kept when a layer writes it as a regular file, and dropped again when a later layer deletes it
 //! (a `.wh.` whiteout of it or of a parent), hides it (an opaque directory above it), or puts something else
 //! at its path. Content is read only for wanted paths, up to [`MAX_FILE`] each and [`MAX_TOTAL`] in all;
-//! a file over its cap is reported in [`Collected::skipped`], never read whole.
+//! a file over its cap is reported in [`Collected::skipped`], never read whole. Executables are streamed
+//! through [`gobuild::scan`](super::gobuild::scan) as they pass (the tar reader reads their bytes anyway),
+//! and their Go build info is kept under their path with the same layer rules.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -22,6 +24,9 @@ const OS_RELEASE_USR: &str = "usr/lib/os-release";
 pub const DPKG_STATUS: &str = "var/lib/dpkg/status";
 pub const DPKG_STATUS_D: &str = "var/lib/dpkg/status.d/";
 pub const APK_INSTALLED: &str = "lib/apk/db/installed";
+pub use super::rpm::{RPMDB_SQLITE, RPMDB_SQLITE_USR};
+/// Executables smaller than this are not Go programs (the smallest is over a megabyte).
+const MIN_GO_BINARY: u64 = 64 << 10;
 
 /// A kept file: its content and the layer that wrote it.
 #[derive(Clone, Debug)]
@@ -36,6 +41,8 @@ pub struct Collected {
     pub files: BTreeMap<String, File>,
     /// Wanted files left unread because they pass a cap.
     pub skipped: Vec<String>,
+    /// Go build info of executables, by path, with the layer that wrote each.
+    pub go: BTreeMap<String, (usize, super::gobuild::BuildInfo)>,
 }
 
 impl Collected {
@@ -56,16 +63,26 @@ impl Collected {
 
     fn remove_at_or_below(&mut self, path: &str, before_layer: Option<usize>) {
         let prefix = format!("{path}/");
-        self.files.retain(|p, f| {
-            let hit = p == path || p.starts_with(&prefix) || path.is_empty();
-            !(hit && before_layer.is_none_or(|l| f.layer < l))
-        });
+        let hit = |p: &String, layer: usize| {
+            (p == path || p.starts_with(&prefix) || path.is_empty()) && before_layer.is_none_or(|l| layer < l)
+        };
+        self.files.retain(|p, f| !hit(p, f.layer));
+        self.go.retain(|p, (layer, _)| !hit(p, *layer));
+    }
+
+    /// Something else now sits at `path`.
+    fn replace(&mut self, path: &str) {
+        self.files.remove(path);
+        self.go.remove(path);
     }
 }
 
 /// Whether an SBOM reads the file at `path`.
 pub fn wanted(path: &str) -> bool {
-    if matches!(path, OS_RELEASE | OS_RELEASE_USR | DPKG_STATUS | APK_INSTALLED) {
+    if matches!(
+        path,
+        OS_RELEASE | OS_RELEASE_USR | DPKG_STATUS | APK_INSTALLED | RPMDB_SQLITE | RPMDB_SQLITE_USR
+    ) {
         return true;
     }
     if let Some(name) = path.strip_prefix(DPKG_STATUS_D) {
@@ -141,11 +158,20 @@ pub fn collect(view: &ImageView) -> Result<Collected, SbomError> {
             let kind = entry.header().entry_type();
             if kind.is_dir() {
                 // A directory over a kept file replaces it; files below a directory entry stay.
-                out.files.remove(&path);
+                out.replace(&path);
                 continue;
             }
-            out.files.remove(&path);
-            if !(kind.is_file() || kind == tar::EntryType::Continuous) || !wanted(&path) {
+            out.replace(&path);
+            if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+                continue;
+            }
+            if !wanted(&path) {
+                let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
+                if executable && entry.size() >= MIN_GO_BINARY {
+                    if let Some(info) = super::gobuild::scan(&mut entry).map_err(tar_err)? {
+                        out.go.insert(path, (i, info));
+                    }
+                }
                 continue;
             }
             let size = entry.size();

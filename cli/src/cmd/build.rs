@@ -34,10 +34,10 @@ pub struct Args {
     /// Stage to build (default: the last).
     #[arg(long)]
     pub target: Option<String>,
-    /// Attach an attestation as buildx does: `type=provenance[,mode=min|max]` or `type=sbom`.
+    /// Attach an attestation as buildx does: `type=provenance[,mode=min|max][,version=v0.2|v1]` or `type=sbom`.
     #[arg(long, value_name = "type=provenance|sbom[,mode=min|max]")]
     pub attest: Vec<String>,
-    /// Shorthand for `--attest type=provenance` (`true`, `false`, `mode=max`).
+    /// Shorthand for `--attest type=provenance` (`true`, `false`, `mode=max[,version=v1]`).
     #[arg(long, value_name = "true|false|mode=max", num_args = 0..=1, default_missing_value = "true")]
     pub provenance: Option<String>,
     /// Shorthand for `--attest type=sbom` (`true` or `false`).
