@@ -167,10 +167,11 @@ pub fn collect(view: &ImageView) -> Result<Collected, SbomError> {
             }
             if !wanted(&path) {
                 let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
-                if executable && entry.size() >= MIN_GO_BINARY {
-                    if let Some(info) = super::gobuild::scan(&mut entry).map_err(tar_err)? {
-                        out.go.insert(path, (i, info));
-                    }
+                if executable
+                    && entry.size() >= MIN_GO_BINARY
+                    && let Some(info) = super::gobuild::scan(&mut entry).map_err(tar_err)?
+                {
+                    out.go.insert(path, (i, info));
                 }
                 continue;
             }

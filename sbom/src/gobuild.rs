@@ -45,7 +45,7 @@ pub fn scan(mut r: impl Read) -> io::Result<Option<BuildInfo>> {
     }
     loop {
         match memchr::memmem::find(&buf[from..], MAGIC).map(|i| from + i) {
-            Some(p) if (base + p) % 16 == 0 => {
+            Some(p) if (base + p).is_multiple_of(16) => {
                 if !eof && buf.len() < p + MAX_INFO {
                     eof = fill(&mut r, &mut buf, p + MAX_INFO)?;
                 }

@@ -222,6 +222,19 @@ pub fn cargo_lock(data: &[u8], path: &str) -> Vec<Package> {
     out
 }
 
+/// A Go binary's main module, dependencies and standard library (as `stdlib` at the Go version).
+pub fn go_modules(info: &super::gobuild::BuildInfo, path: &str) -> Vec<Package> {
+    let mut out = Vec::new();
+    for m in info.main.iter().chain(&info.deps) {
+        if !m.path.is_empty() {
+            out.push(new(Ecosystem::Go, &m.path, &m.version, path));
+        }
+    }
+    let go = info.go_version.strip_prefix("go").unwrap_or(&info.go_version);
+    out.push(new(Ecosystem::Go, "stdlib", &format!("v{go}"), path));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,17 +293,4 @@ version = \"1.0.197\"\nsource = \"registry+https://github.com/rust-lang/crates.i
         assert_eq!(o.id.as_deref(), Some("debian"));
         assert_eq!(o.pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
     }
-}
-
-/// A Go binary's main module, dependencies and standard library (as `stdlib` at the Go version).
-pub fn go_modules(info: &super::gobuild::BuildInfo, path: &str) -> Vec<Package> {
-    let mut out = Vec::new();
-    for m in info.main.iter().chain(&info.deps) {
-        if !m.path.is_empty() {
-            out.push(new(Ecosystem::Go, &m.path, &m.version, path));
-        }
-    }
-    let go = info.go_version.strip_prefix("go").unwrap_or(&info.go_version);
-    out.push(new(Ecosystem::Go, "stdlib", &format!("v{go}"), path));
-    out
 }

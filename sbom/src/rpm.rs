@@ -137,7 +137,7 @@ pub fn make_header(strings: &[(u32, &str)], ints: &[(u32, i32)]) -> Vec<u8> {
         data.push(0);
     }
     for (tag, v) in ints {
-        while data.len() % 4 != 0 {
+        while !data.len().is_multiple_of(4) {
             data.push(0);
         }
         entries.push((*tag, TYPE_INT32, data.len() as u32, 1));
