@@ -138,6 +138,59 @@ fn provenance_and_sbom_are_attached_as_buildx_attaches_them() {
         .collect();
     assert!(names.contains(&"hello"), "{names:?}");
 
+    // The SBOM's scan of each layer is remembered in the store (by layer digest): a rebuild replays it
+    // instead of reading the layers again. Seen by editing the memo of the RUN's layer (same length, so
+    // still well-formed): the next SBOM says what the memo says.
+    let memos: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("cache/context"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::read(p).is_ok_and(|b| {
+                b.starts_with(b"lamina-sbom-layer-events-1\n")
+                    && b.windows(14).any(|w| w == b"Package: hello")
+            })
+        })
+        .collect();
+    assert_eq!(memos.len(), 1, "one memo holds the RUN's dpkg status");
+    let edited = std::fs::read(&memos[0]).unwrap();
+    let at = edited.windows(14).position(|w| w == b"Package: hello").unwrap();
+    let mut edited = edited.clone();
+    edited[at + 9..at + 14].copy_from_slice(b"jello");
+    std::fs::write(&memos[0], edited).unwrap();
+    let image2 = format!("{h}/att:2");
+    common::ok(
+        &root,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--network",
+            "none",
+            "--sbom=true",
+            "--build-arg",
+            "FLAVOUR=mint",
+            "-t",
+            &image2,
+            "--push",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let index2 = raw(&image2);
+    let att2 = &index2["manifests"][1];
+    let manifest2 = raw(&format!("{h}/att@{}", att2["digest"].as_str().unwrap()));
+    let sbom2 = blob(&h, "att", manifest2["layers"][0]["digest"].as_str().unwrap());
+    let names2: Vec<&str> = sbom2["predicate"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names2.contains(&"jello") && !names2.contains(&"hello"),
+        "{names2:?}"
+    );
+
     // A copy of the whole index keeps the attestation manifest and its blobs.
     common::ok(&root, &["copy", "--all", &image, &format!("{h}/mirror:1")]);
     let copied = raw(&format!("{h}/mirror:1"));

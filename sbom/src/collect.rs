@@ -13,6 +13,7 @@ use std::io::Read;
 use lamina_store::inspect::source::ImageView;
 
 use super::SbomError;
+pub use super::memo::{LayerMemo, NoMemo, StoreMemo};
 
 /// The largest database file read (a Debian image with thousands of packages has a status file of a few MB).
 pub const MAX_FILE: u64 = 32 << 20;
@@ -119,74 +120,47 @@ fn clean(raw: &str) -> String {
         .join("/")
 }
 
+/// What one tar entry of a layer means for the SBOM: the layer reduced to what [`apply`] needs, so a
+/// layer read once can be replayed from a [`LayerMemo`] instead of decompressed again.
+#[derive(Clone, Debug, PartialEq)]
+enum Event {
+    /// `.wh..wh..opq` in this directory: hides what lower layers have below it.
+    Opaque(String),
+    /// `.wh.NAME`: deletes the path and everything below it.
+    Whiteout(String),
+    /// Something that is not kept (a directory, a link, an ordinary file) now sits at the path.
+    Replace(String),
+    /// A wanted file and its content (at most [`MAX_FILE`]).
+    Wanted(String, Vec<u8>),
+    /// A wanted file over [`MAX_FILE`], left unread.
+    TooBig(String),
+    /// An executable with Go build info.
+    Go(String, super::gobuild::BuildInfo),
+}
+
 /// Walks every layer of `view` in order.
 pub fn collect(view: &ImageView) -> Result<Collected, SbomError> {
+    collect_with(view, &NoMemo)
+}
+
+/// [`collect`], replaying layers `memo` has and recording the others in it.
+pub fn collect_with(view: &ImageView, memo: &dyn LayerMemo) -> Result<Collected, SbomError> {
     let mut out = Collected::default();
     let mut total = 0u64;
     for i in 0..view.layers.len() {
-        let label = view.layer_label(i);
-        let tar_err = |source| SbomError::Tar {
-            image: view.name.clone(),
-            layer: label.clone(),
-            source,
-        };
-        let stream = view.open_layer(i).map_err(|source| SbomError::Layer {
-            image: view.name.clone(),
-            layer: label.clone(),
-            source,
-        })?;
-        let mut archive = tar::Archive::new(stream);
-        for entry in archive.entries().map_err(tar_err)? {
-            let mut entry = entry.map_err(tar_err)?;
-            let path = clean(&String::from_utf8_lossy(&entry.path_bytes()));
-            let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-            if name == ".wh..wh..opq" {
-                out.remove_at_or_below(dir, Some(i));
-                continue;
+        let digest = view.layers[i].digest.as_ref();
+        if let Some(events) = digest.and_then(|d| memo.get(d)).and_then(|b| decode(&b)) {
+            for e in events {
+                apply(&mut out, i, e, &mut total);
             }
-            if let Some(gone) = name.strip_prefix(".wh.") {
-                if !gone.starts_with(".wh.") {
-                    let target = if dir.is_empty() {
-                        gone.to_owned()
-                    } else {
-                        format!("{dir}/{gone}")
-                    };
-                    out.remove_at_or_below(&target, None);
-                }
-                continue;
-            }
-            let kind = entry.header().entry_type();
-            if kind.is_dir() {
-                // A directory over a kept file replaces it; files below a directory entry stay.
-                out.replace(&path);
-                continue;
-            }
-            out.replace(&path);
-            if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-                continue;
-            }
-            if !wanted(&path) {
-                let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
-                if executable
-                    && entry.size() >= MIN_GO_BINARY
-                    && let Some(info) = super::gobuild::scan(&mut entry).map_err(tar_err)?
-                {
-                    out.go.insert(path, (i, info));
-                }
-                continue;
-            }
-            let size = entry.size();
-            if size > MAX_FILE || total + size > MAX_TOTAL {
-                out.skipped.push(path);
-                continue;
-            }
-            let mut data = Vec::with_capacity(size as usize);
-            (&mut entry)
-                .take(MAX_FILE)
-                .read_to_end(&mut data)
-                .map_err(tar_err)?;
-            total += data.len() as u64;
-            out.files.insert(path, File { layer: i, data });
+            continue;
+        }
+        let events = layer_events(view, i)?;
+        if let Some(d) = digest {
+            memo.put(d, &encode(&events));
+        }
+        for e in events {
+            apply(&mut out, i, e, &mut total);
         }
     }
     if !out.files.contains_key(OS_RELEASE)
@@ -198,9 +172,192 @@ pub fn collect(view: &ImageView) -> Result<Collected, SbomError> {
     Ok(out)
 }
 
+/// Reads layer `i` once, in tar order.
+fn layer_events(view: &ImageView, i: usize) -> Result<Vec<Event>, SbomError> {
+    let label = view.layer_label(i);
+    let tar_err = |source| SbomError::Tar {
+        image: view.name.clone(),
+        layer: label.clone(),
+        source,
+    };
+    let stream = view.open_layer(i).map_err(|source| SbomError::Layer {
+        image: view.name.clone(),
+        layer: label.clone(),
+        source,
+    })?;
+    let mut events = Vec::new();
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries().map_err(tar_err)? {
+        let mut entry = entry.map_err(tar_err)?;
+        let path = clean(&String::from_utf8_lossy(&entry.path_bytes()));
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        if name == ".wh..wh..opq" {
+            events.push(Event::Opaque(dir.to_owned()));
+            continue;
+        }
+        if let Some(gone) = name.strip_prefix(".wh.") {
+            if !gone.starts_with(".wh.") {
+                let target = if dir.is_empty() {
+                    gone.to_owned()
+                } else {
+                    format!("{dir}/{gone}")
+                };
+                events.push(Event::Whiteout(target));
+            }
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+            events.push(Event::Replace(path));
+            continue;
+        }
+        if !wanted(&path) {
+            let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
+            if executable
+                && entry.size() >= MIN_GO_BINARY
+                && let Some(info) = super::gobuild::scan(&mut entry).map_err(tar_err)?
+            {
+                events.push(Event::Go(path, info));
+            } else {
+                events.push(Event::Replace(path));
+            }
+            continue;
+        }
+        if entry.size() > MAX_FILE {
+            events.push(Event::TooBig(path));
+            continue;
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        (&mut entry)
+            .take(MAX_FILE)
+            .read_to_end(&mut data)
+            .map_err(tar_err)?;
+        events.push(Event::Wanted(path, data));
+    }
+    Ok(events)
+}
+
+/// One event of layer `i` on the files kept so far.
+fn apply(out: &mut Collected, i: usize, e: Event, total: &mut u64) {
+    match e {
+        Event::Opaque(dir) => out.remove_at_or_below(&dir, Some(i)),
+        Event::Whiteout(target) => out.remove_at_or_below(&target, None),
+        // A directory over a kept file replaces it; files below a directory entry stay.
+        Event::Replace(path) => out.replace(&path),
+        Event::TooBig(path) => {
+            out.replace(&path);
+            out.skipped.push(path);
+        }
+        Event::Go(path, info) => {
+            out.replace(&path);
+            out.go.insert(path, (i, info));
+        }
+        Event::Wanted(path, data) => {
+            out.replace(&path);
+            if *total + data.len() as u64 > MAX_TOTAL {
+                out.skipped.push(path);
+                return;
+            }
+            *total += data.len() as u64;
+            out.files.insert(path, File { layer: i, data });
+        }
+    }
+}
+
+/// The memo's format version: a memo of another version is read as missing.
+const MEMO_MAGIC: &[u8] = b"lamina-sbom-layer-events-1\n";
+
+/// Events as bytes: per event a tag byte, the path (u32 length + bytes), then the content (u64 length +
+/// bytes) for `Wanted` or the build info as JSON (u32 length + bytes) for `Go`.
+fn encode(events: &[Event]) -> Vec<u8> {
+    let mut b = MEMO_MAGIC.to_vec();
+    let put = |b: &mut Vec<u8>, tag: u8, path: &str| {
+        b.push(tag);
+        b.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        b.extend_from_slice(path.as_bytes());
+    };
+    for e in events {
+        match e {
+            Event::Opaque(p) => put(&mut b, 1, p),
+            Event::Whiteout(p) => put(&mut b, 2, p),
+            Event::Replace(p) => put(&mut b, 3, p),
+            Event::TooBig(p) => put(&mut b, 4, p),
+            Event::Wanted(p, data) => {
+                put(&mut b, 5, p);
+                b.extend_from_slice(&(data.len() as u64).to_le_bytes());
+                b.extend_from_slice(data);
+            }
+            Event::Go(p, info) => {
+                put(&mut b, 6, p);
+                let json = serde_json::to_vec(info).unwrap_or_default();
+                b.extend_from_slice(&(json.len() as u32).to_le_bytes());
+                b.extend_from_slice(&json);
+            }
+        }
+    }
+    b
+}
+
+/// [`encode`]'s inverse; None for anything malformed (the layer is then read again).
+fn decode(b: &[u8]) -> Option<Vec<Event>> {
+    let mut r = b.strip_prefix(MEMO_MAGIC)?;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (h, t) = (r.get(..n)?, r.get(n..)?);
+        r = t;
+        Some(h)
+    };
+    let mut out = Vec::new();
+    loop {
+        let Some(tag) = take(1) else { break };
+        let tag = tag[0];
+        let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let path = String::from_utf8(take(n)?.to_vec()).ok()?;
+        out.push(match tag {
+            1 => Event::Opaque(path),
+            2 => Event::Whiteout(path),
+            3 => Event::Replace(path),
+            4 => Event::TooBig(path),
+            5 => {
+                let n = usize::try_from(u64::from_le_bytes(take(8)?.try_into().ok()?)).ok()?;
+                Event::Wanted(path, take(n)?.to_vec())
+            }
+            6 => {
+                let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+                Event::Go(path, serde_json::from_slice(take(n)?).ok()?)
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_round_trip_through_the_memo_format() {
+        let events = vec![
+            Event::Opaque("etc".into()),
+            Event::Whiteout("var/lib/dpkg/status".into()),
+            Event::Replace("bin/sh".into()),
+            Event::TooBig("var/lib/rpm/rpmdb.sqlite".into()),
+            Event::Wanted("etc/os-release".into(), b"ID=debian\n".to_vec()),
+            Event::Go(
+                "usr/bin/app".into(),
+                crate::gobuild::BuildInfo {
+                    go_version: "go1.22.1".into(),
+                    path: Some("x.io/app".into()),
+                    main: None,
+                    deps: Vec::new(),
+                },
+            ),
+        ];
+        let b = encode(&events);
+        assert_eq!(decode(&b).unwrap(), events);
+        assert!(decode(&b[..b.len() - 1]).is_none(), "a truncated memo is no memo");
+        assert!(decode(b"lamina-sbom-layer-events-0\n").is_none());
+    }
 
     #[test]
     fn wanted_paths() {

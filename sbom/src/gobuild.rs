@@ -16,14 +16,14 @@ const CHUNK: usize = 64 << 10;
 const SENTINEL_LEN: usize = 16;
 
 /// One module: path and version (a `=>` replacement already applied).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Module {
     pub path: String,
     pub version: String,
 }
 
 /// What a Go binary says about how it was built.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildInfo {
     /// `go1.22.1`.
     pub go_version: String,

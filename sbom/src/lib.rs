@@ -13,6 +13,7 @@
 pub mod collect;
 pub mod cyclonedx;
 pub mod gobuild;
+pub mod memo;
 pub mod parse;
 pub mod rpm;
 pub mod spdx;

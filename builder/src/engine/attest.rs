@@ -401,7 +401,9 @@ fn sbom(store: &Store, img: &Image) -> Result<Value, BuildError> {
     let name = img.manifest_digest.to_string();
     let view = lamina_store::inspect::source::ImageView::from_store(store, img, &name, Vec::new())
         .map_err(|e| fail(Box::new(e)))?;
-    let files = lamina_sbom::collect::collect(&view).map_err(|e| fail(Box::new(e)))?;
+    // Layers already scanned (the base's, a cached step's) are replayed from the store's memo.
+    let memo = lamina_sbom::collect::StoreMemo(store);
+    let files = lamina_sbom::collect::collect_with(&view, &memo).map_err(|e| fail(Box::new(e)))?;
     let inv = lamina_sbom::scan_collected(&view, &files);
     Ok(lamina_sbom::spdx::document(
         &inv,
