@@ -307,8 +307,7 @@ fn decode(b: &[u8]) -> Option<Vec<Event>> {
         Some(h)
     };
     let mut out = Vec::new();
-    loop {
-        let Some(tag) = take(1) else { break };
+    while let Some(tag) = take(1) {
         let tag = tag[0];
         let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
         let path = String::from_utf8(take(n)?.to_vec()).ok()?;
