@@ -11,7 +11,7 @@ for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry busybox:bu
             runc:runc pkg-config:pkg-config zstd:zstd pigz:pigz \
             htpasswd:apache2-utils openssl:openssl python3:python3 podman:podman \
             ip:iproute2 nft:nftables tmux:tmux newuidmap:uidmap \
-            setcap:libcap2-bin slirp4netns:slirp4netns; do
+            setcap:libcap2-bin slirp4netns:slirp4netns sqlite3:sqlite3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)

@@ -432,17 +432,19 @@ fn relative_store_root_builds_and_runs() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "relative\n");
 }
 
-/// `RUN --security=insecure` is BuildKit's `security.insecure` entitlement: refused at its line without
-/// `--allow security.insecure`; with it, the step stops with a clear error because the runner has no
-/// privileged mode (it is never run unconfined, nor silently confined).
+/// `RUN --security=insecure` is an entitlement: refused at its line without `--allow security.insecure`,
+/// privileged with it (CAP_SYS_ADMIN held, `mount` allowed), while the same mount in the default
+/// sandbox fails.
 #[test]
-fn security_insecure_needs_the_entitlement_and_a_privileged_runner() {
+fn security_insecure_runs_privileged_only_with_the_entitlement() {
     if !is_root() {
         lamina_testkit::skip("RUN steps need root (namespaces and overlayfs)");
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let df = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN true\nRUN --security=insecure touch /x\n";
+    let df = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN true\n\
+              RUN --security=insecure mkdir /m && busybox mount -t tmpfs none /m && \
+              busybox grep CapEff /proc/self/status\n";
     let Some(ctx) = context(t.path(), &[("Dockerfile", df)]) else {
         lamina_testkit::skip("/usr/bin/busybox missing");
         return;
@@ -456,13 +458,26 @@ fn security_insecure_needs_the_entitlement_and_a_privileged_runner() {
         b.stderr
     );
     let b = build(&root, &ctx, &["--allow", "security.insecure"]);
-    assert!(!b.ok, "ran a privileged step unprivileged: {}", b.stderr);
+    assert!(b.ok, "privileged step failed: {}", b.stderr);
+    let capeff = b
+        .stderr
+        .lines()
+        .find_map(|l| l.split("CapEff:").nth(1))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no CapEff line in the step's output: {}", b.stderr));
+    const CAP_SYS_ADMIN: u32 = 21;
     assert!(
-        b.stderr.contains("Dockerfile:5") && b.stderr.contains("privileged sandbox"),
-        "{}",
-        b.stderr
+        capeff & (1 << CAP_SYS_ADMIN) != 0,
+        "CapEff {capeff:x} lacks CAP_SYS_ADMIN"
     );
-    // The sandboxed form needs nothing.
+    // The default sandbox refuses the same mount; the sandboxed form needs no entitlement.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN --security=sandbox mkdir /m && busybox mount -t tmpfs none /m\n",
+    )
+    .unwrap();
+    let b = build(&root, &ctx, &[]);
+    assert!(!b.ok, "mounted a tmpfs in the default sandbox: {}", b.stderr);
     std::fs::write(
         ctx.join("Dockerfile"),
         "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nRUN --security=sandbox touch /x\n",

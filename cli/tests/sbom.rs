@@ -170,3 +170,136 @@ fn sbom_of_a_missing_image_names_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no-such-image"), "{err}");
 }
+
+/// An rpm database in sqlite form, made with the `sqlite3` tool as rpm lays it out (table `Packages`,
+/// one header blob a row); enough rows and a big enough blob for interior and overflow pages.
+fn rpmdb(path: &Path) -> bool {
+    use lamina_sbom::rpm::{make_header, tags};
+    if !common::have("sqlite3") {
+        lamina_testkit::skip("sqlite3 makes the rpm database");
+        return false;
+    }
+    let mut sql = String::from(
+        "PRAGMA page_size=1024; CREATE TABLE 'Packages' (hnum INTEGER PRIMARY KEY AUTOINCREMENT,blob BLOB NOT NULL);\n",
+    );
+    let big_license = "MIT and ".repeat(400) + "BSD";
+    for i in 0..60 {
+        let name = format!("pkg{i:02}");
+        let license = if i == 7 { big_license.as_str() } else { "MIT" };
+        let blob = make_header(
+            &[
+                (tags::NAME, &name),
+                (tags::VERSION, "1.0"),
+                (tags::RELEASE, "1.fc40"),
+                (tags::ARCH, "x86_64"),
+                (tags::LICENSE, license),
+            ],
+            &[(tags::EPOCH, if i == 3 { 1 } else { 0 })],
+        );
+        let hex: String = blob.iter().map(|b| format!("{b:02x}")).collect();
+        sql.push_str(&format!("INSERT INTO Packages (blob) VALUES (X'{hex}');\n"));
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let o = std::process::Command::new("sqlite3")
+        .arg(path)
+        .arg(&sql)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    true
+}
+
+/// A Go program built by the Go toolchain when there is one, else an ELF-shaped file with a
+/// `.go.buildinfo` section as the linker writes it.
+fn go_binary(path: &Path, work: &Path) -> &'static str {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    if common::have("go") {
+        let src = work.join("gosrc");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("go.mod"), "module example.com/hello\n\ngo 1.18\n").unwrap();
+        std::fs::write(
+            src.join("main.go"),
+            "package main\n\nfunc main() { println(\"hi\") }\n",
+        )
+        .unwrap();
+        let o = std::process::Command::new("go")
+            .args(["build", "-o"])
+            .arg(path)
+            .arg(".")
+            .current_dir(&src)
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOCACHE", work.join("gocache"))
+            .env("GOPATH", work.join("gopath"))
+            .env("CGO_ENABLED", "0")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        return "built by go";
+    }
+    let mut f = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    f.resize(256 << 10, 0);
+    f.extend_from_slice(&lamina_sbom::gobuild::make_section(
+        "go1.22.1",
+        "path\texample.com/hello\nmod\texample.com/hello\t(devel)\t\n",
+    ));
+    f.resize(320 << 10, 0);
+    std::fs::write(path, f).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    "hand-made"
+}
+
+/// rpm's sqlite database and a Go binary's build info are read from the layers like the others: every
+/// row of the database (with epochs, and a blob spilling onto overflow pages), and the binary's module
+/// and Go version; a binary without the execute bit is not scanned.
+#[test]
+fn sbom_reads_rpmdb_sqlite_and_go_build_info() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    if !rpmdb(&ctx.join("rootfs/var/lib/rpm/rpmdb.sqlite")) {
+        return;
+    }
+    std::fs::write(ctx.join("rootfs/os-release"), "ID=fedora\n").unwrap();
+    std::fs::create_dir_all(ctx.join("rootfs/etc")).unwrap();
+    std::fs::rename(ctx.join("rootfs/os-release"), ctx.join("rootfs/etc/os-release")).unwrap();
+    let how = go_binary(&ctx.join("rootfs/usr/local/bin/hello"), t.path());
+    std::fs::copy(
+        ctx.join("rootfs/usr/local/bin/hello"),
+        ctx.join("rootfs/usr/local/bin/not-executable"),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        ctx.join("rootfs/usr/local/bin/not-executable"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
+    let root = t.path().join("store");
+    let ctx_s = ctx.display().to_string();
+    ok(&root, &["build", "--progress", "plain", "-t", "sbom-rpm", &ctx_s]);
+    let spdx: serde_json::Value = serde_json::from_str(&ok(&root, &["sbom", "sbom-rpm"])).unwrap();
+    let all = purls(&spdx);
+    let rpms: Vec<&String> = all.iter().filter(|p| p.starts_with("pkg:rpm/")).collect();
+    assert_eq!(rpms.len(), 60, "{all:?}");
+    assert!(all.contains(&"pkg:rpm/fedora/pkg00@1.0-1.fc40?arch=x86_64".to_string()));
+    assert!(all.contains(&"pkg:rpm/fedora/pkg03@1%3A1.0-1.fc40?arch=x86_64".to_string()));
+    let big = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "pkg07")
+        .expect("pkg07");
+    assert!(
+        big.to_string().contains("BSD"),
+        "the overflowing blob was read whole: {big}"
+    );
+    let go: Vec<&String> = all.iter().filter(|p| p.starts_with("pkg:golang/")).collect();
+    assert!(
+        go.iter().any(|p| p.starts_with("pkg:golang/example.com/hello@")),
+        "{how}: {go:?}"
+    );
+    let stdlib: Vec<&&String> = go
+        .iter()
+        .filter(|p| p.starts_with("pkg:golang/stdlib@v1."))
+        .collect();
+    assert_eq!(stdlib.len(), 1, "one Go binary scanned ({how}): {go:?}");
+}

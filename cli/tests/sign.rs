@@ -325,3 +325,121 @@ fn attached_artifacts_are_listed_and_travel_with_copy() {
     let err = lamina_fails(&["verify", "--key", &public, &bare]);
     assert!(err.contains("no signatures found"), "{err}");
 }
+
+fn lamina_in(root: &Path, args: &[&str]) -> std::process::Output {
+    lamina().arg("--root").arg(root).args(args).output().unwrap()
+}
+
+/// An image only in the local store is signed there (cosign's signature image, tagged
+/// `NAME:sha256-<hex>.sig` in the store) and verified there; `push` takes the signature along, where
+/// openssl checks it independently and `verify docker://` accepts it; an image changed under its tag
+/// has no signature.
+#[test]
+fn local_store_signatures_verify_locally_and_travel_with_push() {
+    let Some(reg) = Registry::start("") else { return };
+    if !have("skopeo") || !have("openssl") {
+        lamina_testkit::skip("skopeo and openssl check the pushed signature");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let image = format!("{}/local/app:1", reg.host());
+    let tar = t.path().join("rootfs.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "hello", &b"hello\n"[..]).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let o = lamina_in(&root, &["import", tar.to_str().unwrap(), &image]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (k1, p1) = keypair(t.path(), "one");
+    let (_, p2) = keypair(t.path(), "two");
+
+    let o = lamina_in(&root, &["sign", "--key", &k1, &image]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("local store"), "{err}");
+    let o = lamina_in(&root, &["verify", "--key", &p1, &image]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let claims: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let digest = claims[0]["critical"]["image"]["docker-manifest-digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let o = lamina_in(&root, &["verify", "--key", &p2, &image]);
+    assert!(!o.status.success(), "another key verified");
+    // Nothing went to the registry yet.
+    let o = lamina_in(&root, &["verify", "--key", &p1, &format!("docker://{image}")]);
+    assert!(
+        !o.status.success(),
+        "a local signature is in the registry before any push"
+    );
+
+    let o = lamina_in(&root, &["push", &image]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lamina_in(&root, &["verify", "--key", &p1, &format!("docker://{image}")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The pushed signature image, checked with skopeo and openssl alone.
+    let sig_ref = format!(
+        "docker://{}/local/app:{}.sig",
+        reg.host(),
+        digest.replacen(':', "-", 1)
+    );
+    let sig_dir = t.path().join("sig");
+    ok(
+        &skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            &sig_ref,
+            &format!("dir:{}", sig_dir.display()),
+        ]),
+        "skopeo copy signature image",
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sig_dir.join("manifest.json")).unwrap()).unwrap();
+    let layer = &manifest["layers"][0];
+    let payload = sig_dir.join(layer["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+    let sig = {
+        use base64::Engine as _;
+        let b64 = layer["annotations"]["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .unwrap();
+        base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+    };
+    let sig_file = t.path().join("sig.der");
+    std::fs::write(&sig_file, sig).unwrap();
+    let v = openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &p1,
+        "-signature",
+        sig_file.to_str().unwrap(),
+        payload.to_str().unwrap(),
+    ]);
+    assert!(
+        v.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+
+    // The tag now names another image: its signature is not there.
+    let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "other", &b"bye\n"[..]).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let o = lamina_in(&root, &["import", tar.to_str().unwrap(), &image]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lamina_in(&root, &["verify", "--key", &p1, &image]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("no signatures found"),
+        "{err}"
+    );
+}

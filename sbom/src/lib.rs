@@ -5,14 +5,19 @@
 //! stack (whiteouts and opaque directories honoured), each capped in size → [`parse`] reads them into
 //! [`Package`]s — dpkg (`/var/lib/dpkg/status`, `status.d/*`), apk (`/lib/apk/db/installed`), Python
 //! (`*.dist-info/METADATA`, `*.egg-info/PKG-INFO`), npm (`node_modules/**/package.json`) and Cargo
-//! (`Cargo.lock`) → [`spdx`] or [`cyclonedx`] render an [`Inventory`] as JSON. Nothing from an image is
-//! executed, and memory is bounded by the caps, not by layer sizes. rpm databases (sqlite/bdb) and Go build
-//! info in binaries are not read.
+//! (`Cargo.lock`), rpm (`rpmdb.sqlite`, through the small reader in [`sqlite`]) → [`spdx`] or
+//! [`cyclonedx`] render an [`Inventory`] as JSON. Go build info is read from executables as the same pass
+//! streams them ([`gobuild`]). Nothing from an image is executed, and memory is bounded by the caps, not by
+//! layer sizes. rpm's Berkeley DB and ndb databases are not read.
 
 pub mod collect;
 pub mod cyclonedx;
+pub mod gobuild;
+pub mod memo;
 pub mod parse;
+pub mod rpm;
 pub mod spdx;
+pub mod sqlite;
 
 use lamina_inspect::InspectError;
 use lamina_inspect::source::ImageView;
@@ -25,6 +30,9 @@ pub enum Ecosystem {
     Python,
     Npm,
     Cargo,
+    Rpm,
+    /// Go modules (from a binary's build info; `stdlib` for the toolchain's standard library).
+    Go,
 }
 
 impl Ecosystem {
@@ -36,6 +44,8 @@ impl Ecosystem {
             Ecosystem::Python => "pypi",
             Ecosystem::Npm => "npm",
             Ecosystem::Cargo => "cargo",
+            Ecosystem::Rpm => "rpm",
+            Ecosystem::Go => "golang",
         }
     }
 }
@@ -70,6 +80,8 @@ impl Package {
             },
             // PyPI names are normalised: lowercase, runs of `-_.` as one `-`.
             Ecosystem::Python => encode(&normalise_pypi(&self.name)),
+            // A module path's elements are the purl's namespace and name.
+            Ecosystem::Go => self.name.split('/').map(encode).collect::<Vec<_>>().join("/"),
             _ => encode(&self.name),
         };
         let mut p = format!("pkg:{}/", self.ecosystem.purl_type());
@@ -258,6 +270,10 @@ mod tests {
         assert_eq!(
             pkg(Ecosystem::Cargo, "serde", "1.0.0").purl(),
             "pkg:cargo/serde@1.0.0"
+        );
+        assert_eq!(
+            pkg(Ecosystem::Go, "github.com/spf13/cobra", "v1.8.0").purl(),
+            "pkg:golang/github.com/spf13/cobra@v1.8.0"
         );
     }
 

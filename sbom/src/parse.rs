@@ -1,7 +1,7 @@
 //! Package databases and manifests, read into [`Package`]s. Every reader is lenient about what it does not
 //! need (unknown fields, odd whitespace) and skips records it cannot use rather than failing the SBOM.
 
-use super::collect::{APK_INSTALLED, Collected, DPKG_STATUS, DPKG_STATUS_D};
+use super::collect::{APK_INSTALLED, Collected, DPKG_STATUS, DPKG_STATUS_D, RPMDB_SQLITE, RPMDB_SQLITE_USR};
 use super::{Ecosystem, Package};
 
 /// The fields of /etc/os-release an SBOM uses.
@@ -40,6 +40,14 @@ pub fn packages(files: &Collected, namespace: Option<&str>) -> Vec<Package> {
     }
     if let Some(f) = files.get(APK_INSTALLED) {
         out.extend(apk(&f.data, APK_INSTALLED, namespace));
+    }
+    for path in [RPMDB_SQLITE, RPMDB_SQLITE_USR] {
+        if let Some(f) = files.get(path) {
+            out.extend(super::rpm::rpmdb_sqlite(&f.data, path, namespace));
+        }
+    }
+    for (path, (_, info)) in &files.go {
+        out.extend(go_modules(info, path));
     }
     for (path, f) in files.matching(|p| p.ends_with("/METADATA") || p.ends_with("/PKG-INFO")) {
         out.extend(python(&f.data, path));
@@ -211,6 +219,19 @@ pub fn cargo_lock(data: &[u8], path: &str) -> Vec<Package> {
         }
         out.push(p);
     }
+    out
+}
+
+/// A Go binary's main module, dependencies and standard library (as `stdlib` at the Go version).
+pub fn go_modules(info: &super::gobuild::BuildInfo, path: &str) -> Vec<Package> {
+    let mut out = Vec::new();
+    for m in info.main.iter().chain(&info.deps) {
+        if !m.path.is_empty() {
+            out.push(new(Ecosystem::Go, &m.path, &m.version, path));
+        }
+    }
+    let go = info.go_version.strip_prefix("go").unwrap_or(&info.go_version);
+    out.push(new(Ecosystem::Go, "stdlib", &format!("v{go}"), path));
     out
 }
 

@@ -323,6 +323,16 @@ impl Store {
     pub fn context_memo(&self, context_root: &Path) -> PathBuf {
         context_memo(&self.cache_dir(), context_root)
     }
+
+    /// The memo `kind` derives from blob `digest` (the SBOM's events of a layer, say), marked used now. It
+    /// lives beside the context memos and is collected with them, least recently used first; a caller
+    /// writes it whole (temp file and rename in the same dir) and treats an unreadable one as missing.
+    pub fn blob_memo(&self, kind: &str, digest: &Digest) -> PathBuf {
+        let id = Digest::sha256_of(format!("{kind}\0{digest}").as_bytes());
+        let path = context_dir(self.root()).join(&id.hex()[..32]);
+        touch(&path);
+        path
+    }
 }
 
 /// [`Store::context_memo`] given the store's cache dir.

@@ -4,9 +4,10 @@
 //! `vnd.docker.reference.digest: <the image's manifest digest>`. Its layers are in-toto statements
 //! (`application/vnd.in-toto+json`, annotated with `in-toto.io/predicate-type`) whose subject is the
 //! image:
-//! - provenance: an SLSA v0.2 predicate (BuildKit 0.13's default) naming the materials — base images by
+//! - provenance: an SLSA v0.2 predicate (BuildKit 0.13's default) or, with `version=v1`, an SLSA v1 one
+//!   (`buildDefinition`/`runDetails`, as BuildKit writes it), naming the materials — base images by
 //!   digest, the context's git commit when it is a work tree — the Dockerfile's digest, the platform, and
-//!   with `mode=max` the build args, labels and target;
+//!   with `mode=max` the build args, labels and target. Both are made from one [`ProvenanceFacts`];
 //! - SBOM: lamina's own SPDX 2.3 document of the image (`lamina-sbom`, from its package databases).
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 pub const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
 pub const SLSA_PROVENANCE_V02: &str = "https://slsa.dev/provenance/v0.2";
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 pub const SPDX_DOCUMENT: &str = "https://spdx.dev/Document";
 
 /// How much the provenance records (`--attest type=provenance,mode=…`).
@@ -41,10 +43,37 @@ pub enum ProvenanceMode {
     Max,
 }
 
+/// Which SLSA provenance schema (`--attest type=provenance,version=…`); v0.2 is BuildKit 0.13's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SlsaVersion {
+    #[default]
+    V02,
+    V1,
+}
+
+impl SlsaVersion {
+    /// `v0.2` or `v1`, as buildx spells them.
+    pub fn parse(s: &str) -> Option<SlsaVersion> {
+        match s {
+            "v0.2" => Some(SlsaVersion::V02),
+            "v1" => Some(SlsaVersion::V1),
+            _ => None,
+        }
+    }
+
+    pub fn predicate_type(self) -> &'static str {
+        match self {
+            SlsaVersion::V02 => SLSA_PROVENANCE_V02,
+            SlsaVersion::V1 => SLSA_PROVENANCE_V1,
+        }
+    }
+}
+
 /// Which attestations a build attaches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attest {
     pub provenance: Option<ProvenanceMode>,
+    pub provenance_version: SlsaVersion,
     pub sbom: bool,
 }
 
@@ -139,7 +168,13 @@ fn attestation_manifest(
     let subject = subjects(img, platform, facts.req);
     let mut statements: Vec<(String, Value)> = Vec::new();
     if let Some(mode) = facts.req.attest.provenance {
-        statements.push((SLSA_PROVENANCE_V02.to_owned(), provenance(platform, mode, facts)));
+        let version = facts.req.attest.provenance_version;
+        let p = ProvenanceFacts::new(platform, mode, facts);
+        let predicate = match version {
+            SlsaVersion::V02 => p.slsa_v02(facts),
+            SlsaVersion::V1 => p.slsa_v1(facts),
+        };
+        statements.push((version.predicate_type().to_owned(), predicate));
     }
     if facts.req.attest.sbom {
         statements.push((SPDX_DOCUMENT.to_owned(), sbom(store, img)?));
@@ -218,64 +253,145 @@ fn purl_platform(p: &str) -> String {
     p.replace('/', "%2F")
 }
 
-fn provenance(platform: &Platform, mode: ProvenanceMode, facts: &BuildFacts<'_>) -> Value {
-    let req = facts.req;
-    let p = platform.to_string();
-    let mut materials: Vec<Value> = facts
-        .materials
-        .for_platform(&p)
-        .into_iter()
-        .map(|m| {
-            json!({
-                "uri": format!("pkg:docker/{}?platform={}", purl_name(&m.name), purl_platform(&m.platform)),
-                "digest": {m.digest.algorithm().as_str(): m.digest.hex()},
-            })
-        })
-        .collect();
-    let git = git_revision(&req.context_dir);
-    if let Some(g) = &git {
-        materials.push(json!({"uri": g.source, "digest": {"sha1": g.revision}}));
-    }
-    let dockerfile = Digest::sha256_of(req.dockerfile.as_bytes());
-    let mut parameters = json!({"frontend": "dockerfile.v0"});
-    if mode == ProvenanceMode::Max {
-        let mut args = serde_json::Map::new();
-        for (k, v) in &req.build_args {
-            args.insert(format!("build-arg:{k}"), json!(v));
-        }
-        for (k, v) in &req.labels {
-            args.insert(format!("label:{k}"), json!(v));
-        }
-        if let Some(t) = &req.target {
-            args.insert("target".into(), json!(t));
-        }
-        parameters["args"] = Value::Object(args);
-    }
-    let mut lamina_meta = json!({});
-    if let Some(g) = &git {
-        lamina_meta["vcs"] = json!({"source": g.source, "revision": g.revision});
-    }
-    json!({
-        "builder": {"id": format!("urn:lamina:builder:{}", env!("CARGO_PKG_VERSION"))},
-        "buildType": "urn:lamina:dockerfile-build:v1",
-        "materials": materials,
-        "invocation": {
-            "configSource": {
-                "entryPoint": req.dockerfile_name,
-                "digest": {"sha256": dockerfile.hex()},
-            },
-            "parameters": parameters,
-            "environment": {"platform": p},
-        },
-        "metadata": {
-            "buildStartedOn": facts.started,
-            "buildFinishedOn": facts.finished,
-            "completeness": {"parameters": mode == ProvenanceMode::Max, "environment": true, "materials": false},
-            "reproducible": false,
-            "urn:lamina:metadata": lamina_meta,
-        },
-    })
+/// What either SLSA schema says, gathered once.
+struct ProvenanceFacts {
+    platform: String,
+    mode: ProvenanceMode,
+    /// `{"uri": purl or git URL, "digest": {alg: hex}}`: v0.2's materials, v1's resolvedDependencies.
+    materials: Vec<Value>,
+    git: Option<Git>,
+    dockerfile: Digest,
+    /// `build-arg:K`, `label:K`, `target` (mode=max only).
+    args: Option<Value>,
 }
+
+impl ProvenanceFacts {
+    fn new(platform: &Platform, mode: ProvenanceMode, facts: &BuildFacts<'_>) -> ProvenanceFacts {
+        let req = facts.req;
+        let p = platform.to_string();
+        let mut materials: Vec<Value> = facts
+            .materials
+            .for_platform(&p)
+            .into_iter()
+            .map(|m| {
+                json!({
+                    "uri": format!("pkg:docker/{}?platform={}", purl_name(&m.name), purl_platform(&m.platform)),
+                    "digest": {m.digest.algorithm().as_str(): m.digest.hex()},
+                })
+            })
+            .collect();
+        let git = git_revision(&req.context_dir);
+        if let Some(g) = &git {
+            materials.push(json!({"uri": g.source, "digest": {"sha1": g.revision}}));
+        }
+        let args = (mode == ProvenanceMode::Max).then(|| {
+            let mut args = serde_json::Map::new();
+            for (k, v) in &req.build_args {
+                args.insert(format!("build-arg:{k}"), json!(v));
+            }
+            for (k, v) in &req.labels {
+                args.insert(format!("label:{k}"), json!(v));
+            }
+            if let Some(t) = &req.target {
+                args.insert("target".into(), json!(t));
+            }
+            Value::Object(args)
+        });
+        ProvenanceFacts {
+            platform: p,
+            mode,
+            materials,
+            git,
+            dockerfile: Digest::sha256_of(req.dockerfile.as_bytes()),
+            args,
+        }
+    }
+
+    fn parameters(&self) -> Value {
+        let mut parameters = json!({"frontend": "dockerfile.v0"});
+        if let Some(a) = &self.args {
+            parameters["args"] = a.clone();
+        }
+        parameters
+    }
+
+    fn lamina_meta(&self) -> Value {
+        let mut meta = json!({});
+        if let Some(g) = &self.git {
+            meta["vcs"] = json!({"source": g.source, "revision": g.revision});
+        }
+        meta
+    }
+
+    fn builder_id() -> String {
+        format!("urn:lamina:builder:{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn slsa_v02(&self, facts: &BuildFacts<'_>) -> Value {
+        json!({
+            "builder": {"id": Self::builder_id()},
+            "buildType": BUILD_TYPE,
+            "materials": self.materials,
+            "invocation": {
+                "configSource": {
+                    "entryPoint": facts.req.dockerfile_name,
+                    "digest": {"sha256": self.dockerfile.hex()},
+                },
+                "parameters": self.parameters(),
+                "environment": {"platform": self.platform},
+            },
+            "metadata": {
+                "buildStartedOn": facts.started,
+                "buildFinishedOn": facts.finished,
+                "completeness": {"parameters": self.mode == ProvenanceMode::Max, "environment": true, "materials": false},
+                "reproducible": false,
+                "urn:lamina:metadata": self.lamina_meta(),
+            },
+        })
+    }
+
+    /// SLSA v1 as BuildKit lays it out: the request under `externalParameters`, the builder's own platform
+    /// under `internalParameters`, materials as `resolvedDependencies`, times under `runDetails.metadata`.
+    /// BuildKit's `buildkit_*` extension fields are ours as `lamina_*`.
+    fn slsa_v1(&self, facts: &BuildFacts<'_>) -> Value {
+        let mut config_source = json!({
+            "path": facts.req.dockerfile_name,
+            "digest": {"sha256": self.dockerfile.hex()},
+        });
+        if let Some(g) = &self.git {
+            config_source["uri"] = json!(g.source);
+        }
+        json!({
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "configSource": config_source,
+                    "request": self.parameters(),
+                },
+                "internalParameters": {
+                    "builderPlatform": Platform::host().to_string(),
+                    "platform": self.platform,
+                },
+                "resolvedDependencies": self.materials,
+            },
+            "runDetails": {
+                "builder": {"id": Self::builder_id()},
+                "metadata": {
+                    "startedOn": facts.started,
+                    "finishedOn": facts.finished,
+                    "lamina_completeness": {
+                        "request": self.mode == ProvenanceMode::Max,
+                        "resolvedDependencies": false,
+                    },
+                    "lamina_metadata": self.lamina_meta(),
+                },
+            },
+        })
+    }
+}
+
+/// lamina's build type (both schemas): a Dockerfile build by lamina's engine.
+const BUILD_TYPE: &str = "urn:lamina:dockerfile-build:v1";
 
 fn sbom(store: &Store, img: &Image) -> Result<Value, BuildError> {
     let fail = |source: Box<dyn std::error::Error + Send + Sync>| BuildError::Sbom {
@@ -285,7 +401,9 @@ fn sbom(store: &Store, img: &Image) -> Result<Value, BuildError> {
     let name = img.manifest_digest.to_string();
     let view = lamina_inspect::source::ImageView::from_store(store, img, &name, Vec::new())
         .map_err(|e| fail(Box::new(e)))?;
-    let files = lamina_sbom::collect::collect(&view).map_err(|e| fail(Box::new(e)))?;
+    // Layers already scanned (the base's, a cached step's) are replayed from the store's memo.
+    let memo = lamina_sbom::collect::StoreMemo(store);
+    let files = lamina_sbom::collect::collect_with(&view, &memo).map_err(|e| fail(Box::new(e)))?;
     let inv = lamina_sbom::scan_collected(&view, &files);
     Ok(lamina_sbom::spdx::document(
         &inv,
@@ -349,6 +467,52 @@ mod tests {
         assert_eq!(purl_name("busybox"), "busybox@latest");
         assert_eq!(purl_name("localhost:5000/app"), "localhost:5000/app@latest");
         assert_eq!(purl_platform("linux/arm64"), "linux%2Farm64");
+    }
+
+    /// v1 carries what v0.2 does, in BuildKit's v1 places: materials as resolvedDependencies, the
+    /// Dockerfile under externalParameters.configSource, the args (mode=max) in the request, times in
+    /// runDetails.
+    #[test]
+    fn slsa_v1_and_v02_carry_the_same_facts() {
+        let d = tempfile::tempdir().unwrap();
+        let mut req = BuildRequest::new("FROM base\n", d.path());
+        req.dockerfile_name = "Dockerfile.app".into();
+        req.build_args.insert("V".into(), "1".into());
+        let materials = Materials::default();
+        let platform = Platform::host();
+        let base = Digest::sha256_of(b"base manifest");
+        materials.record("base:1", &platform, &base);
+        let facts = BuildFacts {
+            req: &req,
+            materials: &materials,
+            started: "2026-01-01T00:00:00Z".into(),
+            finished: "2026-01-01T00:00:05Z".into(),
+        };
+        let p = ProvenanceFacts::new(&platform, ProvenanceMode::Max, &facts);
+        let (v02, v1) = (p.slsa_v02(&facts), p.slsa_v1(&facts));
+        let def = &v1["buildDefinition"];
+        assert_eq!(def["resolvedDependencies"], v02["materials"]);
+        assert_eq!(
+            def["resolvedDependencies"][0]["digest"]["sha256"],
+            json!(base.hex())
+        );
+        let source = &def["externalParameters"]["configSource"];
+        assert_eq!(source["path"], "Dockerfile.app");
+        assert_eq!(source["digest"], v02["invocation"]["configSource"]["digest"]);
+        assert_eq!(def["externalParameters"]["request"]["args"]["build-arg:V"], "1");
+        assert_eq!(v1["runDetails"]["metadata"]["startedOn"], "2026-01-01T00:00:00Z");
+        assert_eq!(v1["runDetails"]["metadata"]["finishedOn"], "2026-01-01T00:00:05Z");
+        assert_eq!(v1["runDetails"]["builder"], v02["builder"]);
+        assert!(v1.get("materials").is_none() && v1.get("invocation").is_none());
+        let min = ProvenanceFacts::new(&platform, ProvenanceMode::Min, &facts).slsa_v1(&facts);
+        assert!(
+            min["buildDefinition"]["externalParameters"]["request"]
+                .get("args")
+                .is_none()
+        );
+        assert_eq!(SlsaVersion::parse("v1"), Some(SlsaVersion::V1));
+        assert_eq!(SlsaVersion::default().predicate_type(), SLSA_PROVENANCE_V02);
+        assert_eq!(SlsaVersion::parse("v2"), None);
     }
 
     #[test]

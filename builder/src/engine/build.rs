@@ -70,6 +70,8 @@ pub struct BuildRequest {
     /// Without CAP_CHOWN, leave owners the kernel refuses as the caller's instead of failing (the engine
     /// tests through the fake executor; real builds run as root and leave this false).
     pub unprivileged: bool,
+    /// The `security.insecure` entitlement: `RUN --security=insecure` runs privileged (else it is refused).
+    pub allow_insecure: bool,
     /// The binary's one tokio runtime, for registry caches and `ADD <url>` (the builder makes none).
     pub runtime: Option<tokio::runtime::Handle>,
     /// `--attest`/`--provenance`/`--sbom`: attestation manifests in the result's index (always an index
@@ -148,6 +150,7 @@ impl BuildRequest {
             cache_to: Vec::new(),
             registry: RegistryOptions::default(),
             unprivileged: false,
+            allow_insecure: false,
             runtime: None,
             attest: Default::default(),
             tags: Vec::new(),
@@ -326,6 +329,7 @@ pub fn build_plan_with(
             epoch: req.source_date_epoch,
             source,
             unprivileged: req.unprivileged,
+            allow_insecure: req.allow_insecure,
             runtime: req.runtime.clone(),
         },
         step_ids: Mutex::new(0),

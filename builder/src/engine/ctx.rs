@@ -60,6 +60,8 @@ pub struct StepSettings {
     pub source: String,
     /// See [`BuildRequest::unprivileged`](super::BuildRequest::unprivileged).
     pub unprivileged: bool,
+    /// See [`BuildRequest::allow_insecure`](super::BuildRequest::allow_insecure).
+    pub allow_insecure: bool,
     /// See [`BuildRequest::runtime`](super::BuildRequest::runtime).
     pub runtime: Option<tokio::runtime::Handle>,
 }

@@ -112,6 +112,9 @@ pub struct ExecRequest {
     pub mounts: Vec<ExecMount>,
     pub network: Network,
     pub limits: lamina_runner::Limits,
+    /// `RUN --security=insecure` with the `security.insecure` entitlement: every capability of the
+    /// bounding set, no seccomp filter, writable /sys and /proc (the runner's privileged mode).
+    pub privileged: bool,
 }
 
 /// How the process ended.
@@ -205,7 +208,10 @@ impl Executor for RunnerExecutor {
             net: Default::default(),
             attach_socket: None,
             log_file: None,
-            confinement: Default::default(),
+            confinement: lamina_runner::Confinement {
+                privileged: req.privileged,
+                ..Default::default()
+            },
         };
         let pipe = |source| ExecError::Pipe { source };
         let (mut reader, writer) = std::io::pipe().map_err(pipe)?;

@@ -94,8 +94,7 @@ pub enum BuildError {
     #[error("Dockerfile:{line}: invalid --chmod {value:?} (octal like 755 or symbolic like u+x,go-w)")]
     BadChmod { line: usize, value: String },
     #[error(
-        "Dockerfile:{line}: RUN --security=insecure needs a privileged sandbox (all capabilities, no seccomp), \
-         which lamina's runner does not provide"
+        "Dockerfile:{line}: RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure"
     )]
     Privileged { line: usize },
     #[error("Dockerfile:{line}: invalid {what} {value:?}")]

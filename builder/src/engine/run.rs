@@ -141,9 +141,9 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
     else {
         return Ok(());
     };
-    if *security == Some(crate::dockerfile::Security::Insecure) {
-        // The front end (and the CLI's --allow check) let it through: the entitlement was granted, but the
-        // runner has no privileged mode (all capabilities, no seccomp, writable /sys and /proc).
+    let privileged = *security == Some(crate::dockerfile::Security::Insecure);
+    // Checked here and not only by the caller: a base image's ONBUILD RUN can ask for it too.
+    if privileged && !ctx.settings.allow_insecure {
         return Err(BuildError::Privileged { line });
     }
     // The engine checked the Dockerfile's RUNs up front; this also covers a base's ONBUILD RUN triggers.
@@ -188,6 +188,7 @@ pub fn run_step(ctx: &StepCtx<'_>, input: &RunInput<'_>, upper: &Path) -> Result
             _ => ctx.settings.network,
         },
         limits: Default::default(),
+        privileged,
     };
     let mut sink = LogSink {
         progress: ctx.progress,

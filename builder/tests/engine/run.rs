@@ -438,3 +438,30 @@ fn run_history_names_the_command() {
         "{h:?}"
     );
 }
+
+/// `--security=insecure` reaches the executor as a privileged request only with the entitlement; without
+/// it the engine refuses the step itself (a base's ONBUILD RUN never passes the CLI's Dockerfile check).
+#[test]
+fn security_insecure_is_privileged_only_with_the_entitlement() {
+    let e = Env::new();
+    let df = "FROM scratch\nRUN write /a 1\nRUN --security=insecure write /b 2\n";
+    let mut req = e.req(df);
+    req.allow_insecure = true;
+    let exec = FakeExecutor::new();
+    e.run(&req, &exec).unwrap();
+    let privileged: Vec<bool> = exec.calls().iter().map(|c| c.privileged).collect();
+    assert_eq!(privileged, [false, true]);
+
+    e.base(
+        "insecure-ob:1",
+        "FROM scratch\nONBUILD RUN --security=insecure write /t 1\n",
+    );
+    let exec = FakeExecutor::new();
+    let err = match e.run(&e.req("FROM insecure-ob:1\n"), &exec) {
+        Ok(_) => panic!("an ONBUILD RUN --security=insecure ran without the entitlement"),
+        Err(err) => err,
+    };
+    let chain = err.to_string_chain();
+    assert!(chain.contains("security.insecure entitlement"), "{chain}");
+    assert_eq!(exec.count(), 0);
+}

@@ -34,10 +34,10 @@ pub struct Args {
     /// Stage to build (default: the last).
     #[arg(long)]
     pub target: Option<String>,
-    /// Attach an attestation as buildx does: `type=provenance[,mode=min|max]` or `type=sbom`.
+    /// Attach an attestation as buildx does: `type=provenance[,mode=min|max][,version=v0.2|v1]` or `type=sbom`.
     #[arg(long, value_name = "type=provenance|sbom[,mode=min|max]")]
     pub attest: Vec<String>,
-    /// Shorthand for `--attest type=provenance` (`true`, `false`, `mode=max`).
+    /// Shorthand for `--attest type=provenance` (`true`, `false`, `mode=max[,version=v1]`).
     #[arg(long, value_name = "true|false|mode=max", num_args = 0..=1, default_missing_value = "true")]
     pub provenance: Option<String>,
     /// Shorthand for `--attest type=sbom` (`true` or `false`).
@@ -417,6 +417,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         cache_to: parse_caches(&args.cache_to, true)?,
         registry: registry_flags(args, "quiet").options()?,
         unprivileged: false,
+        allow_insecure: insecure_allowed,
         runtime: Some(super::transfer::runtime()?.handle().clone()),
         attest: parse_attest(args)?,
         tags: args.tags.clone(),
@@ -675,6 +676,11 @@ fn parse_attest(args: &Args) -> anyhow::Result<engine::attest::Attest> {
         Some("max") => Ok(ProvenanceMode::Max),
         Some(other) => bail!("{flag}: mode={other}: expected min or max"),
     };
+    let slsa = |v: Option<&str>, flag: &str| match v.map(engine::attest::SlsaVersion::parse) {
+        None => Ok(Default::default()),
+        Some(Some(v)) => Ok(v),
+        Some(None) => bail!("{flag}: version={}: expected v0.2 or v1", v.unwrap_or_default()),
+    };
     for spec in &args.attest {
         let mut kv = BTreeMap::new();
         for part in spec.split(',') {
@@ -687,7 +693,8 @@ fn parse_attest(args: &Args) -> anyhow::Result<engine::attest::Attest> {
         match kv.get("type").copied() {
             Some("provenance") if disabled => a.provenance = None,
             Some("provenance") => {
-                a.provenance = Some(mode(kv.get("mode").copied(), &format!("--attest {spec}"))?)
+                a.provenance = Some(mode(kv.get("mode").copied(), &format!("--attest {spec}"))?);
+                a.provenance_version = slsa(kv.get("version").copied(), &format!("--attest {spec}"))?;
             }
             Some("sbom") => a.sbom = !disabled,
             _ => bail!("--attest {spec}: type must be provenance or sbom"),
@@ -698,11 +705,13 @@ fn parse_attest(args: &Args) -> anyhow::Result<engine::attest::Attest> {
         Some("false" | "0") => a.provenance = None,
         Some("true" | "1") => a.provenance = Some(ProvenanceMode::Min),
         Some(other) => {
-            let m = other.strip_prefix("mode=");
-            if m.is_none() {
-                bail!("--provenance {other}: true, false or mode=min|max");
+            // buildx's shorthand: `--provenance mode=max,version=v1`.
+            let kv: BTreeMap<&str, &str> = other.split(',').filter_map(|p| p.split_once('=')).collect();
+            if kv.is_empty() || kv.keys().any(|k| *k != "mode" && *k != "version") {
+                bail!("--provenance {other}: true, false or mode=min|max[,version=v0.2|v1]");
             }
-            a.provenance = Some(mode(m, "--provenance")?);
+            a.provenance = Some(mode(kv.get("mode").copied(), "--provenance")?);
+            a.provenance_version = slsa(kv.get("version").copied(), "--provenance")?;
         }
     }
     match args.sbom.as_deref() {

@@ -88,7 +88,13 @@ pub fn push_image(
     let digest = rt
         .block_on(async {
             let client = RegistryClient::new(dest.registry(), &opts)?;
-            push::push(&client, &dest, &blobs, &top, Some(&sources), &reporter).await
+            let digest = push::push(&client, &dest, &blobs, &top, Some(&sources), &reporter).await?;
+            // Signatures made with `lamina sign` in the store travel with the image.
+            let n = super::sign::push_local_signatures(&store, &source, &digest, &client, &dest).await?;
+            if n > 0 {
+                reporter.line(&format!("Pushed {n} signature(s) of {digest}"));
+            }
+            anyhow::Ok(digest)
         })
         .with_context(|| format!("pushing {}", dest.familiar()))?;
     Ok(Pushed {

@@ -26,7 +26,16 @@ pub struct Args {
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let view = subject::open_image(cli, &args.image, &args.registry)?;
-    let files = lamina_sbom::collect::collect(&view)?;
+    // A store image's layers are verified blobs: their scans can be remembered (and replayed) by digest.
+    let in_store = !["oci:", "oci-archive:", "docker-archive:", "layer:", "docker://"]
+        .iter()
+        .any(|t| args.image.starts_with(t));
+    let files = if in_store {
+        let store = super::open_store(cli)?;
+        lamina_sbom::collect::collect_with(&view, &lamina_sbom::collect::StoreMemo(&store))?
+    } else {
+        lamina_sbom::collect::collect(&view)?
+    };
     for path in &files.skipped {
         eprintln!(
             "warning: /{path} in {} is over the SBOM size cap and was not read",

@@ -34,6 +34,7 @@ pub struct Call {
     pub user: Option<String>,
     pub mounts: Vec<ExecMount>,
     pub network: super::Network,
+    pub privileged: bool,
     pub started: Instant,
     pub ended: Instant,
 }
@@ -102,6 +103,7 @@ impl Executor for FakeExecutor {
             user: req.user.clone(),
             mounts: req.mounts.clone(),
             network: req.network,
+            privileged: req.privileged,
             started,
             ended: Instant::now(),
         });
