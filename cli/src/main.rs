@@ -43,6 +43,14 @@ enum Command {
     Manifest(cmd::manifest::Args),
     /// Run a command in a new container.
     Run(Box<cmd::run::Args>),
+    /// Create a container (with `run`'s flags) without starting it.
+    Create(Box<cmd::run::Args>),
+    /// Start created or stopped containers (`-a`: attached, with the container's exit status).
+    Start(cmd::start::Args),
+    /// Stop and start containers again.
+    Restart(cmd::restart::Args),
+    /// Wait for containers to stop; print their exit codes.
+    Wait(cmd::wait::Args),
     /// List containers.
     Ps(cmd::ps::Args),
     /// Print a container's output.
@@ -171,6 +179,10 @@ fn main() -> ExitCode {
         Command::Tags(a) => cmd::tags::run(&cli, a),
         Command::Manifest(a) => cmd::manifest::run(&cli, a),
         Command::Run(a) => cmd::run::run(&cli, a),
+        Command::Create(a) => cmd::create::run(&cli, a),
+        Command::Start(a) => cmd::start::run(&cli, a),
+        Command::Restart(a) => cmd::restart::run(&cli, a),
+        Command::Wait(a) => cmd::wait::run(&cli, a),
         Command::Ps(a) => cmd::ps::run(&cli, a),
         Command::Logs(a) => cmd::logs::run(&cli, a),
         Command::Stop(a) => cmd::stop::run(&cli, a),

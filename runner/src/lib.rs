@@ -55,7 +55,7 @@ pub use helper::{FORWARDED as FORWARDED_SIGNALS, TERMINATING as TERMINATING_SIGN
 pub use report::{IsolationReport, isolation_report};
 pub use request::{
     ContainerStatus, DEFAULT_PATH, Limits, Mount, NetOptions, Network, PortMapping, Process, Protocol,
-    RunOutcome, RunRequest,
+    RestartPolicy, RunOutcome, RunRequest, Supervision,
 };
 pub use spawn::{HELPER_SUBCOMMAND, RunStdio, Running, run, run_with_stdio, spawn};
 
@@ -71,4 +71,14 @@ pub fn new_id() -> String {
         bytes[16..20].copy_from_slice(&std::process::id().to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Empties an overlay work dir a previous run of the same container used: the rootfs is mounted
+/// `volatile`, and overlayfs refuses a work dir holding that run's `work/incompat/volatile` marker.
+pub fn clear_work_dir(work: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(work) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }

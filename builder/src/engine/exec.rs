@@ -206,6 +206,7 @@ impl Executor for RunnerExecutor {
             attach_socket: None,
             log_file: None,
             confinement: Default::default(),
+            supervision: Default::default(),
         };
         let pipe = |source| ExecError::Pipe { source };
         let (mut reader, writer) = std::io::pipe().map_err(pipe)?;

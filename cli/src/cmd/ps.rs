@@ -21,7 +21,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let root = cli.store_root();
     let mut rows = Vec::new();
     for rec in state::list(&root)? {
-        let running = rec.running();
+        let running = rec.active();
         if !running && rec.meta.auto_remove && rec.status.is_some() {
             // `run -d --rm`: nobody waits for it, so whoever notices it exited removes it.
             let _ = state::remove(&rec);
@@ -113,6 +113,14 @@ fn ago(t: u64) -> String {
 pub fn status_text(rec: &state::Record) -> String {
     if rec.running() {
         return "Up".to_string();
+    }
+    if rec.restarting() {
+        let n = rec
+            .status
+            .as_ref()
+            .and_then(|s| s.outcome)
+            .map_or(0, |o| o.exit_code);
+        return format!("Restarting ({n})");
     }
     match &rec.status {
         Some(s) => match (&s.outcome, &s.error) {

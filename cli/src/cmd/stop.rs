@@ -27,8 +27,20 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
 
 /// Stop a container and wait until its monitor has cleaned up.
 pub fn stop(rec: &state::Record, grace: Duration) {
-    let Some(pid) = rec.pid() else { return };
+    // First, so a monitor between two runs of its restart policy starts no more.
+    let _ = std::fs::write(rec.dir.join(state::STOP_FILE), b"");
+    if !rec.active() {
+        return;
+    }
     let monitor = rec.status.as_ref().map(|s| s.monitor_pid).unwrap_or(0);
+    let Some(pid) = rec.pid() else {
+        // Restarting: the monitor sees the stop file within its poll interval and exits.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while state::pid_alive(monitor) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return;
+    };
     let _ = super::kill::send(pid, rustix::process::Signal::TERM);
     let deadline = Instant::now() + grace;
     while state::pid_alive(monitor) && Instant::now() < deadline {

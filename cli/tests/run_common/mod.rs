@@ -108,6 +108,7 @@ impl Fixture {
             attach_socket: None,
             log_file: None,
             confinement: Default::default(),
+            supervision: Default::default(),
         }
     }
 

@@ -273,10 +273,18 @@ fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
     let mut sink = Reporter {
         sock: Some(sock),
         status_file: None,
+        restart_count: 0,
+        restarting: false,
+        started_at: None,
     };
     let result = req.and_then(|req| {
         sink.status_file = req.status_file.clone();
-        supervise(&req, &run_dir, &mut sink, reader)
+        let first = supervise(&req, &run_dir, &mut sink, Some(reader));
+        if req.detach {
+            restart_loop(&req, &run_dir, &mut sink, first)
+        } else {
+            first
+        }
     });
     let msg = match result {
         Ok(outcome) => HelperMessage::Exited(outcome),
@@ -294,6 +302,73 @@ fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
 struct Reporter {
     sock: Option<std::os::unix::net::UnixStream>,
     status_file: Option<PathBuf>,
+    restart_count: u32,
+    /// The next `Exited` is followed by a restart.
+    restarting: bool,
+    started_at: Option<u64>,
+}
+
+/// `--restart`: a detached monitor runs the container again (same upper dir, same log) while its
+/// policy says so and nobody stopped it, waiting docker's doubling delay (100 ms, at most a minute)
+/// in between; a run that lasted 10 s resets the delay, as dockerd does.
+fn restart_loop(
+    req: &RunRequest,
+    run_dir: &Path,
+    sink: &mut Reporter,
+    first: Result<RunOutcome, SetupError>,
+) -> Result<RunOutcome, SetupError> {
+    let policy = req.supervision.restart;
+    let stopped = || req.supervision.stop_file.as_deref().is_some_and(|f| f.exists());
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut outcome = first?;
+    while policy.restarts_after(outcome.exit_code, sink.restart_count) && !stopped() {
+        sink.restarting = true;
+        sink.report(&HelperMessage::Exited(outcome));
+        let ran_for = sink.started_at.map_or(0, |t| now_ns().saturating_sub(t));
+        if ran_for > 10_000_000_000 {
+            delay = std::time::Duration::from_millis(100);
+        }
+        let until = std::time::Instant::now() + delay;
+        while std::time::Instant::now() < until && !stopped() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if stopped() {
+            break;
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(60));
+        reset_run_dir(run_dir);
+        crate::clear_work_dir(&req.work_dir);
+        sink.restart_count += 1;
+        sink.restarting = false;
+        outcome = supervise(req, run_dir, sink, None)?;
+    }
+    sink.restarting = false;
+    Ok(outcome)
+}
+
+/// What a finished run left in the private tmpfs (everything but the read-only helper binary), so
+/// the next run of the same container starts from an empty bundle and libcontainer state.
+fn reset_run_dir(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name() == "exe" {
+            continue;
+        }
+        let p = e.path();
+        let _ = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Reporter {
@@ -305,30 +380,39 @@ impl Reporter {
         }
     }
 
-    fn write_status(&self, msg: &HelperMessage) {
+    fn write_status(&mut self, msg: &HelperMessage) {
+        if let HelperMessage::Started { .. } = msg {
+            self.started_at = Some(now_ns());
+        }
         if let Some(path) = &self.status_file {
             let monitor_pid = std::process::id() as i32;
+            let blank = ContainerStatus {
+                monitor_pid,
+                pid: None,
+                running: false,
+                outcome: None,
+                error: None,
+                restart_count: self.restart_count,
+                restarting: false,
+                started_at: self.started_at,
+                finished_at: None,
+            };
             let status = match msg {
                 HelperMessage::Started { pid } => ContainerStatus {
-                    monitor_pid,
                     pid: Some(*pid),
                     running: true,
-                    outcome: None,
-                    error: None,
+                    ..blank
                 },
                 HelperMessage::Exited(o) => ContainerStatus {
-                    monitor_pid,
-                    pid: None,
-                    running: false,
                     outcome: Some(*o),
-                    error: None,
+                    restarting: self.restarting,
+                    finished_at: Some(now_ns()),
+                    ..blank
                 },
                 HelperMessage::Failed { message, .. } => ContainerStatus {
-                    monitor_pid,
-                    pid: None,
-                    running: false,
-                    outcome: None,
                     error: Some(message.clone()),
+                    finished_at: Some(now_ns()),
+                    ..blank
                 },
             };
             let tmp = path.with_extension("tmp");
@@ -419,7 +503,7 @@ fn supervise(
     req: &RunRequest,
     run_dir: &Path,
     sink: &mut Reporter,
-    control: std::io::BufReader<std::os::unix::net::UnixStream>,
+    control: Option<std::io::BufReader<std::os::unix::net::UnixStream>>,
 ) -> Result<RunOutcome, SetupError> {
     crate::validate::request(req)?;
     let id = req.id.clone().unwrap_or_else(crate::new_id);
@@ -656,7 +740,7 @@ fn supervise(
     sink.report(&HelperMessage::Started { pid });
     if req.detach {
         sink.detach();
-    } else {
+    } else if let Some(control) = control {
         watch_caller(control, pid);
     }
 

@@ -2,6 +2,8 @@
 //! option parsing.
 
 pub mod confine;
+pub mod create;
 pub mod image;
 pub mod opts;
+pub mod start;
 pub mod state;

@@ -33,6 +33,9 @@ pub struct Meta {
 /// A detached container's output, as `lamina_runner::logs` frames, in the container's dir.
 pub const LOG_FILE: &str = "output.log";
 
+/// Written by `lamina stop`: the container's monitor restarts it no more.
+pub const STOP_FILE: &str = "stopped";
+
 /// The socket a detached `-t` container's monitor serves its terminal on, in the container's dir.
 pub const ATTACH_SOCKET: &str = "attach.sock";
 
@@ -49,6 +52,19 @@ impl Record {
             Some(s) => s.running && pid_alive(s.monitor_pid),
             None => false,
         }
+    }
+
+    /// Running, or between two runs of its restart policy: its monitor still has work to do.
+    pub fn active(&self) -> bool {
+        match &self.status {
+            Some(s) => (s.running || s.restarting) && pid_alive(s.monitor_pid),
+            None => false,
+        }
+    }
+
+    /// Between two runs of its restart policy.
+    pub fn restarting(&self) -> bool {
+        self.active() && !self.running()
     }
 
     pub fn pid(&self) -> Option<i32> {

@@ -1,0 +1,203 @@
+//! Container lifecycle without a daemon: create, start [-a], wait, restart, and `--restart`
+//! policies applied by the detached monitor.
+
+mod run_common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use run_common::{Fixture, require_root};
+
+fn lamina(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .arg("--root")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(store: &Path, args: &[&str]) -> String {
+    let o = lamina(store, args);
+    assert!(
+        o.status.success(),
+        "lamina {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn status(store: &Path, name: &str) -> String {
+    let ps: serde_json::Value = serde_json::from_str(&ok(store, &["ps", "-a", "--format", "json"])).unwrap();
+    ps.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Names"] == name)
+        .map(|c| c["Status"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no container {name}: {ps}"))
+}
+
+#[test]
+fn create_start_wait_and_start_attached() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let lower = fx.lower.display().to_string();
+    let id = ok(
+        &store,
+        &[
+            "create",
+            "--name",
+            "c1",
+            &lower,
+            "sh",
+            "-c",
+            "echo hi >>/tmp/runs; cat /tmp/runs; exit 3",
+        ],
+    );
+    assert_eq!(id.trim().len(), 64);
+    assert_eq!(status(&store, "c1"), "Created");
+    assert!(
+        lamina(&store, &["logs", "c1"]).stdout.is_empty(),
+        "created container ran"
+    );
+
+    assert_eq!(ok(&store, &["start", "c1"]).trim(), "c1");
+    assert_eq!(ok(&store, &["wait", "c1"]).trim(), "3");
+    assert_eq!(ok(&store, &["logs", "c1"]), "hi\n");
+    assert_eq!(status(&store, "c1"), "Exited (3)");
+
+    // Attached: our stdout, the container's status; the upper dir kept the first run's file.
+    let o = lamina(&store, &["start", "-a", "c1"]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\nhi\n");
+
+    // restart: a running one is stopped first, then runs again detached.
+    ok(
+        &store,
+        &[
+            "create",
+            "--name",
+            "svc",
+            &lower,
+            "sh",
+            "-c",
+            "echo up; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        ],
+    );
+    ok(&store, &["start", "svc"]);
+    ok(&store, &["restart", "-t", "5", "svc"]);
+    assert_eq!(status(&store, "svc"), "Up");
+    wait_for(
+        || ok(&store, &["logs", "svc"]) == "up\nup\n",
+        "two runs of svc in its log",
+    );
+    ok(&store, &["stop", "svc"]);
+    assert_eq!(ok(&store, &["wait", "svc"]).trim(), "0");
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn restart_on_failure_stops_at_its_count() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let lower = fx.lower.display().to_string();
+    ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            &lower,
+            "sh",
+            "-c",
+            "echo run; exit 4",
+        ],
+    );
+    assert_eq!(ok(&store, &["wait", "flaky"]).trim(), "4");
+    // The first run and two restarts, all in one log.
+    assert_eq!(ok(&store, &["logs", "flaky"]), "run\nrun\nrun\n");
+    assert_eq!(status(&store, "flaky"), "Exited (4)");
+
+    // A zero exit is not a failure: no restart.
+    ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "fine",
+            "--restart",
+            "on-failure",
+            &lower,
+            "sh",
+            "-c",
+            "echo once",
+        ],
+    );
+    assert_eq!(ok(&store, &["wait", "fine"]).trim(), "0");
+    assert_eq!(ok(&store, &["logs", "fine"]), "once\n");
+
+    let o = lamina(&store, &["run", "--rm", "--restart", "always", &lower, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--restart and --rm"));
+}
+
+#[test]
+fn restart_always_until_stopped() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let lower = fx.lower.display().to_string();
+    ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "loop",
+            "--restart",
+            "always",
+            &lower,
+            "sh",
+            "-c",
+            "echo x; sleep 0.2; exit 1",
+        ],
+    );
+    wait_for(
+        || ok(&store, &["logs", "loop"]).lines().count() >= 3,
+        "three runs of an always-restarted container",
+    );
+    ok(&store, &["stop", "-t", "2", "loop"]);
+    assert!(
+        status(&store, "loop").starts_with("Exited"),
+        "{}",
+        status(&store, "loop")
+    );
+    let runs = ok(&store, &["logs", "loop"]).lines().count();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        ok(&store, &["logs", "loop"]).lines().count(),
+        runs,
+        "a stopped container was restarted"
+    );
+    // start clears the stop: the policy holds again.
+    ok(&store, &["start", "loop"]);
+    wait_for(
+        || ok(&store, &["logs", "loop"]).lines().count() >= runs + 2,
+        "restarts after start",
+    );
+    ok(&store, &["rm", "-f", "loop"]);
+}
