@@ -51,6 +51,16 @@ enum Command {
     Restart(cmd::restart::Args),
     /// Wait for containers to stop; print their exit codes.
     Wait(cmd::wait::Args),
+    /// Container commands: `container inspect`.
+    Container(cmd::container_cmd::Args),
+    /// Show the processes of a container (the host's ps, default -ef).
+    Top(cmd::top::Args),
+    /// Show CPU, memory, network, block I/O and pids of running containers.
+    Stats(cmd::stats::Args),
+    /// Freeze every process of containers.
+    Pause(cmd::pause::Args),
+    /// Thaw paused containers.
+    Unpause(cmd::pause::Args),
     /// List containers.
     Ps(cmd::ps::Args),
     /// Print a container's output.
@@ -92,7 +102,7 @@ enum Command {
     Load(cmd::load::Args),
     /// Unpack an image's flattened root filesystem into a directory or a tar.
     Unpack(cmd::unpack::Args),
-    /// Show an image's manifest, config and layers as JSON (or fields of it).
+    /// Show an image's manifest, config and layers as JSON (or fields of it), or a container's state.
     Inspect(cmd::inspect::Args),
     /// Show the build steps of an image and the layers they made.
     History(cmd::history::Args),
@@ -183,6 +193,11 @@ fn main() -> ExitCode {
         Command::Start(a) => cmd::start::run(&cli, a),
         Command::Restart(a) => cmd::restart::run(&cli, a),
         Command::Wait(a) => cmd::wait::run(&cli, a),
+        Command::Container(a) => cmd::container_cmd::run(&cli, a),
+        Command::Top(a) => cmd::top::run(&cli, a),
+        Command::Stats(a) => cmd::stats::run(&cli, a),
+        Command::Pause(a) => cmd::pause::pause(&cli, a),
+        Command::Unpause(a) => cmd::pause::unpause(&cli, a),
         Command::Ps(a) => cmd::ps::run(&cli, a),
         Command::Logs(a) => cmd::logs::run(&cli, a),
         Command::Stop(a) => cmd::stop::run(&cli, a),
@@ -203,7 +218,7 @@ fn main() -> ExitCode {
         Command::Save(a) => cmd::save::run(&cli, a),
         Command::Load(a) => cmd::load::run(&cli, a),
         Command::Unpack(a) => cmd::unpack::run(&cli, a),
-        Command::Inspect(a) => cmd::inspect::run(&cli, a),
+        Command::Inspect(a) => cmd::container_cmd::inspect_any(&cli, a),
         Command::History(a) => cmd::history::run(&cli, a),
         Command::LsLayer(a) => cmd::ls_layer::run(&cli, a),
         Command::Tree(a) => cmd::tree::run(&cli, a),

@@ -112,7 +112,7 @@ fn ago(t: u64) -> String {
 
 pub fn status_text(rec: &state::Record) -> String {
     if rec.running() {
-        return "Up".to_string();
+        return if rec.paused() { "Up (Paused)" } else { "Up" }.to_string();
     }
     if rec.restarting() {
         let n = rec

@@ -42,6 +42,10 @@ pub fn stop(rec: &state::Record, grace: Duration) {
         return;
     };
     let _ = super::kill::send(pid, rustix::process::Signal::TERM);
+    // A paused container gets the signal once thawed, as docker stops one.
+    if let Some(cg) = rec.cgroup().filter(|c| c.frozen()) {
+        let _ = cg.set_frozen(false);
+    }
     let deadline = Instant::now() + grace;
     while state::pid_alive(monitor) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

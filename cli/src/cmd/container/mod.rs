@@ -4,6 +4,7 @@
 pub mod confine;
 pub mod create;
 pub mod image;
+pub mod inspect;
 pub mod opts;
 pub mod start;
 pub mod state;

@@ -67,6 +67,21 @@ impl Record {
         self.active() && !self.running()
     }
 
+    /// Running with its cgroup frozen (`lamina pause`).
+    pub fn paused(&self) -> bool {
+        self.cgroup().is_some_and(|c| c.frozen())
+    }
+
+    /// The running container's cgroup, found from its init.
+    pub fn cgroup(&self) -> Option<lamina_runner::cgroupfs::Cgroup> {
+        let pid = self.pid()?;
+        lamina_runner::cgroupfs::Cgroup::of_pid(
+            pid,
+            std::path::Path::new(lamina_runner::cgroupfs::MOUNT_ROOT),
+        )
+        .ok()
+    }
+
     pub fn pid(&self) -> Option<i32> {
         self.status
             .as_ref()
