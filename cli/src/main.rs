@@ -61,6 +61,12 @@ enum Command {
     Pause(cmd::pause::Args),
     /// Thaw paused containers.
     Unpause(cmd::pause::Args),
+    /// Copy files between a container and the host (`-` for a tar on stdin/stdout).
+    Cp(cmd::cp::Args),
+    /// Make an image of a container's changes (one new layer on its image).
+    Commit(cmd::commit::Args),
+    /// Write a container's filesystem as a tar.
+    Export(cmd::export::Args),
     /// List containers.
     Ps(cmd::ps::Args),
     /// Print a container's output.
@@ -198,6 +204,9 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::stats::run(&cli, a),
         Command::Pause(a) => cmd::pause::pause(&cli, a),
         Command::Unpause(a) => cmd::pause::unpause(&cli, a),
+        Command::Cp(a) => cmd::cp::run(&cli, a),
+        Command::Commit(a) => cmd::commit::run(&cli, a),
+        Command::Export(a) => cmd::export::run(&cli, a),
         Command::Ps(a) => cmd::ps::run(&cli, a),
         Command::Logs(a) => cmd::logs::run(&cli, a),
         Command::Stop(a) => cmd::stop::run(&cli, a),

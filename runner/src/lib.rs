@@ -31,6 +31,7 @@
 //!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
+pub mod access;
 pub mod cgroupfs;
 pub mod confinement;
 mod error;

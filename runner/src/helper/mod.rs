@@ -23,6 +23,24 @@ pub(crate) mod pty;
 mod rootfs;
 mod rootless;
 pub(crate) use rootless::fresh_proc_allowed;
+
+/// The helper's overlay mount, for [`crate::access`]'s views of a container's root from outside.
+/// The mount call runs from `base` (short lower names); the caller's working dir is restored.
+pub(crate) fn mount_overlay_for_access(
+    base: &Path,
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), crate::access::AccessError> {
+    let cwd = std::env::current_dir().ok();
+    let userxattr = crate::userns::isolation().in_user_namespace();
+    let r = rootfs::mount_overlay(base, lowers, upper, work, target, userxattr);
+    if let Some(c) = cwd {
+        let _ = std::env::set_current_dir(c);
+    }
+    r.map_err(|e| crate::access::AccessError::Mount(Box::new(e)))
+}
 mod seccomp;
 mod spec;
 mod user;
