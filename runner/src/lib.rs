@@ -35,6 +35,7 @@ pub mod access;
 pub mod cgroupfs;
 pub mod confinement;
 mod error;
+pub mod health;
 mod helper;
 pub mod logs;
 pub mod network;

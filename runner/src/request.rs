@@ -63,12 +63,18 @@ pub struct RunRequest {
 /// What the helper does beyond running the process once. The restart policy and health checks
 /// are the detached monitor's (there is no daemon: they hold for as long as the monitor lives).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Supervision {
     /// `--restart`: whether a detached container's monitor runs the process again when it exits.
     pub restart: RestartPolicy,
     /// A file whose existence means the user stopped the container (`lamina stop`): the monitor
     /// restarts it no more, whatever the policy.
     pub stop_file: Option<PathBuf>,
+    /// `--init`: lamina's own init runs as pid 1 and starts the process, reaping zombies and
+    /// passing signals on.
+    pub init: bool,
+    /// A detached container's health check, run by its monitor.
+    pub health: Option<crate::health::HealthCheck>,
 }
 
 /// docker's `--restart` policies. There is no daemon: the detached container's monitor applies

@@ -112,7 +112,14 @@ fn ago(t: u64) -> String {
 
 pub fn status_text(rec: &state::Record) -> String {
     if rec.running() {
-        return if rec.paused() { "Up (Paused)" } else { "Up" }.to_string();
+        if rec.paused() {
+            return "Up (Paused)".to_string();
+        }
+        return match rec.health() {
+            Some(h) if h.status == "starting" => "Up (health: starting)".to_string(),
+            Some(h) => format!("Up ({})", h.status),
+            None => "Up".to_string(),
+        };
     }
     if rec.restarting() {
         let n = rec

@@ -102,6 +102,27 @@ pub struct Args {
     /// (applied by its monitor for as long as it lives; there is no daemon).
     #[arg(long, default_value = "no")]
     pub restart: String,
+    /// Run lamina's init as pid 1: it starts the command, reaps zombies and forwards signals.
+    #[arg(long)]
+    pub init: bool,
+    /// Health check command, run in the container by a detached container's monitor (`sh -c`).
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s, 500ms).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Time a health check may take.
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures that make the container unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Time at the start during which failures don't count.
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable the image's HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Pull the image first: missing (when the store doesn't have it), always, or never.
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,

@@ -17,6 +17,7 @@ mod cgroup;
 mod confine;
 pub(crate) mod exec;
 mod fd;
+mod init;
 mod mounts;
 mod net;
 pub(crate) mod pty;
@@ -127,6 +128,8 @@ pub(crate) enum SetupError {
     UnmappedId { uid: u32, gid: u32, max: u32 },
     #[error("interrupted before the container started")]
     Interrupted,
+    #[error("--init is unavailable: this lamina was built without a static lamina-init (no libc.a)")]
+    InitUnavailable,
     #[error(transparent)]
     InvalidRequest(#[from] crate::error::RunError),
 }
@@ -149,6 +152,7 @@ impl SetupError {
             | SetupError::InvalidRequest(_)
             | SetupError::Publish { .. }
             | SetupError::UnmappedId { .. }
+            | SetupError::InitUnavailable
             | SetupError::OverlayOptionsTooLong { .. } => FailureKind::User,
             SetupError::Network(e) if e.is_user_error() => FailureKind::User,
             SetupError::Runtime(e) => {
@@ -168,6 +172,7 @@ impl SetupError {
 pub fn helper_main(args: &[String]) -> ExitCode {
     match (args.first().map(String::as_str), args.get(1)) {
         (Some(STAGE2), dir) => return stage2(dir.map(PathBuf::from)),
+        (Some(crate::health::PROBER_ARG), Some(json)) => return crate::health::prober_main(json),
         (Some(rootless::PROBE_PROC), Some(dir)) => return rootless::probe_proc_main(Path::new(dir)),
         (Some(rootless::PROBE_PROC_CHILD), Some(dir)) => return rootless::probe_proc_child(Path::new(dir)),
         _ => {}
@@ -554,6 +559,15 @@ fn supervise(
         }
         None => req,
     };
+    let with_init;
+    let req = if req.supervision.init {
+        let mut r = req.clone();
+        r.process.args = init::wrap(&req.process.args);
+        with_init = r;
+        &with_init
+    } else {
+        req
+    };
     // Registered before any child exists, so no SIGCHLD and no early ^C is lost. Handlers (unlike an
     // ignored or blocked disposition) are reset by execve, so the container starts with defaults.
     let mut signals = Signals::new(TERMINATING.iter().chain(&FORWARDED).chain(&[sigs::SIGCHLD]))
@@ -579,6 +593,9 @@ fn supervise(
         }
         let p = init_layer.join(f);
         std::fs::write(&p, b"").map_err(|e| SetupError::io("create", &p, e))?;
+    }
+    if req.supervision.init {
+        init::install(&init_layer)?;
     }
     let mut lowers = req.lower_dirs.clone();
     lowers.push(init_layer);
@@ -756,6 +773,13 @@ fn supervise(
         _ => Vec::new(),
     };
     sink.report(&HelperMessage::Started { pid });
+    // Stopped (and joined) when this run ends, before the cleanup.
+    let health = req
+        .supervision
+        .health
+        .as_ref()
+        .filter(|_| req.detach)
+        .map(|h| crate::health::start(h, &req.helper_exe, &id));
     if req.detach {
         sink.detach();
     } else if let Some(control) = control {
@@ -769,6 +793,7 @@ fn supervise(
         req.detach,
         terminal.as_ref(),
     );
+    drop(health);
     if let Some(t) = terminal {
         t.finish();
     }

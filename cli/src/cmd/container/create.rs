@@ -193,6 +193,8 @@ pub fn create(cli: &crate::Cli, args: &Args) -> anyhow::Result<Created> {
         supervision: lamina_runner::Supervision {
             restart,
             stop_file: Some(dir.join(state::STOP_FILE)),
+            init: args.init,
+            health: health_check(args, img.healthcheck.as_ref(), &dir)?,
         },
     };
     super::start::save_request(&dir, &req)?;
@@ -203,6 +205,66 @@ pub fn create(cli: &crate::Cli, args: &Args) -> anyhow::Result<Created> {
         req,
         lease: img.lease,
     })
+}
+
+/// docker's merge: each `--health-*` flag replaces that field of the image's HEALTHCHECK; `NONE`
+/// (or `--no-healthcheck`) means none.
+fn health_check(
+    args: &Args,
+    image: Option<&lamina_store::config::Healthcheck>,
+    dir: &std::path::Path,
+) -> anyhow::Result<Option<lamina_runner::health::HealthCheck>> {
+    if args.no_healthcheck {
+        if args.health_cmd.is_some() {
+            bail!("--no-healthcheck conflicts with --health-cmd");
+        }
+        return Ok(None);
+    }
+    let base = image.cloned().unwrap_or_default();
+    let test = match &args.health_cmd {
+        Some(c) => vec!["CMD-SHELL".to_string(), c.clone()],
+        None => base.test.clone(),
+    };
+    let command = match test.split_first() {
+        None => return Ok(None),
+        Some((kind, _)) if kind == "NONE" => return Ok(None),
+        Some((kind, rest)) if kind == "CMD" => rest.to_vec(),
+        Some((kind, rest)) if kind == "CMD-SHELL" => vec!["/bin/sh".into(), "-c".into(), rest.join(" ")],
+        Some(_) => test.clone(),
+    };
+    if command.is_empty() {
+        return Ok(None);
+    }
+    let ms =
+        |flag: &Option<String>, name: &str, image_ns: Option<i64>, default_ms: u64| -> anyhow::Result<u64> {
+            match flag {
+                Some(s) => Ok(lamina_store::gc::parse_duration(s)
+                    .with_context(|| format!("invalid --{name} {s:?}"))?
+                    .as_millis() as u64),
+                None => Ok(image_ns
+                    .filter(|&n| n > 0)
+                    .map_or(default_ms, |n| (n / 1_000_000) as u64)),
+            }
+        };
+    Ok(Some(lamina_runner::health::HealthCheck {
+        command,
+        interval_ms: ms(&args.health_interval, "health-interval", base.interval, 30_000)?,
+        timeout_ms: ms(&args.health_timeout, "health-timeout", base.timeout, 30_000)?,
+        start_period_ms: ms(
+            &args.health_start_period,
+            "health-start-period",
+            base.start_period,
+            0,
+        )?,
+        retries: args
+            .health_retries
+            .or(base
+                .retries
+                .and_then(|r| u32::try_from(r).ok())
+                .filter(|&r| r > 0))
+            .unwrap_or(3),
+        state_file: dir.join(state::HEALTH_FILE),
+    }))
 }
 
 /// `--pull`: fetch the image before resolving it, as `docker run` does (`Unable to find image … locally`).

@@ -17,6 +17,8 @@ pub struct ImageSpec {
     pub user: String,
     /// EXPOSE entries (`80/tcp`), for `run -P`.
     pub exposed: Vec<String>,
+    /// The image's HEALTHCHECK.
+    pub healthcheck: Option<lamina_store::config::Healthcheck>,
     /// Holds the image's snapshots (and blobs) against prune while the container exists; `None` for a
     /// rootfs directory.
     pub lease: Option<lamina_store::Lease>,
@@ -83,6 +85,7 @@ pub fn resolve_for(
         working_dir: cfg.working_dir.unwrap_or_default(),
         user: cfg.user.unwrap_or_default(),
         exposed: cfg.exposed_ports.keys().cloned().collect(),
+        healthcheck: cfg.healthcheck.clone(),
         lease: Some(lease),
     })
 }

@@ -94,6 +94,20 @@ pub fn document(rec: &Record, req: Option<&RunRequest>, ips: &BTreeMap<String, S
             "Networks": networks,
         },
     });
+    if let (Some(h), Some(Value::Object(st))) = (rec.health(), doc.get_mut("State")) {
+        let log: Vec<Value> = h
+            .log
+            .iter()
+            .map(|l| {
+                json!({"Start": rfc3339_ns(l.start), "End": rfc3339_ns(l.end), "ExitCode": l.exit_code,
+                       "Output": l.output})
+            })
+            .collect();
+        st.insert(
+            "Health".into(),
+            json!({"Status": h.status, "FailingStreak": h.failing_streak, "Log": log}),
+        );
+    }
     if let (Some(req), Value::Object(o)) = (req, &mut doc) {
         o.insert("Config".into(), config(rec, req));
         o.insert("HostConfig".into(), host_config(rec, req, &ports));
@@ -113,6 +127,13 @@ fn config(rec: &Record, req: &RunRequest) -> Value {
         "Image": rec.meta.image,
         "WorkingDir": p.cwd,
         "Labels": rec.meta.labels,
+        "Healthcheck": req.supervision.health.as_ref().map(|h| json!({
+            "Test": std::iter::once("CMD".to_string()).chain(h.command.iter().cloned()).collect::<Vec<_>>(),
+            "Interval": h.interval_ms * 1_000_000,
+            "Timeout": h.timeout_ms * 1_000_000,
+            "StartPeriod": h.start_period_ms * 1_000_000,
+            "Retries": h.retries,
+        })),
     })
 }
 
@@ -166,6 +187,7 @@ fn host_config(rec: &Record, req: &RunRequest, ports: &serde_json::Map<String, V
         "CapAdd": c.cap_add,
         "CapDrop": c.cap_drop,
         "Privileged": c.privileged,
+        "Init": req.supervision.init,
         "ShmSize": c.shm_size.unwrap_or(64 << 20),
         "ExtraHosts": req.net.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>(),
         "Dns": req.net.dns,

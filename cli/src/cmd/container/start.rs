@@ -35,6 +35,7 @@ fn for_start(req: &RunRequest, dir: &Path, detach: bool) -> RunRequest {
 /// A fresh start: whatever `stop` said about the previous run no longer holds.
 fn prepare(dir: &Path, meta: &mut state::Meta, detach: bool) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(dir.join(state::STOP_FILE));
+    let _ = std::fs::remove_file(dir.join(state::HEALTH_FILE));
     lamina_runner::clear_work_dir(&dir.join("work"));
     if meta.detached != detach {
         meta.detached = detach;

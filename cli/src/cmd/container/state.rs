@@ -36,6 +36,9 @@ pub const LOG_FILE: &str = "output.log";
 /// Written by `lamina stop`: the container's monitor restarts it no more.
 pub const STOP_FILE: &str = "stopped";
 
+/// A detached container's health, written by its monitor (`lamina_runner::health`).
+pub const HEALTH_FILE: &str = "health.json";
+
 /// The socket a detached `-t` container's monitor serves its terminal on, in the container's dir.
 pub const ATTACH_SOCKET: &str = "attach.sock";
 
@@ -65,6 +68,12 @@ impl Record {
     /// Between two runs of its restart policy.
     pub fn restarting(&self) -> bool {
         self.active() && !self.running()
+    }
+
+    /// The monitor's last word on the container's health, if it has a health check.
+    pub fn health(&self) -> Option<lamina_runner::health::HealthState> {
+        let bytes = std::fs::read(self.dir.join(HEALTH_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Running with its cgroup frozen (`lamina pause`).
