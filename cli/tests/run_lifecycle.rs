@@ -201,3 +201,54 @@ fn restart_always_until_stopped() {
     );
     ok(&store, &["rm", "-f", "loop"]);
 }
+
+#[test]
+fn logs_stream_a_long_log_and_follow_restarts() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let lower = fx.lower.display().to_string();
+    ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "chatty",
+            "--network",
+            "none",
+            &lower,
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done; sleep 0.3; echo err >&2",
+        ],
+    );
+    assert_eq!(ok(&store, &["wait", "chatty"]).trim(), "0");
+    let all = ok(&store, &["logs", "chatty"]);
+    assert_eq!(all.lines().count(), 20000);
+    assert_eq!(all.lines().last(), Some("line19999"));
+    let o = lamina(&store, &["logs", "--tail", "2", "chatty"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "line19999\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+
+    // -f keeps following while the monitor restarts the container, and ends with it.
+    ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "again",
+            "--restart",
+            "on-failure:2",
+            "--network",
+            "none",
+            &lower,
+            "sh",
+            "-c",
+            "echo run; sleep 0.3; exit 1",
+        ],
+    );
+    let o = lamina(&store, &["logs", "-f", "again"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "run\nrun\nrun\n");
+}
