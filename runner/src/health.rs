@@ -99,6 +99,7 @@ pub(crate) const PROBER_ARG: &str = "--health-prober";
 
 /// Starts probing container `id`, whose monitor is this process.
 pub(crate) fn start(check: &HealthCheck, helper_exe: &Path, id: &str) -> Prober {
+    write_state(&check.state_file, &starting());
     let args = ProberArgs {
         check: check.clone(),
         id: id.to_string(),
@@ -125,6 +126,13 @@ pub(crate) fn start(check: &HealthCheck, helper_exe: &Path, id: &str) -> Prober 
     Prober { child }
 }
 
+fn starting() -> HealthState {
+    HealthState {
+        status: "starting".into(),
+        ..Default::default()
+    }
+}
+
 /// The prober process: probe every interval until killed.
 pub(crate) fn prober_main(json: &str) -> std::process::ExitCode {
     let Ok(args) = serde_json::from_str::<ProberArgs>(json) else {
@@ -133,11 +141,7 @@ pub(crate) fn prober_main(json: &str) -> std::process::ExitCode {
     };
     let check = &args.check;
     let began = Instant::now();
-    let mut state = HealthState {
-        status: "starting".into(),
-        ..Default::default()
-    };
-    write_state(&check.state_file, &state);
+    let mut state = starting();
     loop {
         std::thread::sleep(Duration::from_millis(check.interval_ms.max(1)));
         let entry = probe(check, &args.id, args.monitor_pid);

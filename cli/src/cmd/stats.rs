@@ -11,7 +11,7 @@ use crate::output::human_size;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Print one sample and exit (the only mode so far; repeated samples are `watch lamina stats`).
+    /// Print one sample and exit (default: a new table every second until interrupted).
     #[arg(long = "no-stream")]
     pub no_stream: bool,
     /// Show stopped containers too.
@@ -58,6 +58,23 @@ fn net_io(pid: i32) -> (u64, u64) {
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    if args.no_stream {
+        return once(cli, args);
+    }
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    loop {
+        if tty {
+            // Clear the screen and go home, as docker redraws its table.
+            crate::output::emit("\x1b[2J\x1b[H");
+        }
+        let began = Instant::now();
+        once(cli, args)?;
+        // A sample with containers spans a second already; without any, wait one.
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(began.elapsed()));
+    }
+}
+
+fn once(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let root = cli.store_root();
     let recs: Vec<state::Record> = if args.containers.is_empty() {
         state::list(&root)?

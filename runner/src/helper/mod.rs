@@ -772,14 +772,15 @@ fn supervise(
         ],
         _ => Vec::new(),
     };
-    sink.report(&HelperMessage::Started { pid });
-    // Stopped (and joined) when this run ends, before the cleanup.
+    // Before `Started`, so whoever hears that sees the health as `starting` already; stopped when
+    // this run ends, before the cleanup.
     let health = req
         .supervision
         .health
         .as_ref()
         .filter(|_| req.detach)
         .map(|h| crate::health::start(h, &req.helper_exe, &id));
+    sink.report(&HelperMessage::Started { pid });
     if req.detach {
         sink.detach();
     } else if let Some(control) = control {
