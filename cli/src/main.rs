@@ -51,7 +51,9 @@ enum Command {
     Restart(cmd::restart::Args),
     /// Wait for containers to stop; print their exit codes.
     Wait(cmd::wait::Args),
-    /// Container commands: `container inspect`.
+    /// Rename a container.
+    Rename(cmd::rename::Args),
+    /// Container commands: `container inspect`, `container prune`.
     Container(cmd::container_cmd::Args),
     /// Show the processes of a container (the host's ps, default -ef).
     Top(cmd::top::Args),
@@ -199,6 +201,7 @@ fn main() -> ExitCode {
         Command::Start(a) => cmd::start::run(&cli, a),
         Command::Restart(a) => cmd::restart::run(&cli, a),
         Command::Wait(a) => cmd::wait::run(&cli, a),
+        Command::Rename(a) => cmd::rename::run(&cli, a),
         Command::Container(a) => cmd::container_cmd::run(&cli, a),
         Command::Top(a) => cmd::top::run(&cli, a),
         Command::Stats(a) => cmd::stats::run(&cli, a),

@@ -252,3 +252,68 @@ fn logs_stream_a_long_log_and_follow_restarts() {
     let o = lamina(&store, &["logs", "-f", "again"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "run\nrun\nrun\n");
 }
+
+#[test]
+fn rename_and_container_prune() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let lower = fx.lower.display().to_string();
+    ok(
+        &store,
+        &[
+            "run",
+            "--name",
+            "old",
+            "--network",
+            "none",
+            &lower,
+            "sh",
+            "-c",
+            "echo x >/tmp/f",
+        ],
+    );
+    ok(
+        &store,
+        &["create", "--name", "made", "--network", "none", &lower, "true"],
+    );
+    ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "up",
+            "--network",
+            "none",
+            &lower,
+            "sleep",
+            "100",
+        ],
+    );
+    ok(&store, &["rename", "old", "new"]);
+    assert_eq!(status(&store, "new"), "Exited (0)");
+    assert!(
+        lamina(&store, &["rename", "new", "up"]).status.code() != Some(0),
+        "duplicate name taken"
+    );
+    assert!(lamina(&store, &["rename", "new", "bad/name"]).status.code() != Some(0));
+
+    let out = ok(&store, &["container", "prune", "-f"]);
+    assert!(out.starts_with("Deleted Containers:"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.len() == 64).count(), 2, "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    let ps: serde_json::Value = serde_json::from_str(&ok(&store, &["ps", "-a", "--format", "json"])).unwrap();
+    let names: Vec<&str> = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Names"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["up"],
+        "prune removed a running container or kept a stopped one"
+    );
+    ok(&store, &["rm", "-f", "up"]);
+}

@@ -43,6 +43,7 @@ pub mod pull;
 pub mod push;
 pub mod referrers;
 pub mod remote_image;
+pub mod rename;
 pub mod restart;
 pub mod rm;
 pub mod rmi;
