@@ -191,8 +191,24 @@ fn ps_status(store: &Path, name: &str) -> String {
         .unwrap()
         .iter()
         .find(|c| c["Names"] == name)
-        .map(|c| c["Status"].as_str().unwrap().to_string())
+        .map(|c| short(c["Status"].as_str().unwrap()))
         .unwrap_or_default()
+}
+
+/// ps's STATUS without its duration: `Up 2 seconds (healthy)` → `Up (healthy)`, `Exited (3) 1 second
+/// ago` → `Exited (3)`.
+fn short(s: &str) -> String {
+    let (head, rest) = s.split_once(' ').unwrap_or((s, ""));
+    let mut out = head.to_string();
+    if head == "Up" {
+        if let Some(i) = rest.rfind('(') {
+            out.push(' ');
+            out.push_str(&rest[i..]);
+        }
+    } else if let Some(r) = rest.strip_prefix('(') {
+        out.push_str(&format!(" ({})", r.split(')').next().unwrap_or_default()));
+    }
+    out
 }
 
 #[test]

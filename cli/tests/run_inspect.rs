@@ -181,7 +181,12 @@ fn top_stats_pause_unpause() {
         "paused twice"
     );
     let ps: serde_json::Value = serde_json::from_str(&ok(&store, &["ps", "--format", "json"])).unwrap();
-    assert_eq!(ps[0]["Status"], "Up (Paused)");
+    assert_eq!(ps[0]["State"], "paused");
+    let status = ps[0]["Status"].as_str().unwrap();
+    assert!(
+        status.starts_with("Up ") && status.ends_with(" (Paused)"),
+        "{status}"
+    );
     // Frozen: the counter file doesn't move. Read from the upper dir (an exec would freeze too).
     let upper = store
         .join("containers")

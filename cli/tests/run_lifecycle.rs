@@ -34,8 +34,24 @@ fn status(store: &Path, name: &str) -> String {
         .unwrap()
         .iter()
         .find(|c| c["Names"] == name)
-        .map(|c| c["Status"].as_str().unwrap().to_string())
+        .map(|c| short(c["Status"].as_str().unwrap()))
         .unwrap_or_else(|| panic!("no container {name}: {ps}"))
+}
+
+/// ps's STATUS without its duration: `Up 2 seconds (healthy)` → `Up (healthy)`, `Exited (3) 1 second
+/// ago` → `Exited (3)`.
+fn short(s: &str) -> String {
+    let (head, rest) = s.split_once(' ').unwrap_or((s, ""));
+    let mut out = head.to_string();
+    if head == "Up" {
+        if let Some(i) = rest.rfind('(') {
+            out.push(' ');
+            out.push_str(&rest[i..]);
+        }
+    } else if let Some(r) = rest.strip_prefix('(') {
+        out.push_str(&format!(" ({})", r.split(')').next().unwrap_or_default()));
+    }
+    out
 }
 
 #[test]
@@ -67,6 +83,8 @@ fn create_start_wait_and_start_attached() {
     assert_eq!(ok(&store, &["wait", "c1"]).trim(), "3");
     assert_eq!(ok(&store, &["logs", "c1"]), "hi\n");
     assert_eq!(status(&store, "c1"), "Exited (3)");
+    let ps = ok(&store, &["ps", "-a", "--filter", "name=c1"]);
+    assert!(ps.contains("Exited (3) ") && ps.contains(" ago"), "{ps}");
 
     // Attached: our stdout, the container's status; the upper dir kept the first run's file.
     let o = lamina(&store, &["start", "-a", "c1"]);
@@ -292,6 +310,38 @@ fn rename_and_container_prune() {
         ],
     );
     ok(&store, &["rename", "old", "new"]);
+    // ps filters and -n.
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["ps", "--format", "json"];
+        a.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&ok(&store, &a)).unwrap();
+        // Sorted: containers created in the same second have no order between them.
+        let mut n: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["Names"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&[]), vec!["up"]);
+    assert_eq!(names(&["--filter", "status=created"]), vec!["made"]);
+    assert_eq!(
+        names(&["--filter", "status=exited", "--filter", "status=created"]),
+        vec!["made", "new"]
+    );
+    assert_eq!(names(&["-a", "--filter", "name=ne"]), vec!["new"]);
+    assert_eq!(names(&["--filter", "exited=0"]), vec!["new"]);
+    assert_eq!(names(&["-n", "3"]), vec!["made", "new", "up"]);
+    assert_eq!(names(&["-n", "1"]).len(), 1);
+    assert_eq!(
+        names(&["-a", "--filter", "status=running", "--filter", "name=ma"]),
+        Vec::<String>::new()
+    );
+    assert!(lamina(&store, &["ps", "--filter", "colour=red"]).status.code() != Some(0));
+    let q = ok(&store, &["ps", "-q", "--no-trunc"]);
+    assert_eq!(q.trim().len(), 64, "{q}");
     assert_eq!(status(&store, "new"), "Exited (0)");
     assert!(
         lamina(&store, &["rename", "new", "up"]).status.code() != Some(0),
