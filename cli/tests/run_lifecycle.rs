@@ -367,3 +367,74 @@ fn rename_and_container_prune() {
     );
     ok(&store, &["rm", "-f", "up"]);
 }
+
+#[test]
+fn stop_signal_and_stop_timeout() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let lower = fx.lower.display().to_string();
+    ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "usr",
+            "--stop-signal",
+            "USR1",
+            "--network",
+            "none",
+            &lower,
+            "sh",
+            "-c",
+            "trap 'echo usr1; exit 4' USR1; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
+    wait_for(|| ok(&store, &["logs", "usr"]).contains("ready"), "ready");
+    ok(&store, &["stop", "usr"]);
+    assert_eq!(ok(&store, &["wait", "usr"]).trim(), "4");
+    assert!(ok(&store, &["logs", "usr"]).contains("usr1"));
+    assert_eq!(
+        ok(&store, &["inspect", "-f", "{{.Config.StopSignal}}", "usr"]).trim(),
+        "USR1"
+    );
+    assert!(
+        lamina(&store, &["create", "--stop-signal", "NOPE", &lower, "true"])
+            .status
+            .code()
+            != Some(0)
+    );
+
+    // pid 1 without handlers ignores TERM: the timeout ends it with SIGKILL.
+    ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "deaf",
+            "--stop-timeout",
+            "1",
+            "--network",
+            "none",
+            &lower,
+            "sh",
+            "-c",
+            "while :; do sleep 0.1; done",
+        ],
+    );
+    let t = Instant::now();
+    ok(&store, &["stop", "deaf"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(ok(&store, &["wait", "deaf"]).trim(), "137");
+}

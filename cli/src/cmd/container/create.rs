@@ -129,6 +129,14 @@ pub fn create(cli: &crate::Cli, args: &Args) -> anyhow::Result<Created> {
         detached: args.detach,
         tty: args.tty,
         labels,
+        stop_signal: {
+            let sig = args.stop_signal.clone().or_else(|| img.stop_signal.clone());
+            if let Some(s) = &sig {
+                crate::cmd::kill::parse_signal(s).context("invalid --stop-signal")?;
+            }
+            sig
+        },
+        stop_timeout: args.stop_timeout,
     };
     state::write_meta(&dir, &meta)?;
     // The lease outlives this process for as long as the container's record exists (a detached

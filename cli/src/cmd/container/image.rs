@@ -17,6 +17,8 @@ pub struct ImageSpec {
     pub user: String,
     /// EXPOSE entries (`80/tcp`), for `run -P`.
     pub exposed: Vec<String>,
+    /// The image's STOPSIGNAL.
+    pub stop_signal: Option<String>,
     /// The image's HEALTHCHECK.
     pub healthcheck: Option<lamina_store::config::Healthcheck>,
     /// Holds the image's snapshots (and blobs) against prune while the container exists; `None` for a
@@ -86,6 +88,7 @@ pub fn resolve_for(
         user: cfg.user.unwrap_or_default(),
         exposed: cfg.exposed_ports.keys().cloned().collect(),
         healthcheck: cfg.healthcheck.clone(),
+        stop_signal: cfg.stop_signal.clone(),
         lease: Some(lease),
     })
 }

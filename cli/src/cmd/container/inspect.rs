@@ -127,6 +127,8 @@ fn config(rec: &Record, req: &RunRequest) -> Value {
         "Image": rec.meta.image,
         "WorkingDir": p.cwd,
         "Labels": rec.meta.labels,
+        "StopSignal": rec.meta.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+        "StopTimeout": rec.meta.stop_timeout,
         "Healthcheck": req.supervision.health.as_ref().map(|h| json!({
             "Test": std::iter::once("CMD".to_string()).chain(h.command.iter().cloned()).collect::<Vec<_>>(),
             "Interval": h.interval_ms * 1_000_000,

@@ -28,6 +28,12 @@ pub struct Meta {
     /// `--label KEY=VALUE`.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--stop-signal` or the image's STOPSIGNAL: what `stop` sends first.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: `stop`'s default grace period, seconds.
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
 }
 
 /// A detached container's output, as `lamina_runner::logs` frames, in the container's dir.
