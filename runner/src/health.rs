@@ -151,14 +151,8 @@ pub(crate) fn prober_main(json: &str) -> std::process::ExitCode {
     }
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 fn probe(check: &HealthCheck, id: &str, monitor_pid: i32) -> HealthLog {
-    let start = now_ns();
+    let start = crate::now_ns();
     let req = crate::ExecRequest {
         id: id.to_string(),
         monitor_pid,
@@ -171,7 +165,7 @@ fn probe(check: &HealthCheck, id: &str, monitor_pid: i32) -> HealthLog {
     };
     let fail = |output: String| HealthLog {
         start,
-        end: now_ns(),
+        end: crate::now_ns(),
         exit_code: -1,
         output,
     };
@@ -218,7 +212,7 @@ fn probe(check: &HealthCheck, id: &str, monitor_pid: i32) -> HealthLog {
     let _ = f.take(OUTPUT_MAX as u64).read_to_string(&mut output);
     HealthLog {
         start,
-        end: now_ns(),
+        end: crate::now_ns(),
         exit_code: code,
         output,
     }

@@ -29,6 +29,14 @@
 //! hierarchies it may not write (limits are not enforced, as podman warns), and runs without a PID
 //! namespace when the kernel refuses a fresh /proc (a container with masked /proc paths).
 //!
+//! Supervision ([`Supervision`], in the detached monitor): `--restart` policies re-run the container
+//! on the same upper dir until the policy or a `stop` file says no more; `--init` puts lamina's own
+//! static pid 1 (`init/main.rs`) in the init layer; [`health`] checks run from a prober process.
+//!
+//! From outside a running container: [`access::RootView`] (its tree for `cp`/`export`, every path
+//! resolved in-root), [`cgroupfs::Cgroup`] (counters for `stats`, processes for `top`, the freezer
+//! for `pause`), [`logs::frames_from`] (its log, streamed).
+//!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
 pub mod access;
@@ -84,4 +92,11 @@ pub fn clear_work_dir(work: &std::path::Path) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// Now, Unix nanoseconds (the status file's and the health log's times).
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

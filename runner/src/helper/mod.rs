@@ -21,9 +21,14 @@ mod init;
 mod mounts;
 mod net;
 pub(crate) mod pty;
+mod restart;
 mod rootfs;
 mod rootless;
 pub(crate) use rootless::fresh_proc_allowed;
+
+mod seccomp;
+mod spec;
+mod user;
 
 /// The helper's overlay mount, for [`crate::access`]'s views of a container's root from outside.
 /// The mount call runs from `base` (short lower names); the caller's working dir is restored.
@@ -42,9 +47,6 @@ pub(crate) fn mount_overlay_for_access(
     }
     r.map_err(|e| crate::access::AccessError::Mount(Box::new(e)))
 }
-mod seccomp;
-mod spec;
-mod user;
 
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
@@ -304,7 +306,7 @@ fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
         sink.status_file = req.status_file.clone();
         let first = supervise(&req, &run_dir, &mut sink, Some(reader));
         if req.detach {
-            restart_loop(&req, &run_dir, &mut sink, first)
+            restart::restart_loop(&req, &run_dir, &mut sink, first)
         } else {
             first
         }
@@ -331,69 +333,6 @@ struct Reporter {
     started_at: Option<u64>,
 }
 
-/// `--restart`: a detached monitor runs the container again (same upper dir, same log) while its
-/// policy says so and nobody stopped it, waiting docker's doubling delay (100 ms, at most a minute)
-/// in between; a run that lasted 10 s resets the delay, as dockerd does.
-fn restart_loop(
-    req: &RunRequest,
-    run_dir: &Path,
-    sink: &mut Reporter,
-    first: Result<RunOutcome, SetupError>,
-) -> Result<RunOutcome, SetupError> {
-    let policy = req.supervision.restart;
-    let stopped = || req.supervision.stop_file.as_deref().is_some_and(|f| f.exists());
-    let mut delay = std::time::Duration::from_millis(100);
-    let mut outcome = first?;
-    while policy.restarts_after(outcome.exit_code, sink.restart_count) && !stopped() {
-        sink.restarting = true;
-        sink.report(&HelperMessage::Exited(outcome));
-        let ran_for = sink.started_at.map_or(0, |t| now_ns().saturating_sub(t));
-        if ran_for > 10_000_000_000 {
-            delay = std::time::Duration::from_millis(100);
-        }
-        let until = std::time::Instant::now() + delay;
-        while std::time::Instant::now() < until && !stopped() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        if stopped() {
-            break;
-        }
-        delay = (delay * 2).min(std::time::Duration::from_secs(60));
-        reset_run_dir(run_dir);
-        crate::clear_work_dir(&req.work_dir);
-        sink.restart_count += 1;
-        sink.restarting = false;
-        outcome = supervise(req, run_dir, sink, None)?;
-    }
-    sink.restarting = false;
-    Ok(outcome)
-}
-
-/// What a finished run left in the private tmpfs (everything but the read-only helper binary), so
-/// the next run of the same container starts from an empty bundle and libcontainer state.
-fn reset_run_dir(run_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(run_dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_name() == "exe" {
-            continue;
-        }
-        let p = e.path();
-        let _ = if p.is_dir() && !p.is_symlink() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-    }
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 impl Reporter {
     /// The status file first: a caller that heard `Started` on the socket may read it at once.
     fn report(&mut self, msg: &HelperMessage) {
@@ -405,7 +344,7 @@ impl Reporter {
 
     fn write_status(&mut self, msg: &HelperMessage) {
         if let HelperMessage::Started { .. } = msg {
-            self.started_at = Some(now_ns());
+            self.started_at = Some(crate::now_ns());
         }
         if let Some(path) = &self.status_file {
             let monitor_pid = std::process::id() as i32;
@@ -429,12 +368,12 @@ impl Reporter {
                 HelperMessage::Exited(o) => ContainerStatus {
                     outcome: Some(*o),
                     restarting: self.restarting,
-                    finished_at: Some(now_ns()),
+                    finished_at: Some(crate::now_ns()),
                     ..blank
                 },
                 HelperMessage::Failed { message, .. } => ContainerStatus {
                     error: Some(message.clone()),
-                    finished_at: Some(now_ns()),
+                    finished_at: Some(crate::now_ns()),
                     ..blank
                 },
             };
