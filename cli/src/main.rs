@@ -53,7 +53,7 @@ enum Command {
     Wait(cmd::wait::Args),
     /// Rename a container.
     Rename(cmd::rename::Args),
-    /// Container commands: `container inspect`, `container prune`.
+    /// Container commands: `container inspect`, `container prune`, and docker's `container ls|start|…`.
     Container(cmd::container_cmd::Args),
     /// Show the processes of a container (the host's ps, default -ef).
     Top(cmd::top::Args),

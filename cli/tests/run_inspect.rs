@@ -180,6 +180,11 @@ fn top_stats_pause_unpause() {
         lamina(&store, &["pause", "cnt"]).status.code() != Some(0),
         "paused twice"
     );
+    let o = lamina(&store, &["exec", "cnt", "true"]);
+    assert!(
+        o.status.code() != Some(0) && String::from_utf8_lossy(&o.stderr).contains("paused"),
+        "exec into a paused container"
+    );
     let ps: serde_json::Value = serde_json::from_str(&ok(&store, &["ps", "--format", "json"])).unwrap();
     assert_eq!(ps[0]["State"], "paused");
     let status = ps[0]["Status"].as_str().unwrap();

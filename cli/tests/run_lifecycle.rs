@@ -326,6 +326,11 @@ fn rename_and_container_prune() {
         n
     };
     assert_eq!(names(&[]), vec!["up"]);
+    assert_eq!(
+        ok(&store, &["container", "ls", "-a", "-q"]).lines().count(),
+        3,
+        "docker's spelling of ps"
+    );
     assert_eq!(names(&["--filter", "status=created"]), vec!["made"]);
     assert_eq!(
         names(&["--filter", "status=exited", "--filter", "status=created"]),

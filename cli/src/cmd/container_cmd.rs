@@ -1,4 +1,5 @@
-//! `lamina container inspect|prune`, and `lamina inspect` of a name that is a container.
+//! `lamina container inspect|prune`, docker's `container` spellings of the container commands
+//! (`container ls`, `container start`, …), and `lamina inspect` of a name that is a container.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,49 @@ pub enum Sub {
     Inspect(InspectArgs),
     /// Remove every container that is not running (and its writable layer).
     Prune(PruneArgs),
+    /// List containers (`lamina ps`).
+    #[command(alias = "ps", alias = "list")]
+    Ls(super::ps::Args),
+    /// Create a container (`lamina create`).
+    Create(Box<super::run::Args>),
+    /// Run a command in a new container (`lamina run`).
+    Run(Box<super::run::Args>),
+    /// Start containers (`lamina start`).
+    Start(super::start::Args),
+    /// Stop containers (`lamina stop`).
+    Stop(super::stop::Args),
+    /// Restart containers (`lamina restart`).
+    Restart(super::restart::Args),
+    /// Send a signal to containers (`lamina kill`).
+    Kill(super::kill::Args),
+    /// Remove containers (`lamina rm`).
+    Rm(super::rm::Args),
+    /// Print a container's output (`lamina logs`).
+    Logs(super::logs::Args),
+    /// Wait for containers to stop (`lamina wait`).
+    Wait(super::wait::Args),
+    /// Show a container's processes (`lamina top`).
+    Top(super::top::Args),
+    /// Show containers' resource use (`lamina stats`).
+    Stats(super::stats::Args),
+    /// Freeze containers (`lamina pause`).
+    Pause(super::pause::Args),
+    /// Thaw containers (`lamina unpause`).
+    Unpause(super::pause::Args),
+    /// Copy files between a container and the host (`lamina cp`).
+    Cp(super::cp::Args),
+    /// Make an image of a container's changes (`lamina commit`).
+    Commit(super::commit::Args),
+    /// Write a container's filesystem as a tar (`lamina export`).
+    Export(super::export::Args),
+    /// Rename a container (`lamina rename`).
+    Rename(super::rename::Args),
+    /// Run a command in a running container (`lamina exec`).
+    Exec(super::exec::Args),
+    /// Attach to a detached `-t` container (`lamina attach`).
+    Attach(super::attach::Args),
+    /// List a container's published ports (`lamina port`).
+    Port(super::port::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -39,6 +83,27 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     match &args.command {
         Sub::Inspect(a) => inspect_containers(cli, &a.containers, &a.format),
         Sub::Prune(a) => prune(cli, a),
+        Sub::Ls(a) => super::ps::run(cli, a),
+        Sub::Create(a) => super::create::run(cli, a),
+        Sub::Run(a) => super::run::run(cli, a),
+        Sub::Start(a) => super::start::run(cli, a),
+        Sub::Stop(a) => super::stop::run(cli, a),
+        Sub::Restart(a) => super::restart::run(cli, a),
+        Sub::Kill(a) => super::kill::run(cli, a),
+        Sub::Rm(a) => super::rm::run(cli, a),
+        Sub::Logs(a) => super::logs::run(cli, a),
+        Sub::Wait(a) => super::wait::run(cli, a),
+        Sub::Top(a) => super::top::run(cli, a),
+        Sub::Stats(a) => super::stats::run(cli, a),
+        Sub::Pause(a) => super::pause::pause(cli, a),
+        Sub::Unpause(a) => super::pause::unpause(cli, a),
+        Sub::Cp(a) => super::cp::run(cli, a),
+        Sub::Commit(a) => super::commit::run(cli, a),
+        Sub::Export(a) => super::export::run(cli, a),
+        Sub::Rename(a) => super::rename::run(cli, a),
+        Sub::Exec(a) => super::exec::run(cli, a),
+        Sub::Attach(a) => super::attach::run(cli, a),
+        Sub::Port(a) => super::port::run(cli, a),
     }
 }
 
