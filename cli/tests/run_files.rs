@@ -287,6 +287,36 @@ fn commit_and_export() {
     assert_eq!(hist.last().unwrap()["comment"], "my change");
     assert_eq!(img["Layers"].as_array().unwrap().len(), 2);
 
+    // Without -c the image gets the container's config: its command, env and working dir.
+    ok(
+        &store,
+        &[
+            "run",
+            "--name",
+            "w2",
+            "--network",
+            "none",
+            "-e",
+            "FOO=bar",
+            "-w",
+            "/tmp",
+            "bb:1",
+            "sh",
+            "-c",
+            "echo $FOO; pwd",
+        ],
+    );
+    let cfg: serde_json::Value = serde_json::from_str(&ok(&store, &["container", "inspect", "w2"])).unwrap();
+    assert_eq!(
+        cfg[0]["Config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "echo $FOO; pwd"])
+    );
+    ok(&store, &["commit", "w2", "bb:3"]);
+    assert_eq!(
+        ok(&store, &["run", "--rm", "--network", "none", "bb:3"]),
+        "bar\n/tmp\n"
+    );
+
     let exported = fx.path().join("w.tar");
     ok(&store, &["export", "-o", &exported.display().to_string(), "w"]);
     let names = tar_names(&std::fs::read(&exported).unwrap());

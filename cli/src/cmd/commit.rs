@@ -1,7 +1,7 @@
 //! `lamina commit CONTAINER [REPOSITORY[:TAG]]`: the container's changes (its overlay upper dir)
 //! become one new layer on top of its image, through the store's layer writer (whiteouts and
-//! opaque dirs converted); `-c` applies Dockerfile instructions to the config, `-m` is the
-//! history comment. A running container is frozen while its upper dir is read (docker's
+//! opaque dirs converted), with the container's config (command, env, workdir, user, labels) as
+//! docker does; `-c` applies Dockerfile instructions over it, `-m` is the history comment. A running container is frozen while its upper dir is read (docker's
 //! `--pause`, on by default).
 
 use std::process::ExitCode;
@@ -73,7 +73,20 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     }
     let layer = layer.with_context(|| format!("writing the changes of {} as a layer", args.container))?;
 
+    // docker's commit takes the container's config (its command, env, workdir, user, labels),
+    // then applies the changes.
     let mut config = img.config.clone();
+    let cc = config.config.get_or_insert_with(Default::default);
+    if !rec.meta.cmd.is_empty() || !rec.meta.entrypoint.is_empty() {
+        cc.entrypoint = (!rec.meta.entrypoint.is_empty()).then(|| rec.meta.entrypoint.clone());
+        cc.cmd = Some(rec.meta.cmd.clone());
+    }
+    cc.env = req.process.env.clone();
+    cc.working_dir = Some(req.process.cwd.clone()).filter(|w| w != "/" || cc.working_dir.is_some());
+    if let Some(u) = &req.process.user {
+        cc.user = Some(u.clone());
+    }
+    cc.labels.extend(rec.meta.labels.clone());
     for c in &args.changes {
         lamina_store::archive::change::apply_change(&mut config, c)
             .with_context(|| format!("--change {c:?}"))?;

@@ -44,7 +44,7 @@ pub fn create(cli: &crate::Cli, args: &Args) -> anyhow::Result<Created> {
     } else {
         img.cmd.clone()
     };
-    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    let argv: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
     if argv.is_empty() {
         bail!(
             "no command specified for {}: the image has no CMD or ENTRYPOINT",
@@ -137,6 +137,8 @@ pub fn create(cli: &crate::Cli, args: &Args) -> anyhow::Result<Created> {
             sig
         },
         stop_timeout: args.stop_timeout,
+        entrypoint,
+        cmd,
     };
     state::write_meta(&dir, &meta)?;
     // The lease outlives this process for as long as the container's record exists (a detached

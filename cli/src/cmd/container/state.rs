@@ -34,6 +34,12 @@ pub struct Meta {
     /// `--stop-timeout`: `stop`'s default grace period, seconds.
     #[serde(default)]
     pub stop_timeout: Option<u64>,
+    /// The two halves of `command` (`--entrypoint` or the image's, then the arguments or the
+    /// image's CMD), kept apart for `inspect` and `commit`.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
 }
 
 /// A detached container's output, as `lamina_runner::logs` frames, in the container's dir.
