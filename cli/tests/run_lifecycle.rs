@@ -443,3 +443,29 @@ fn stop_signal_and_stop_timeout() {
     );
     assert_eq!(ok(&store, &["wait", "deaf"]).trim(), "137");
 }
+
+#[test]
+fn detached_rm_is_removed_by_its_monitor() {
+    require_root!();
+    let fx = Fixture::new();
+    let store = fx.path().join("store");
+    let lower = fx.lower.display().to_string();
+    let id = ok(
+        &store,
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--network",
+            "none",
+            &lower,
+            "sh",
+            "-c",
+            "sleep 0.3",
+        ],
+    );
+    let dir = store.join("containers").join(id.trim());
+    assert!(dir.exists());
+    // No `ps` or other command runs meanwhile: the monitor itself removes it.
+    wait_for(|| !dir.exists(), "the --rm container's record to go");
+}

@@ -73,6 +73,8 @@ pub struct Supervision {
     /// `--init`: lamina's own init runs as pid 1 and starts the process, reaping zombies and
     /// passing signals on.
     pub init: bool,
+    /// `run -d --rm`: the container's record, which the monitor removes once the container is done.
+    pub remove_dir: Option<PathBuf>,
     /// A detached container's health check, run by its monitor.
     pub health: Option<crate::health::HealthCheck>,
 }

@@ -302,8 +302,10 @@ fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
         restarting: false,
         started_at: None,
     };
+    let mut remove_dir = None;
     let result = req.and_then(|req| {
         sink.status_file = req.status_file.clone();
+        remove_dir = req.supervision.remove_dir.clone().filter(|_| req.detach);
         let first = supervise(&req, &run_dir, &mut sink, Some(reader));
         if req.detach {
             restart::restart_loop(&req, &run_dir, &mut sink, first)
@@ -319,6 +321,10 @@ fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
         },
     };
     sink.report(&msg);
+    // `run -d --rm`: nobody waits for a detached container, so its monitor removes it.
+    if let Some(d) = remove_dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
     ExitCode::SUCCESS
 }
 

@@ -205,6 +205,8 @@ pub fn create(cli: &crate::Cli, args: &Args) -> anyhow::Result<Created> {
             stop_file: Some(dir.join(state::STOP_FILE)),
             init: args.init,
             health: health_check(args, img.healthcheck.as_ref(), &dir)?,
+            // Set by `start` for a detached `--rm` container.
+            remove_dir: None,
         },
     };
     super::start::save_request(&dir, &req)?;

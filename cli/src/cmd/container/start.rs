@@ -24,8 +24,9 @@ pub fn load_request(dir: &Path) -> anyhow::Result<RunRequest> {
 
 /// The request for one start: a detached container logs, serves its terminal and may restart; an
 /// attached one uses our stdio and never restarts (its caller is the supervisor).
-fn for_start(req: &RunRequest, dir: &Path, detach: bool) -> RunRequest {
+fn for_start(req: &RunRequest, dir: &Path, detach: bool, auto_remove: bool) -> RunRequest {
     let mut req = req.clone();
+    req.supervision.remove_dir = (detach && auto_remove).then(|| dir.to_path_buf());
     req.detach = detach;
     req.log_file = detach.then(|| dir.join(state::LOG_FILE));
     req.attach_socket = (detach && req.process.tty).then(|| dir.join(state::ATTACH_SOCKET));
@@ -57,9 +58,11 @@ pub fn start_detached(
         stdout: Some(std::process::Stdio::null()),
         stderr: Some(std::process::Stdio::null()),
     };
-    Ok(lamina_runner::spawn(&for_start(req, dir, true), stdio)
-        .and_then(|mut r| r.wait_started())
-        .map(|_| ()))
+    Ok(
+        lamina_runner::spawn(&for_start(req, dir, true, meta.auto_remove), stdio)
+            .and_then(|mut r| r.wait_started())
+            .map(|_| ()),
+    )
 }
 
 /// How an attached start uses this process.
@@ -90,7 +93,7 @@ pub fn run_attached(
     let raw = (req.process.tty && how.interactive)
         .then(lamina_runner::tty::RawMode::stdin)
         .flatten();
-    let result = lamina_runner::spawn(&for_start(req, dir, false), stdio).and_then(|r| {
+    let result = lamina_runner::spawn(&for_start(req, dir, false, meta.auto_remove), stdio).and_then(|r| {
         let _fwd = how
             .sig_proxy
             .then(|| crate::cmd::signals::forward_to(r.helper_pid() as i32));
