@@ -3,11 +3,16 @@
 # --network none, and published-port throughput (1 GiB host → container) of one `-p P:80`: to
 # 127.0.0.1:P (lamina's userspace proxy) and to the bridge gateway's address :P (lamina's nft DNAT),
 # and through podman's -p when podman can run here.
-# Usage: bench/net.sh [path/to/lamina]   (needs root, ip, nft; env RUNS default 20, MB default 1024)
+# Peers on the same machine, with ratios: podman (runc, CNI bridge) `run --rm true` on none and on its
+# bridge and its -p throughput; docker 20.10 (../shared/peers/up.sh's dockerd, which has no bridge)
+# `run --rm --network none true`.
+# Usage: bench/net.sh [path/to/lamina]   (needs root, ip, nft; env RUNS default 20, PEER_RUNS default 5,
+# MB default 1024)
 set -euo pipefail
 LAMINA=${1:-$(dirname "$0")/../target/release/lamina}
 [ -x "$LAMINA" ] || LAMINA=$(dirname "$0")/../target/debug/lamina
 RUNS=${RUNS:-20}
+PEER_RUNS=${PEER_RUNS:-5}
 MB=${MB:-1024}
 W=$(mktemp -d /tmp/lamina-bench-net.XXXXXX)
 L() { "$LAMINA" --root "$W/store" "$@"; }
@@ -76,8 +81,29 @@ if command -v podman >/dev/null; then
      Q=$(port) && podman run -d --name lamina-bench-sink -p "127.0.0.1:$Q:80" lamina-bench-bb \
        sh -c 'while true; do nc -l -p 80 >/dev/null; done' >/dev/null 2>"$W/podman.err"; then
     sleep 1
-    echo "podman -p: $(send 127.0.0.1 "$Q") MiB/s"
+    pp=$(send 127.0.0.1 "$Q")
+    echo "podman -p: ${pp} MiB/s"
+    RUNS=$PEER_RUNS
+    pn=$(median_ms podman run --rm --network none lamina-bench-bb true)
+    pb=$(median_ms podman run --rm lamina-bench-bb true)
+    echo "podman run --rm true, median of $PEER_RUNS:   none ${pn} ms   bridge ${pb} ms"
+    awk -v a="$none" -v b="$bridge" -v c="$pn" -v d="$pb" -v e="$proxy" -v f="$dnat" -v g="$pp" 'BEGIN {
+      printf "ratios lamina/podman:  run none %.2f  run bridge %.2f  -p throughput proxy %.2f  DNAT %.2f (higher is better)\n", a/c, b/d, e/g, f/g }'
   else
     echo "podman cannot run a container with -p here: $(tail -1 "$W/podman.err" 2>/dev/null)"
+  fi
+fi
+
+DOCKER_SOCK=/tmp/peers-dockerd/docker.sock
+if [ -S "$DOCKER_SOCK" ] && command -v docker >/dev/null; then
+  D() { docker -H "unix://$DOCKER_SOCK" "$@"; }
+  D rmi -f lamina-bench-bb >/dev/null 2>&1 || true
+  [ -f "$W/rootfs.tar" ] || tar -C "$W/rootfs" -cf "$W/rootfs.tar" .
+  if D import "$W/rootfs.tar" lamina-bench-bb >/dev/null 2>&1; then
+    RUNS=$PEER_RUNS
+    dn=$(median_ms D run --rm --network none lamina-bench-bb true)
+    echo "docker 20.10 run --rm --network none true, median of $PEER_RUNS: ${dn} ms (its dockerd has no bridge)"
+    awk -v a="$none" -v c="$dn" 'BEGIN { printf "ratio lamina/docker:  run none %.2f\n", a/c }'
+    D rmi -f lamina-bench-bb >/dev/null 2>&1 || true
   fi
 fi

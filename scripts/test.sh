@@ -11,7 +11,7 @@ for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry busybox:bu
             runc:runc pkg-config:pkg-config zstd:zstd pigz:pigz \
             htpasswd:apache2-utils openssl:openssl python3:python3 podman:podman \
             ip:iproute2 nft:nftables tmux:tmux newuidmap:uidmap \
-            setcap:libcap2-bin; do
+            setcap:libcap2-bin slirp4netns:slirp4netns; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
@@ -24,6 +24,10 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "test.sh: missing ${need[*]} (not root or no apt-get); tests needing them will skip" >&2
   fi
 fi
+
+# Rootless user-mode networking needs the tun device usable by users: udev makes it 0666 on a
+# workstation; this machine's devtmpfs has it 0600.
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
 
 # Multi-platform tests: QEMU user-mode handlers (registered with the F flag) and an arm64 static busybox,
 # extracted beside the host's (co-installing busybox-static:arm64 would replace the host's busybox).

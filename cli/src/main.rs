@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod format;
 mod output;
 
 /// A daemonless OCI image builder and layered-storage toolchain.
@@ -17,14 +18,22 @@ pub struct Cli {
     #[arg(long, global = true, env = "LAMINA_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
 
+    /// Colour on stderr: `auto` (a terminal, and NO_COLOR unset or empty), `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    color: output::ColorChoice,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the version.
-    Version,
+    /// Print the version, the build and the kernel features lamina uses.
+    Version(cmd::version::Args),
+    /// Print shell completions: `lamina completion bash > /etc/bash_completion.d/lamina`.
+    Completion(cmd::completion::Args),
+    /// Write man pages (one per command) into a directory.
+    Man(cmd::completion::ManArgs),
     /// Parse a Dockerfile and print its stages and instructions.
     Parse(cmd::parse::Args),
     /// Pull an image from a registry.
@@ -182,12 +191,12 @@ fn main() -> ExitCode {
     // (unshare(CLONE_NEWUSER) refuses threaded callers); everything after runs as that root.
     lamina_runner::userns::enter();
     let cli = Cli::parse();
+    output::set_color(cli.color);
     let result = match &cli.command {
         Command::Build(a) => cmd::build::run(&cli, a),
-        Command::Version => {
-            crate::outln!("lamina {}", env!("CARGO_PKG_VERSION"));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Version(a) => cmd::version::run(a),
+        Command::Completion(a) => cmd::completion::run(a),
+        Command::Man(a) => cmd::completion::run_man(a),
         Command::Parse(args) => cmd::parse::run(&cli, args),
         Command::Pull(a) => cmd::pull::run(&cli, a),
         Command::Push(a) => cmd::push::run(&cli, a),

@@ -3,6 +3,35 @@
 use std::fmt;
 use std::process::ExitCode;
 
+/// `--color`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Decides once whether stderr gets colour: `never`/`always` as asked; `auto` when stderr is a terminal
+/// and NO_COLOR (https://no-color.org) is unset or empty.
+pub fn set_color(choice: ColorChoice) {
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            use std::io::IsTerminal as _;
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+        }
+    };
+    let _ = COLOR.set(on);
+}
+
+/// Whether stderr gets colour (see [`set_color`]).
+pub fn color() -> bool {
+    COLOR.get().copied().unwrap_or(false)
+}
+
 /// Wrap an error in this to mark it as lamina's own fault: exit status 2 instead of 1.
 #[derive(Debug)]
 pub struct Internal(pub String);
@@ -28,7 +57,11 @@ pub fn report_error_as(e: &anyhow::Error, code: u8) -> ExitCode {
     if is_broken_pipe(e) {
         sigpipe::die();
     }
-    eprintln!("error: {e}");
+    if color() {
+        eprintln!("\x1b[1;31merror:\x1b[0m {e}");
+    } else {
+        eprintln!("error: {e}");
+    }
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
@@ -58,6 +91,55 @@ pub fn human_size(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
+}
+
+/// Sizes as the docker CLI lists them (`docker images`, `history`, `ps -s`): three significant digits,
+/// decimal units, no space (`512B`, `4.26MB`, `1.1GB`), Go's `%.3g` included (`1e+03kB` for 999999).
+pub fn docker_size(n: u64) -> String {
+    docker_size_precision(n, 3)
+}
+
+/// Docker's `units.HumanSizeWithPrecision`: `precision` significant digits (`HumanSize`, 4, is what
+/// `VirtualSize` prints: `4.356kB`).
+pub fn docker_size_precision(n: u64, precision: usize) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(v, precision.max(1)), UNITS[i])
+}
+
+/// Go's `%.{p}g` of a non-negative number.
+fn go_g(v: f64, p: usize) -> String {
+    if v == 0.0 {
+        return "0".to_owned();
+    }
+    // `{:.(p-1)e}` rounds to p significant digits; its exponent is the one %g decides the form by.
+    let e = format!("{v:.*e}", p - 1);
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    if exp < -4 || exp >= p as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", strip(mant.to_owned()), exp.abs());
+    }
+    strip(format!("{v:.*}", (p as i32 - 1 - exp).max(0) as usize))
+}
+
+/// A time as Go's `time.Time.String()` prints it in UTC (`2023-11-14 22:13:20 +0000 UTC`): docker's
+/// `CreatedAt` fields.
+pub fn go_time(secs: i64) -> String {
+    let t = lamina_store::archive::rfc3339(secs);
+    format!("{} {} +0000 UTC", &t[..10], t[11..].trim_end_matches('Z'))
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 time as image configs carry it (`2024-01-02T03:04:05.123Z`,
@@ -96,27 +178,28 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
 
-/// Docker's relative time: `About a minute ago`, `3 hours ago`, `2 weeks ago`.
-pub fn human_ago(rfc3339: Option<&str>) -> String {
-    let Some(then) = rfc3339.and_then(parse_rfc3339) else {
-        return "N/A".to_owned();
-    };
-    human_ago_unix(then)
+/// Docker's relative time of a time in Unix seconds: `About a minute ago`, `3 hours ago`, `2 weeks ago`.
+pub fn human_ago_unix(then: i64) -> String {
+    format!("{} ago", human_duration(unix_now() - then))
 }
 
-/// [`human_ago`] of a time in Unix seconds.
-pub fn human_ago_unix(then: i64) -> String {
-    let now = std::time::SystemTime::now()
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let secs = (now - then).max(0);
-    let plural = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Docker's `units.HumanDuration`: `Less than a second`, `5 seconds`, `About a minute`, `3 hours`…
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match secs {
-        0 => "Less than a second ago".to_owned(),
+        0 => "Less than a second".to_owned(),
         1..60 => plural(secs, "second"),
-        60..120 => "About a minute ago".to_owned(),
+        60..120 => "About a minute".to_owned(),
         120..3600 => plural(secs / 60, "minute"),
-        3600..7200 => "About an hour ago".to_owned(),
+        3600..7200 => "About an hour".to_owned(),
         7200..172_800 => plural(secs / 3600, "hour"),
         172_800..1_209_600 => plural(secs / 86_400, "day"),
         1_209_600..5_184_000 => plural(secs / 604_800, "week"),
@@ -185,6 +268,14 @@ mod sigpipe {
 pub fn parse_size(s: &str) -> Result<u64, lamina_store::gc::GcConfigError> {
     // One size grammar: the store's, which also reads `gc.keepStorage`.
     lamina_store::gc::parse_size(s)
+}
+
+/// `--format table|json` of the commands whose output is a report rather than a docker listing
+/// (fsck, prune, system df).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableOrJson {
+    Table,
+    Json,
 }
 
 /// A text table with aligned columns; numeric-looking columns are right-aligned when marked.
@@ -272,6 +363,20 @@ mod tests {
     }
 
     #[test]
+    fn docker_sizes_and_times() {
+        assert_eq!(docker_size(0), "0B");
+        assert_eq!(docker_size(512), "512B");
+        assert_eq!(docker_size(4_261_000), "4.26MB");
+        assert_eq!(docker_size(1_100_000_000), "1.1GB");
+        assert_eq!(docker_size(77_800_000), "77.8MB");
+        assert_eq!(docker_size(1_000), "1kB");
+        assert_eq!(docker_size(999_999), "1e+03kB");
+        assert_eq!(docker_size_precision(4356, 4), "4.356kB");
+        assert_eq!(docker_size(4356), "4.36kB");
+        assert_eq!(go_time(1_700_000_000), "2023-11-14 22:13:20 +0000 UTC");
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(human_size(0), "0 B");
         assert_eq!(human_size(999), "999 B");
@@ -288,10 +393,6 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2024-02-29T14:00:00+02:00"), Some(1_709_208_000));
         assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(
-            human_ago(Some("1970-01-01T00:00:00Z")).split(' ').nth(1),
-            Some("years")
-        );
-        assert_eq!(human_ago(None), "N/A");
+        assert_eq!(human_ago_unix(0).split(' ').nth(1), Some("years"));
     }
 }

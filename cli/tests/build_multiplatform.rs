@@ -259,26 +259,32 @@ fn two_platforms_in_one_build_pushed_as_an_index() {
 
     // `images` lists the index once, with its platforms; `inspect` shows the index's manifests.
     let o = lamina_in(&root)
-        .args(["images", "--format", "json"])
+        .args(["images", "--no-trunc", "--format", "json"])
         .output()
         .unwrap();
-    let rows: serde_json::Value = serde_json::from_str(&ok(&o, "lamina images")).unwrap();
-    let row = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["reference"].as_str() == Some(app.as_str()))
-        .unwrap_or_else(|| panic!("{rows}"));
-    assert_eq!(
-        row["platforms"],
-        serde_json::json!(["linux/amd64", "linux/arm64"])
-    );
+    let listing = ok(&o, "lamina images");
+    let row: serde_json::Value = listing
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| {
+            format!(
+                "{}:{}",
+                r["Repository"].as_str().unwrap(),
+                r["Tag"].as_str().unwrap()
+            ) == app
+        })
+        .unwrap_or_else(|| panic!("{app} not in\n{listing}"));
+    assert_eq!(row["Platforms"], "linux/amd64,linux/arm64");
+    // The default table gains a PLATFORMS column only when an index is listed.
+    let o = lamina_in(&root).args(["images"]).output().unwrap();
+    let table = ok(&o, "lamina images");
+    assert!(table.lines().next().unwrap().ends_with("PLATFORMS"), "{table}");
     let o = lamina_in(&root)
         .args(["inspect", "--format", "{{json .Index}}", &app])
         .output()
         .unwrap();
     let idx: serde_json::Value = serde_json::from_str(&ok(&o, "lamina inspect")).unwrap();
-    assert_eq!(idx["Digest"].as_str(), row["id"].as_str());
+    assert_eq!(idx["Digest"].as_str(), row["ID"].as_str());
     let plats: Vec<&str> = idx["Manifests"]
         .as_array()
         .unwrap()

@@ -5,7 +5,7 @@ mod common;
 
 use common::lamina;
 
-use lamina_store::inspect::testutil::{TarBuilder, TestImage};
+use lamina_inspect::testutil::{TarBuilder, TestImage};
 use serde_json::{Value, json};
 
 fn base() -> Vec<u8> {
@@ -136,7 +136,7 @@ fn diff_inspect_history_ls_layer_tree_analyze() {
     let out = String::from_utf8(lamina(&root, &["history", "b"]).stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert!(
-        lines[0].starts_with("LAYER") && lines[1].contains("RUN step 1") && lines[2].contains("RUN step 0"),
+        lines[0].starts_with("IMAGE") && lines[1].contains("RUN step 1") && lines[2].contains("RUN step 0"),
         "{out}"
     );
 

@@ -506,3 +506,146 @@ fn rootless_pull_and_push() {
     );
     assert_eq!(must(o, "run pulled"), "built\n");
 }
+
+#[allow(dead_code)] // run_network.rs uses the rest
+mod remote;
+
+/// Rootless on the default network (issue 15): slirp4netns gives the container its own namespace
+/// with outbound access through the user's own sockets. The remote host (a namespace on 198.18.x.x)
+/// answers `run` and a RUN step; a service on the host's loopback is out of reach by 10.0.2.2 and by
+/// 127.0.0.1 (with the host network, the fallback, 127.0.0.1 would answer); `-p` publishes through
+/// the userspace proxy.
+#[test]
+fn rootless_user_mode_network_reaches_out_not_in() {
+    if !ready() || !lamina_testkit::need_tools(&["slirp4netns", "ip"]) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tun = std::fs::metadata("/dev/net/tun").map(|m| m.permissions().mode() & 0o777);
+    if tun.as_ref().map_or(true, |m| m & 0o006 != 0o006) {
+        return lamina_testkit::skip(&format!(
+            "/dev/net/tun is not usable by users ({tun:?}; scripts/test.sh makes it 0666, as udev does)"
+        ));
+    }
+    let remote = remote::Remote::new();
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let local_port = local.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut c in local.incoming().flatten() {
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\nhello-from-host-loopback");
+        }
+    });
+    let fetch = |host: &str, port: u16| {
+        format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port} 2>&1 | tail -n 1")
+    };
+    let (ctx, base) = context(&format!(
+        "FROM base\nRUN {} > /fetched && grep -q {} /fetched\n",
+        fetch(&remote.addr.to_string(), 8000),
+        remote::BODY
+    ));
+    let store = user_dir(RANGE_USER);
+    let b = base.to_str().unwrap();
+    must(
+        lamina_as(
+            Who::User(RANGE_USER),
+            store.path(),
+            &["import", b, "base"],
+            ctx.path(),
+        ),
+        "import",
+    );
+    let script = format!(
+        "ip -4 addr show tap0 | grep -o 'inet [0-9.]*'; {}; echo; {}; echo; {}; echo",
+        fetch(&remote.addr.to_string(), 8000),
+        fetch("10.0.2.2", local_port),
+        fetch("127.0.0.1", local_port)
+    );
+    let out = must(
+        lamina_as(
+            Who::User(RANGE_USER),
+            store.path(),
+            &["run", "--rm", "base", "sh", "-c", &script],
+            ctx.path(),
+        ),
+        "run on the default network",
+    );
+    assert!(out.contains("inet 10.0.2.100"), "no user-mode tap device: {out}");
+    assert!(out.contains(remote::BODY), "remote host not reached: {out}");
+    assert!(
+        !out.contains("hello-from-host-loopback"),
+        "the host's loopback was reached: {out}"
+    );
+    // A RUN step on the default network fetches from the remote too (the step fails otherwise).
+    must(
+        lamina_as(
+            Who::User(RANGE_USER),
+            store.path(),
+            &["build", "--progress", "plain", "-t", "fetched", "."],
+            ctx.path(),
+        ),
+        "build with a fetching RUN step",
+    );
+    // -p: the host's port reaches the container's server through the proxy.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let serve = "printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello-from-container' | nc -l -p 80 >/dev/null";
+    let child = Command::new("runuser")
+        .args(["-u", RANGE_USER, "--", "env", "-i"])
+        .arg(format!("PATH={}", std::env::var("PATH").unwrap_or_default()))
+        .arg(format!("HOME=/home/{RANGE_USER}"))
+        .arg(common::lamina_bin())
+        .arg("--root")
+        .arg(store.path())
+        .args([
+            "run",
+            "--rm",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "base",
+            "sh",
+            "-c",
+            serve,
+        ])
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut got = String::new();
+    for _ in 0..100 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+            let _ = c.read_to_string(&mut got);
+            if got.contains("hello-from-container") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "published run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        got.contains("hello-from-container"),
+        "-p did not reach the container: {got:?}"
+    );
+    let info = must(
+        lamina_as(
+            Who::User(RANGE_USER),
+            store.path(),
+            &["info", "--format", "json"],
+            ctx.path(),
+        ),
+        "info",
+    );
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(v["default_network"], "slirp4netns", "{v}");
+}

@@ -59,11 +59,14 @@ fn publish_port_from_detached_httpd() {
     };
     assert!(body.starts_with("HTTP/1."), "{body}");
 
-    let ps = lamina(&store).args(["ps", "--format", "json"]).output().unwrap();
+    let ps = lamina(&store)
+        .args(["ps", "--filter", "name=web", "--format", "json"])
+        .output()
+        .unwrap();
     let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
-    assert_eq!(ps[0]["Names"], "web");
-    assert_eq!(ps[0]["State"], "running");
-    assert!(ps[0]["Status"].as_str().unwrap().starts_with("Up "), "{ps}");
+    assert_eq!(ps["Names"], "web");
+    assert_eq!(ps["State"], "running");
+    assert!(ps["Status"].as_str().unwrap().starts_with("Up "), "{ps}");
     let logs = lamina(&store).args(["logs", "web"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "starting\n");
 
@@ -173,12 +176,12 @@ fn exec_into_detached_container() {
     let st = lamina(&store).args(["stop", "-t", "1", "box"]).status().unwrap();
     assert!(st.success());
     let ps = lamina(&store)
-        .args(["ps", "-a", "--format", "json"])
+        .args(["ps", "-a", "--filter", "name=box", "--format", "json"])
         .output()
         .unwrap();
     let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
     assert!(
-        ps[0]["Status"].as_str().unwrap().starts_with("Exited (137) "),
+        ps["Status"].as_str().unwrap().starts_with("Exited (137) "),
         "{ps}"
     );
     assert!(lamina(&store).args(["rm", "box"]).status().unwrap().success());

@@ -30,12 +30,16 @@ fn text(out: &Output) -> String {
 fn container_pid(store: &Path, name: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let ps = lamina(store).args(["ps", "--format", "json"]).output().unwrap();
-        let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap_or_default();
-        let id = ps
-            .as_array()
-            .and_then(|a| a.iter().find(|c| c["Names"] == name))
-            .and_then(|c| c["Id"].as_str().map(str::to_string));
+        let ps = lamina(store)
+            .args(["ps", "--format", "json", "--no-trunc"])
+            .output()
+            .unwrap();
+        // One JSON object per line, docker's keys.
+        let id = String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|c| c["Names"] == name)
+            .and_then(|c| c["ID"].as_str().map(str::to_string));
         if let Some(id) = id {
             let status = store.join("containers").join(&id).join("status.json");
             if let Ok(s) = std::fs::read(&status) {

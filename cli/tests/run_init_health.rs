@@ -28,6 +28,11 @@ fn ok(store: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `ps --format json`: one object per line, as docker prints it.
+fn json_lines(out: &str) -> serde_json::Value {
+    serde_json::Value::Array(out.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -186,7 +191,7 @@ fn health(store: &Path, name: &str) -> serde_json::Value {
 }
 
 fn ps_status(store: &Path, name: &str) -> String {
-    let ps: serde_json::Value = serde_json::from_str(&ok(store, &["ps", "--format", "json"])).unwrap();
+    let ps: serde_json::Value = json_lines(&ok(store, &["ps", "--format", "json"]));
     ps.as_array()
         .unwrap()
         .iter()

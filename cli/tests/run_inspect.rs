@@ -27,6 +27,11 @@ fn ok(store: &Path, args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// `ps --format json`: one object per line, as docker prints it.
+fn json_lines(out: &str) -> serde_json::Value {
+    serde_json::Value::Array(out.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
 fn inspect(store: &Path, name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&ok(store, &["container", "inspect", name])).unwrap();
     v[0].clone()
@@ -185,7 +190,7 @@ fn top_stats_pause_unpause() {
         o.status.code() != Some(0) && String::from_utf8_lossy(&o.stderr).contains("paused"),
         "exec into a paused container"
     );
-    let ps: serde_json::Value = serde_json::from_str(&ok(&store, &["ps", "--format", "json"])).unwrap();
+    let ps: serde_json::Value = json_lines(&ok(&store, &["ps", "--format", "json"]));
     assert_eq!(ps[0]["State"], "paused");
     let status = ps[0]["Status"].as_str().unwrap();
     assert!(

@@ -28,8 +28,13 @@ fn ok(store: &Path, args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// `ps --format json`: one object per line, as docker prints it.
+fn json_lines(out: &str) -> serde_json::Value {
+    serde_json::Value::Array(out.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
 fn status(store: &Path, name: &str) -> String {
-    let ps: serde_json::Value = serde_json::from_str(&ok(store, &["ps", "-a", "--format", "json"])).unwrap();
+    let ps: serde_json::Value = json_lines(&ok(store, &["ps", "-a", "--format", "json"]));
     ps.as_array()
         .unwrap()
         .iter()
@@ -314,7 +319,7 @@ fn rename_and_container_prune() {
     let names = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["ps", "--format", "json"];
         a.extend_from_slice(args);
-        let v: serde_json::Value = serde_json::from_str(&ok(&store, &a)).unwrap();
+        let v = json_lines(&ok(&store, &a));
         // Sorted: containers created in the same second have no order between them.
         let mut n: Vec<String> = v
             .as_array()
@@ -358,7 +363,7 @@ fn rename_and_container_prune() {
     assert!(out.starts_with("Deleted Containers:"), "{out}");
     assert_eq!(out.lines().filter(|l| l.len() == 64).count(), 2, "{out}");
     assert!(out.contains("Total reclaimed space:"), "{out}");
-    let ps: serde_json::Value = serde_json::from_str(&ok(&store, &["ps", "-a", "--format", "json"])).unwrap();
+    let ps: serde_json::Value = json_lines(&ok(&store, &["ps", "-a", "--format", "json"]));
     let names: Vec<&str> = ps
         .as_array()
         .unwrap()

@@ -2,20 +2,18 @@
 //! joined to the host by a veth on an RFC 2544 198.18.0.0/15 /30, serving HTTP from a thread inside
 //! it. Nothing outside this machine is addressed. Needs root, iproute2 and nft.
 
+mod remote;
 mod run_common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use remote::serve;
+use remote::{BODY, Remote};
 use run_common::{Fixture, require_root};
-
-const BODY: &str = "hello-from-remote";
-static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn sh(cmd: &str) -> Output {
     Command::new("sh").args(["-c", cmd]).output().expect("sh")
@@ -23,81 +21,6 @@ fn sh(cmd: &str) -> Output {
 
 fn need_net_tools() -> bool {
     lamina_testkit::need_tools(&["ip", "nft"])
-}
-
-/// The remote host: a namespace, a veth to it, an HTTP server on `addr`. Removed on drop.
-struct Remote {
-    ns: String,
-    host_if: String,
-    addr: Ipv4Addr,
-    /// The host's end of the link, as the remote sees it.
-    host_addr: Ipv4Addr,
-}
-
-impl Remote {
-    fn new() -> Remote {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        // A /30 per remote: 198.18.<slot>.<4k+1>/30 host side, .<4k+2> remote side.
-        let slot = (std::process::id() % 250) as u8;
-        let base = (n % 60) as u8 * 4;
-        let ns = format!("lamina-test-remote-{}-{n}", std::process::id());
-        let host_if = format!("lmtr{}x{n}", std::process::id() % 100000);
-        let (h, r) = (
-            Ipv4Addr::new(198, 18, slot, base + 1),
-            Ipv4Addr::new(198, 18, slot, base + 2),
-        );
-        let out = sh(&format!(
-            "set -e; ip netns add {ns}; ip link add {host_if} type veth peer name eth0 netns {ns}; \
-             ip addr add {h}/30 dev {host_if}; ip link set {host_if} up; \
-             ip -n {ns} addr add {r}/30 dev eth0; ip -n {ns} link set eth0 up; ip -n {ns} link set lo up; \
-             ip -n {ns} route add default via {h}"
-        ));
-        let remote = Remote {
-            ns,
-            host_if,
-            addr: r,
-            host_addr: h,
-        };
-        assert!(
-            out.status.success(),
-            "remote setup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ns_file = std::fs::File::open(format!("/run/netns/{}", remote.ns)).expect("netns file");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // setns affects only this thread: the listener lives in the remote namespace.
-            rustix::thread::move_into_link_name_space(
-                ns_file.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .expect("setns");
-            let l = TcpListener::bind((r, 8000)).expect("bind remote");
-            tx.send(()).unwrap();
-            for c in l.incoming().flatten() {
-                serve(c);
-            }
-        });
-        rx.recv().unwrap();
-        remote
-    }
-}
-
-fn serve(mut c: TcpStream) {
-    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut buf = [0u8; 1024];
-    let _ = c.read(&mut buf);
-    let _ =
-        c.write_all(format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{BODY}", BODY.len()).as_bytes());
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        let _ = sh(&format!(
-            "ip link del {} 2>/dev/null; ip netns del {}",
-            self.host_if, self.ns
-        ));
-    }
 }
 
 /// A store for one test; its networks (and idle bridges) are pruned on drop.
@@ -390,7 +313,7 @@ fn nat_names_isolation_and_published_ports() {
 
     st.ok(&["rm", "-f", "web"]);
     assert!(st.lamina(&["network", "rm", "n1"]).status.success());
-    assert!(!st.ok(&["network", "ls", "-q"]).contains("n1"));
+    assert!(!st.ok(&["network", "ls", "--format", "{{.Name}}"]).contains("n1"));
 }
 
 #[test]
@@ -534,4 +457,46 @@ fn leases_of_killed_runs_are_reclaimed() {
         leftovers(&st.networks_dir(), std::slice::from_ref(&id)),
         Vec::<String>::new()
     );
+}
+
+/// Two stores choosing subnets at once never choose the same one: each store sees only its own records
+/// and the host's routes (no bridge exists before a container starts), so without the host-wide claims
+/// both would take the first free /16.
+#[test]
+fn two_stores_never_choose_the_same_subnet() {
+    require_root!();
+    if !need_net_tools() {
+        return;
+    }
+    let stores = [Store::new(), Store::new()];
+    let subnets: Vec<Vec<String>> = std::thread::scope(|s| {
+        let made: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                s.spawn(move || {
+                    (0..3)
+                        .map(|n| {
+                            let name = format!("claim{i}x{n}");
+                            st.ok(&["network", "create", &name]);
+                            let v: serde_json::Value =
+                                serde_json::from_str(&st.ok(&["network", "inspect", &name])).unwrap();
+                            v[0]["Subnet"].as_str().unwrap().to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        made.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<&String> = subnets.iter().flatten().collect();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(all.len(), n, "a subnet chosen twice: {subnets:?}");
+    for (i, st) in stores.iter().enumerate() {
+        for n in 0..3 {
+            st.ok(&["network", "rm", &format!("claim{i}x{n}")]);
+        }
+    }
 }

@@ -25,9 +25,9 @@ fn import_images_tag_rmi() {
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     let list = images(&root);
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["repository"], "bb");
-    assert_eq!(list[0]["tag"], "latest");
-    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["Repository"], "bb");
+    assert_eq!(list[0]["Tag"], "latest");
+    assert_eq!(list[0]["ID"], id.as_str());
 
     // The table has docker's columns and the short ID.
     let table = ok(&root, &["ls"]);
@@ -52,7 +52,7 @@ fn import_images_tag_rmi() {
     );
     assert_eq!(
         ok(&root, &["images", "localhost:5000/app", "--format", "json"])
-            .matches("\"tag\"")
+            .matches("\"Tag\"")
             .count(),
         1
     );
@@ -193,7 +193,7 @@ fn fsck_repair_untags_images_whose_manifest_is_missing_or_corrupt() {
     }
     let left: Vec<String> = images(&root)
         .iter()
-        .map(|i| i["repository"].as_str().unwrap().to_owned())
+        .map(|i| i["Repository"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(left, ["fine"]);
     ok(&root, &["fsck"]);
@@ -269,9 +269,9 @@ fn save_load_round_trips_both_formats() {
         assert_eq!(out.trim(), "Loaded image: localhost/bb:1", "{format}");
         let list = images(&other);
         assert_eq!(list.len(), 1);
-        assert_eq!(list[0]["id"], id.as_str(), "{format}: image ID survives");
+        assert_eq!(list[0]["ID"], id.as_str(), "{format}: image ID survives");
         if format == "oci" {
-            assert_eq!(list[0]["digest"], manifest.to_string(), "OCI keeps the manifest");
+            assert_eq!(list[0]["Digest"], manifest.to_string(), "OCI keeps the manifest");
         }
         let s = lamina_store::Store::open(&other).unwrap();
         let d = s.resolve("localhost/bb:1").unwrap();

@@ -16,7 +16,7 @@ pub struct IsolationReport {
     pub pid_namespace: bool,
     /// `--memory`, `--cpus`, `--pids-limit` are enforced.
     pub limits_enforced: bool,
-    /// Network of RUN steps by default (`bridge` as root; `host` rootless).
+    /// Network of RUN steps by default (`bridge` as root; rootless `slirp4netns`, else `host`).
     pub default_network: &'static str,
     /// One line per decision, saying why.
     pub notes: Vec<String>,
@@ -66,10 +66,19 @@ pub fn isolation_report() -> IsolationReport {
              not enforced"
                 .into(),
         );
-        notes.push(
-            "no bridge without root: steps use the host network (the user's own); --network none isolates"
-                .into(),
-        );
+    }
+    let user_net = userns.then(crate::helper::user_net_program);
+    match &user_net {
+        Some(Ok(p)) => notes.push(format!(
+            "no bridge without root: the default network is user-mode ({}), outbound only, the host's \
+             loopback out of reach",
+            p.display()
+        )),
+        Some(Err(why)) => notes.push(format!(
+            "no bridge without root and no user-mode network ({why}): steps use the host network (the \
+             user's own); --network none isolates"
+        )),
+        None => {}
     }
     IsolationReport {
         isolation,
@@ -77,7 +86,11 @@ pub fn isolation_report() -> IsolationReport {
         container,
         pid_namespace,
         limits_enforced,
-        default_network: if userns { "host" } else { "bridge" },
+        default_network: match user_net {
+            None => "bridge",
+            Some(Ok(_)) => "slirp4netns",
+            Some(Err(_)) => "host",
+        },
         notes,
     }
 }

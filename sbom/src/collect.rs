@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use lamina_store::inspect::source::ImageView;
+use lamina_inspect::source::ImageView;
 
 use super::SbomError;
 

@@ -14,8 +14,8 @@ pub mod cyclonedx;
 pub mod parse;
 pub mod spdx;
 
-use lamina_store::inspect::InspectError;
-use lamina_store::inspect::source::ImageView;
+use lamina_inspect::InspectError;
+use lamina_inspect::source::ImageView;
 
 /// Which package manager a package comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

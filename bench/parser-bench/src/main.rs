@@ -2,9 +2,7 @@
 //! Times parse + graph/expansion of a Dockerfile and .dockerignore matching over a path list.
 //! Usage: parser-bench DOCKERFILE DOCKERIGNORE PATHS_FILE
 
-#[allow(dead_code)]
-#[path = "../../../builder/src/dockerfile/mod.rs"]
-mod dockerfile;
+use lamina_dockerfile as dockerfile;
 
 use std::time::{Duration, Instant};
 

@@ -283,7 +283,7 @@ fn sbom(store: &Store, img: &Image) -> Result<Value, BuildError> {
         source,
     };
     let name = img.manifest_digest.to_string();
-    let view = lamina_store::inspect::source::ImageView::from_store(store, img, &name, Vec::new())
+    let view = lamina_inspect::source::ImageView::from_store(store, img, &name, Vec::new())
         .map_err(|e| fail(Box::new(e)))?;
     let files = lamina_sbom::collect::collect(&view).map_err(|e| fail(Box::new(e)))?;
     let inv = lamina_sbom::scan_collected(&view, &files);

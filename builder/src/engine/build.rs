@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use lamina_registry::RegistryOptions;
 use lamina_store::config::ImageConfig;
 use lamina_store::image::Descriptor;
 use lamina_store::layer::Compression;
-use lamina_store::registry::RegistryOptions;
 use lamina_store::{Digest, Image, LayerDesc, Reference, Store};
 
 use super::BuildError;
@@ -23,13 +23,14 @@ use super::ctx::{ImageBases, StepCache, StepCtx, StepSettings};
 pub use super::ctx::{SecretSource, StageOut, same_platform};
 use super::exec::{Executor, RunnerExecutor};
 use super::layers::{Layer, LayerWriter};
+use super::plan::{Plan, parse_triggers};
 use super::platforms::{self, StageNode};
 use super::progress::{Event, Progress};
 use super::remote_cache::{self, CacheSpec, RemoteCache};
 use super::solve;
 use super::step::{StageState, StepRunner};
 use crate::dockerfile::graph::{Platform, StageExpandError};
-use crate::dockerfile::{self, Base, BuildGraph};
+use crate::dockerfile::{Base, BuildGraph};
 
 /// Network for RUN steps without `--network`.
 pub use lamina_runner::Network;
@@ -118,6 +119,8 @@ struct Engine<'a> {
     counts: Mutex<(usize, usize)>,
     /// Base images the stages loaded (provenance materials).
     materials: super::attest::Materials,
+    /// The Dockerfile's escape character, for ONBUILD triggers found while building.
+    escape: char,
 }
 
 impl BuildRequest {
@@ -196,6 +199,32 @@ pub fn build_with(
     progress: &dyn Progress,
     executor: &dyn Executor,
 ) -> Result<BuildOutcome, BuildError> {
+    let mut plan = Plan::new(req)?;
+    while plan.add_triggers(store, req)? {}
+    build_plan_with(store, req, plan, progress, executor)
+}
+
+/// [`build`] of a [`Plan`] made from `req` (its images pulled, its triggers added by the caller).
+pub fn build_plan(
+    store: &Store,
+    req: &BuildRequest,
+    plan: Plan,
+    progress: &dyn Progress,
+) -> Result<BuildOutcome, BuildError> {
+    let executor = RunnerExecutor {
+        helper_exe: req.helper_exe.clone(),
+    };
+    build_plan_with(store, req, plan, progress, &executor)
+}
+
+/// [`build_plan`] with RUN processes run by `executor`.
+pub fn build_plan_with(
+    store: &Store,
+    req: &BuildRequest,
+    plan: Plan,
+    progress: &dyn Progress,
+    executor: &dyn Executor,
+) -> Result<BuildOutcome, BuildError> {
     let own;
     let store = match store.current_lease() {
         Some(_) => store,
@@ -209,12 +238,19 @@ pub fn build_with(
     };
     let source = req.dockerfile.clone();
     let started = now_rfc3339();
-    let targets = target_platforms(req)?;
-    let graphs: Vec<BuildGraph> = targets
-        .iter()
-        .map(|t| parse_graph(&source, req, t))
-        .collect::<Result<_, _>>()?;
-    let (nodes, tops) = platforms::plan(&graphs, &targets)?;
+    let escape = plan.escape();
+    let Plan { targets, graphs, .. } = plan;
+    // The front end's warnings (unused build args, …) as BuildKit words them: `Rule: message (line N)`;
+    // every platform's graph has the same ones, so the first speaks for all.
+    for w in &graphs[0].warnings {
+        let at = w
+            .span
+            .map_or_else(String::new, |s| format!(" (line {})", s.start.line));
+        progress.event(Event::Warning {
+            message: format!("{}: {}{at}", w.rule, w.message),
+        });
+    }
+    let (nodes, tops) = platforms::plan(&graphs, &targets, &|st| uncached(req, st))?;
     let solver_nodes = platforms::solver_nodes(&nodes);
 
     let matcher = crate::dockerfile::dockerignore::Matcher::for_build(
@@ -226,9 +262,11 @@ pub fn build_with(
     let cache_dir = store.cache_dir();
     let context = Context::open(&req.context_dir, ignore, Some(&cache_dir))?;
     let index = CacheIndex::open(&cache_dir)?;
+    // Whole seconds: a step's cache record keeps its time in seconds, and a cached rebuild must write the
+    // same history times (hence the same image ID) as the build that made the records.
     let (secs, nanos) = match req.source_date_epoch {
         Some(e) => (e, 0),
-        None => now_secs(),
+        None => (now_secs().0, 0),
     };
     let host = Platform::host();
     // A foreign stage's RUN needs a binfmt_misc handler: checked before anything runs, at the RUN's line.
@@ -285,6 +323,7 @@ pub fn build_with(
             registry: req.registry.clone(),
             created: super::meta::rfc3339(secs, nanos),
             created_secs: secs,
+            epoch: req.source_date_epoch,
             source,
             unprivileged: req.unprivileged,
             runtime: req.runtime.clone(),
@@ -292,6 +331,7 @@ pub fn build_with(
         step_ids: Mutex::new(0),
         counts: Mutex::new((0, 0)),
         materials: Default::default(),
+        escape,
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let outs = solve::solve_all(&solver_nodes, &tops, cores, |id, deps| engine.run_stage(id, deps))?;
@@ -365,37 +405,11 @@ pub fn build_with(
     })
 }
 
-/// Images the build reads from (FROM, COPY --from, RUN --mount from=), for pulling before the build.
-/// Each with the platform it is needed for (`os/arch[/variant]`): the stage's.
+/// Images the build reads from (FROM, COPY --from, RUN --mount from=), for pulling before the build,
+/// each with the platform it is needed for. [`Plan::external_images`] of a fresh plan (without the
+/// triggers of bases: a caller that pulls them uses the plan itself).
 pub fn external_images(req: &BuildRequest) -> Result<Vec<(String, String)>, BuildError> {
-    let mut out = Vec::new();
-    for target in target_platforms(req)? {
-        let graph = parse_graph(&req.dockerfile, req, &target)?;
-        let platforms = platforms::stage_platforms(&graph, &target)?;
-        images_of(&graph, &platforms, &mut out);
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
-
-fn images_of(graph: &BuildGraph, platforms: &[Platform], out: &mut Vec<(String, String)>) {
-    for (st, p) in graph.stages.iter().zip(platforms) {
-        let p = p.to_string();
-        if let Base::Image(n) = &st.base {
-            out.push((n.clone(), p.clone()));
-        }
-        for step in &st.steps {
-            if let Some(crate::dockerfile::graph::Ref::Image(n)) = &step.copy_from {
-                out.push((n.clone(), p.clone()));
-            }
-            for m in step.mount_from.iter().flatten() {
-                if let crate::dockerfile::graph::Ref::Image(n) = m {
-                    out.push((n.clone(), p.clone()));
-                }
-            }
-        }
-    }
+    Plan::new(req)?.external_images()
 }
 
 /// The first `--platform` target, or the host's.
@@ -408,16 +422,11 @@ pub fn target_platforms(req: &BuildRequest) -> Result<Vec<Platform>, BuildError>
     platforms::parse_targets(req.platform.as_deref())
 }
 
-fn parse_graph(source: &str, req: &BuildRequest, target: &Platform) -> Result<BuildGraph, BuildError> {
-    let df = dockerfile::parse(source, &req.dockerfile_name).map_err(|e| BuildError::Parse(Box::new(e)))?;
-    let opts = dockerfile::BuildOptions {
-        target: req.target.clone(),
-        build_args: req.build_args.clone(),
-        platform: target.clone(),
-        named_contexts: req.named_contexts.clone(),
-        ..Default::default()
-    };
-    BuildGraph::new(&df, &opts).map_err(|e| BuildError::Parse(Box::new(e)))
+/// Whether `--no-cache-filter` names `stage` (or its index).
+fn uncached(req: &BuildRequest, stage: &crate::dockerfile::Stage) -> bool {
+    req.no_cache_filter
+        .iter()
+        .any(|f| stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string())
 }
 
 impl Engine<'_> {
@@ -471,43 +480,6 @@ impl Engine<'_> {
         r
     }
 
-    /// The ONBUILD triggers of base image `image` (its config), each parsed on its own with the
-    /// Dockerfile's escape character, with its text. `line` is the FROM's, for errors.
-    fn triggers(
-        &self,
-        image: &str,
-        config: &ImageConfig,
-        line: usize,
-    ) -> Result<Vec<(crate::dockerfile::Instruction, String)>, BuildError> {
-        let texts = config
-            .config
-            .as_ref()
-            .and_then(|c| c.on_build.as_deref())
-            .unwrap_or_default();
-        let mut out = Vec::with_capacity(texts.len());
-        for text in texts {
-            let parsed = dockerfile::parse_trigger(text, "ONBUILD trigger", self.graphs[0].escape())
-                .map_err(|e| BuildError::Trigger {
-                    line,
-                    trigger: text.clone(),
-                    image: image.to_string(),
-                    source: Box::new(BuildError::Parse(Box::new(e))),
-                })?;
-            for ins in parsed {
-                if let "ONBUILD" | "FROM" | "MAINTAINER" = ins.keyword {
-                    return Err(BuildError::TriggerNotAllowed {
-                        line,
-                        trigger: text.clone(),
-                        image: image.to_string(),
-                        keyword: ins.keyword,
-                    });
-                }
-                out.push((ins, text.clone()));
-            }
-        }
-        Ok(out)
-    }
-
     /// The stage's name; with several targets, after its platform (`linux/arm64 build`).
     fn stage_name(&self, id: usize) -> String {
         let n = &self.nodes[id];
@@ -549,8 +521,9 @@ impl Engine<'_> {
                 self.progress.event(Event::Step {
                     id,
                     stage: self.stage_name(node_id),
-                    index: 0,
-                    total: stage.steps.len(),
+                    // BuildKit's numbering: an image base is step 1 of its stage.
+                    index: 1,
+                    total: stage.steps.len() + 1,
                     line: from_line,
                     text: format!("FROM {name}"),
                 });
@@ -569,8 +542,9 @@ impl Engine<'_> {
             .map(|c| super::meta::env_pairs(&c.env))
             .unwrap_or_default();
         // Only an image base's triggers run (BuildKit's rule); a stage base passes its own on.
-        let triggers = match &stage.base {
-            Base::Image(name) => self.triggers(name, &config, from_line)?,
+        let triggers = match (&stage.base, &stage.triggers) {
+            (Base::Image(_), Some(known)) => known.clone(),
+            (Base::Image(name), None) => parse_triggers(name, &config, stage.from.span, self.escape)?,
             _ => Vec::new(),
         };
         // The graph's own expansion assumed an empty base ENV (right for scratch and stage bases).
@@ -600,13 +574,10 @@ impl Engine<'_> {
         if matches!(stage.base, Base::Image(_)) {
             state.config.config_mut().on_build = None;
         }
-        let total = steps.len();
-        let no_cache = self.req.no_cache
-            || self
-                .req
-                .no_cache_filter
-                .iter()
-                .any(|f| stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string());
+        // Steps count from 2 after an image base, which was step 1 (as BuildKit numbers them).
+        let from_image = usize::from(matches!(stage.base, Base::Image(_)));
+        let total = steps.len() + from_image;
+        let no_cache = self.req.no_cache || uncached(self.req, stage);
         let images = self.images();
         let ctx = StepCtx {
             store: self.store,
@@ -630,7 +601,7 @@ impl Engine<'_> {
             self.progress.event(Event::Step {
                 id,
                 stage: self.stage_name(node_id),
-                index: i + 1,
+                index: i + 1 + from_image,
                 total,
                 line,
                 text: super::meta::step_text(step, &self.settings.source),
@@ -715,7 +686,11 @@ impl Engine<'_> {
         }
         out.config.rootfs.kind = "layers".into();
         out.config.rootfs.diff_ids = descs.iter().map(|d| d.diff_id.clone()).collect();
-        out.config.created = Some(self.settings.created.clone());
+        out.config.created = Some(match self.settings.epoch {
+            Some(_) => self.settings.created.clone(),
+            None => super::meta::fill_history_times(&mut out.config.history)
+                .unwrap_or_else(|| self.settings.created.clone()),
+        });
         let _lock = self.store.lock_shared().map_err(|source| BuildError::Store {
             source: Box::new(source),
         })?;

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use lamina_registry::RegistryOptions;
 use lamina_store::config::ImageConfig;
-use lamina_store::registry::RegistryOptions;
 use lamina_store::{Digest, Image, Store};
 
 use super::BuildError;
@@ -53,6 +53,9 @@ pub struct StepSettings {
     /// RFC 3339 and Unix seconds of the build's `created` time.
     pub created: String,
     pub created_secs: i64,
+    /// SOURCE_DATE_EPOCH, if set: part of every step's cache key (a layer made under one epoch has other
+    /// mtimes than one made without), and the time of every new history entry.
+    pub epoch: Option<i64>,
     /// The Dockerfile text (history entries quote it).
     pub source: String,
     /// See [`BuildRequest::unprivileged`](super::BuildRequest::unprivileged).

@@ -1,12 +1,12 @@
-//! `ADD <url>` sources: each URL is downloaded by [`lamina_store::download`] (http/https, lamina's CA
+//! `ADD <url>` sources: each URL is downloaded by [`lamina_registry::download`] (http/https, lamina's CA
 //! certificates, proxies, redirects, pinned checksum, mode 0600, mtime from `Last-Modified`) into
 //! `<dir>/u<i>/<name>`, a private context the COPY machinery then reads. Downloaded archives are never
 //! extracted.
 
 use std::path::{Path, PathBuf};
 
-use lamina_store::download::{self, Checksum, Downloaded};
-use lamina_store::registry::RegistryOptions;
+use lamina_registry::RegistryOptions;
+use lamina_registry::download::{self, Checksum, Downloaded};
 
 use super::BuildError;
 

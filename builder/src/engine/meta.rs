@@ -242,8 +242,18 @@ pub fn created_by(
             format!("RUN {args}{argv} # buildkit")
         }
         Kind::Copy(_) | Kind::Add(_) => format!("{text} # buildkit"),
+        // With the values expanded, as BuildKit writes them (`ENV V=1.2`, not `ENV V=${VERSION}`).
+        Kind::Env { vars } if !vars.is_empty() => format!("ENV {}", key_values(vars)),
+        Kind::Label { labels } if !labels.is_empty() => format!("LABEL {}", key_values(labels)),
         _ => text,
     }
+}
+
+fn key_values(kvs: &[crate::dockerfile::KeyValue]) -> String {
+    kvs.iter()
+        .map(|kv| format!("{}={}", kv.key.value, kv.value.value))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a step says in progress and history: an ONBUILD trigger's own text (its span is the FROM's),
@@ -298,6 +308,38 @@ pub fn history(created: &str, created_by: String, empty_layer: bool) -> History 
     }
 }
 
+/// Gives history entries without a time one, as BuildKit's image exporter does: an entry before the first
+/// timed one after a gap takes that time, later ones the time of the entry before them. Metadata steps have
+/// no time of their own, so a fully cached rebuild (whose layer entries carry their cache records' times)
+/// writes the same history, hence the same image ID. Returns the last entry's time: the image's `created`.
+pub fn fill_history_times(history: &mut [History]) -> Option<String> {
+    let mut created: Option<String> = None;
+    let mut gap = false;
+    for h in history.iter() {
+        match &h.created {
+            Some(t) => {
+                created = Some(t.clone());
+                if gap {
+                    break;
+                }
+            }
+            None => gap = true,
+        }
+    }
+    gap = false;
+    for h in history.iter_mut() {
+        match &h.created {
+            Some(t) if gap => created = Some(t.clone()),
+            Some(_) => {}
+            None => {
+                gap = true;
+                h.created = created.clone();
+            }
+        }
+    }
+    history.last().and_then(|h| h.created.clone())
+}
+
 /// RFC 3339 UTC time of unix seconds, as docker writes `created`.
 pub fn rfc3339(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86_400);
@@ -329,6 +371,31 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untimed_history_entries_take_their_neighbours_times() {
+        let h = |t: Option<&str>| History {
+            created: t.map(str::to_owned),
+            ..Default::default()
+        };
+        // base entry, ENV (untimed), RUN, LABEL (untimed), COPY, CMD (untimed)
+        let mut hist = vec![
+            h(Some("base")),
+            h(None),
+            h(Some("run")),
+            h(None),
+            h(Some("copy")),
+            h(None),
+        ];
+        let last = fill_history_times(&mut hist);
+        let got: Vec<_> = hist.iter().map(|e| e.created.as_deref().unwrap()).collect();
+        // Before the first new layer: that layer's time (not the base's); after it: the previous layer's.
+        assert_eq!(got, ["base", "run", "run", "run", "copy", "copy"]);
+        assert_eq!(last.as_deref(), Some("copy"));
+        let mut only_meta = vec![h(Some("base")), h(None)];
+        assert_eq!(fill_history_times(&mut only_meta).as_deref(), Some("base"));
+        assert_eq!(fill_history_times(&mut []), None);
+    }
 
     #[test]
     fn durations_and_times() {

@@ -19,8 +19,10 @@ pub mod exec;
 pub mod fetch;
 pub mod layers;
 pub mod meta;
+pub mod node_key;
 pub mod output;
 pub mod perms;
+pub mod plan;
 pub mod platforms;
 pub mod progress;
 pub mod remote_cache;
@@ -30,7 +32,11 @@ pub mod solve;
 pub mod step;
 pub mod view;
 
-pub use build::{BuildOutcome, BuildRequest, SecretSource, build, build_with, external_images, tag_image};
+pub use build::{
+    BuildOutcome, BuildRequest, SecretSource, build, build_plan, build_plan_with, build_with,
+    external_images, tag_image,
+};
+pub use plan::Plan;
 
 use std::path::PathBuf;
 
@@ -47,7 +53,7 @@ pub enum BuildError {
     CacheExport {
         target: String,
         #[source]
-        source: Box<lamina_store::registry::RegistryError>,
+        source: Box<lamina_registry::RegistryError>,
     },
     #[error("exporting build cache to {path}")]
     CacheDest {
@@ -201,6 +207,14 @@ pub enum BuildError {
         image: String,
         keyword: &'static str,
     },
+    /// A RUN that needs an entitlement (BuildKit's `network.host`, `security.insecure`) not allowed.
+    #[error("{file}:{line}: RUN --{flag} needs the {entitlement} entitlement: pass --allow {entitlement}")]
+    Entitlement {
+        file: String,
+        line: usize,
+        flag: &'static str,
+        entitlement: &'static str,
+    },
     #[error("stage {stage} needed by this one failed")]
     DependencyFailed { stage: usize },
     #[error(
@@ -212,7 +226,7 @@ pub enum BuildError {
         line: usize,
         url: String,
         #[source]
-        source: lamina_store::download::DownloadError,
+        source: lamina_registry::download::DownloadError,
     },
     #[error("output {dest}")]
     Output {
@@ -258,7 +272,8 @@ impl BuildError {
             | BuildError::Emulation { .. }
             | BuildError::ChecksumManyUrls { .. }
             | BuildError::Trigger { .. }
-            | BuildError::TriggerNotAllowed { .. }) => e,
+            | BuildError::TriggerNotAllowed { .. }
+            | BuildError::Entitlement { .. }) => e,
             e => BuildError::AtLine {
                 line,
                 source: Box::new(e),
@@ -275,7 +290,7 @@ impl BuildError {
             BuildError::AtLine { source, .. } => source.is_user_error(),
             BuildError::Runner { source, .. } => source.is_user_error(),
             BuildError::Trigger { source, .. } => source.is_user_error(),
-            BuildError::TriggerNotAllowed { .. } => true,
+            BuildError::TriggerNotAllowed { .. } | BuildError::Entitlement { .. } => true,
             BuildError::Context { .. }
             | BuildError::SourceNotFound { .. }
             | BuildError::CopyDestNotDir { .. }

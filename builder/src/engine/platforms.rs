@@ -1,16 +1,20 @@
 //! A build's platforms: the targets `--platform a,b` asks for, the platform of each stage (BuildKit's
 //! rule), and the plan that joins one stage graph per target into one set of solver nodes.
 //!
-//! The front end expands a Dockerfile once per target platform (TARGETARCH and friends differ). A stage
-//! whose expansion, platform and inputs are the same in two targets' graphs — typically `FROM
-//! --platform=$BUILDPLATFORM` that reads no TARGET* arg — becomes one node, so it runs once.
+//! The front end expands a Dockerfile once per target platform (TARGETARCH and friends differ). Nodes are
+//! keyed by content ([`node_key`](super::node_key)): a stage whose expansion, platform and inputs are the
+//! same as another's — in two targets' graphs (typically `FROM --platform=$BUILDPLATFORM` that reads no
+//! TARGET* arg), or twice in one graph under two names — becomes one node, so it runs once.
 
 use std::collections::HashMap;
 
+use lamina_store::Digest;
+
 use super::BuildError;
+use super::node_key::stage_key;
 use super::solve::Node;
 use crate::dockerfile::graph::Platform;
-use crate::dockerfile::{Base, BuildGraph};
+use crate::dockerfile::{Base, BuildGraph, Stage};
 
 /// One stage of one target's graph, as the solver runs it.
 #[derive(Clone, Debug)]
@@ -22,6 +26,8 @@ pub struct StageNode {
     pub platform: Platform,
     /// (position in the graph, node) of each stage it depends on.
     pub deps: Vec<(usize, usize)>,
+    /// Its content key: every stage with this key is this node.
+    pub key: Digest,
 }
 
 /// `--platform`'s comma-separated list, normalised and without repeats; the host's when not given.
@@ -59,14 +65,21 @@ pub fn stage_platforms(graph: &BuildGraph, target: &Platform) -> Result<Vec<Plat
     Ok(out)
 }
 
-/// The nodes of every target's graph, shared stages merged, and each target's final node.
-pub fn plan(graphs: &[BuildGraph], targets: &[Platform]) -> Result<(Vec<StageNode>, Vec<usize>), BuildError> {
+/// The nodes of every target's graph, shared stages merged, and each target's final node. Stages
+/// `uncached` says are built without the cache (`--no-cache-filter`, by name) never share a node with
+/// stages that use it.
+pub fn plan(
+    graphs: &[BuildGraph],
+    targets: &[Platform],
+    uncached: &dyn Fn(&Stage) -> bool,
+) -> Result<(Vec<StageNode>, Vec<usize>), BuildError> {
     let mut nodes: Vec<StageNode> = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<Digest, usize> = HashMap::new();
     let mut tops = Vec::with_capacity(graphs.len());
     for (g, (graph, target)) in graphs.iter().zip(targets).enumerate() {
         let platforms = stage_platforms(graph, target)?;
         let mut ids: Vec<usize> = Vec::with_capacity(graph.stages.len());
+        let mut keys: Vec<Digest> = Vec::with_capacity(graph.stages.len());
         for (pos, st) in graph.stages.iter().enumerate() {
             // Stages come dependencies first, so every dependency has its node already.
             let deps: Vec<(usize, usize)> = st
@@ -75,19 +88,23 @@ pub fn plan(graphs: &[BuildGraph], targets: &[Platform]) -> Result<(Vec<StageNod
                 .filter_map(|d| ids.get(*d).map(|n| (*d, *n)))
                 .collect();
             // Two stages are one node when everything a step reads is the same: the expanded stage
-            // (steps, args, env), its platform and the nodes it reads from.
-            let ident = serde_json::to_string(&(st, platforms[pos].to_string(), &deps))
-                .unwrap_or_else(|_| format!("unshared {g}/{pos}"));
-            let id = *seen.entry(ident).or_insert_with(|| {
+            // (steps, args, env), its platform and the content of the stages it reads from.
+            let mut key = stage_key(st, &platforms[pos], &|d| keys[d].clone());
+            if uncached(st) {
+                key = Digest::sha256_of(format!("{key} without the cache").as_bytes());
+            }
+            let id = *seen.entry(key.clone()).or_insert_with(|| {
                 nodes.push(StageNode {
                     graph: g,
                     pos,
                     platform: platforms[pos].clone(),
                     deps: deps.clone(),
+                    key: key.clone(),
                 });
                 nodes.len() - 1
             });
             ids.push(id);
+            keys.push(key);
         }
         let top = ids
             .last()

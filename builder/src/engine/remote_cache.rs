@@ -3,16 +3,16 @@
 //! another runner built.
 //!
 //! Import reads only the cache's record list (a small OCI artifact, see
-//! [`lamina_store::registry::cache`]); a layer blob is fetched when a step's key hits, and only then.
+//! [`lamina_registry::cache`]); a layer blob is fetched when a step's key hits, and only then.
 //! Records that lie (a blob whose digest or diff_id doesn't match) are rejected by the blob store's
 //! verification and the snapshot unpacker, and the step runs as a miss.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use lamina_store::registry::cache::{self as rcache, CacheEntry};
-use lamina_store::registry::manifest::Descriptor;
-use lamina_store::registry::{NoProgress, RegistryClient, RegistryError, RegistryOptions};
+use lamina_registry::cache::{self as rcache, CacheEntry};
+use lamina_registry::manifest::Descriptor;
+use lamina_registry::{NoProgress, RegistryClient, RegistryError, RegistryOptions};
 use lamina_store::{BlobStore, Digest, Reference};
 
 use super::cache::CacheRecord;

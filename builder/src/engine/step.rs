@@ -92,6 +92,10 @@ impl StepRunner<'_, '_> {
     pub fn execute(&self, st: &mut StageState, step: &Step, id: usize) -> Result<Option<bool>, BuildError> {
         let line = step.instruction.span.start.line as usize;
         let mut kb = KeyBuilder::new(&st.key);
+        if let Some(e) = self.ctx.settings.epoch {
+            // Layers made under an epoch have clamped mtimes: never reuse one made without it, or under another.
+            kb.field(&format!("source-date-epoch {e}"));
+        }
         kb.field(&meta::canonical(&step.instruction));
         kb.vars(used_vars(step).iter().map(|(k, v)| (k.as_str(), v.as_str())));
         match &step.instruction.kind {
@@ -117,6 +121,7 @@ impl StepRunner<'_, '_> {
                     st.key = key;
                     if let Some(h) = st.config.history.last_mut() {
                         h.empty_layer = true;
+                        self.untime(h);
                     }
                     return Ok(None);
                 }
@@ -145,9 +150,19 @@ impl StepRunner<'_, '_> {
         let shell = st.shell();
         let text = meta::step_text(step, &self.ctx.settings.source);
         let cb = meta::created_by(&step.instruction, text, &shell, run_args);
-        st.config
-            .history
-            .push(meta::history(&self.ctx.settings.created, cb, empty));
+        let mut h = meta::history(&self.ctx.settings.created, cb, empty);
+        if empty {
+            self.untime(&mut h);
+        }
+        st.config.history.push(h);
+    }
+
+    /// A metadata step's entry has no time of its own unless SOURCE_DATE_EPOCH gives one: the image
+    /// writer fills it from the layers around it ([`meta::fill_history_times`]), as BuildKit does.
+    fn untime(&self, h: &mut lamina_store::config::History) {
+        if self.ctx.settings.epoch.is_none() {
+            h.created = None;
+        }
     }
 
     /// Cache lookup, else `produce` into a staging dir → snapshot → background layer write. The step's
@@ -163,6 +178,17 @@ impl StepRunner<'_, '_> {
         if !c.no_cache
             && let Some(layer) = c.cache.lookup(&key, w, c.store, c.progress)?
         {
+            // The step's time is when its layer was made (BuildKit's "createdat"), so a cached rebuild
+            // repeats the history, and with it the image ID, of the build that made the layer.
+            if let Some(rec) = c.cache.index.get(&key)
+                && let Some(h) = st.config.history.last_mut()
+            {
+                let t = match c.settings.epoch {
+                    Some(e) => rec.created.min(e),
+                    None => rec.created,
+                };
+                h.created = Some(meta::rfc3339(t, 0));
+            }
             st.layers.push(layer);
             st.key = key;
             return Ok(true);

@@ -5,6 +5,7 @@ mod copy;
 mod errors;
 mod meta;
 mod onbuild;
+mod onbuild_from;
 mod platforms;
 mod run;
 mod schedule;

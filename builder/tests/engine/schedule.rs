@@ -174,3 +174,62 @@ fn slow_handler_time_is_measured() {
     let c = &f.calls()[0];
     assert!(c.ended.duration_since(c.started) >= Duration::from_millis(50));
 }
+
+#[test]
+fn identical_stages_under_two_names_are_solved_once() {
+    let e = Env::new();
+    let f = FakeExecutor::new();
+    let df = "FROM scratch AS a\nRUN write /x 1\nFROM scratch AS b\n\nRUN write /x 1\n\
+              FROM scratch\nCOPY --from=a /x /a\nCOPY --from=b /x /b\n";
+    // Without the cache, so b can't just hit a's record: one node is the only way to run once.
+    let mut r = e.req(df);
+    r.no_cache = true;
+    let b = e.run(&r, &f).unwrap();
+    assert_eq!(f.count(), 1, "a and b are one node");
+    assert_eq!(b.read("/a").as_deref(), Some("1"));
+    assert_eq!(b.read("/b").as_deref(), Some("1"));
+}
+
+#[test]
+fn stages_that_differ_are_solved_apart() {
+    let e = Env::new();
+    let f = FakeExecutor::new();
+    let df = "FROM scratch AS a\nRUN write /x 1\nFROM scratch AS b\nRUN write /x 2\n\
+              FROM scratch\nCOPY --from=a /x /a\nCOPY --from=b /x /b\n";
+    let b = e.run(&e.req(df), &f).unwrap();
+    assert_eq!(f.count(), 2);
+    assert_eq!(b.read("/a").as_deref(), Some("1"));
+    assert_eq!(b.read("/b").as_deref(), Some("2"));
+}
+
+#[test]
+fn stages_reading_equal_stages_are_one_node_too() {
+    let e = Env::new();
+    let f = FakeExecutor::new();
+    // d1 and d2 read different stages (a, b) that do the same work: the whole chain is solved once.
+    let df = "FROM scratch AS a\nRUN write /x 1\nFROM scratch AS b\nRUN write /x 1\n\
+              FROM scratch AS d1\nCOPY --from=a /x /x\nRUN write /y 2\n\
+              FROM scratch AS d2\nCOPY --from=b /x /x\nRUN write /y 2\n\
+              FROM scratch\nCOPY --from=d1 /y /1\nCOPY --from=d2 /y /2\n";
+    let mut r = e.req(df);
+    r.no_cache = true;
+    let b = e.run(&r, &f).unwrap();
+    assert_eq!(f.count(), 2, "one RUN of a/b, one of d1/d2");
+    assert_eq!(b.read("/1").as_deref(), Some("2"));
+    assert_eq!(b.read("/2").as_deref(), Some("2"));
+}
+
+#[test]
+fn a_no_cache_filtered_stage_is_not_merged_with_its_cached_twin() {
+    let e = Env::new();
+    let f = FakeExecutor::new();
+    let df = "FROM scratch AS a\nRUN write /x 1\nFROM scratch AS b\nRUN write /x 1\n\
+              FROM scratch\nCOPY --from=a /x /a\nCOPY --from=b /x /b\n";
+    e.run(&e.req(df), &f).unwrap();
+    assert_eq!(f.count(), 1);
+    // Warm: a is cached; b is filtered, so it runs again although a's twin is in the cache.
+    let mut r = e.req(df);
+    r.no_cache_filter = vec!["b".into()];
+    e.run(&r, &f).unwrap();
+    assert_eq!(f.count(), 2, "only b ran on the second build");
+}

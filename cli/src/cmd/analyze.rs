@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use lamina_store::inspect::analyze::{Analysis, AnalyzeOptions, analyze};
+use lamina_inspect::analyze::{Analysis, AnalyzeOptions, analyze};
 use serde_json::json;
 
 use super::subject;

@@ -9,7 +9,7 @@ use crate::output::human_size;
 use anyhow::{Context as _, bail};
 use lamina_builder::engine;
 use lamina_builder::engine::output::{self, Output};
-use lamina_builder::engine::progress::{Mode, Printer};
+use lamina_builder::engine::progress::{Event, Mode, Printer, Progress as _};
 use lamina_builder::engine::remote_cache::CacheSpec;
 use lamina_builder::engine::{BuildRequest, SecretSource};
 use lamina_store::archive::save::SaveFormat;
@@ -79,6 +79,10 @@ pub struct Args {
     /// Write the image ID to this file.
     #[arg(long, value_name = "PATH")]
     pub iidfile: Option<PathBuf>,
+    /// Write the build's result as buildx does (`containerimage.digest`, `containerimage.config.digest`,
+    /// `containerimage.descriptor`, `image.name`) to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
     /// Print only the image ID.
     #[arg(short, long)]
     pub quiet: bool,
@@ -187,10 +191,10 @@ fn pull_base(
     cli: &crate::Cli,
     name: &str,
     quiet: bool,
-    opts: &lamina_store::registry::RegistryOptions,
+    opts: &lamina_registry::RegistryOptions,
     platform: Option<&str>,
 ) -> anyhow::Result<lamina_store::Digest> {
-    use lamina_store::registry::{BlobSources, RegistryClient, pull};
+    use lamina_registry::{BlobSources, RegistryClient, pull};
     let reference = Reference::parse(name).with_context(|| format!("invalid base image name {name:?}"))?;
     if !quiet {
         eprintln!("=> pulling {}", reference.familiar());
@@ -216,7 +220,7 @@ fn pull_base(
                 &blobs,
                 Some(&sources),
                 &popts,
-                &lamina_store::registry::NoProgress,
+                &lamina_registry::NoProgress,
                 &|_, _| {},
             )
             .await
@@ -310,9 +314,10 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         c => bail!("--call {c:?}: lamina can call build or check"),
     };
     let check_store = super::open_store(cli).ok();
+    // The build's one parse: the checks read it, then the engine's plan takes it.
+    let parsed = lamina_builder::dockerfile::parse(&dockerfile, &name);
     let warnings = super::build_check::warnings(
-        &dockerfile,
-        &name,
+        parsed.as_ref(),
         &build_args,
         args.target.as_deref(),
         check_store.as_ref(),
@@ -366,7 +371,6 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         "host" => bail!("--network host needs --allow network.host"),
         n => bail!("invalid --network {n:?}: none, host or default"),
     };
-    refuse_without_entitlements(&dockerfile, &name, host_allowed, insecure_allowed)?;
     // RUN steps on the bridge lease their addresses in this store.
     lamina_runner::network::set_default_dir(
         lamina_runner::network::Networks::for_store(&cli.store_root())
@@ -423,21 +427,44 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     // untagged images of named contexts) from prune.
     let lease = store.lease()?;
     req.named_contexts = super::build_context::resolve(&store, &args.build_contexts, &req.registry)?;
+    // Entitlements and the images to pull are asked of the plan the build runs.
+    let parsed = parsed.map_err(|e| engine::BuildError::Parse(Box::new(e)))?;
+    let mut plan = engine::Plan::from_parsed(parsed, &req)?;
+    plan.check_entitlements(host_allowed, insecure_allowed)?;
     let host = lamina_builder::dockerfile::graph::Platform::host().to_string();
-    for (name, platform) in engine::external_images(&req)? {
-        let quiet = mode == Mode::Quiet;
-        if platform == host {
-            if args.pull || store.resolve(&name).is_err() {
-                pull_base(cli, &name, quiet, &req.registry, None)?;
-            }
-        } else if args.pull || !local_has(&store, &name, &platform) {
-            let d = pull_base(cli, &name, quiet, &req.registry, Some(&platform))?;
-            req.image_overrides.insert((name, platform), d);
-        }
-    }
+    // Made before the pulls: in the TTY and JSON views every message goes through it (a stray stderr
+    // line would break the pane or the JSON stream).
     let printer = Printer::new(mode);
+    printer.set_color(crate::output::color());
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        for (name, platform) in plan.external_images()? {
+            if !seen.insert((name.clone(), platform.clone())) {
+                continue;
+            }
+            let quiet = mode != Mode::Plain;
+            if matches!(mode, Mode::Tty | Mode::Json) {
+                printer.event(Event::Info {
+                    message: format!("pulling {name} if it is not local"),
+                });
+            }
+            if platform == host {
+                if args.pull || store.resolve(&name).is_err() {
+                    pull_base(cli, &name, quiet, &req.registry, None)?;
+                }
+            } else if args.pull || !local_has(&store, &name, &platform) {
+                let d = pull_base(cli, &name, quiet, &req.registry, Some(&platform))?;
+                req.image_overrides.insert((name, platform), d);
+            }
+        }
+        // The bases' ONBUILD triggers may name more images (or stages with bases of their own).
+        if !plan.add_triggers(&store, &req)? {
+            break;
+        }
+        plan.check_entitlements(host_allowed, insecure_allowed)?;
+    }
     let store = store.leased(&lease);
-    let outcome = lamina_builder::engine::build(&store, &req, &printer)?;
+    let outcome = engine::build_plan(&store, &req, plan, &printer)?;
     let image = &outcome.image;
     if outputs.is_empty() || outputs.contains(&Output::Image) {
         match &outcome.index {
@@ -448,10 +475,20 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("tagging {}", t.familiar()))?;
                 }
                 if tags.is_empty() {
-                    store.add_untagged(index.clone())?;
+                    store
+                        .add_untagged(index.clone())
+                        .context("recording the untagged index in the store")?;
                 }
             }
-            None => engine::tag_image(&store, image, &tags)?,
+            None => {
+                engine::tag_image(&store, image, &tags)?;
+                if tags.is_empty() {
+                    // Recorded untagged, so the printed ID works in run/tag/rmi (`<none>` in `images`).
+                    store
+                        .add_untagged(image.descriptor())
+                        .context("recording the untagged image in the store")?;
+                }
+            }
         }
     }
     let mtime = args.source_date_epoch.unwrap_or(0).max(0) as u64;
@@ -505,46 +542,81 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         let flags = registry_flags(args, if mode == Mode::Quiet { "quiet" } else { "plain" });
         for tag in &tags {
             let pushed = super::push::push_image(cli, &tag.to_string(), None, &flags)?;
-            if mode != Mode::Quiet {
-                eprintln!("=> pushed {}@{}", pushed.dest.familiar(), pushed.digest);
-            }
+            printer.event(Event::Info {
+                message: format!("pushed {}@{}", pushed.dest.familiar(), pushed.digest),
+            });
         }
     }
-    if mode != Mode::Quiet {
-        for (dest, digest, n) in &outcome.cache_exported {
-            eprintln!("=> exported {n} cache records to {dest} ({digest})");
-        }
+    for (dest, digest, n) in &outcome.cache_exported {
+        printer.event(Event::Info {
+            message: format!("exported {n} cache records to {dest} ({digest})"),
+        });
     }
     // An index has no config: its ID is its digest.
     let id = match &outcome.index {
         Some(index) => index.digest.to_string(),
         None => image.config_digest.to_string(),
     };
+    if let Some(p) = &args.metadata_file {
+        std::fs::write(p, metadata(image, outcome.index.as_ref(), &tags)?)
+            .with_context(|| format!("writing --metadata-file {}", p.display()))?;
+    }
     if let Some(p) = &args.iidfile {
         std::fs::write(p, &id).with_context(|| format!("writing --iidfile {}", p.display()))?;
     }
-    if mode != Mode::Quiet {
-        eprintln!(
-            "=> built {} ({} steps run, {} cached){}",
-            outcome
-                .index
-                .as_ref()
-                .map_or(&image.manifest_digest, |i| &i.digest),
-            outcome.executed,
-            outcome.cached,
-            if tags.is_empty() {
-                String::new()
-            } else {
-                format!(", tagged {}", args.tags.join(", "))
-            }
-        );
-    }
+    printer.event(Event::Result {
+        image_id: id.clone(),
+        manifest_digest: outcome
+            .index
+            .as_ref()
+            .map_or(&image.manifest_digest, |i| &i.digest)
+            .to_string(),
+        tags: args.tags.clone(),
+        executed: outcome.executed,
+        cached: outcome.cached,
+    });
+    printer.finish();
     crate::outln!("{id}");
     // The build's content is tagged (or exported) by now: its lease may go before GC looks.
     drop(store);
     drop(lease);
     auto_gc(cli, mode == Mode::Quiet)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--metadata-file` document, with buildx's keys: the manifest's digest and descriptor, the config
+/// digest (the image ID), the tags as full names joined by commas.
+fn metadata(
+    image: &lamina_store::image::Image,
+    index: Option<&lamina_store::Descriptor>,
+    tags: &[Reference],
+) -> anyhow::Result<String> {
+    // For a multi-platform build buildx names the index; the config digest stays the primary image's.
+    let desc = match index {
+        Some(i) => serde_json::to_value(i)?,
+        None => {
+            let mut desc = serde_json::json!({
+                "mediaType": image.manifest_media_type,
+                "digest": image.manifest_digest.to_string(),
+                "size": image.manifest_size,
+            });
+            if let Some(p) = image.descriptor().platform {
+                desc["platform"] = serde_json::to_value(p)?;
+            }
+            desc
+        }
+    };
+    let digest = index.map_or(&image.manifest_digest, |i| &i.digest);
+    let mut doc = serde_json::json!({
+        "containerimage.config.digest": image.config_digest.to_string(),
+        "containerimage.descriptor": desc,
+        "containerimage.digest": digest.to_string(),
+    });
+    if !tags.is_empty() {
+        let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        doc["image.name"] = names.join(",").into();
+    }
+    Ok(serde_json::to_string_pretty(&doc)?)
 }
 
 /// GC after a build when the store is over its budget (`gc.keepStorage` in `<root>/config.json`, or
@@ -590,41 +662,6 @@ fn auto_gc(cli: &crate::Cli, quiet: bool) -> anyhow::Result<()> {
             human_size(keep),
             human_size(report.freed())
         );
-    }
-    Ok(())
-}
-
-/// `RUN --network=host` and `RUN --security=insecure` are entitlements (BuildKit's `network.host`,
-/// `security.insecure`): without `--allow` the build stops before it starts, naming the line. A Dockerfile
-/// that does not parse is left to the builder, which reports it better.
-fn refuse_without_entitlements(
-    dockerfile: &str,
-    name: &str,
-    host_allowed: bool,
-    insecure_allowed: bool,
-) -> anyhow::Result<()> {
-    use lamina_builder::dockerfile::{Kind, Network, Security};
-    let Ok(parsed) = lamina_builder::dockerfile::parse(dockerfile, name) else {
-        return Ok(());
-    };
-    for ins in &parsed.instructions {
-        let Kind::Run {
-            network, security, ..
-        } = &ins.kind
-        else {
-            continue;
-        };
-        let line = ins.span.start.line;
-        if !host_allowed && *network == Some(Network::Host) {
-            bail!(
-                "{name}:{line}: RUN --network=host needs the network.host entitlement: pass --allow network.host"
-            );
-        }
-        if !insecure_allowed && *security == Some(Security::Insecure) {
-            bail!(
-                "{name}:{line}: RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure"
-            );
-        }
     }
     Ok(())
 }

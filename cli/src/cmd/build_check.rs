@@ -8,7 +8,7 @@ use lamina_builder::dockerfile::source::Source;
 use std::path::Path;
 
 use lamina_builder::dockerfile::dockerignore::Matcher;
-use lamina_builder::dockerfile::{Base, BuildGraph, BuildOptions, Kind, Warning, parse};
+use lamina_builder::dockerfile::{Base, BuildGraph, BuildOptions, Dockerfile, Kind, ParseError, Warning};
 use lamina_store::Store;
 
 /// The file's warnings (parser, checks and graph), in line order. A file that fails to parse or plan
@@ -16,20 +16,19 @@ use lamina_store::Store;
 /// image's ENV: it is checked for the bases `store` already has (nothing is pulled for the checks).
 /// CopyIgnoredFile needs the local `context` dir and the Dockerfile's path (for its own ignore file).
 pub fn warnings(
-    dockerfile: &str,
-    name: &str,
+    parsed: Result<&Dockerfile, &ParseError>,
     build_args: &BTreeMap<String, String>,
     target: Option<&str>,
     store: Option<&Store>,
     context: Option<(&Path, &Path)>,
 ) -> anyhow::Result<Vec<Warning>> {
-    let df = parse(dockerfile, name).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    let df = parsed.map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let opts = BuildOptions {
         target: target.map(String::from),
         build_args: build_args.clone(),
         ..Default::default()
     };
-    let graph = BuildGraph::new(&df, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    let graph = BuildGraph::new(df, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let mut all = df.warnings.clone();
     all.extend(graph.warnings.iter().cloned());
     for (pos, st) in graph.stages.iter().enumerate() {

@@ -24,7 +24,7 @@ use lamina_store::archive::load::{LoadOptions, load_from};
 pub fn resolve(
     store: &Store,
     specs: &[String],
-    registry: &lamina_store::registry::RegistryOptions,
+    registry: &lamina_registry::RegistryOptions,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for spec in specs {

@@ -9,8 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
+use lamina_registry::RegistryOptions;
 use lamina_store::layer::apply::{ApplyOptions, apply_layer};
-use lamina_store::registry::RegistryOptions;
 
 /// A local directory to build from; a temporary one lives as long as this.
 pub struct MainContext {
@@ -58,7 +58,7 @@ pub fn open(context: &Path, registry: &RegistryOptions) -> anyhow::Result<MainCo
         let tmp = tempfile::tempdir()?;
         let body = tmp.path().join(".lamina-download");
         let rt = super::transfer::runtime()?.handle().clone();
-        lamina_store::download::download(s, &body, None, registry, &rt)
+        lamina_registry::download::download(s, &body, None, registry, &rt)
             .with_context(|| format!("downloading the context {s}"))?;
         let dir = tmp.path().join("ctx");
         unpack_or_dockerfile(&body, &dir).with_context(|| format!("the context {s}"))?;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use lamina_store::registry::Platform;
-use lamina_store::registry::copy::{self, CopyOptions, Location};
+use lamina_registry::Platform;
+use lamina_registry::copy::{self, CopyOptions, Location};
 
 use super::transfer::RegistryFlags;
 

@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use lamina_store::inspect::diff::{DiffKind, DiffOptions, FileDiff, ImageDiff, diff_images};
-use lamina_store::inspect::source::ImageView;
+use lamina_inspect::diff::{DiffKind, DiffOptions, FileDiff, ImageDiff, diff_images};
+use lamina_inspect::source::ImageView;
 
 use super::subject;
 use super::transfer::RegistryFlags;
@@ -103,7 +103,7 @@ fn file_line(f: &FileDiff) -> String {
             .iter()
             .map(|field| {
                 let (a, b) = (f.a.as_ref().expect("changed"), f.b.as_ref().expect("changed"));
-                use lamina_store::inspect::Field::*;
+                use lamina_inspect::Field::*;
                 match field {
                     Mode => format!("mode {:04o}→{:04o}", a.mode, b.mode),
                     Owner => format!("owner {}:{}→{}:{}", a.uid, a.gid, b.uid, b.gid),
@@ -152,7 +152,7 @@ fn render(d: &ImageDiff) -> String {
     }
     let mut all = Vec::new();
     for l in &d.layers {
-        let id = |x: &Option<lamina_store::inspect::diff::LayerId>| {
+        let id = |x: &Option<lamina_inspect::diff::LayerId>| {
             x.as_ref().map_or("(none)".to_string(), |l| {
                 l.diff_id
                     .as_ref()

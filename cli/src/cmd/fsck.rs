@@ -16,8 +16,8 @@ pub struct Args {
     #[arg(long)]
     deep: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = super::images::Format::Table)]
-    format: super::images::Format,
+    #[arg(long, value_enum, default_value_t = super::images::ReportFormat::Table)]
+    format: super::images::ReportFormat,
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
@@ -30,7 +30,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             threads: 0,
         },
     )?;
-    if args.format == super::images::Format::Json {
+    if args.format == super::images::ReportFormat::Json {
         let v = serde_json::json!({
             "blobs_checked": report.blobs_checked,
             "bytes_checked": report.bytes_checked,

@@ -1,30 +1,49 @@
-//! `lamina history IMAGE`: the build steps of an image, newest first, with the layer each produced and its
-//! size as stored (compressed blob size; steps that made no layer show `0 B`).
+//! `lamina history IMAGE`: the build steps of an image, newest first, like `docker history`: the top step
+//! carries the image ID, the others `<missing>` (their intermediate images don't exist); SIZE is what the
+//! step's layer holds unpacked; `--format` takes docker's fields.
 
 use std::process::ExitCode;
 
-use lamina_store::inspect::config::history;
+use lamina_inspect::config::history;
 use serde_json::json;
 
 use super::subject;
 use super::transfer::RegistryFlags;
-use crate::output::{Table, human_size};
+use crate::format::{Format, Listing};
+use crate::output::{docker_size, human_ago_unix, parse_rfc3339};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[arg(value_name = "IMAGE", help = subject::IMAGE_HELP)]
     pub image: String,
-    /// Don't truncate CREATED BY and digests.
+    /// Don't truncate CREATED BY and the image ID.
     #[arg(long)]
     pub no_trunc: bool,
-    /// `table` (default) or `json` (oldest first, every field).
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
+    /// Only print image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// `table` (default), `json` (one object per line), `table TEMPLATE` or a Go template, with docker's
+    /// fields: ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment.
+    #[arg(long)]
+    pub format: Option<String>,
     #[command(flatten)]
     pub registry: RegistryFlags,
 }
 
-fn truncate(s: &str, n: usize) -> String {
+const LISTING: Listing = Listing {
+    default_table: "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+    headers: &[
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ],
+};
+
+/// Docker's `stringutils.Ellipsis`: at most `n` characters, the last one `…` when cut.
+fn ellipsis(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -33,54 +52,50 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let format = Format::parse(args.format.as_deref(), &LISTING)?;
     let view = subject::open_image(cli, &args.image, &args.registry)?;
     let items = history(&view.config, view.layers.len());
-    if args.format == "json" {
-        let out: Vec<_> = items
-            .iter()
-            .map(|h| {
-                let layer = h.layer.and_then(|i| view.layers.get(i));
-                json!({
-                    "layer": h.layer,
-                    "digest": layer.and_then(|l| l.digest.as_ref()).map(|d| d.to_string()),
-                    "diff_id": layer.and_then(|l| l.diff_id.as_ref()).map(|d| d.to_string()),
-                    "size": layer.map_or(0, |l| l.size),
-                    "created": h.created,
-                    "created_by": h.created_by,
-                    "comment": h.comment,
-                    "empty_layer": h.empty_layer,
-                })
+    let store = subject::existing_store(cli);
+    let layer_size = |i: usize| subject::layer_unpacked_size(store.as_ref(), &view, i);
+    let id = view
+        .config_digest
+        .as_ref()
+        .map(|d| super::images::short_id(d, args.no_trunc));
+    let rows: Vec<serde_json::Value> = items
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(n, h)| {
+            let created = h.created.as_deref().and_then(parse_rfc3339);
+            let by = h.created_by.replace('\t', " ");
+            json!({
+                "Comment": h.comment.clone().unwrap_or_default(),
+                "CreatedAt": created.map_or_else(String::new, lamina_store::archive::rfc3339),
+                "CreatedBy": if args.no_trunc { by } else { ellipsis(&by, 45) },
+                "CreatedSince": created.map_or_else(|| "N/A".to_owned(), human_ago_unix),
+                "ID": match (n, &id) {
+                    (0, Some(id)) => id.clone(),
+                    _ => "<missing>".to_owned(),
+                },
+                "Size": docker_size(h.layer.map_or(0, layer_size)),
             })
-            .collect();
-        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&out)?));
+        })
+        .collect();
+    if args.quiet {
+        for r in &rows {
+            crate::outln!("{}", r["ID"].as_str().unwrap_or_default());
+        }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = Table::new(
-        &["LAYER", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-        &[false, false, false, true, false],
-    );
-    for h in items.iter().rev() {
-        let layer = h.layer.and_then(|i| view.layers.get(i));
-        let id = match (h.layer, layer.and_then(|l| l.digest.as_ref())) {
-            (Some(i), Some(d)) if args.no_trunc => format!("{i}: {d}"),
-            (Some(i), Some(d)) => format!("{i}: {}", d.short()),
-            (Some(i), None) => format!("{i}"),
-            (None, _) => "<empty>".to_string(),
-        };
-        let created = h
-            .created
-            .as_deref()
-            .map_or(String::new(), |c| c.get(..16).unwrap_or(c).replace('T', " "));
-        let by = h.created_by.replace('\t', " ");
-        let by = if args.no_trunc { by } else { truncate(&by, 60) };
-        t.row(vec![
-            id,
-            created,
-            by,
-            human_size(layer.map_or(0, |l| l.size)),
-            h.comment.clone().unwrap_or_default(),
-        ]);
-    }
-    crate::output::emit(&t.render());
+    crate::output::emit(&format.render(&rows, &LISTING)?);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ellipsis_as_docker() {
+        assert_eq!(super::ellipsis("abcdef", 6), "abcdef");
+        assert_eq!(super::ellipsis("abcdefg", 6), "abcde…");
+    }
 }

@@ -1,13 +1,13 @@
 //! `lamina inspect IMAGE`: manifest, config and layers as one JSON document, or fields of it via `--format`.
 //!
-//! `--format` accepts `json` (the default), a field path like `.Config.Env`, or a Go-template subset:
-//! literal text with `{{.Path}}`, `{{json .Path}}` and `{{index .Path "key"}}` actions. Paths match keys
-//! exactly, then case-insensitively; array elements by number (`.Layers.0.Digest`). Values print like Go
-//! templates do: strings bare, lists `[a b]`, maps `map[k:v]`, missing `<no value>`.
+//! `--format` accepts `json` (the default), a field path like `.Config.Env`, or a Go template run on the
+//! document ([`crate::format`]: `{{.Config.Cmd}}`, `{{json .Config}}`, `{{index .RepoTags 0}}`,
+//! `{{range .Config.Env}}…{{end}}`, `{{join .Config.Cmd " "}}`). The document has docker's field names
+//! (`Id`, `RepoTags`, `RepoDigests`, `Created`, `Config`, `Size` unpacked) plus
+//! lamina's `Digest`, `Layers` and `Manifest`.
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use serde_json::{Value, json};
 
 use super::subject;
@@ -17,15 +17,16 @@ use super::transfer::RegistryFlags;
 pub struct Args {
     #[arg(value_name = "IMAGE", help = subject::IMAGE_HELP)]
     pub image: String,
-    /// `json`, a field path (`.Config.Env`) or a template (`{{.Config.Cmd}}`, `{{json .Config}}`).
+    /// `json`, a field path (`.Config.Env`) or a Go template (`{{.Config.Cmd}}`, `{{json .Config}}`).
     #[arg(long, short = 'f', default_value = "json")]
     pub format: String,
     #[command(flatten)]
     pub registry: RegistryFlags,
 }
 
-/// The inspect document: docker's field names where docker has one.
-pub fn document(v: &lamina_store::inspect::source::ImageView) -> Value {
+/// The inspect document: docker's field names where docker has one. `unpacked` is the image's unpacked
+/// size when known (docker's `Size`); else the layer blobs' sum.
+pub fn document(v: &lamina_inspect::source::ImageView, unpacked: Option<u64>) -> Value {
     let c = &v.config;
     let layers: Vec<Value> = v
         .layers
@@ -40,20 +41,37 @@ pub fn document(v: &lamina_store::inspect::source::ImageView) -> Value {
         })
         .collect();
     let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+    let text = |k: &str| c.get(k).cloned().unwrap_or_else(|| json!(""));
+    let comment = c
+        .get("history")
+        .and_then(Value::as_array)
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("comment"))
+        .cloned()
+        .unwrap_or_else(|| json!(""));
     json!({
         "Id": v.config_digest.as_ref().map(|d| d.to_string()),
         "Digest": v.manifest_digest.as_ref().map(|d| d.to_string()),
         "Name": v.name,
         "RepoTags": v.tags,
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": comment,
         "Created": get("created"),
-        "Author": get("author"),
+        "DockerVersion": "",
+        "Author": text("author"),
         "Architecture": get("architecture"),
         "Os": get("os"),
         "Variant": get("variant"),
+        // As docker prints it: the image config's `config`, only the fields it has.
         "Config": c.get("config").cloned().unwrap_or_else(|| json!({})),
-        "RootFS": get("rootfs"),
+        // Docker's names for the config's rootfs.
+        "RootFS": json!({
+            "Type": c.pointer("/rootfs/type").cloned().unwrap_or_else(|| json!("layers")),
+            "Layers": c.pointer("/rootfs/diff_ids").cloned().unwrap_or_else(|| json!([])),
+        }),
         "History": get("history"),
-        "Size": v.layers.iter().map(|l| l.size).sum::<u64>(),
+        "Size": unpacked.unwrap_or_else(|| v.layers.iter().map(|l| l.size).sum::<u64>()),
         "Layers": layers,
         "Manifest": v.manifest.clone().unwrap_or(Value::Null),
     })
@@ -61,7 +79,8 @@ pub fn document(v: &lamina_store::inspect::source::ImageView) -> Value {
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let view = subject::open_image(cli, &args.image, &args.registry)?;
-    let mut doc = document(&view);
+    let unpacked = subject::unpacked_size(cli, &view);
+    let mut doc = document(&view, unpacked);
     if let (Some(index), Value::Object(m)) = (local_index(cli, &args.image), &mut doc) {
         m.insert("Index".into(), index);
     }
@@ -104,52 +123,17 @@ pub fn render(doc: &Value, format: &str) -> anyhow::Result<String> {
         return Ok(serde_json::to_string_pretty(doc)?);
     }
     if f.starts_with('.') && !f.contains("{{") {
-        return Ok(match lookup(doc, f)? {
+        return Ok(match lookup(doc, f) {
             Some(Value::String(s)) => s.clone(),
             Some(v) => serde_json::to_string_pretty(v)?,
             None => "<no value>".to_string(),
         });
     }
-    let mut out = String::new();
-    let mut rest = format;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            bail!("--format {format:?}: unclosed '{{{{'")
-        };
-        out.push_str(&action(doc, after[..end].trim(), format)?);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn action(doc: &Value, act: &str, format: &str) -> anyhow::Result<String> {
-    let words: Vec<&str> = act.split_whitespace().collect();
-    match words.as_slice() {
-        [path] if path.starts_with('.') => Ok(lookup(doc, path)?.map_or_else(|| "<no value>".into(), go_fmt)),
-        ["json", path] if path.starts_with('.') => {
-            Ok(serde_json::to_string(lookup(doc, path)?.unwrap_or(&Value::Null))?)
-        }
-        ["index", path, key] if path.starts_with('.') => {
-            let key = key.trim_matches('"');
-            let v = lookup(doc, path)?.and_then(|v| match v {
-                Value::Object(m) => m.get(key),
-                Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
-                _ => None,
-            });
-            Ok(v.map_or_else(|| "<no value>".into(), go_fmt))
-        }
-        _ => bail!(
-            "--format {format:?}: unsupported action {{{{{act}}}}}; supported: {{{{.Path}}}}, {{{{json .Path}}}}, \
-             {{{{index .Path \"key\"}}}}"
-        ),
-    }
+    Ok(crate::format::execute_once(format, doc)?)
 }
 
 /// Follows `.A.B.0.C`; `.` alone is the whole document.
-fn lookup<'a>(doc: &'a Value, path: &str) -> anyhow::Result<Option<&'a Value>> {
+fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = doc;
     for seg in path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()) {
         let next = match cur {
@@ -163,32 +147,10 @@ fn lookup<'a>(doc: &'a Value, path: &str) -> anyhow::Result<Option<&'a Value>> {
         };
         match next {
             Some(v) => cur = v,
-            None => return Ok(None),
+            None => return None,
         }
     }
-    Ok(Some(cur))
-}
-
-/// Go's `fmt` rendering of template values.
-fn go_fmt(v: &Value) -> String {
-    match v {
-        Value::Null => "<nil>".into(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Array(a) => format!("[{}]", a.iter().map(go_fmt).collect::<Vec<_>>().join(" ")),
-        Value::Object(m) => {
-            let mut kv: Vec<(&String, &Value)> = m.iter().collect();
-            kv.sort_by(|a, b| a.0.cmp(b.0));
-            format!(
-                "map[{}]",
-                kv.iter()
-                    .map(|(k, v)| format!("{k}:{}", go_fmt(v)))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-        }
-    }
+    Some(cur)
 }
 
 #[cfg(test)]
@@ -198,7 +160,7 @@ mod tests {
     #[test]
     fn formats() {
         let doc = json!({"Config": {"Env": ["A=1", "B=2"], "Cmd": ["/bin/sh"], "Labels": {"x": "y", "a": "b"}},
-                         "Layers": [{"Digest": "sha256:1"}], "Os": "linux"});
+                         "Layers": [{"Digest": "sha256:1"}], "Os": "linux", "RepoTags": ["a:1", "b:2"]});
         assert_eq!(render(&doc, "{{.Config.Cmd}}").unwrap(), "[/bin/sh]");
         assert_eq!(
             render(&doc, ".Config.Env").unwrap(),
@@ -206,13 +168,19 @@ mod tests {
         );
         assert_eq!(render(&doc, "{{json .Config.Env}}").unwrap(), r#"["A=1","B=2"]"#);
         assert_eq!(
-            render(&doc, "os={{.os}} {{index .Config.Labels \"x\"}}").unwrap(),
+            render(&doc, "os={{.Os}} {{index .Config.Labels \"x\"}}").unwrap(),
             "os=linux y"
         );
         assert_eq!(render(&doc, "{{.Config.Labels}}").unwrap(), "map[a:b x:y]");
-        assert_eq!(render(&doc, "{{.Layers.0.Digest}}").unwrap(), "sha256:1");
+        assert_eq!(render(&doc, "{{index .RepoTags 0}}").unwrap(), "a:1");
+        assert_eq!(
+            render(&doc, "{{range .Layers}}{{.Digest}} {{end}}").unwrap(),
+            "sha256:1 "
+        );
+        assert_eq!(render(&doc, r#"{{join .RepoTags ","}}"#).unwrap(), "a:1,b:2");
+        assert_eq!(render(&doc, "{{if .Config.Cmd}}has{{end}}").unwrap(), "has");
         assert_eq!(render(&doc, "{{.Nope}}").unwrap(), "<no value>");
-        assert!(render(&doc, "{{range .Layers}}").is_err());
+        assert!(render(&doc, "{{if}}").is_err());
         assert!(render(&doc, "{{.Os").is_err());
     }
 }

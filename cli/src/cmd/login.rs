@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use lamina_store::registry::{Credential, RegistryClient, credentials};
+use lamina_registry::{Credential, RegistryClient, credentials};
 
 use super::transfer::RegistryFlags;
 

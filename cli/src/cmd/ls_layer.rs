@@ -4,10 +4,10 @@
 
 use std::process::ExitCode;
 
-use lamina_store::inspect::config::created_by_per_layer;
-use lamina_store::inspect::diff::{flatten, read_layers};
-use lamina_store::inspect::source::ImageView;
-use lamina_store::inspect::{Change, ChangeKind, Meta, RemovedBy};
+use lamina_inspect::config::created_by_per_layer;
+use lamina_inspect::diff::{flatten, read_layers};
+use lamina_inspect::source::ImageView;
+use lamina_inspect::{Change, ChangeKind, Meta, RemovedBy};
 use serde_json::json;
 
 use super::subject;

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use lamina_registry::{Platform, RegistryClient, pull};
 use lamina_store::image::{Descriptor, Parsed};
-use lamina_store::registry::{Platform, RegistryClient, pull};
 use lamina_store::{Reference, Store};
 
 use super::transfer::RegistryFlags;

@@ -34,12 +34,17 @@ pub enum Cmd {
     /// List networks.
     #[command(alias = "list")]
     Ls {
-        /// Only print names.
+        /// Only print network IDs.
         #[arg(short = 'q', long)]
         quiet: bool,
-        /// Output format: table or json.
-        #[arg(long, default_value = "table")]
-        format: String,
+        /// Don't truncate network IDs.
+        #[arg(long)]
+        no_trunc: bool,
+        /// `table` (default), `json` (one object per line), `table TEMPLATE` or a Go template with docker's
+        /// fields (ID, Name, Driver, Scope, IPv6, Internal, Labels, CreatedAt) and lamina's Bridge, Subnet,
+        /// Containers.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Show networks as JSON, with their containers.
     Inspect {
@@ -66,6 +71,23 @@ pub enum Cmd {
     Prune,
 }
 
+const LS_LISTING: crate::format::Listing = crate::format::Listing {
+    default_table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+    headers: &[
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+        ("CreatedAt", "CREATED AT"),
+        ("Bridge", "BRIDGE"),
+        ("Subnet", "SUBNET"),
+        ("Containers", "CONTAINERS"),
+    ],
+};
+
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let root = cli.store_root();
     let nets = Networks::for_store(&root);
@@ -84,37 +106,44 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             })?;
             crate::outln!("{}", rec.id);
         }
-        Cmd::Ls { quiet, format } => {
+        Cmd::Ls {
+            quiet,
+            no_trunc,
+            format,
+        } => {
+            let format = crate::format::Format::parse(format.as_deref(), &LS_LISTING)?;
             network::reclaim(&nets)?;
             let locked = nets.lock()?;
             let recs = locked.records()?;
+            let id = |r: &network::NetworkRecord| -> String {
+                if *no_trunc {
+                    r.id.clone()
+                } else {
+                    r.id.chars().take(12).collect()
+                }
+            };
             if *quiet {
                 for r in &recs {
-                    crate::outln!("{}", r.name);
+                    crate::outln!("{}", id(r));
                 }
-            } else if format == "json" {
-                let v: Vec<_> = recs.iter().map(|r| json(r, &[])).collect();
-                crate::outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                crate::outln!(
-                    "{:<14}{:<20}{:<17}{:<18}{:<10}CONTAINERS",
-                    "NETWORK ID",
-                    "NAME",
-                    "BRIDGE",
-                    "SUBNET",
-                    "INTERNAL"
-                );
+                let mut rows = Vec::new();
                 for r in &recs {
-                    crate::outln!(
-                        "{:<14}{:<20}{:<17}{:<18}{:<10}{}",
-                        &r.id[..12],
-                        r.name,
-                        r.bridge,
-                        r.subnet.to_string(),
-                        r.internal,
-                        locked.leases(&r.name)?.len()
-                    );
+                    rows.push(serde_json::json!({
+                        "CreatedAt": crate::output::go_time(r.created as i64),
+                        "Driver": "bridge",
+                        "ID": id(r),
+                        "IPv6": "false",
+                        "Internal": r.internal.to_string(),
+                        "Labels": "",
+                        "Name": r.name,
+                        "Scope": "local",
+                        "Bridge": r.bridge,
+                        "Subnet": r.subnet.to_string(),
+                        "Containers": locked.leases(&r.name)?.len().to_string(),
+                    }));
                 }
+                crate::out!("{}", format.render(&rows, &LS_LISTING)?);
             }
         }
         Cmd::Inspect { networks } => {

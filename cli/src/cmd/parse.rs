@@ -69,6 +69,7 @@ pub fn run(_cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         platform,
         build_platform: Platform::host(),
         named_contexts: Default::default(),
+        triggers: Default::default(),
     };
     let rep = match report::report(&src, &name, &opts) {
         Ok(r) => r,

@@ -30,8 +30,8 @@ pub struct Args {
     #[arg(long, value_name = "FILTER")]
     filter: Vec<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = super::images::Format::Table)]
-    format: super::images::Format,
+    #[arg(long, value_enum, default_value_t = super::images::ReportFormat::Table)]
+    format: super::images::ReportFormat,
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, lamina_store::gc::GcConfigError> {
@@ -82,9 +82,9 @@ fn paths(v: &[(std::path::PathBuf, u64)]) -> Vec<serde_json::Value> {
 pub fn print_report(
     report: &PruneReport,
     dry_run: bool,
-    format: super::images::Format,
+    format: super::images::ReportFormat,
 ) -> anyhow::Result<ExitCode> {
-    if format == super::images::Format::Json {
+    if format == super::images::ReportFormat::Json {
         let v = serde_json::json!({
             "dry_run": dry_run,
             "blobs": report.blobs.iter().map(|(d, n)| serde_json::json!({"digest": d.to_string(), "size": n})).collect::<Vec<_>>(),

@@ -1,12 +1,15 @@
-//! `lamina ps`: list containers, with docker's STATUS wording (`Up 5 seconds (healthy)`,
-//! `Exited (3) 2 minutes ago`), `-a -q -n/--last -l --no-trunc` and `--filter`
-//! `status=|name=|label=|ancestor=|id=|exited=`.
+//! `lamina ps`: list containers, like `docker ps`: docker's columns and `--format` fields, `--filter`
+//! (status, name, label, ancestor, id, exited), `-q`, `--no-trunc`, `-a`, `-n/--last`, `-l`; STATUS
+//! with health, pause and restarts.
 
 use std::process::ExitCode;
 
 use anyhow::bail;
+use serde_json::json;
 
-use super::container::{inspect, state};
+use super::container::state;
+use crate::format::{Format, Listing};
+use crate::output::{go_time, human_ago_unix, human_duration, unix_now};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -16,172 +19,119 @@ pub struct Args {
     /// Only print ids.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Don't truncate IDs and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
     /// Show the N most recently created containers (all states).
     #[arg(short = 'n', long = "last", value_name = "N")]
     pub last: Option<usize>,
     /// Show the most recently created container (all states).
     #[arg(short = 'l', long)]
     pub latest: bool,
-    /// Don't truncate ids and commands.
-    #[arg(long = "no-trunc")]
-    pub no_trunc: bool,
-    /// Filter: status=created|running|paused|restarting|exited, name=SUBSTRING, label=KEY[=VALUE],
-    /// ancestor=IMAGE, id=PREFIX, exited=CODE; repeated keys are alternatives, different keys all apply.
-    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
-    pub filter: Vec<String>,
-    /// Output format: table or json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Filter as docker does: `status=created|running|exited`, `name=PART`, `label=KEY[=VALUE]`,
+    /// `ancestor=IMAGE`, `id=PREFIX`. Repeated keys match any; different keys must all match.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// `table` (default), `json` (one object per line), `table TEMPLATE` or a Go template with docker's
+    /// fields (`{{.ID}}`, `{{.Names}}`, `{{.Status}}`, …).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
-/// `--filter` values by key.
-#[derive(Default)]
-struct Filters(std::collections::BTreeMap<String, Vec<String>>);
-
-impl Filters {
-    fn parse(args: &[String]) -> anyhow::Result<Filters> {
-        let mut f = Filters::default();
-        for a in args {
-            let Some((k, v)) = a.split_once('=') else {
-                bail!("invalid --filter {a:?}: expected KEY=VALUE");
-            };
-            if !["status", "name", "label", "ancestor", "id", "exited"].contains(&k) {
-                bail!("invalid --filter key {k:?}");
-            }
-            f.0.entry(k.to_string()).or_default().push(v.to_string());
-        }
-        Ok(f)
-    }
-
-    fn matches(&self, rec: &state::Record) -> bool {
-        self.0.iter().all(|(k, vals)| {
-            vals.iter().any(|v| match k.as_str() {
-                "status" => inspect::status_word(rec) == v,
-                "name" => rec.meta.name.contains(v.as_str()),
-                "id" => rec.meta.id.starts_with(v.as_str()),
-                "ancestor" => rec.meta.image == *v || rec.meta.image.split(':').next() == Some(v.as_str()),
-                "exited" => rec
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.outcome)
-                    .filter(|_| !rec.active())
-                    .is_some_and(|o| o.exit_code.to_string() == *v),
-                "label" => match v.split_once('=') {
-                    Some((lk, lv)) => rec.meta.labels.get(lk).is_some_and(|x| x == lv),
-                    None => rec.meta.labels.contains_key(v.as_str()),
-                },
-                _ => false,
-            })
-        })
-    }
-}
+const LISTING: Listing = Listing {
+    default_table: "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+    headers: &[
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Ports", "PORTS"),
+        ("State", "STATE"),
+        ("Status", "STATUS"),
+        ("Size", "SIZE"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+        ("Networks", "NETWORKS"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+    ],
+};
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let format = Format::parse(args.format.as_deref(), &LISTING)?;
+    let filters = parse_filters(&args.filters)?;
     let root = cli.store_root();
-    let filters = Filters::parse(&args.filter)?;
+    let mut recs = Vec::new();
     let last = if args.latest { Some(1) } else { args.last };
-    // A status filter other than running, or -n, looks at every container.
-    let all =
-        args.all || last.is_some() || filters.0.contains_key("status") || filters.0.contains_key("exited");
-    let mut rows = Vec::new();
-    // Newest first (state::list's order).
     for rec in state::list(&root)? {
+        // Restarting counts: its monitor is still at work.
         let running = rec.active();
         if !running && rec.meta.auto_remove && rec.status.is_some() {
             // `run -d --rm`: nobody waits for it, so whoever notices it exited removes it.
             let _ = state::remove(&rec);
             continue;
         }
-        if (!all && !running) || !filters.matches(&rec) {
+        // A status filter asks for those states, stopped or not (as `docker ps --filter status=exited`).
+        if !args.all
+            && last.is_none()
+            && !running
+            && !filters.iter().any(|(k, _)| k == "status" || k == "exited")
+        {
             continue;
         }
-        rows.push((status_text(&rec), rec));
+        recs.push(rec);
     }
+    let ancestors = ancestor_ids(cli, &filters);
+    recs.retain(|r| matches(r, &filters, &ancestors, cli));
+    // state::list is newest first.
     if let Some(n) = last {
-        rows.truncate(n);
+        recs.truncate(n);
     }
-    let id = |r: &state::Record| {
-        if args.no_trunc {
-            r.meta.id.clone()
-        } else {
-            r.meta.id[..12].to_string()
-        }
-    };
     if args.quiet {
-        for (_, r) in &rows {
-            crate::outln!("{}", id(r));
+        for r in &recs {
+            crate::outln!("{}", id(&r.meta.id, args.no_trunc));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if args.format == "json" {
-        let v: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(s, r)| {
-                serde_json::json!({
-                    "Id": r.meta.id, "Names": r.meta.name, "Image": r.meta.image,
-                    "Command": r.meta.command.join(" "), "CreatedAt": r.meta.created,
-                    "State": inspect::status_word(r), "Status": s, "Ports": r.meta.ports.join(", "),
-                    "Labels": r.meta.labels, "Pid": r.pid(),
-                })
-            })
-            .collect();
-        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut table = crate::output::Table::new(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &[false; 7],
-    );
-    for (s, r) in &rows {
-        let cmd = r.meta.command.join(" ");
-        let cmd = if args.no_trunc || cmd.chars().count() <= 20 {
-            format!("\"{cmd}\"")
-        } else {
-            format!("\"{}…\"", cmd.chars().take(19).collect::<String>())
-        };
-        table.row(vec![
-            id(r),
-            truncate(&r.meta.image, 22),
-            cmd,
-            crate::output::human_ago_unix(r.meta.created as i64),
-            s.clone(),
-            r.meta.ports.join(", "),
-            r.meta.name.clone(),
-        ]);
-    }
-    crate::output::emit(&table.render());
+    let rows: Vec<serde_json::Value> = recs.iter().map(|r| fields(r, args.no_trunc)).collect();
+    crate::out!("{}", format.render(&rows, &LISTING)?);
     Ok(ExitCode::SUCCESS)
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
+fn id(full: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        full.to_owned()
     } else {
-        let tail: Vec<char> = s.chars().rev().take(n - 1).collect();
-        format!("…{}", tail.into_iter().rev().collect::<String>())
+        full.chars().take(12).collect()
     }
 }
 
-/// docker's `N seconds` (no "ago") since Unix nanoseconds `ns`.
-fn since(ns: Option<u64>) -> String {
-    let secs = ns.map_or(0, |n| (n / 1_000_000_000) as i64);
-    let ago = crate::output::human_ago_unix(secs);
-    ago.strip_suffix(" ago").unwrap_or(&ago).to_string()
+/// docker's State: created, running, paused, restarting, exited.
+fn state_name(rec: &state::Record) -> &'static str {
+    super::container::inspect::status_word(rec)
 }
 
-/// docker's STATUS column.
+/// When the monitor last wrote the status (at start while running, at exit after): the `Up …` and
+/// `Exited (n) … ago` times.
+fn status_time(rec: &state::Record) -> Option<i64> {
+    let m = std::fs::metadata(rec.dir.join("status.json"))
+        .ok()?
+        .modified()
+        .ok()?;
+    Some(m.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// Docker's STATUS: `Up 5 seconds (healthy)`, `Up 2 minutes (Paused)`, `Restarting (1) 1 second
+/// ago`, `Exited (0) 3 minutes ago`, `Created`.
 pub fn status_text(rec: &state::Record) -> String {
     let st = rec.status.as_ref();
+    let secs = |ns: Option<u64>| ns.map(|n| (n / 1_000_000_000) as i64);
     if rec.running() {
-        let up = format!("Up {}", since(st.and_then(|s| s.started_at)));
+        let up = match secs(st.and_then(|s| s.started_at)).or_else(|| status_time(rec)) {
+            Some(t) => format!("Up {}", human_duration(unix_now() - t)),
+            None => "Up".to_owned(),
+        };
         if rec.paused() {
             return format!("{up} (Paused)");
         }
@@ -191,18 +141,133 @@ pub fn status_text(rec: &state::Record) -> String {
             None => up,
         };
     }
-    let finished = || format!("{} ago", since(st.and_then(|s| s.finished_at)));
+    let since = secs(st.and_then(|s| s.finished_at)).or_else(|| status_time(rec));
+    let ago = since.map_or_else(String::new, |t| format!(" {}", human_ago_unix(t)));
     if rec.restarting() {
         let n = st.and_then(|s| s.outcome).map_or(0, |o| o.exit_code);
-        return format!("Restarting ({n}) {}", finished());
+        return format!("Restarting ({n}){ago}");
     }
-    match st {
+    match &rec.status {
         Some(s) => match (&s.outcome, &s.error) {
-            (Some(o), _) => format!("Exited ({}) {}", o.exit_code, finished()),
-            (None, Some(_)) => format!("Failed {}", finished()),
+            (Some(o), _) => format!("Exited ({}){ago}", o.exit_code),
+            (None, Some(_)) => "Failed".to_string(),
             // Monitor gone without a final word (killed with SIGKILL).
-            (None, None) => "Exited (unknown)".to_string(),
+            (None, None) => format!("Exited (unknown){ago}"),
         },
         None => "Created".to_string(),
     }
+}
+
+/// Docker's fields of a container (strings, as `docker ps --format json` prints them).
+fn fields(r: &state::Record, no_trunc: bool) -> serde_json::Value {
+    let cmd = r.meta.command.join(" ");
+    let cmd = if no_trunc || cmd.chars().count() <= 20 {
+        cmd
+    } else {
+        cmd.chars().take(19).collect::<String>() + "…"
+    };
+    let created = r.meta.created as i64;
+    json!({
+        "Command": format!("{cmd:?}"),
+        "CreatedAt": go_time(created),
+        "ID": id(&r.meta.id, no_trunc),
+        "Image": r.meta.image,
+        "Labels": r
+            .meta
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        "LocalVolumes": "0",
+        "Mounts": "",
+        "Names": r.meta.name,
+        "Networks": r.meta.networks.join(","),
+        // Docker 20.10 and 26 print it null for a local container.
+        "Platform": null,
+        "Ports": r.meta.ports.join(", "),
+        "RunningFor": human_ago_unix(created),
+        "Size": "0B",
+        "State": state_name(r),
+        "Status": status_text(r),
+    })
+}
+
+fn parse_filters(given: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    given
+        .iter()
+        .map(|f| {
+            let Some((k, v)) = f.split_once('=') else {
+                bail!("bad format of filter (expected name=value): {f}");
+            };
+            let k = k.trim().to_ascii_lowercase();
+            match k.as_str() {
+                "status"
+                    if !matches!(
+                        v,
+                        "created" | "running" | "exited" | "paused" | "restarting" | "removing" | "dead"
+                    ) =>
+                {
+                    bail!("invalid filter 'status={v}'")
+                }
+                "status" | "name" | "label" | "ancestor" | "id" | "exited" => Ok((k, v.to_owned())),
+                _ => bail!("invalid filter '{k}': ps takes status, name, label, ancestor, id, exited"),
+            }
+        })
+        .collect()
+}
+
+/// The image IDs `ancestor=` filters name (an image that isn't in the store matches by name only).
+fn ancestor_ids(cli: &crate::Cli, filters: &[(String, String)]) -> Vec<lamina_store::Digest> {
+    let Ok(store) = super::open_store(cli) else {
+        return Vec::new();
+    };
+    filters
+        .iter()
+        .filter(|(k, _)| k == "ancestor")
+        .filter_map(|(_, v)| image_id(&store, v))
+        .collect()
+}
+
+fn image_id(store: &lamina_store::Store, name: &str) -> Option<lamina_store::Digest> {
+    let found = store.resolve(name).ok()?;
+    Some(store.load_image(found.digest()).ok()?.config_digest)
+}
+
+fn matches(
+    r: &state::Record,
+    filters: &[(String, String)],
+    ancestors: &[lamina_store::Digest],
+    cli: &crate::Cli,
+) -> bool {
+    let any = |key: &str, f: &dyn Fn(&str) -> bool| {
+        let mut given = filters.iter().filter(|(k, _)| k == key).peekable();
+        given.peek().is_none() || given.any(|(_, v)| f(v))
+    };
+    let image = std::cell::OnceCell::new();
+    any("status", &|v| v == state_name(r))
+        && any("name", &|v| r.meta.name.contains(v))
+        && any("id", &|v| r.meta.id.starts_with(v))
+        && any("exited", &|v| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.outcome)
+                .filter(|_| !r.active())
+                .is_some_and(|o| o.exit_code.to_string() == v)
+        })
+        && any("label", &|v| match v.split_once('=') {
+            Some((k, want)) => r.meta.labels.get(k).is_some_and(|have| have == want),
+            None => r.meta.labels.contains_key(v),
+        })
+        && any("ancestor", &|v| {
+            r.meta.image == v
+                || image
+                    .get_or_init(|| {
+                        super::open_store(cli)
+                            .ok()
+                            .and_then(|s| image_id(&s, &r.meta.image))
+                    })
+                    .as_ref()
+                    .is_some_and(|d| ancestors.contains(d))
+        })
 }

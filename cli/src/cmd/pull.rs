@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use lamina_store::registry::{BlobSources, Platform, RegistryClient, pull};
+use lamina_registry::{BlobSources, Platform, RegistryClient, pull};
 use lamina_store::{Digest, Reference};
 
 use super::transfer::RegistryFlags;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use lamina_registry::{BlobSources, RegistryClient, push};
 use lamina_store::Reference;
-use lamina_store::registry::{BlobSources, RegistryClient, push};
 
 use super::transfer::RegistryFlags;
 
@@ -76,10 +76,10 @@ pub fn push_image(
         Some(d) => Reference::parse(d.strip_prefix("docker://").unwrap_or(d))?,
         None => source.clone(),
     };
-    let mut top: lamina_store::registry::Descriptor =
+    let mut top: lamina_registry::Descriptor =
         serde_json::from_value(serde_json::to_value(&found.descriptor)?)
             .context("converting the manifest descriptor")?;
-    top.annotations.remove(lamina_store::registry::layout::REF_NAME);
+    top.annotations.remove(lamina_registry::layout::REF_NAME);
     let opts = flags.options()?;
     let reporter = flags.reporter();
     reporter.line(&format!("Pushing {} to {}", source.familiar(), dest.familiar()));

@@ -1,17 +1,17 @@
 //! `lamina referrers IMAGE` lists the OCI 1.1 referrers of an image in a registry (SBOMs, provenance,
 //! signatures: manifests whose `subject` is the image); `lamina artifact attach IMAGE --artifact-type T
 //! FILE…` attaches one, as `oras attach` does. Registries without the referrers API get the referrers tag
-//! schema (`lamina_store::registry::referrers`), so both commands work against any registry.
+//! schema (`lamina_registry::referrers`), so both commands work against any registry.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use lamina_registry::referrers::Attachment;
+use lamina_registry::{Descriptor, NoProgress, RegistryClient};
 use lamina_store::digest::HashingReader;
 use lamina_store::image::{Index, canonical_json, media};
-use lamina_store::registry::referrers::Attachment;
-use lamina_store::registry::{Descriptor, NoProgress, RegistryClient};
 
 use super::remote_image::{image_ref, resolve_descriptor};
 use super::transfer::RegistryFlags;

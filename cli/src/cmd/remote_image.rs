@@ -1,11 +1,11 @@
 //! `docker://REF` operands: an image read straight from its registry, layers streamed, nothing stored.
 
 use anyhow::Context;
+use lamina_inspect::remote::open_registry;
+use lamina_inspect::source::ImageView;
+use lamina_registry::{Descriptor, RegistryClient, RegistryError};
 use lamina_store::Digest;
 use lamina_store::Reference;
-use lamina_store::inspect::remote::open_registry;
-use lamina_store::inspect::source::ImageView;
-use lamina_store::registry::{Descriptor, RegistryClient, RegistryError};
 
 use super::transfer::RegistryFlags;
 
@@ -36,7 +36,7 @@ pub async fn resolve_descriptor(client: &RegistryClient, r: &Reference) -> Resul
     let (bytes, ctype, digest) = client
         .get_manifest(r.repository(), &reference, r.digest())
         .await?;
-    let media_type = lamina_store::registry::Manifest::parse(&bytes, Some(&ctype), &r.to_string())?
+    let media_type = lamina_registry::Manifest::parse(&bytes, Some(&ctype), &r.to_string())?
         .media_type()
         .to_owned();
     Ok(Descriptor::new(media_type, digest, bytes.len() as u64))

@@ -21,9 +21,9 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for q in &args.images {
         match remove(&store, q, args.force) {
-            Ok(names) => {
-                for n in names {
-                    crate::outln!("Untagged: {n}");
+            Ok(lines) => {
+                for l in lines {
+                    crate::outln!("{l}");
                 }
             }
             Err(e) => {
@@ -39,25 +39,36 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Removes what `q` names; returns docker's lines: `Untagged: NAME` per tag, `Deleted: ID` for an
+/// image that had no tag left (an untagged build removed by ID).
 fn remove(store: &Store, q: &str, force: bool) -> anyhow::Result<Vec<String>> {
     let found = store.resolve(q)?;
     if let Some(r) = &found.reference
         && r.digest().is_none()
     {
         store.untag(r)?;
-        return Ok(vec![r.familiar()]);
+        return Ok(vec![format!("Untagged: {}", r.familiar())]);
     }
+    let id = store.load_image(found.digest()).map_or_else(
+        |_| found.digest().to_string(),
+        |img| img.config_digest.to_string(),
+    );
     // By ID or digest: every index entry for that manifest.
     let digest = found.descriptor.digest.clone();
     let names = store.update_index(|index| {
-        let hits: Vec<String> = index
+        let mut hits: Vec<String> = index
             .manifests
             .iter()
             .filter(|d| d.digest == digest)
-            .map(|d| {
-                d.ref_name()
-                    .and_then(|n| Reference::parse(n).ok().filter(|r| r.to_string() == n))
-                    .map_or_else(|| d.ref_name().unwrap_or("<none>").to_owned(), |r| r.familiar())
+            .map(|d| match d.ref_name() {
+                None => format!("Deleted: {id}"),
+                Some(n) => {
+                    let name = Reference::parse(n)
+                        .ok()
+                        .filter(|r| r.to_string() == n)
+                        .map_or_else(|| n.to_owned(), |r| r.familiar());
+                    format!("Untagged: {name}")
+                }
             })
             .collect();
         if hits.is_empty() {
@@ -68,11 +79,18 @@ fn remove(store: &Store, q: &str, force: bool) -> anyhow::Result<Vec<String>> {
                 query: q.to_owned(),
                 candidates: format!(
                     "{} (image is tagged several times; use -f or remove by name)",
-                    hits.join(", ")
+                    hits.iter()
+                        .map(|h| h.trim_start_matches("Untagged: "))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }
         index.manifests.retain(|d| d.digest != digest);
+        // Removed by ID, the image itself is gone from the listing (its blobs go at the next prune).
+        if !hits.iter().any(|h| h.starts_with("Deleted: ")) {
+            hits.push(format!("Deleted: {id}"));
+        }
         Ok(hits)
     })?;
     Ok(names)

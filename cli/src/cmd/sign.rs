@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
+use lamina_registry::RegistryClient;
 use lamina_sign::{
     Payload, SIMPLE_SIGNING_MEDIA_TYPE, SignatureImage, SigningKey, VerifyingKey, signature_tag,
 };
 use lamina_store::image::media;
-use lamina_store::registry::RegistryClient;
 
 use super::transfer::RegistryFlags;
 
@@ -101,11 +101,8 @@ pub fn run_verify(_cli: &crate::Cli, args: &VerifyArgs) -> anyhow::Result<ExitCo
             let mut verified = Vec::new();
             let mut rejected = Vec::new();
             for l in &sigs.layers {
-                let desc = lamina_store::registry::Descriptor::new(
-                    SIMPLE_SIGNING_MEDIA_TYPE,
-                    l.digest.clone(),
-                    l.size,
-                );
+                let desc =
+                    lamina_registry::Descriptor::new(SIMPLE_SIGNING_MEDIA_TYPE, l.digest.clone(), l.size);
                 let payload = client.fetch_small(repo, &desc, MAX_PAYLOAD).await?;
                 let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(l.signature.trim()) else {
                     rejected.push(format!("{}: signature is not base64", l.digest));

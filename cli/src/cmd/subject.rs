@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use lamina_inspect::source::ImageView;
 use lamina_store::Reference;
-use lamina_store::inspect::source::ImageView;
 
 use super::transfer::RegistryFlags;
 
@@ -100,6 +100,46 @@ pub fn open_image(cli: &crate::Cli, spec: &str, registry: &RegistryFlags) -> any
         .as_ref()
         .map_or_else(|| spec.to_string(), Reference::familiar);
     Ok(ImageView::from_store(&store, &image, &name, tags)?)
+}
+
+/// Layer `i`'s unpacked size (docker's SIZE), from the local store when it holds the layer (memoized
+/// there); else its blob's size, which is all an archive or a registry tells without reading the layer.
+pub fn layer_unpacked_size(store: Option<&lamina_store::Store>, view: &ImageView, i: usize) -> u64 {
+    let Some(l) = view.layers.get(i) else { return 0 };
+    match (store, &l.digest, &l.diff_id) {
+        (Some(s), Some(digest), Some(diff_id)) if s.blobs().contains(digest) => s
+            .layer_unpacked_size(&lamina_store::image::LayerDesc {
+                digest: digest.clone(),
+                diff_id: diff_id.clone(),
+                size: l.size,
+                media_type: l.media_type.clone(),
+            })
+            .unwrap_or(l.size),
+        _ => l.size,
+    }
+}
+
+/// The local store if there is one: reading an archive or a registry must not create a store.
+pub fn existing_store(cli: &crate::Cli) -> Option<lamina_store::Store> {
+    cli.store_root()
+        .join("index.json")
+        .exists()
+        .then(|| super::open_store(cli).ok())
+        .flatten()
+}
+
+/// The image's unpacked size when the local store holds all its layers; `None` otherwise.
+pub fn unpacked_size(cli: &crate::Cli, view: &ImageView) -> Option<u64> {
+    let store = existing_store(cli)?;
+    let all_here = view
+        .layers
+        .iter()
+        .all(|l| l.digest.as_ref().is_some_and(|d| store.blobs().contains(d)));
+    all_here.then(|| {
+        (0..view.layers.len())
+            .map(|i| layer_unpacked_size(Some(&store), view, i))
+            .sum()
+    })
 }
 
 /// Opens `spec`, and if it selects a layer (`IMAGE@N`), returns the image and that layer's index.

@@ -29,8 +29,8 @@ enum Sub {
 #[derive(clap::Args, Debug)]
 pub struct InfoArgs {
     /// Output format.
-    #[arg(long, value_enum, default_value_t = super::images::Format::Table)]
-    format: super::images::Format,
+    #[arg(long, value_enum, default_value_t = super::images::ReportFormat::Table)]
+    format: super::images::ReportFormat,
 }
 
 #[derive(clap::Args, Debug)]
@@ -39,8 +39,8 @@ struct DfArgs {
     #[arg(short, long)]
     verbose: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = super::images::Format::Table)]
-    format: super::images::Format,
+    #[arg(long, value_enum, default_value_t = super::images::ReportFormat::Table)]
+    format: super::images::ReportFormat,
 }
 
 pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
@@ -60,7 +60,7 @@ pub fn info(cli: &crate::Cli, args: &InfoArgs) -> anyhow::Result<ExitCode> {
             root.display()
         ));
     }
-    if args.format == super::images::Format::Json {
+    if args.format == super::images::ReportFormat::Json {
         let mut v = serde_json::to_value(&report)?;
         v["store_root"] = serde_json::json!(root);
         crate::outln!("{}", serde_json::to_string(&v)?);
@@ -108,7 +108,7 @@ fn df(cli: &crate::Cli, args: &DfArgs) -> anyhow::Result<ExitCode> {
         .filter_map(|r| r.dir.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
     let rows = usage(&store, &running)?;
-    if args.format == super::images::Format::Json {
+    if args.format == super::images::ReportFormat::Json {
         // One object per line, as `docker system df --format json` prints; byte counts added for scripts.
         for r in &rows {
             let mut v = serde_json::json!({

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use lamina_registry::RegistryClient;
 use lamina_store::Reference;
-use lamina_store::registry::RegistryClient;
 
 use super::transfer::RegistryFlags;
 

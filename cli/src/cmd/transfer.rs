@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lamina_registry::{Credential, Outcome, Progress, RegistryError, RegistryOptions};
 use lamina_store::Digest;
-use lamina_store::registry::{Credential, Outcome, Progress, RegistryError, RegistryOptions};
 
 use crate::output::human_size;
 

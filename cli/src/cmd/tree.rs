@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use lamina_store::inspect::diff::flatten_image;
-use lamina_store::inspect::entry::{base_name, clean_path, parent};
-use lamina_store::inspect::{Kind, Tree};
+use lamina_inspect::diff::flatten_image;
+use lamina_inspect::entry::{base_name, clean_path, parent};
+use lamina_inspect::{Kind, Tree};
 use serde_json::json;
 
 use super::subject;

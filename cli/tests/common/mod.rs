@@ -145,9 +145,13 @@ pub fn big_tar(path: &Path, size: u64) {
     b.into_inner().unwrap();
 }
 
-/// Parsed `lamina images --format json`.
+/// Parsed `lamina images --format json --no-trunc`: one object per line with docker's keys (`Repository`,
+/// `Tag`, `ID`, `Digest`, …).
 pub fn images(root: &Path) -> Vec<serde_json::Value> {
-    serde_json::from_str(&ok(root, &["images", "--format", "json"])).unwrap()
+    ok(root, &["images", "--format", "json", "--no-trunc"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Whether the tests run as root (RUN steps need namespaces and overlay mounts).

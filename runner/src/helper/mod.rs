@@ -24,8 +24,10 @@ pub(crate) mod pty;
 mod restart;
 mod rootfs;
 mod rootless;
+mod slirp;
 pub(crate) use rootless::fresh_proc_allowed;
 
+pub(crate) use slirp::program as user_net_program;
 mod seccomp;
 mod spec;
 mod user;
@@ -113,6 +115,8 @@ pub(crate) enum SetupError {
     Confine(#[source] confine::ConfineError),
     #[error("cannot attach the container to its networks")]
     Network(#[source] crate::network::NetError),
+    #[error("rootless networking: {why}")]
+    UserNet { why: String },
     #[error("cannot bring up loopback: {message}")]
     Loopback { message: String },
     #[error("cannot publish port on {addr}")]
@@ -477,6 +481,8 @@ fn supervise(
     let id = req.id.clone().unwrap_or_else(crate::new_id);
     let rootless = rootless::detect(run_dir);
     let mut adjusted;
+    // Rootless on the default network: slirp4netns's user-mode network in place of the bridge.
+    let mut user_net: Option<PathBuf> = None;
     let req = match rootless {
         Some(r) => {
             adjusted = req.clone();
@@ -490,15 +496,26 @@ fn supervise(
                 }
             }
             if req.network == Network::Bridge {
-                // A bridge needs root on the host (veth, nftables). The user already has the host's
-                // network, so sharing it gives the step nothing the user lacks; a private namespace
-                // with no route would break every step that downloads.
-                eprintln!(
-                    "lamina: note: rootless: no bridge network without root; using the host network \
-                     (use --network none to isolate)"
-                );
-                adjusted.network = Network::Host;
-                adjusted.ports.clear();
+                // A bridge needs root on the host (veth, nftables); slirp4netns gives the container's
+                // own namespace outbound access with the user's rights instead. Without it, sharing the
+                // user's network gives the step nothing the user lacks, where a private namespace with
+                // no route would break every step that downloads.
+                match slirp::program() {
+                    Ok(p) => {
+                        user_net = Some(p);
+                        if adjusted.net.dns.is_empty() {
+                            adjusted.net.dns = vec![std::net::IpAddr::V4(slirp::DNS)];
+                        }
+                    }
+                    Err(why) => {
+                        eprintln!(
+                            "lamina: note: rootless without user-mode networking ({why}): using the \
+                             host network (use --network none to isolate)"
+                        );
+                        adjusted.network = Network::Host;
+                        adjusted.ports.clear();
+                    }
+                }
             }
             &adjusted
         }
@@ -591,7 +608,7 @@ fn supervise(
     let mut etc = spec::write_etc_files(&bundle, req.network, &hostname, req.etc_hostname, &req.net)
         .map_err(|e| SetupError::io("write", &bundle, e))?;
     let networks = match req.network {
-        Network::Bridge => {
+        Network::Bridge if user_net.is_none() => {
             let dir = req
                 .net
                 .networks_dir
@@ -668,6 +685,8 @@ fn supervise(
         None => None,
     };
 
+    // Declared before the container is started: dropped (slirp4netns stopped) after it is reaped.
+    let mut _slirp = None;
     if req.network != Network::Host {
         let netns = net::open_netns(pid)?;
         match &networks {
@@ -689,6 +708,9 @@ fn supervise(
                 crate::network::join(nets, &joining, &member).map_err(SetupError::Network)?;
             }
             None => net::loopback_up(&netns)?,
+        }
+        if let Some(prog) = &user_net {
+            _slirp = Some(slirp::start(prog, pid, &run_dir.join("slirp4netns.log"))?);
         }
         if !req.ports.is_empty() {
             net::publish(&req.ports, Arc::new(netns))?;

@@ -6,6 +6,7 @@
 //! - [`ipam`]: subnets, the host's routes, free subnet and address choice.
 //! - [`host`]: the kernel side, through iproute2 and nft batches.
 //! - [`names`]: /etc/hosts and /etc/resolv.conf contents.
+//! - `claims`: subnets claimed host-wide (under /run), so two stores never choose the same one.
 //!
 //! A network's nft chains exist exactly while it has leases: [`join`] loads them with the first
 //! container, [`leave`] (or a later [`reclaim`]) removes them with the last. Its bridge is made with
@@ -13,6 +14,7 @@
 //! destroying a device costs RCU grace periods that a cold `run` should not pay. The runner's helper calls [`join`] between
 //! creating the container and starting its process, and [`leave`] after reaping it.
 
+mod claims;
 pub mod host;
 pub mod ipam;
 pub mod names;

@@ -248,7 +248,12 @@ impl Locked<'_> {
     }
 
     fn create_record(&self, opts: CreateOptions) -> Result<NetworkRecord, NetError> {
-        let others = self.other_subnets(&opts.name)?;
+        // Held until the record is written and claimed: no other store chooses meanwhile.
+        let claims = super::claims::HostClaims::lock();
+        let mut others = self.other_subnets(&opts.name)?;
+        if let Some(c) = &claims {
+            others.extend(c.others(&self.nets.dir, &opts.name));
+        }
         let subnet = match opts.subnet {
             Some(s) => {
                 if let Some(o) = others.iter().find(|o| o.overlaps(&s)) {
@@ -289,6 +294,9 @@ impl Locked<'_> {
                 .unwrap_or(0),
         };
         self.save(&rec)?;
+        if let Some(c) = &claims {
+            c.claim(&rec.subnet, &self.nets.dir, &rec.name);
+        }
         Ok(rec)
     }
 
@@ -324,7 +332,13 @@ impl Locked<'_> {
     /// If the subnet of an idle network now overlaps a host route (a VPN came up), move it when lamina
     /// chose it, refuse otherwise.
     pub(crate) fn recheck_subnet(&self, rec: &mut NetworkRecord) -> Result<(), NetError> {
-        let others = self.other_subnets(&rec.name)?;
+        let claims = super::claims::HostClaims::lock();
+        let mut others = self.other_subnets(&rec.name)?;
+        if let Some(c) = &claims {
+            others.extend(c.others(&self.nets.dir, &rec.name));
+            // Claimed before this check existed (or lost with /run): claim it now.
+            c.claim(&rec.subnet, &self.nets.dir, &rec.name);
+        }
         let Some(o) = others.iter().find(|o| o.overlaps(&rec.subnet)).copied() else {
             return Ok(());
         };
@@ -334,9 +348,15 @@ impl Locked<'_> {
                 other: o,
             });
         }
+        let old = rec.subnet;
         rec.subnet = ipam::pick_subnet(&others).ok_or(NetError::NoFreeSubnet)?;
         rec.gateway = rec.subnet.nth(1).expect("a /16 has hosts");
-        self.save(rec)
+        self.save(rec)?;
+        if let Some(c) = &claims {
+            c.release(&old, &self.nets.dir, &rec.name);
+            c.claim(&rec.subnet, &self.nets.dir, &rec.name);
+        }
+        Ok(())
     }
 
     /// Remove a network record; refused while containers hold addresses on it.
@@ -355,6 +375,9 @@ impl Locked<'_> {
         let _ = std::fs::remove_dir(self.lease_dir(name));
         let p = self.record_path(name);
         std::fs::remove_file(&p).map_err(|e| NetError::io("remove", &p, e))?;
+        if let Some(c) = super::claims::HostClaims::lock() {
+            c.release(&rec.subnet, &self.nets.dir, name);
+        }
         Ok(rec)
     }
 

@@ -97,7 +97,8 @@ pub fn create(cli: &crate::Cli, args: &Args) -> anyhow::Result<Created> {
         .map(|h| opts::parse_add_host(h))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let confinement = args.confine.confinement()?;
-    let labels = opts::parse_labels(&args.label)?;
+    let mut labels = img.labels.clone();
+    labels.extend(opts::parse_labels(&args.label)?);
     let limits = Limits {
         memory: args.memory.as_deref().map(opts::parse_size).transpose()?,
         cpus: args.cpus,

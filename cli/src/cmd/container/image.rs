@@ -21,6 +21,8 @@ pub struct ImageSpec {
     pub stop_signal: Option<String>,
     /// The image's HEALTHCHECK.
     pub healthcheck: Option<lamina_store::config::Healthcheck>,
+    /// The image's labels: a container starts with them (as docker's do), `--label` on top.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Holds the image's snapshots (and blobs) against prune while the container exists; `None` for a
     /// rootfs directory.
     pub lease: Option<lamina_store::Lease>,
@@ -89,6 +91,7 @@ pub fn resolve_for(
         exposed: cfg.exposed_ports.keys().cloned().collect(),
         healthcheck: cfg.healthcheck.clone(),
         stop_signal: cfg.stop_signal.clone(),
+        labels: cfg.labels,
         lease: Some(lease),
     })
 }
