@@ -45,6 +45,7 @@ fn cp_both_ways_and_through_hostile_links() {
     std::os::unix::fs::symlink("../../../../../../../../etc", fx.lower.join("rel")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", fx.lower.join("pw")).unwrap();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     let host = fx.path().join("host");
     std::fs::create_dir_all(host.join("dir/sub")).unwrap();
@@ -220,6 +221,7 @@ fn commit_and_export() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let tarball = fx.path().join("bb.tar");
     let st = Command::new("tar")
         .arg("-C")

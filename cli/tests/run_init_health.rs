@@ -54,6 +54,7 @@ fn init_reaps_zombies_and_passes_signals() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     // A grandchild orphaned to pid 1, which then exits: `sleep` as pid 1 never reaps it.
     let orphan = "(sleep 0.2 &); exec sleep 30";
@@ -221,6 +222,7 @@ fn health_checks_from_flags_and_image() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     // Healthy once /tmp/ok exists, unhealthy after it goes.
     ok(

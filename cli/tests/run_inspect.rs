@@ -42,6 +42,7 @@ fn inspect_shows_state_config_and_host_config() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     ok(
         &store,
@@ -113,6 +114,7 @@ fn top_stats_pause_unpause() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     ok(
         &store,

@@ -64,6 +64,7 @@ fn create_start_wait_and_start_attached() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     let id = ok(
         &store,
@@ -133,6 +134,7 @@ fn restart_on_failure_stops_at_its_count() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     ok(
         &store,
@@ -183,6 +185,7 @@ fn restart_always_until_stopped() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     ok(
         &store,
@@ -230,6 +233,7 @@ fn logs_stream_a_long_log_and_follow_restarts() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     ok(
         &store,
@@ -281,6 +285,7 @@ fn rename_and_container_prune() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     ok(
         &store,
@@ -383,6 +388,7 @@ fn stop_signal_and_stop_timeout() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     ok(
         &store,
@@ -454,6 +460,7 @@ fn detached_rm_is_removed_by_its_monitor() {
     require_root!();
     let fx = Fixture::new();
     let store = fx.path().join("store");
+    let _cleanup = run_common::StoreGuard(store.clone());
     let lower = fx.lower.display().to_string();
     let id = ok(
         &store,
