@@ -9,7 +9,7 @@
 # skip or cross-repo-mount a blob.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WORK=${1:-${TMPDIR:-/tmp}/lamina-bench-registry}
+WORK=${1:-$(mountpoint -q /bench && echo /bench/lamina-bench-registry || echo "${TMPDIR:-/tmp}/lamina-bench-registry")}
 RUNS=${RUNS:-5}
 LAYER_MB=${LAYER_MB:-30}
 mkdir -p "$WORK"
@@ -125,9 +125,19 @@ hyperfine --warmup 1 --runs "$RUNS" --export-json "$WORK/push.json" \
 [ -f "$WORK/reg-push/pid" ] && kill "$(cat "$WORK/reg-push/pid")" 2>/dev/null || true
 reset_podman
 
-python3 - "$WORK/pull.json" "$WORK/push.json" <<'PY'
+# Floor of a pull with unpack: decompress and extract every layer (pigz -dc | tar -x), from the page cache.
+rm -rf "$WORK/floor-x" && mkdir -p "$WORK/floor-x"
+s=$(date +%s.%N)
+for b in $(find "$L/blobs/sha256" -type f -size +1M); do pigz -dc "$b" | tar -x -C "$WORK/floor-x"; done
+sync -f "$WORK"; e=$(date +%s.%N); rm -rf "$WORK/floor-x"
+echo "$e - $s" | bc > "$WORK/floor-pull"
+
+python3 - "$WORK/pull.json" "$WORK/push.json" "$WORK/floor-pull" <<'PY'
 import json, sys
-for path in sys.argv[1:]:
+floor = float(open(sys.argv[3]).read())
+print(f"floor: pigz -dc | tar -x of the layers {floor:.2f}s; lamina pull = "
+      + f"{[r['mean'] for r in json.load(open(sys.argv[1]))['results'] if r['command'].startswith('lamina')][0] / floor:.2f}x that")
+for path in sys.argv[1:3]:
     res = {r["command"]: r["mean"] for r in json.load(open(path))["results"]}
     lam = [v for k, v in res.items() if k.startswith("lamina")][0]
     peers = {k: v for k, v in res.items() if not k.startswith("lamina")}

@@ -187,10 +187,14 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(lamina_runner::EXEC_SUBCOMMAND) {
         return lamina_runner::exec_helper_main(&argv[2..]);
     }
-    // A non-root user becomes root of a new user namespace now, while the process is single-threaded
-    // (unshare(CLONE_NEWUSER) refuses threaded callers); everything after runs as that root.
-    lamina_runner::userns::enter();
     let cli = Cli::parse();
+    // A non-root user becomes root of a new user namespace now, while the process is single-threaded
+    // (unshare(CLONE_NEWUSER) refuses threaded callers; parsing made none); everything after runs as
+    // that root. Not for `exec`: a rootless container lives in the user namespace of the `run` that
+    // made it, which its exec helper joins from the user's own namespace (a fresh one could not).
+    if !matches!(cli.command, Command::Exec(_)) {
+        lamina_runner::userns::enter();
+    }
     output::set_color(cli.color);
     let result = match &cli.command {
         Command::Build(a) => cmd::build::run(&cli, a),

@@ -649,3 +649,77 @@ fn rootless_user_mode_network_reaches_out_not_in() {
     let v: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(v["default_network"], "slirp4netns", "{v}");
 }
+
+/// `exec` into a rootless container: it lives in the user namespace its `run` made, which a later
+/// lamina process must join rather than make its own (a fresh namespace can't reach the monitor).
+#[test]
+fn rootless_exec_joins_the_containers_user_namespace() {
+    if !ready() {
+        return;
+    }
+    let (ctx, base) = context("FROM base\n");
+    let store = user_dir(RANGE_USER);
+    let who = Who::User(RANGE_USER);
+    let b = base.to_str().unwrap();
+    must(
+        lamina_as(who, store.path(), &["import", b, "base"], ctx.path()),
+        "import",
+    );
+    must(
+        lamina_as(
+            who,
+            store.path(),
+            &[
+                "run",
+                "-d",
+                "--name",
+                "rl-exec",
+                "--network",
+                "none",
+                "base",
+                "sh",
+                "-c",
+                "echo up > /tmp/up; sleep 60",
+            ],
+            ctx.path(),
+        ),
+        "run -d",
+    );
+    let exec = |args: &[&str]| {
+        let mut a = vec!["exec"];
+        a.extend_from_slice(args);
+        lamina_as(who, store.path(), &a, ctx.path())
+    };
+    let mut out = String::new();
+    for _ in 0..50 {
+        out = must(
+            exec(&[
+                "rl-exec",
+                "sh",
+                "-c",
+                "cat /tmp/up; id -u; cat /proc/self/uid_map",
+            ]),
+            "exec",
+        );
+        if out.starts_with("up") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        out.starts_with("up\n0\n"),
+        "exec did not see the container as its root: {out}"
+    );
+    assert!(
+        out.contains(&RANGE_START.to_string()),
+        "not the container's uid map: {out}"
+    );
+    // Another user of the range, and the exit status carried back.
+    let o = exec(&["--user", "1000", "rl-exec", "sh", "-c", "id -u; exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1000\n");
+    must(
+        lamina_as(who, store.path(), &["rm", "-f", "rl-exec"], ctx.path()),
+        "rm -f",
+    );
+}

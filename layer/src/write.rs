@@ -80,6 +80,15 @@ pub fn write_compressed<W: Write + Send + 'static>(
     Ok((blob, diff_id))
 }
 
+/// The diff_id `src` would get (sha256 of its tar stream), without compressing or storing anything: a
+/// hash pass is several times cheaper than gzip, so a builder that expects to have written this tree
+/// before checks first and reuses the stored blob.
+pub fn diff_id_of(src: &Path, opts: &WriteOptions) -> Result<Digest, LayerError> {
+    let mut tar = HashingWriter::new(io::sink());
+    write_tar(src, opts, &mut tar)?;
+    Ok(tar.finish().1)
+}
+
 enum Compressor<W: Write> {
     None(Box<W>),
     Gzip(Box<ParGzEncoder<W>>),

@@ -47,7 +47,7 @@ pub fn isolation_report() -> IsolationReport {
         Isolation::Root => true,
         Isolation::Unprivileged { .. } => false,
         _ => {
-            let ok = tempfile::tempdir().is_ok_and(|d| crate::helper::fresh_proc_allowed(d.path()));
+            let ok = crate::helper::fresh_proc_once();
             if !ok {
                 notes.push(
                     "a fresh /proc cannot be mounted (masked /proc paths: a container without \

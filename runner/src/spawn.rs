@@ -71,6 +71,10 @@ pub fn spawn(req: &RunRequest, stdio: RunStdio) -> Result<Running, RunError> {
     let detach = req.detach;
     let mut cmd = Command::new(&req.helper_exe);
     cmd.arg(HELPER_SUBCOMMAND);
+    if crate::userns::isolation().in_user_namespace() {
+        let ok = crate::helper::fresh_proc_once();
+        cmd.env(crate::helper::FRESH_PROC_ENV, if ok { "1" } else { "0" });
+    }
     if let Some(s) = stdio.stdin {
         cmd.stdin(s);
     }

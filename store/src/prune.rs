@@ -260,13 +260,16 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport, StoreErro
         let path = path.to_owned();
         move |source| StoreError::Io { op, path, source }
     };
-    let cache_dir = store.cache_dir().join("build");
-    if opts.cache && cache_dir.is_dir() {
-        let size = tree_size(&cache_dir);
-        if !dry_run {
-            remove_tree(&cache_dir).map_err(io_err("remove build cache", &cache_dir))?;
+    // layer-hints/: the builder's step → last layer guesses (see builder engine/layers/hints.rs).
+    for name in ["build", "layer-hints"] {
+        let cache_dir = store.cache_dir().join(name);
+        if opts.cache && cache_dir.is_dir() {
+            let size = tree_size(&cache_dir);
+            if !dry_run {
+                remove_tree(&cache_dir).map_err(io_err("remove build cache", &cache_dir))?;
+            }
+            report.cache.push((cache_dir, size));
         }
-        report.cache.push((cache_dir, size));
     }
     let live = reachable(store)?;
     // Stable while we hold the exclusive lock: leases are created and extended under the shared one.

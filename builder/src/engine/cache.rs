@@ -17,6 +17,9 @@ use super::BuildError;
 /// Incrementally builds a cache key; fields are length-prefixed so no two inputs collide.
 pub struct KeyBuilder {
     h: Hasher,
+    /// The same fields without the parent: equal for a step whose instruction and inputs are unchanged
+    /// while an earlier step changed, which often makes the same layer (a COPY of unchanged files).
+    hint: Hasher,
 }
 
 impl KeyBuilder {
@@ -24,15 +27,21 @@ impl KeyBuilder {
     pub fn new(parent: &Digest) -> KeyBuilder {
         let mut k = KeyBuilder {
             h: Hasher::new(Algorithm::Sha256),
+            hint: Hasher::new(Algorithm::Sha256),
         };
-        k.field("v1");
-        k.field(&parent.to_string());
+        k.h.update(b"2:v1");
+        k.hint.update(b"7:hint-v1");
+        let p = parent.to_string();
+        k.h.update(format!("{}:", p.len()).as_bytes());
+        k.h.update(p.as_bytes());
         k
     }
 
     pub fn field(&mut self, s: &str) -> &mut Self {
-        self.h.update(format!("{}:", s.len()).as_bytes());
-        self.h.update(s.as_bytes());
+        for h in [&mut self.h, &mut self.hint] {
+            h.update(format!("{}:", s.len()).as_bytes());
+            h.update(s.as_bytes());
+        }
         self
     }
 
@@ -47,6 +56,11 @@ impl KeyBuilder {
 
     pub fn finish(self) -> Digest {
         self.h.finish()
+    }
+
+    /// The key and the parent-independent hint ([`LayerWriter::spawn`](super::layers::LayerWriter::spawn)).
+    pub fn finish_with_hint(self) -> (Digest, Digest) {
+        (self.h.finish(), self.hint.finish())
     }
 }
 
@@ -113,6 +127,25 @@ mod tests {
         let mut d = KeyBuilder::new(&a);
         d.field("RUN echo a").vars([("X", "1")]);
         assert_ne!(a, d.finish(), "parent matters");
+    }
+
+    #[test]
+    fn hint_ignores_the_parent_only() {
+        let step = |parent: &Digest, cmd: &str| {
+            let mut k = KeyBuilder::new(parent);
+            k.field(cmd);
+            k.finish_with_hint()
+        };
+        let (p1, p2) = (base_key("a"), base_key("b"));
+        let (k1, h1) = step(&p1, "COPY x /");
+        let (k2, h2) = step(&p2, "COPY x /");
+        assert_ne!(k1, k2);
+        assert_eq!(h1, h2, "same step under another parent");
+        assert_ne!(h1, step(&p1, "COPY y /").1);
+        assert_ne!(h1, k1);
+        let mut plain = KeyBuilder::new(&p1);
+        plain.field("COPY x /");
+        assert_eq!(plain.finish(), k1, "the key is the same with or without the hint");
     }
 
     #[test]

@@ -40,6 +40,19 @@ pub trait SourceTree: Sync {
     fn layer_of(&self, _real: &Path) -> usize {
         0
     }
+    /// Entry names of dir `comps`, which `stat` returned as `dir`; with [`SourceTree::child`]. A one-dir
+    /// tree reads them through `dir`'s fd instead of walking from the root (may list ignored names,
+    /// which `child` then leaves out).
+    fn names(&self, comps: &[String], dir: &Found) -> io::Result<Vec<String>> {
+        let _ = dir;
+        self.list(comps)
+    }
+    /// Entry `comps` (a child of `dir`, named `name`) as `stat` gives it, opened through `dir`'s fd in a
+    /// one-dir tree. One at a time: a huge dir must not hold an fd per entry.
+    fn child(&self, comps: &[String], dir: &Found, name: &str) -> Option<Found> {
+        let _ = (dir, name);
+        self.stat(comps)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,6 +257,15 @@ impl SourceTree for Context {
         Ok(names)
     }
 
+    fn names(&self, _comps: &[String], dir: &Found) -> io::Result<Vec<String>> {
+        View::names_of(dir)
+    }
+
+    fn child(&self, comps: &[String], dir: &Found, name: &str) -> Option<Found> {
+        let f = View::child_of(dir, name)?;
+        (!self.ignored(comps, f.meta.is_dir())).then_some(f)
+    }
+
     fn resolve(&self, comps: &[String]) -> Result<Vec<String>, ResolveError> {
         // A link may not lead into an ignored path: BuildKit never transfers those, so they don't exist.
         let visible = |prefix: &[String], meta: &Metadata| !self.ignored(prefix, meta.is_dir());
@@ -325,21 +347,23 @@ pub fn selection_digest(
     for sel in selected {
         let root = ctx.resolve(sel)?;
         h.update(format!("src {}\0{}\n", sel.join("/"), root.join("/")).as_bytes());
-        walk_digest(ctx, &root, "", &mut h, exclude)?;
+        if let Some(found) = ctx.stat(&root) {
+            walk_digest(ctx, &root, found, "", &mut h, exclude)?;
+        }
     }
     Ok(h.finish())
 }
 
+/// `found` is `comps`, visible (not ignored); children are opened through its fd, not walked from the
+/// root again.
 fn walk_digest(
     ctx: &Context,
     comps: &[String],
+    found: Found,
     rel_to_src: &str,
     h: &mut Hasher,
     exclude: &dyn Fn(&str, bool) -> bool,
 ) -> Result<(), BuildError> {
-    let Some(found) = ctx.stat(comps) else {
-        return Ok(());
-    };
     let (real, meta) = (&found.path, &found.meta);
     let rel = comps.join("/");
     if !rel_to_src.is_empty() && exclude(rel_to_src, meta.is_dir()) {
@@ -371,19 +395,22 @@ fn walk_digest(
         .as_bytes(),
     );
     if ft.is_dir() {
-        let names = ctx.list(comps).map_err(|source| BuildError::Context {
+        let names = ctx.names(comps, &found).map_err(|source| BuildError::Context {
             path: real.clone(),
             source,
         })?;
         for n in names {
             let mut c = comps.to_vec();
             c.push(n.clone());
+            let Some(child) = ctx.child(&c, &found, &n) else {
+                continue;
+            };
             let r = if rel_to_src.is_empty() {
                 n
             } else {
                 format!("{rel_to_src}/{n}")
             };
-            walk_digest(ctx, &c, &r, h, exclude)?;
+            walk_digest(ctx, &c, child, &r, h, exclude)?;
         }
     }
     Ok(())

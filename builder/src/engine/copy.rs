@@ -190,7 +190,7 @@ impl Copier<'_> {
             }
             if meta.is_dir() {
                 c.ensure_dir(&base, Some(&meta), false)?;
-                c.copy_children(&root, &base, "")?;
+                c.copy_children(&root, &found, &base, "")?;
             } else {
                 let name = sel.last().cloned().unwrap_or_default();
                 if let Some(extract) = spec.extract
@@ -373,8 +373,18 @@ impl Copier<'_> {
         Ok(shown.clone())
     }
 
-    fn copy_children(&mut self, src: &[String], dest: &[String], rel: &str) -> Result<(), BuildError> {
-        let names = self.tree.list(src).map_err(io_err(Path::new(&src.join("/"))))?;
+    /// Copies the entries of dir `src` (found as `dir`) to `dest`.
+    fn copy_children(
+        &mut self,
+        src: &[String],
+        dir: &Found,
+        dest: &[String],
+        rel: &str,
+    ) -> Result<(), BuildError> {
+        let names = self
+            .tree
+            .names(src, dir)
+            .map_err(io_err(Path::new(&src.join("/"))))?;
         for n in names {
             let r = if rel.is_empty() {
                 n.clone()
@@ -383,7 +393,7 @@ impl Copier<'_> {
             };
             let mut s = src.to_vec();
             s.push(n.clone());
-            let Some(found) = self.tree.stat(&s) else {
+            let Some(found) = self.tree.child(&s, dir, &n) else {
                 continue;
             };
             let meta = &found.meta;
@@ -398,8 +408,7 @@ impl Copier<'_> {
                 // copies the dir's mode/owner/mtime onto the destination).
                 let slot = self.upper.slot(&d)?;
                 self.apply_meta(&slot, &d, meta, true)?;
-                drop(found);
-                self.copy_children(&s, &d, &r)?;
+                self.copy_children(&s, &found, &d, &r)?;
             } else {
                 self.copy_entry(&found, &d)?;
             }

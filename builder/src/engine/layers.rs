@@ -12,6 +12,7 @@ use lamina_store::snapshot::Snapshots;
 use lamina_store::{BlobStore, Digest, Image, LayerDesc, Store};
 
 use super::BuildError;
+mod hints;
 use super::cache::{CacheIndex, CacheRecord, CachedLayer};
 
 /// Filled once by the writer thread; every stage using the layer waits on it.
@@ -124,7 +125,17 @@ impl LayerWriter {
         self.snapshots.commit(dir, key).map_err(snapshot_err)
     }
 
+    /// Whether layer mtimes are clamped (`SOURCE_DATE_EPOCH`), so a rerun RUN step may make the same tar.
+    pub fn clamps_mtimes(&self) -> bool {
+        self.opts.source_date_epoch.is_some()
+    }
+
     /// Starts writing the layer blob of snapshot `dir` in the background; records the cache entry when done.
+    ///
+    /// `hint` (a step's parent-independent key) names the layer the same step made last time, under
+    /// another parent. When there is one and its blob is still stored, the tree is hashed first (a tar
+    /// pass into sha256, several times cheaper than gzip): the same diff_id means the same tar, so that
+    /// blob is reused and nothing is compressed. Otherwise the layer is written as usual.
     pub fn spawn(
         &self,
         dir: PathBuf,
@@ -132,6 +143,7 @@ impl LayerWriter {
         snapshot: &Digest,
         created_by: String,
         created: i64,
+        hint: Option<Digest>,
     ) -> Layer {
         let snapshot_digest = snapshot.clone();
         let snapshot = snapshot.hex().to_string();
@@ -156,9 +168,17 @@ impl LayerWriter {
                 }
                 *n += 1;
             }
-            let r = write_layer(&dir, &opts, &blobs)
-                .map(|i| desc_of(&i))
-                .map_err(Arc::new);
+            let hint = hint.map(|h| hints::Hint::new(&cache_dir, &h, &opts));
+            let reused = hint.as_ref().and_then(|h| h.reuse(&dir, &opts, &blobs));
+            let r = match reused {
+                Some(d) => Ok(d),
+                None => write_layer(&dir, &opts, &blobs)
+                    .map(|i| desc_of(&i))
+                    .map_err(Arc::new),
+            };
+            if let (Some(h), Ok(d)) = (&hint, &r) {
+                h.record(d);
+            }
             {
                 *running.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                 running.1.notify_one();

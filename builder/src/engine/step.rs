@@ -101,8 +101,8 @@ impl StepRunner<'_, '_> {
         match &step.instruction.kind {
             Kind::Run { .. } => {
                 kb.vars(step.run_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                let key = kb.finish();
-                self.run(st, step, key, id).map(Some)
+                let (key, hint) = kb.finish_with_hint();
+                self.run(st, step, key, hint, id).map(Some)
             }
             Kind::Copy(a) => self.copy(st, step, a, false, kb).map(Some),
             Kind::Add(a) => self.copy(st, step, a, true, kb).map(Some),
@@ -129,7 +129,7 @@ impl StepRunner<'_, '_> {
                     Some(u) => Some(resolve_chown(&view, &u, line)?),
                     None => None,
                 };
-                self.layer_step(st, key, |upper| {
+                self.layer_step(st, key, None, |upper| {
                     super::copy::mkdir_p(&view, upper, &comps, owner, self.ctx.settings.unprivileged)
                 })
                 .map(Some)
@@ -166,11 +166,13 @@ impl StepRunner<'_, '_> {
     }
 
     /// Cache lookup, else `produce` into a staging dir → snapshot → background layer write. The step's
-    /// history entry (already added) names it in the cache record.
+    /// history entry (already added) names it in the cache record. `hint`: the step's parent-independent
+    /// key, for steps likely to make the same tree again under a changed parent (see `LayerWriter::spawn`).
     fn layer_step(
         &self,
         st: &mut StageState,
         key: Digest,
+        hint: Option<Digest>,
         produce: impl FnOnce(&Path) -> Result<(), BuildError>,
     ) -> Result<bool, BuildError> {
         let c = self.ctx;
@@ -208,7 +210,7 @@ impl StepRunner<'_, '_> {
             .unwrap_or_default();
         let created = c.settings.created_secs;
         st.layers
-            .push(w.spawn(dir, key.clone(), &id, created_by, created));
+            .push(w.spawn(dir, key.clone(), &id, created_by, created, hint));
         st.key = key;
         Ok(false)
     }
@@ -324,7 +326,7 @@ impl StepRunner<'_, '_> {
                 (&stage_ctx as &dyn SourceTree, false)
             }
         };
-        let key = kb.finish();
+        let (key, hint) = kb.finish_with_hint();
         let parent_view = st.view();
         let owner = match &a.chown {
             Some(c) if !c.value.is_empty() => Some(resolve_chown(&parent_view, &c.value, line)?),
@@ -354,7 +356,7 @@ impl StepRunner<'_, '_> {
             unprivileged: e.settings.unprivileged,
         };
         self.add_history(st, step, &[], false);
-        let r = self.layer_step(st, key, |upper| {
+        let r = self.layer_step(st, key, Some(hint), |upper| {
             if let Some(f) = &pinned_urls {
                 f.fetch(
                     &self.ctx.settings.registry,
@@ -367,7 +369,14 @@ impl StepRunner<'_, '_> {
         r
     }
 
-    fn run(&self, st: &mut StageState, step: &Step, key: Digest, id: usize) -> Result<bool, BuildError> {
+    fn run(
+        &self,
+        st: &mut StageState,
+        step: &Step,
+        key: Digest,
+        hint: Digest,
+        id: usize,
+    ) -> Result<bool, BuildError> {
         let run_args: Vec<(String, String)> = step
             .args
             .iter()
@@ -388,7 +397,12 @@ impl StepRunner<'_, '_> {
             workdir: st.workdir(),
             view: st.view(),
         };
-        self.layer_step(st, key, |upper| super::run::run_step(self.ctx, &input, upper))
+        // A RUN writes its files now: only with SOURCE_DATE_EPOCH clamping their mtimes can a rerun
+        // make the same tar, so only then is a hash pass first worth its cost.
+        let hint = self.ctx.writer.clamps_mtimes().then_some(hint);
+        self.layer_step(st, key, hint, |upper| {
+            super::run::run_step(self.ctx, &input, upper)
+        })
     }
 }
 

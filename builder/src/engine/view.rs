@@ -158,7 +158,10 @@ impl View {
     /// Looks up `comps` (already cleaned, no symlink following) through the stack, walking each layer from
     /// its root fd. The root of an empty view (scratch) is not an entry: callers treat `[]` as an existing dir.
     pub fn lookup(&self, comps: &[String]) -> Option<Found> {
-        for layer in &self.layers {
+        for (li, layer) in self.layers.iter().enumerate() {
+            // Opaque markers only matter when there is a lower layer to hide (not in the one-layer
+            // context, where the xattr reads were most of a warm build's syscalls).
+            let has_lower = li + 1 < self.layers.len();
             let Ok(root) = open_root(layer) else { continue };
             let mut p = layer.clone();
             if comps.is_empty() {
@@ -189,7 +192,7 @@ impl View {
                     // A non-dir ancestor in a higher layer hides everything below it.
                     return None;
                 }
-                if is_opaque_fd(&next) {
+                if has_lower && is_opaque_fd(&next) {
                     last_layer = true;
                 }
                 fd = next;
@@ -202,7 +205,8 @@ impl View {
     pub fn read_dir(&self, comps: &[String]) -> io::Result<BTreeMap<String, bool>> {
         let mut out = BTreeMap::new();
         let mut hidden = std::collections::BTreeSet::new();
-        for layer in &self.layers {
+        for (li, layer) in self.layers.iter().enumerate() {
+            let has_lower = li + 1 < self.layers.len();
             let Ok(mut fd) = open_root(layer) else { continue };
             // Check this layer's ancestors: a whiteout/non-dir stops, a missing one skips the layer.
             let mut present = true;
@@ -243,11 +247,51 @@ impl View {
                     out.insert(name, ft == rustix::fs::FileType::Directory);
                 }
             }
-            if is_opaque_fd(&fd) {
+            if has_lower && is_opaque_fd(&fd) {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// The entry names of `dir`, a directory of a one-layer tree (the context) found by
+    /// [`View::lookup`], sorted; names that are not UTF-8 are left out, as `lookup` of a lossy
+    /// `read_dir` name would. With [`View::child_of`]: one `openat` and one `fstat` per entry instead
+    /// of a walk from the root.
+    pub fn names_of(dir: &Found) -> io::Result<Vec<String>> {
+        let rd = rustix::fs::openat(
+            &dir.fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut out = Vec::new();
+        for ent in rustix::fs::Dir::read_from(&rd)? {
+            let ent = ent?;
+            let raw = ent.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            if let Ok(name) = std::str::from_utf8(raw) {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Entry `name` of `dir` (see [`View::names_of`]), opened through `dir`'s fd; None when it is gone
+    /// or a whiteout.
+    pub fn child_of(dir: &Found, name: &str) -> Option<Found> {
+        let (fd, meta) = open_child(&dir.fd, name).and_then(meta_of).ok()?;
+        if is_whiteout(&meta) {
+            return None;
+        }
+        Some(Found {
+            path: dir.path.join(name),
+            meta,
+            fd,
+        })
     }
 
     /// Resolves `path` (container-absolute or relative to `/`) following symlinks inside the view, like a

@@ -138,6 +138,7 @@ fn stage1(args: &[String]) -> Result<(), ExecError> {
         source,
     })?;
     let req = parse(args)?;
+    join_user_namespace(&req)?;
     let ns_path = format!("/proc/{}/ns/mnt", req.monitor_pid);
     let ns = std::fs::File::open(&ns_path).map_err(|source| ExecError::NotRunning {
         id: req.id.clone(),
@@ -160,6 +161,29 @@ fn stage1(args: &[String]) -> Result<(), ExecError> {
         .current_dir("/")
         .exec();
     Err(ExecError::Reexec { exe, source: err })
+}
+
+/// A rootless container's monitor lives in the user namespace its `lamina run` made: join it first
+/// (its owner, the user, has every capability there), so its mount namespace can be joined. Root's
+/// containers share our user namespace: nothing to do.
+fn join_user_namespace(req: &ExecRequest) -> Result<(), ExecError> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/self/ns/user").map(|m| (m.dev(), m.ino()));
+    let path = format!("/proc/{}/ns/user", req.monitor_pid);
+    let not_running = |source| ExecError::NotRunning {
+        id: req.id.clone(),
+        pid: req.monitor_pid,
+        source,
+    };
+    let theirs = std::fs::metadata(&path).map_err(not_running)?;
+    if ours.is_ok_and(|o| o == (theirs.dev(), theirs.ino())) {
+        return Ok(());
+    }
+    let ns = std::fs::File::open(&path).map_err(not_running)?;
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER).map_err(|source| ExecError::JoinMonitor {
+        pid: req.monitor_pid,
+        source,
+    })
 }
 
 fn stage2(args: &[String]) -> Result<i32, ExecError> {

@@ -25,7 +25,7 @@ mod restart;
 mod rootfs;
 mod rootless;
 mod slirp;
-pub(crate) use rootless::fresh_proc_allowed;
+pub(crate) use rootless::{FRESH_PROC_ENV, fresh_proc_once};
 
 pub(crate) use slirp::program as user_net_program;
 mod seccomp;

@@ -63,7 +63,11 @@ pub(crate) fn detect(scratch: &Path) -> Option<Rootless> {
     }
     Some(Rootless {
         range: matches!(iso, crate::userns::Isolation::Rootless { .. }),
-        fresh_proc: fresh_proc_allowed(scratch),
+        fresh_proc: match std::env::var(FRESH_PROC_ENV).as_deref() {
+            Ok("1") => true,
+            Ok("0") => false,
+            _ => fresh_proc_allowed(scratch),
+        },
         cgroups: false,
         hostname: hostname_allowed(),
     })
@@ -74,6 +78,17 @@ pub(crate) fn detect(scratch: &Path) -> Option<Rootless> {
 fn hostname_allowed() -> bool {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).is_ok()
         && nix::unistd::sethostname("lamina").is_ok()
+}
+
+/// How the caller hands the helper its (once per process) probe result: the probe forks and execs
+/// the binary twice, which cost a rootless build ~2 execs of a large binary on every RUN step. The
+/// answer depends only on the procfs the namespaces see, the same for every run the caller starts.
+pub(crate) const FRESH_PROC_ENV: &str = "_LAMINA_FRESH_PROC";
+
+/// The caller's side: [`fresh_proc_allowed`] probed once per process, in a temp dir.
+pub(crate) fn fresh_proc_once() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| tempfile::tempdir().is_ok_and(|d| fresh_proc_allowed(d.path())))
 }
 
 /// Can a new PID namespace get its own procfs here? The kernel refuses (EPERM) when the procfs we see
