@@ -52,6 +52,32 @@ enum Command {
     Manifest(cmd::manifest::Args),
     /// Run a command in a new container.
     Run(Box<cmd::run::Args>),
+    /// Create a container (with `run`'s flags) without starting it.
+    Create(Box<cmd::run::Args>),
+    /// Start created or stopped containers (`-a`: attached, with the container's exit status).
+    Start(cmd::start::Args),
+    /// Stop and start containers again.
+    Restart(cmd::restart::Args),
+    /// Wait for containers to stop; print their exit codes.
+    Wait(cmd::wait::Args),
+    /// Rename a container.
+    Rename(cmd::rename::Args),
+    /// Container commands: `container inspect`, `container prune`, and docker's `container ls|start|…`.
+    Container(cmd::container_cmd::Args),
+    /// Show the processes of a container (the host's ps, default -ef).
+    Top(cmd::top::Args),
+    /// Show CPU, memory, network, block I/O and pids of running containers.
+    Stats(cmd::stats::Args),
+    /// Freeze every process of containers.
+    Pause(cmd::pause::Args),
+    /// Thaw paused containers.
+    Unpause(cmd::pause::Args),
+    /// Copy files between a container and the host (`-` for a tar on stdin/stdout).
+    Cp(cmd::cp::Args),
+    /// Make an image of a container's changes (one new layer on its image).
+    Commit(cmd::commit::Args),
+    /// Write a container's filesystem as a tar.
+    Export(cmd::export::Args),
     /// List containers.
     Ps(cmd::ps::Args),
     /// Print a container's output.
@@ -93,7 +119,7 @@ enum Command {
     Load(cmd::load::Args),
     /// Unpack an image's flattened root filesystem into a directory or a tar.
     Unpack(cmd::unpack::Args),
-    /// Show an image's manifest, config and layers as JSON (or fields of it).
+    /// Show an image's manifest, config and layers as JSON (or fields of it), or a container's state.
     Inspect(cmd::inspect::Args),
     /// Show the build steps of an image and the layers they made.
     History(cmd::history::Args),
@@ -184,6 +210,19 @@ fn main() -> ExitCode {
         Command::Tags(a) => cmd::tags::run(&cli, a),
         Command::Manifest(a) => cmd::manifest::run(&cli, a),
         Command::Run(a) => cmd::run::run(&cli, a),
+        Command::Create(a) => cmd::create::run(&cli, a),
+        Command::Start(a) => cmd::start::run(&cli, a),
+        Command::Restart(a) => cmd::restart::run(&cli, a),
+        Command::Wait(a) => cmd::wait::run(&cli, a),
+        Command::Rename(a) => cmd::rename::run(&cli, a),
+        Command::Container(a) => cmd::container_cmd::run(&cli, a),
+        Command::Top(a) => cmd::top::run(&cli, a),
+        Command::Stats(a) => cmd::stats::run(&cli, a),
+        Command::Pause(a) => cmd::pause::pause(&cli, a),
+        Command::Unpause(a) => cmd::pause::unpause(&cli, a),
+        Command::Cp(a) => cmd::cp::run(&cli, a),
+        Command::Commit(a) => cmd::commit::run(&cli, a),
+        Command::Export(a) => cmd::export::run(&cli, a),
         Command::Ps(a) => cmd::ps::run(&cli, a),
         Command::Logs(a) => cmd::logs::run(&cli, a),
         Command::Stop(a) => cmd::stop::run(&cli, a),
@@ -204,7 +243,7 @@ fn main() -> ExitCode {
         Command::Save(a) => cmd::save::run(&cli, a),
         Command::Load(a) => cmd::load::run(&cli, a),
         Command::Unpack(a) => cmd::unpack::run(&cli, a),
-        Command::Inspect(a) => cmd::inspect::run(&cli, a),
+        Command::Inspect(a) => cmd::container_cmd::inspect_any(&cli, a),
         Command::History(a) => cmd::history::run(&cli, a),
         Command::LsLayer(a) => cmd::ls_layer::run(&cli, a),
         Command::Tree(a) => cmd::tree::run(&cli, a),

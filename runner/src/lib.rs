@@ -29,10 +29,21 @@
 //! hierarchies it may not write (limits are not enforced, as podman warns), and runs without a PID
 //! namespace when the kernel refuses a fresh /proc (a container with masked /proc paths).
 //!
+//! Supervision ([`Supervision`], in the detached monitor): `--restart` policies re-run the container
+//! on the same upper dir until the policy or a `stop` file says no more; `--init` puts lamina's own
+//! static pid 1 (`init/main.rs`) in the init layer; [`health`] checks run from a prober process.
+//!
+//! From outside a running container: [`access::RootView`] (its tree for `cp`/`export`, every path
+//! resolved in-root), [`cgroupfs::Cgroup`] (counters for `stats`, processes for `top`, the freezer
+//! for `pause`), [`logs::frames_from`] (its log, streamed).
+//!
 //! Synchronous by design: no tokio in here; async callers use `spawn_blocking`.
 
+pub mod access;
+pub mod cgroupfs;
 pub mod confinement;
 mod error;
+pub mod health;
 mod helper;
 pub mod logs;
 pub mod network;
@@ -55,7 +66,7 @@ pub use helper::{FORWARDED as FORWARDED_SIGNALS, TERMINATING as TERMINATING_SIGN
 pub use report::{IsolationReport, isolation_report};
 pub use request::{
     ContainerStatus, DEFAULT_PATH, Limits, Mount, NetOptions, Network, PortMapping, Process, Protocol,
-    RunOutcome, RunRequest,
+    RestartPolicy, RunOutcome, RunRequest, Supervision,
 };
 pub use spawn::{HELPER_SUBCOMMAND, RunStdio, Running, run, run_with_stdio, spawn};
 
@@ -71,4 +82,21 @@ pub fn new_id() -> String {
         bytes[16..20].copy_from_slice(&std::process::id().to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Empties an overlay work dir a previous run of the same container used: the rootfs is mounted
+/// `volatile`, and overlayfs refuses a work dir holding that run's `work/incompat/volatile` marker.
+pub fn clear_work_dir(work: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(work) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Now, Unix nanoseconds (the status file's and the health log's times).
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -72,33 +72,75 @@ impl LogWriter {
     }
 }
 
-/// Reads whole frames from `offset`; returns them and the offset after the last whole one.
-pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Record>, u64)> {
+/// The frames of a log from an offset on, one at a time (a log grows without bound: it is never read
+/// whole). Iteration ends at EOF or at a torn frame, a frame the monitor is still writing (or was
+/// killed writing); [`Frames::offset`] is then where the next whole frame will start, for a later
+/// [`frames_from`] when following.
+pub struct Frames {
+    file: std::io::BufReader<File>,
+    offset: u64,
+}
+
+/// [`Frames`] of the log at `path`, from `offset` (0, or an earlier [`Frames::offset`]).
+pub fn frames_from(path: &Path, offset: u64) -> std::io::Result<Frames> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(offset))?;
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)?;
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while bytes.len() - at >= HEAD {
-        let h = &bytes[at..at + HEAD];
+    Ok(Frames {
+        file: std::io::BufReader::with_capacity(64 * 1024, f),
+        offset,
+    })
+}
+
+impl Frames {
+    /// The offset after the last whole frame returned.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Fills `buf` unless EOF comes first (`false`: a torn or absent frame).
+    fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        let mut at = 0;
+        while at < buf.len() {
+            match self.file.read(&mut buf[at..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Iterator for Frames {
+    type Item = std::io::Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut h = [0u8; HEAD];
+        match self.fill(&mut h) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
+        }
         let time_ns = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
         let stream = match h[8] {
             2 => Stream::Stderr,
             _ => Stream::Stdout,
         };
         let len = u32::from_le_bytes(h[9..13].try_into().expect("4 bytes")) as usize;
-        if bytes.len() - at - HEAD < len {
-            break;
+        let mut data = vec![0u8; len];
+        match self.fill(&mut data) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
         }
-        out.push(Record {
+        self.offset += (HEAD + len) as u64;
+        Some(Ok(Record {
             time_ns,
             stream,
-            data: bytes[at + HEAD..at + HEAD + len].to_vec(),
-        });
-        at += HEAD + len;
+            data,
+        }))
     }
-    Ok((out, offset + at as u64))
 }
 
 #[cfg(test)]
@@ -112,7 +154,9 @@ mod tests {
         let w = LogWriter::open(&p).unwrap();
         w.append(Stream::Stdout, b"out\n").unwrap();
         w.append(Stream::Stderr, &[0xff, 0, b'\n']).unwrap();
-        let (recs, end) = read_from(&p, 0).unwrap();
+        let mut frames = frames_from(&p, 0).unwrap();
+        let recs: Vec<Record> = frames.by_ref().map(Result::unwrap).collect();
+        let end = frames.offset();
         assert_eq!(recs.len(), 2);
         assert_eq!(
             (recs[0].stream, recs[0].data.as_slice()),
@@ -130,8 +174,23 @@ mod tests {
             .unwrap()
             .write_all(&[1, 2, 3])
             .unwrap();
-        let (more, end2) = read_from(&p, end).unwrap();
-        assert!(more.is_empty());
-        assert_eq!(end2, end);
+        let mut more = frames_from(&p, end).unwrap();
+        assert!(more.next().is_none());
+        assert_eq!(more.offset(), end);
+        // Completed later (a frame whose header said 3 bytes of data): read whole from the same
+        // offset.
+        let mut rest = 0u64.to_le_bytes()[..5].to_vec();
+        rest.extend_from_slice(&[1, 3, 0, 0, 0, b'a', b'b', b'c']);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(&rest)
+            .unwrap();
+        let mut again = frames_from(&p, end).unwrap();
+        let r = again.next().unwrap().unwrap();
+        assert_eq!((r.stream, r.data.as_slice()), (Stream::Stdout, &b"abc"[..]));
+        assert!(again.next().is_none());
+        assert_eq!(again.offset(), end + 16);
     }
 }

@@ -55,6 +55,66 @@ pub struct RunRequest {
     /// Capabilities, seccomp, rlimits, devices, cpusets, swap, block I/O (docker's `run` flags).
     #[serde(default)]
     pub confinement: crate::confinement::Confinement,
+    /// Restart policy, health check, init: what `lamina run`'s containers get beyond one plain run.
+    #[serde(default)]
+    pub supervision: Supervision,
+}
+
+/// What the helper does beyond running the process once. The restart policy and health checks
+/// are the detached monitor's (there is no daemon: they hold for as long as the monitor lives).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Supervision {
+    /// `--restart`: whether a detached container's monitor runs the process again when it exits.
+    pub restart: RestartPolicy,
+    /// A file whose existence means the user stopped the container (`lamina stop`): the monitor
+    /// restarts it no more, whatever the policy.
+    pub stop_file: Option<PathBuf>,
+    /// `--init`: lamina's own init runs as pid 1 and starts the process, reaping zombies and
+    /// passing signals on.
+    pub init: bool,
+    /// `run -d --rm`: the container's record, which the monitor removes once the container is done.
+    pub remove_dir: Option<PathBuf>,
+    /// A detached container's health check, run by its monitor.
+    pub health: Option<crate::health::HealthCheck>,
+}
+
+/// docker's `--restart` policies. There is no daemon: the detached container's monitor applies
+/// the policy for as long as it lives, and `unless-stopped` behaves as `always` (a daemon restart,
+/// where the two differ, doesn't exist here).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart on a non-zero exit, at most `max_retries` times (`None`: without limit).
+    OnFailure {
+        max_retries: Option<u32>,
+    },
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Whether a process that exited with `exit_code` after `restarts` restarts runs again.
+    pub fn restarts_after(&self, exit_code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure { max_retries } => {
+                exit_code != 0 && max_retries.is_none_or(|m| restarts < m)
+            }
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        }
+    }
+
+    /// docker's name for the policy (`HostConfig.RestartPolicy.Name`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure { .. } => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
 }
 
 /// Which networks a [`Network::Bridge`] container joins, and what goes into its /etc/hosts and
@@ -176,4 +236,15 @@ pub struct ContainerStatus {
     pub outcome: Option<RunOutcome>,
     /// Why the start failed, if it did.
     pub error: Option<String>,
+    /// Times the monitor ran the process again under its restart policy.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Exited, and the monitor is waiting to run it again.
+    #[serde(default)]
+    pub restarting: bool,
+    /// When the process last started and last exited, Unix nanoseconds.
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    #[serde(default)]
+    pub finished_at: Option<u64>,
 }

@@ -212,6 +212,7 @@ impl Executor for RunnerExecutor {
                 privileged: req.privileged,
                 ..Default::default()
             },
+            supervision: Default::default(),
         };
         let pipe = |source| ExecError::Pipe { source };
         let (mut reader, writer) = std::io::pipe().map_err(pipe)?;

@@ -35,6 +35,12 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     if !rec.running() {
         bail!("container {} is not running", args.container);
     }
+    if rec.paused() {
+        bail!(
+            "container {} is paused, unpause the container before exec",
+            args.container
+        );
+    }
     let monitor_pid = rec.status.as_ref().map(|s| s.monitor_pid).unwrap_or(0);
     let (uid, gid) = match &args.user {
         None => (None, None),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use lamina_runner::logs::{Record, Stream, read_from};
+use lamina_runner::logs::{Record, Stream, frames_from};
 
 use super::container::state;
 
@@ -60,56 +60,74 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|s| parse_when(s, "--until"))
         .transpose()?;
-    let (records, mut offset) = match read_from(&path, 0) {
-        Ok(v) => v,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
     let keep = |l: &Line| since.is_none_or(|s| l.time_ns >= s) && until.is_none_or(|u| l.time_ns < u);
+    let finite = !args.follow || until.is_some();
+    // Lines stream out as the frames are read; with --tail only the last N are held.
+    let mut held: std::collections::VecDeque<Line> = std::collections::VecDeque::new();
+    let mut out = |l: Line| -> anyhow::Result<()> {
+        if !keep(&l) {
+            return Ok(());
+        }
+        match tail {
+            Some(n) => {
+                held.push_back(l);
+                if held.len() > n {
+                    held.pop_front();
+                }
+                Ok(())
+            }
+            None => emit(&l, args.timestamps),
+        }
+    };
     let mut splitter = Splitter::default();
-    let mut lines: Vec<Line> = records.into_iter().flat_map(|r| splitter.feed(r)).collect();
-    if !args.follow || until.is_some() {
-        lines.extend(splitter.flush());
+    let mut offset = read_lines(&path, 0, &mut splitter, &mut out)?;
+    if finite {
+        for l in splitter.flush() {
+            out(l)?;
+        }
     }
-    lines.retain(keep);
-    if let Some(n) = tail {
-        let skip = lines.len().saturating_sub(n);
-        lines.drain(..skip);
+    for l in held.drain(..) {
+        emit(&l, args.timestamps)?;
     }
-    for l in &lines {
-        emit(l, args.timestamps)?;
-    }
-    if !args.follow || until.is_some() {
+    if finite {
         return Ok(ExitCode::SUCCESS);
     }
+    let mut live = |l: Line| emit(&l, args.timestamps);
     loop {
-        let running = state::load(&rec.dir).map(|r| r.running()).unwrap_or(false);
-        let (records, next) = match read_from(&path, offset) {
-            Ok(v) => v,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), offset),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        offset = next;
-        for r in records {
-            for l in splitter.feed(r) {
-                emit(&l, args.timestamps)?;
-            }
-        }
+        let running = state::load(&rec.dir).map(|r| r.active()).unwrap_or(false);
+        offset = read_lines(&path, offset, &mut splitter, &mut live)?;
         if !running {
             // One more read after the container stopped, so nothing written at the end is lost.
-            let (records, _) = read_from(&path, offset).unwrap_or_default();
-            for r in records {
-                for l in splitter.feed(r) {
-                    emit(&l, args.timestamps)?;
-                }
-            }
+            read_lines(&path, offset, &mut splitter, &mut live)?;
             for l in splitter.flush() {
-                emit(&l, args.timestamps)?;
+                live(l)?;
             }
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Feeds the log's whole frames from `offset` through `splitter` into `sink`; returns the offset
+/// after the last whole frame (where a later read resumes). A missing log is an empty one.
+fn read_lines(
+    path: &std::path::Path,
+    offset: u64,
+    splitter: &mut Splitter,
+    sink: &mut impl FnMut(Line) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let mut frames = match frames_from(path, offset) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(offset),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    for r in frames.by_ref() {
+        let r = r.with_context(|| format!("reading {}", path.display()))?;
+        for l in splitter.feed(r) {
+            sink(l)?;
+        }
+    }
+    Ok(frames.offset())
 }
 
 fn emit(l: &Line, timestamps: bool) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! `lamina ps`: list containers, like `docker ps`: docker's columns and `--format` fields, `--filter`
-//! (status, name, label, ancestor, id), `-q`, `--no-trunc`, `-a`.
+//! (status, name, label, ancestor, id, exited), `-q`, `--no-trunc`, `-a`, `-n/--last`, `-l`; STATUS
+//! with health, pause and restarts.
 
 use std::process::ExitCode;
 
@@ -21,6 +22,12 @@ pub struct Args {
     /// Don't truncate IDs and commands.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show the N most recently created containers (all states).
+    #[arg(short = 'n', long = "last", value_name = "N")]
+    pub last: Option<usize>,
+    /// Show the most recently created container (all states).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
     /// Filter as docker does: `status=created|running|exited`, `name=PART`, `label=KEY[=VALUE]`,
     /// `ancestor=IMAGE`, `id=PREFIX`. Repeated keys match any; different keys must all match.
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
@@ -56,21 +63,31 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let filters = parse_filters(&args.filters)?;
     let root = cli.store_root();
     let mut recs = Vec::new();
+    let last = if args.latest { Some(1) } else { args.last };
     for rec in state::list(&root)? {
-        let running = rec.running();
+        // Restarting counts: its monitor is still at work.
+        let running = rec.active();
         if !running && rec.meta.auto_remove && rec.status.is_some() {
             // `run -d --rm`: nobody waits for it, so whoever notices it exited removes it.
             let _ = state::remove(&rec);
             continue;
         }
         // A status filter asks for those states, stopped or not (as `docker ps --filter status=exited`).
-        if !args.all && !running && !filters.iter().any(|(k, _)| k == "status") {
+        if !args.all
+            && last.is_none()
+            && !running
+            && !filters.iter().any(|(k, _)| k == "status" || k == "exited")
+        {
             continue;
         }
         recs.push(rec);
     }
     let ancestors = ancestor_ids(cli, &filters);
     recs.retain(|r| matches(r, &filters, &ancestors, cli));
+    // state::list is newest first.
+    if let Some(n) = last {
+        recs.truncate(n);
+    }
     if args.quiet {
         for r in &recs {
             crate::outln!("{}", id(&r.meta.id, args.no_trunc));
@@ -90,13 +107,9 @@ fn id(full: &str, no_trunc: bool) -> String {
     }
 }
 
-/// `created`, `running` or `exited`, as docker's State.
+/// docker's State: created, running, paused, restarting, exited.
 fn state_name(rec: &state::Record) -> &'static str {
-    match (&rec.status, rec.running()) {
-        (_, true) => "running",
-        (None, false) => "created",
-        (Some(_), false) => "exited",
-    }
+    super::container::inspect::status_word(rec)
 }
 
 /// When the monitor last wrote the status (at start while running, at exit after): the `Up …` and
@@ -109,16 +122,31 @@ fn status_time(rec: &state::Record) -> Option<i64> {
     Some(m.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
 }
 
-/// Docker's STATUS: `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`.
+/// Docker's STATUS: `Up 5 seconds (healthy)`, `Up 2 minutes (Paused)`, `Restarting (1) 1 second
+/// ago`, `Exited (0) 3 minutes ago`, `Created`.
 pub fn status_text(rec: &state::Record) -> String {
-    let since = status_time(rec);
+    let st = rec.status.as_ref();
+    let secs = |ns: Option<u64>| ns.map(|n| (n / 1_000_000_000) as i64);
     if rec.running() {
-        return match since {
+        let up = match secs(st.and_then(|s| s.started_at)).or_else(|| status_time(rec)) {
             Some(t) => format!("Up {}", human_duration(unix_now() - t)),
             None => "Up".to_owned(),
         };
+        if rec.paused() {
+            return format!("{up} (Paused)");
+        }
+        return match rec.health() {
+            Some(h) if h.status == "starting" => format!("{up} (health: starting)"),
+            Some(h) => format!("{up} ({})", h.status),
+            None => up,
+        };
     }
+    let since = secs(st.and_then(|s| s.finished_at)).or_else(|| status_time(rec));
     let ago = since.map_or_else(String::new, |t| format!(" {}", human_ago_unix(t)));
+    if rec.restarting() {
+        let n = st.and_then(|s| s.outcome).map_or(0, |o| o.exit_code);
+        return format!("Restarting ({n}){ago}");
+    }
     match &rec.status {
         Some(s) => match (&s.outcome, &s.error) {
             (Some(o), _) => format!("Exited ({}){ago}", o.exit_code),
@@ -182,8 +210,8 @@ fn parse_filters(given: &[String]) -> anyhow::Result<Vec<(String, String)>> {
                 {
                     bail!("invalid filter 'status={v}'")
                 }
-                "status" | "name" | "label" | "ancestor" | "id" => Ok((k, v.to_owned())),
-                _ => bail!("invalid filter '{k}': ps takes status, name, label, ancestor, id"),
+                "status" | "name" | "label" | "ancestor" | "id" | "exited" => Ok((k, v.to_owned())),
+                _ => bail!("invalid filter '{k}': ps takes status, name, label, ancestor, id, exited"),
             }
         })
         .collect()
@@ -220,6 +248,13 @@ fn matches(
     any("status", &|v| v == state_name(r))
         && any("name", &|v| r.meta.name.contains(v))
         && any("id", &|v| r.meta.id.starts_with(v))
+        && any("exited", &|v| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.outcome)
+                .filter(|_| !r.active())
+                .is_some_and(|o| o.exit_code.to_string() == v)
+        })
         && any("label", &|v| match v.split_once('=') {
             Some((k, want)) => r.meta.labels.get(k).is_some_and(|have| have == want),
             None => r.meta.labels.contains_key(v),

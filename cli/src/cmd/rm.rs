@@ -21,7 +21,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let root = cli.store_root();
     for c in &args.containers {
         let rec = state::find(&root, c)?;
-        if rec.running() {
+        if rec.active() {
             if !args.force {
                 bail!("container {c} is running: stop it first or use rm -f");
             }

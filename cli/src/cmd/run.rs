@@ -2,10 +2,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use lamina_runner::{Limits, NetOptions, Network, Process, RunError, RunRequest, RunStdio};
+use lamina_runner::RunError;
 
-use super::container::{image, opts, state};
+use super::container::{create, start};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -99,6 +98,37 @@ pub struct Args {
     /// Set metadata on the container (KEY=VALUE); `ps --filter label=KEY[=VALUE]` finds it.
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// Restart policy of a detached container: no, on-failure[:N], always or unless-stopped
+    /// (applied by its monitor for as long as it lives; there is no daemon).
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Run lamina's init as pid 1: it starts the command, reaps zombies and forwards signals.
+    #[arg(long)]
+    pub init: bool,
+    /// Health check command, run in the container by a detached container's monitor (`sh -c`).
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s, 500ms).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Time a health check may take.
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures that make the container unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Time at the start during which failures don't count.
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable the image's HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Signal `stop` sends first (default: the image's STOPSIGNAL, else SIGTERM).
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u64>,
     /// Pull the image first: missing (when the store doesn't have it), always, or never.
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,
@@ -127,188 +157,20 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
-    let root = cli.store_root();
-    pull_as_asked(cli, args)?;
-    let platform = args
-        .platform
-        .as_deref()
-        .map(lamina_store::Platform::parse)
-        .transpose()
-        .context("invalid --platform")?;
-    let img = image::resolve_for(&root, &args.image, platform.as_ref())?;
-    let entrypoint = match &args.entrypoint {
-        Some(e) if e.is_empty() => Vec::new(),
-        Some(e) => vec![e.clone()],
-        None => img.entrypoint.clone(),
-    };
-    let cmd = if !args.command.is_empty() {
-        args.command.clone()
-    } else if args.entrypoint.is_some() {
-        Vec::new()
-    } else {
-        img.cmd.clone()
-    };
-    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
-    if argv.is_empty() {
-        bail!(
-            "no command specified for {}: the image has no CMD or ENTRYPOINT",
-            args.image
-        );
-    }
-    let mut env_over = Vec::new();
-    for f in &args.env_file {
-        env_over.extend(opts::read_env_file(f)?);
-    }
-    env_over.extend(args.env.iter().filter_map(|e| opts::expand_env(e)));
-    let (network, networks) = match args.network.as_str() {
-        "none" => (Network::None, Vec::new()),
-        "host" => (Network::Host, Vec::new()),
-        "default" | "bridge" => (Network::Bridge, Vec::new()),
-        name => {
-            // Checked here so a typo fails before anything is created.
-            let nets = lamina_runner::network::Networks::for_store(&root);
-            nets.lock()?.get(name)?;
-            (Network::Bridge, vec![name.to_string()])
-        }
-    };
-    if !args.network_alias.is_empty() && networks.is_empty() {
-        bail!("--network-alias needs a user network (--network NAME); the default network has no names");
-    }
-    let mut mounts = Vec::new();
-    for v in &args.volume {
-        mounts.push(opts::parse_volume(v)?);
-    }
-    for m in &args.mount {
-        mounts.push(opts::parse_mount(m)?);
-    }
-    for t in &args.tmpfs {
-        mounts.push(opts::parse_tmpfs(t)?);
-    }
-    let mut ports = args
-        .publish
-        .iter()
-        .map(|p| opts::parse_port(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if args.publish_all {
-        ports.extend(opts::publish_exposed(&img.exposed, &ports)?);
-    }
-    if !ports.is_empty() && network == Network::Host {
-        bail!("-p has no effect with --network host");
-    }
-    let extra_hosts = args
-        .add_host
-        .iter()
-        .map(|h| opts::parse_add_host(h))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let confinement = args.confine.confinement()?;
-    let mut labels = img.labels.clone();
-    labels.extend(opts::parse_labels(&args.label)?);
-    let limits = Limits {
-        memory: args.memory.as_deref().map(opts::parse_size).transpose()?,
-        cpus: args.cpus,
-        pids: args.pids_limit,
-    };
-
-    let id = lamina_runner::new_id();
-    let name = args.name.clone().unwrap_or_else(|| state::default_name(&id));
-    if state::list(&root)?.iter().any(|r| r.meta.name == name) {
-        bail!("container name {name:?} is already in use");
-    }
-    let dir = state::containers_dir(&root).join(&id);
-    for sub in ["upper", "work"] {
-        std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let meta = state::Meta {
-        id: id.clone(),
-        name,
-        image: args.image.clone(),
-        command: argv.clone(),
-        created: state::now(),
-        ports: ports.iter().map(opts::format_port).collect(),
-        networks: if network == Network::Bridge && networks.is_empty() {
-            vec![lamina_runner::network::DEFAULT_NETWORK.to_string()]
-        } else {
-            networks.clone()
-        },
-        auto_remove: args.rm,
-        detached: args.detach,
-        tty: args.tty,
-        labels,
-    };
-    state::write_meta(&dir, &meta)?;
-    // The lease outlives this process for as long as the container's record exists (a detached
-    // container, a stopped one `lamina rm` has not removed yet): its upper dir sits on those snapshots.
-    if let Some(l) = &img.lease {
-        let rel = dir.strip_prefix(&root).unwrap_or(&dir);
-        l.keep_while(rel)
-            .context("recording the container in its lease")?;
-    }
-
-    let req = RunRequest {
-        id: Some(id.clone()),
-        lower_dirs: img.lowers.clone(),
-        upper_dir: dir.join("upper"),
-        work_dir: dir.join("work"),
-        mounts,
-        process: Process {
-            args: argv,
-            env: opts::merge_env(&img.env, &env_over),
-            cwd: args.workdir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| {
-                if img.working_dir.is_empty() {
-                    "/".to_string()
-                } else {
-                    img.working_dir.clone()
-                }
-            }),
-            user: args
-                .user
-                .clone()
-                .or_else(|| Some(img.user.clone()).filter(|u| !u.is_empty())),
-            additional_groups: args.group_add.clone(),
-            tty: args.tty,
-        },
-        limits,
-        network,
-        hostname: args.hostname.clone(),
-        etc_hostname: true,
-        readonly_rootfs: args.read_only,
-        helper_exe: std::env::current_exe().context("locating the lamina binary")?,
-        ports,
-        detach: args.detach,
-        status_file: Some(dir.join("status.json")),
-        attach_socket: (args.detach && args.tty).then(|| dir.join(state::ATTACH_SOCKET)),
-        log_file: args.detach.then(|| dir.join(state::LOG_FILE)),
-        confinement,
-        net: NetOptions {
-            networks_dir: Some(
-                lamina_runner::network::Networks::for_store(&root)
-                    .dir()
-                    .to_path_buf(),
-            ),
-            networks,
-            aliases: std::iter::once(meta.name.clone())
-                .chain(args.network_alias.iter().cloned())
-                .collect(),
-            extra_hosts,
-            dns: args.dns.clone(),
-            dns_search: args.dns_search.clone(),
-            dns_options: args.dns_option.clone(),
-        },
-    };
-
+    let create::Created {
+        id,
+        dir,
+        mut meta,
+        req,
+        lease,
+    } = create::create(cli, args)?;
     if args.detach {
-        // The monitor writes the output to the log itself (lamina_runner::logs), streams apart.
-        let stdio = RunStdio {
-            stdin: Some(std::process::Stdio::null()),
-            stdout: Some(std::process::Stdio::null()),
-            stderr: Some(std::process::Stdio::null()),
-        };
-        let started = lamina_runner::spawn(&req, stdio).and_then(|mut r| r.wait_started());
-        if let Some(l) = img.lease {
+        let started = start::start_detached(&dir, &mut meta, &req)?;
+        if let Some(l) = lease {
             l.persist();
         }
         return match started {
-            Ok(_) => {
+            Ok(()) => {
                 crate::outln!("{id}");
                 Ok(ExitCode::SUCCESS)
             }
@@ -318,36 +180,29 @@ fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             }
         };
     }
-
-    let stdio = RunStdio {
-        stdin: if args.interactive {
-            None
-        } else {
-            Some(std::process::Stdio::null())
-        },
-        ..Default::default()
+    let how = start::Attach {
+        interactive: args.interactive,
+        sig_proxy: args.sig_proxy,
     };
-    // With -it the container's terminal line discipline sees our keys as typed (^C included).
-    let raw = (args.tty && args.interactive)
-        .then(lamina_runner::tty::RawMode::stdin)
-        .flatten();
-    let running = lamina_runner::spawn(&req, stdio);
-    let result = running.and_then(|r| {
-        let _fwd = args
-            .sig_proxy
-            .then(|| super::signals::forward_to(r.helper_pid() as i32));
-        r.wait()
-    });
-    drop(raw);
+    let result = start::run_attached(&dir, &mut meta, &req, &how)?;
     if args.rm {
         let _ = std::fs::remove_dir_all(&dir);
-    } else if let Some(l) = img.lease {
+    } else if let Some(l) = lease {
         l.persist();
     }
+    exit_status(&id, result, args.memory.as_deref())
+}
+
+/// `run`'s and `start -a`'s exit status: the container's, or docker's codes for what went wrong.
+pub fn exit_status(
+    id: &str,
+    result: Result<lamina_runner::RunOutcome, RunError>,
+    memory: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     match result {
         Ok(outcome) => {
             if outcome.oom_killed {
-                let limit = args.memory.as_deref().unwrap_or("unlimited");
+                let limit = memory.unwrap_or("unlimited");
                 eprintln!(
                     "lamina: container {} was killed: out of memory (memory limit {limit})",
                     &id[..12]
@@ -359,42 +214,9 @@ fn run_container(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `--pull`: fetch the image before resolving it, as `docker run` does (`Unable to find image … locally`).
-fn pull_as_asked(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
-    if args.image.starts_with('/') || args.image.starts_with('.') {
-        return Ok(());
-    }
-    let wanted = match args.pull.as_str() {
-        "always" => true,
-        "never" => false,
-        _ => {
-            let store = super::open_store(cli)?;
-            match store.resolve(&args.image) {
-                Ok(_) => false,
-                Err(lamina_store::StoreError::ImageNotFound(_)) => {
-                    eprintln!("Unable to find image '{}' locally", args.image);
-                    true
-                }
-                Err(e) => return Err(e).with_context(|| format!("image {}", args.image)),
-            }
-        }
-    };
-    if wanted {
-        let pull_args = super::pull::Args {
-            image: args.image.clone(),
-            platform: args.platform.clone(),
-            include_foreign: false,
-            quiet: false,
-            registry: args.registry.clone(),
-        };
-        super::pull::fetch(cli, &pull_args)?;
-    }
-    Ok(())
-}
-
 /// docker's convention: 127 when the command isn't found, 126 when it can't be executed; other
 /// start failures are lamina's (125, by the caller).
-fn start_failure(e: RunError) -> anyhow::Result<ExitCode> {
+pub fn start_failure(e: RunError) -> anyhow::Result<ExitCode> {
     if let Some(f) = e.exec_failure() {
         eprintln!("error: {}", f.message);
         return Ok(ExitCode::from(f.code));

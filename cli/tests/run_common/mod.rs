@@ -108,6 +108,7 @@ impl Fixture {
             attach_socket: None,
             log_file: None,
             confinement: Default::default(),
+            supervision: Default::default(),
         }
     }
 
@@ -193,5 +194,31 @@ pub fn assert_unconfined(entry: &str, report: &str) {
             report.contains(attempt),
             "{entry}: control lacks {attempt}:\n{report}"
         );
+    }
+}
+
+/// Removes every container of a test's store when the test ends, passing or not: a detached
+/// container's monitor outlives the test process otherwise (and keeps its deleted store open).
+pub struct StoreGuard(pub PathBuf);
+
+impl Drop for StoreGuard {
+    fn drop(&mut self) {
+        let lamina = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_lamina"))
+                .arg("--root")
+                .arg(&self.0)
+                .args(args)
+                .output()
+        };
+        let Ok(ids) = lamina(&["ps", "-aq", "--no-trunc"]) else {
+            return;
+        };
+        let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids);
+            let _ = lamina(&args);
+        }
     }
 }

@@ -17,17 +17,38 @@ mod cgroup;
 mod confine;
 pub(crate) mod exec;
 mod fd;
+mod init;
 mod mounts;
 mod net;
 pub(crate) mod pty;
+mod restart;
 mod rootfs;
 mod rootless;
 mod slirp;
 pub(crate) use rootless::{FRESH_PROC_ENV, fresh_proc_once};
+
 pub(crate) use slirp::program as user_net_program;
 mod seccomp;
 mod spec;
 mod user;
+
+/// The helper's overlay mount, for [`crate::access`]'s views of a container's root from outside.
+/// The mount call runs from `base` (short lower names); the caller's working dir is restored.
+pub(crate) fn mount_overlay_for_access(
+    base: &Path,
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), crate::access::AccessError> {
+    let cwd = std::env::current_dir().ok();
+    let userxattr = crate::userns::isolation().in_user_namespace();
+    let r = rootfs::mount_overlay(base, lowers, upper, work, target, userxattr);
+    if let Some(c) = cwd {
+        let _ = std::env::set_current_dir(c);
+    }
+    r.map_err(|e| crate::access::AccessError::Mount(Box::new(e)))
+}
 
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
@@ -113,6 +134,8 @@ pub(crate) enum SetupError {
     UnmappedId { uid: u32, gid: u32, max: u32 },
     #[error("interrupted before the container started")]
     Interrupted,
+    #[error("--init is unavailable: this lamina was built without a static lamina-init (no libc.a)")]
+    InitUnavailable,
     #[error(transparent)]
     InvalidRequest(#[from] crate::error::RunError),
 }
@@ -135,6 +158,7 @@ impl SetupError {
             | SetupError::InvalidRequest(_)
             | SetupError::Publish { .. }
             | SetupError::UnmappedId { .. }
+            | SetupError::InitUnavailable
             | SetupError::OverlayOptionsTooLong { .. } => FailureKind::User,
             SetupError::Network(e) if e.is_user_error() => FailureKind::User,
             SetupError::Runtime(e) => {
@@ -154,6 +178,7 @@ impl SetupError {
 pub fn helper_main(args: &[String]) -> ExitCode {
     match (args.first().map(String::as_str), args.get(1)) {
         (Some(STAGE2), dir) => return stage2(dir.map(PathBuf::from)),
+        (Some(crate::health::PROBER_ARG), Some(json)) => return crate::health::prober_main(json),
         (Some(rootless::PROBE_PROC), Some(dir)) => return rootless::probe_proc_main(Path::new(dir)),
         (Some(rootless::PROBE_PROC_CHILD), Some(dir)) => return rootless::probe_proc_child(Path::new(dir)),
         _ => {}
@@ -277,10 +302,20 @@ fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
     let mut sink = Reporter {
         sock: Some(sock),
         status_file: None,
+        restart_count: 0,
+        restarting: false,
+        started_at: None,
     };
+    let mut remove_dir = None;
     let result = req.and_then(|req| {
         sink.status_file = req.status_file.clone();
-        supervise(&req, &run_dir, &mut sink, reader)
+        remove_dir = req.supervision.remove_dir.clone().filter(|_| req.detach);
+        let first = supervise(&req, &run_dir, &mut sink, Some(reader));
+        if req.detach {
+            restart::restart_loop(&req, &run_dir, &mut sink, first)
+        } else {
+            first
+        }
     });
     let msg = match result {
         Ok(outcome) => HelperMessage::Exited(outcome),
@@ -290,6 +325,10 @@ fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
         },
     };
     sink.report(&msg);
+    // `run -d --rm`: nobody waits for a detached container, so its monitor removes it.
+    if let Some(d) = remove_dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
     ExitCode::SUCCESS
 }
 
@@ -298,6 +337,10 @@ fn stage2(run_dir: Option<PathBuf>) -> ExitCode {
 struct Reporter {
     sock: Option<std::os::unix::net::UnixStream>,
     status_file: Option<PathBuf>,
+    restart_count: u32,
+    /// The next `Exited` is followed by a restart.
+    restarting: bool,
+    started_at: Option<u64>,
 }
 
 impl Reporter {
@@ -309,30 +352,39 @@ impl Reporter {
         }
     }
 
-    fn write_status(&self, msg: &HelperMessage) {
+    fn write_status(&mut self, msg: &HelperMessage) {
+        if let HelperMessage::Started { .. } = msg {
+            self.started_at = Some(crate::now_ns());
+        }
         if let Some(path) = &self.status_file {
             let monitor_pid = std::process::id() as i32;
+            let blank = ContainerStatus {
+                monitor_pid,
+                pid: None,
+                running: false,
+                outcome: None,
+                error: None,
+                restart_count: self.restart_count,
+                restarting: false,
+                started_at: self.started_at,
+                finished_at: None,
+            };
             let status = match msg {
                 HelperMessage::Started { pid } => ContainerStatus {
-                    monitor_pid,
                     pid: Some(*pid),
                     running: true,
-                    outcome: None,
-                    error: None,
+                    ..blank
                 },
                 HelperMessage::Exited(o) => ContainerStatus {
-                    monitor_pid,
-                    pid: None,
-                    running: false,
                     outcome: Some(*o),
-                    error: None,
+                    restarting: self.restarting,
+                    finished_at: Some(crate::now_ns()),
+                    ..blank
                 },
                 HelperMessage::Failed { message, .. } => ContainerStatus {
-                    monitor_pid,
-                    pid: None,
-                    running: false,
-                    outcome: None,
                     error: Some(message.clone()),
+                    finished_at: Some(crate::now_ns()),
+                    ..blank
                 },
             };
             let tmp = path.with_extension("tmp");
@@ -423,7 +475,7 @@ fn supervise(
     req: &RunRequest,
     run_dir: &Path,
     sink: &mut Reporter,
-    control: std::io::BufReader<std::os::unix::net::UnixStream>,
+    control: Option<std::io::BufReader<std::os::unix::net::UnixStream>>,
 ) -> Result<RunOutcome, SetupError> {
     crate::validate::request(req)?;
     let id = req.id.clone().unwrap_or_else(crate::new_id);
@@ -469,6 +521,15 @@ fn supervise(
         }
         None => req,
     };
+    let with_init;
+    let req = if req.supervision.init {
+        let mut r = req.clone();
+        r.process.args = init::wrap(&req.process.args);
+        with_init = r;
+        &with_init
+    } else {
+        req
+    };
     // Registered before any child exists, so no SIGCHLD and no early ^C is lost. Handlers (unlike an
     // ignored or blocked disposition) are reset by execve, so the container starts with defaults.
     let mut signals = Signals::new(TERMINATING.iter().chain(&FORWARDED).chain(&[sigs::SIGCHLD]))
@@ -494,6 +555,9 @@ fn supervise(
         }
         let p = init_layer.join(f);
         std::fs::write(&p, b"").map_err(|e| SetupError::io("create", &p, e))?;
+    }
+    if req.supervision.init {
+        init::install(&init_layer)?;
     }
     let mut lowers = req.lower_dirs.clone();
     lowers.push(init_layer);
@@ -675,10 +739,18 @@ fn supervise(
         ],
         _ => Vec::new(),
     };
+    // Before `Started`, so whoever hears that sees the health as `starting` already; stopped when
+    // this run ends, before the cleanup.
+    let health = req
+        .supervision
+        .health
+        .as_ref()
+        .filter(|_| req.detach)
+        .map(|h| crate::health::start(h, &req.helper_exe, &id));
     sink.report(&HelperMessage::Started { pid });
     if req.detach {
         sink.detach();
-    } else {
+    } else if let Some(control) = control {
         watch_caller(control, pid);
     }
 
@@ -689,6 +761,7 @@ fn supervise(
         req.detach,
         terminal.as_ref(),
     );
+    drop(health);
     if let Some(t) = terminal {
         t.finish();
     }

@@ -17,6 +17,10 @@ pub struct ImageSpec {
     pub user: String,
     /// EXPOSE entries (`80/tcp`), for `run -P`.
     pub exposed: Vec<String>,
+    /// The image's STOPSIGNAL.
+    pub stop_signal: Option<String>,
+    /// The image's HEALTHCHECK.
+    pub healthcheck: Option<lamina_store::config::Healthcheck>,
     /// The image's labels: a container starts with them (as docker's do), `--label` on top.
     pub labels: std::collections::BTreeMap<String, String>,
     /// Holds the image's snapshots (and blobs) against prune while the container exists; `None` for a
@@ -85,6 +89,8 @@ pub fn resolve_for(
         working_dir: cfg.working_dir.unwrap_or_default(),
         user: cfg.user.unwrap_or_default(),
         exposed: cfg.exposed_ports.keys().cloned().collect(),
+        healthcheck: cfg.healthcheck.clone(),
+        stop_signal: cfg.stop_signal.clone(),
         labels: cfg.labels,
         lease: Some(lease),
     })

@@ -251,6 +251,27 @@ pub fn parse_labels(labels: &[String]) -> anyhow::Result<std::collections::BTree
     Ok(out)
 }
 
+/// `--restart no|on-failure[:N]|always|unless-stopped`.
+pub fn parse_restart(s: &str) -> anyhow::Result<lamina_runner::RestartPolicy> {
+    use lamina_runner::RestartPolicy as P;
+    let (name, max) = s.split_once(':').map_or((s, None), |(n, m)| (n, Some(m)));
+    let policy =
+        match (name, max) {
+            ("no", None) => P::No,
+            ("always", None) => P::Always,
+            ("unless-stopped", None) => P::UnlessStopped,
+            ("on-failure", None) => P::OnFailure { max_retries: None },
+            ("on-failure", Some(m)) => P::OnFailure {
+                max_retries: Some(m.parse().with_context(|| {
+                    format!("invalid --restart {s:?}: maximum retry count must be a number")
+                })?),
+            },
+            (_, Some(_)) => bail!("invalid --restart {s:?}: only on-failure takes a maximum retry count"),
+            _ => bail!("invalid --restart {s:?}: expected no, on-failure[:N], always or unless-stopped"),
+        };
+    Ok(policy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +346,21 @@ mod tests {
                 mode: 0o755
             }
         );
+    }
+
+    #[test]
+    fn restart_policies() {
+        use lamina_runner::RestartPolicy as P;
+        assert_eq!(parse_restart("no").unwrap(), P::No);
+        assert_eq!(
+            parse_restart("on-failure:3").unwrap(),
+            P::OnFailure { max_retries: Some(3) }
+        );
+        assert!(parse_restart("always:2").is_err());
+        assert!(parse_restart("sometimes").is_err());
+        let p = parse_restart("on-failure:2").unwrap();
+        assert!(p.restarts_after(1, 1) && !p.restarts_after(1, 2) && !p.restarts_after(0, 0));
+        assert!(parse_restart("always").unwrap().restarts_after(0, 100));
     }
 
     #[test]

@@ -28,10 +28,28 @@ pub struct Meta {
     /// `--label KEY=VALUE`.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--stop-signal` or the image's STOPSIGNAL: what `stop` sends first.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: `stop`'s default grace period, seconds.
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
+    /// The two halves of `command` (`--entrypoint` or the image's, then the arguments or the
+    /// image's CMD), kept apart for `inspect` and `commit`.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
 }
 
 /// A detached container's output, as `lamina_runner::logs` frames, in the container's dir.
 pub const LOG_FILE: &str = "output.log";
+
+/// Written by `lamina stop`: the container's monitor restarts it no more.
+pub const STOP_FILE: &str = "stopped";
+
+/// A detached container's health, written by its monitor (`lamina_runner::health`).
+pub const HEALTH_FILE: &str = "health.json";
 
 /// The socket a detached `-t` container's monitor serves its terminal on, in the container's dir.
 pub const ATTACH_SOCKET: &str = "attach.sock";
@@ -49,6 +67,40 @@ impl Record {
             Some(s) => s.running && pid_alive(s.monitor_pid),
             None => false,
         }
+    }
+
+    /// Running, or between two runs of its restart policy: its monitor still has work to do.
+    pub fn active(&self) -> bool {
+        match &self.status {
+            Some(s) => (s.running || s.restarting) && pid_alive(s.monitor_pid),
+            None => false,
+        }
+    }
+
+    /// Between two runs of its restart policy.
+    pub fn restarting(&self) -> bool {
+        self.active() && !self.running()
+    }
+
+    /// The monitor's last word on the container's health, if it has a health check.
+    pub fn health(&self) -> Option<lamina_runner::health::HealthState> {
+        let bytes = std::fs::read(self.dir.join(HEALTH_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Running with its cgroup frozen (`lamina pause`).
+    pub fn paused(&self) -> bool {
+        self.cgroup().is_some_and(|c| c.frozen())
+    }
+
+    /// The running container's cgroup, found from its init.
+    pub fn cgroup(&self) -> Option<lamina_runner::cgroupfs::Cgroup> {
+        let pid = self.pid()?;
+        lamina_runner::cgroupfs::Cgroup::of_pid(
+            pid,
+            std::path::Path::new(lamina_runner::cgroupfs::MOUNT_ROOT),
+        )
+        .ok()
     }
 
     pub fn pid(&self) -> Option<i32> {
