@@ -17,7 +17,7 @@ if [ -f /tmp/peers-busybox-rootfs.tar ]; then
   tar -xf /tmp/peers-busybox-rootfs.tar -C "$W/rootfs"
 else
   cp /usr/bin/busybox "$W/rootfs/bin/busybox"
-  for a in $("$W/rootfs/bin/busybox" --list); do ln -sf busybox "$W/rootfs/bin/$a"; done
+  for a in $("$W/rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$W/rootfs/bin/$a"; done
 fi
 mkdir -p "$W/bundle" && cp -a "$W/rootfs" "$W/bundle/rootfs"
 (cd "$W/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
