@@ -38,6 +38,10 @@ pub(crate) struct Lexed {
     pub warnings: Vec<Warning>,
 }
 
+/// The longest physical line BuildKit's parser accepts (`dockerfile line greater than max allowed size
+/// of 65535`).
+const MAX_PHYSICAL_LINE: usize = 65535;
+
 struct Phys<'a> {
     offset: usize,
     text: &'a str,
@@ -58,7 +62,9 @@ fn physical_lines<'a>(
     while start < src.len() {
         let end = memchr::memchr(b'\n', &src.as_bytes()[start..]).map_or(src.len(), |i| start + i);
         let text = src[start..end].strip_suffix('\r').unwrap_or(&src[start..end]);
-        if text.len() > limits.max_line_bytes {
+        // BuildKit reads physical lines with a bufio.Scanner, which refuses one over 64 KiB - 1.
+        let limit = limits.max_line_bytes.min(MAX_PHYSICAL_LINE);
+        if text.len() > limit {
             let span = source.span(start, start);
             return Err(ParseError::at(
                 source,
@@ -66,7 +72,7 @@ fn physical_lines<'a>(
                 span,
                 ErrorKind::LineTooLong {
                     len: text.len(),
-                    limit: limits.max_line_bytes,
+                    limit,
                 },
             ));
         }
@@ -155,6 +161,12 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
 
     // Directives: only at the very top; the first line that is not one ends them (a blank line too).
     let mut seen: Vec<String> = Vec::new();
+    // A `#!` first line is skipped when BuildKit looks for `syntax` and `check`; its parser's own
+    // directive scan (the one that sets `escape`) stops there, so after one `escape` is ignored.
+    let shebang = phys.first().is_some_and(|p| p.text.starts_with("#!"));
+    if shebang {
+        i = 1;
+    }
     while i < phys.len() {
         let p = &phys[i];
         let t = p.text.trim_start_matches([' ', '\t']);
@@ -178,6 +190,7 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
             ));
         }
         match lname.as_str() {
+            "escape" if shebang => {}
             "escape" => {
                 directives.escape = match value {
                     "\\" => '\\',
@@ -200,7 +213,8 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
                     span: vspan,
                 })
             }
-            _ => match parse_check(value) {
+            // BuildKit keeps the check directive's value up to its first space (`skip=all // why`).
+            _ => match parse_check(value.split(' ').next().unwrap_or(value)) {
                 Some(c) => directives.check = c,
                 None => {
                     return Err(ParseError::at(
