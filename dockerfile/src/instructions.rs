@@ -516,6 +516,11 @@ fn parse_at(
         flags: flags_out,
         heredocs,
         kind,
+        comments: if in_onbuild {
+            Vec::new()
+        } else {
+            raw.comments.clone()
+        },
     })
 }
 

@@ -30,6 +30,8 @@ pub(crate) struct RawLine {
     pub text: String,
     pub map: LineMap,
     pub heredocs: Vec<Heredoc>,
+    /// The comment lines since the previous instruction (BuildKit's `PrevComment`).
+    pub comments: Vec<String>,
 }
 
 pub(crate) struct Lexed {
@@ -127,6 +129,12 @@ fn parse_check(value: &str) -> Option<CheckDirective> {
 
 fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
+}
+
+/// A comment line's text without the `#`, trimmed; `None` when that leaves nothing.
+fn comment_text(line: &str) -> Option<String> {
+    let c = line.trim_start().strip_prefix('#')?.trim();
+    (!c.is_empty()).then(|| c.to_string())
 }
 
 /// Strips a trailing escape character (and whitespace after it); true when the line continues.
@@ -233,10 +241,20 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
     }
 
     let escape = directives.escape;
+    // As BuildKit: every comment line before an instruction (directives included) is kept for
+    // descriptions; an empty `#` line starts over, a blank line does not.
+    let mut comments: Vec<String> = phys[..i].iter().filter_map(|p| comment_text(p.text)).collect();
     while i < phys.len() {
         let p = &phys[i];
         i += 1;
-        if is_comment(p.text) || p.text.trim().is_empty() {
+        if is_comment(p.text) {
+            match comment_text(p.text) {
+                Some(c) => comments.push(c),
+                None => comments.clear(),
+            }
+            continue;
+        }
+        if p.text.trim().is_empty() {
             continue;
         }
         let t = p.text.trim_start();
@@ -326,7 +344,12 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
                 });
             }
         }
-        lines.push(RawLine { text, map, heredocs });
+        lines.push(RawLine {
+            text,
+            map,
+            heredocs,
+            comments: std::mem::take(&mut comments),
+        });
     }
     Ok(Lexed {
         directives,

@@ -1,6 +1,6 @@
 //! BuildKit's instruction-level unit vectors (moby/buildkit `frontend/dockerfile/instructions/parse_test.go`
 //! and `bflag_test.go`), transcribed as facts into our own table and run through `dockerfile::parse`. Each
-//! row names the Go test it comes from. BuildKit's tests call `ParseInstruction` on one node; ours parse a
+//! row names the Go test it comes from (TestCommentsDetection is its own test below). BuildKit's tests call `ParseInstruction` on one node; ours parse a
 //! whole file, so every row gets a `FROM busybox` first. Error rows match a fragment of BuildKit's message
 //! (case-insensitive). Skipped as Go API details with no user-visible meaning: TestCommandsTooManyArguments
 //! (a hand-built node no text can produce), BenchmarkParseBuildStageName, and bflag's "IsUsed" of flags
@@ -233,20 +233,31 @@ fn buildkit_instruction_vectors() {
     assert!(vs.len() >= 120, "only {} vectors", vs.len());
 }
 
-/// TestCommentsDetection: a comment right above an ARG or FROM is its description (used by
-/// `--call outline`); here only as far as our AST keeps comments: the file must parse with the stage
-/// and args where BuildKit has them.
+/// TestCommentsDetection: a comment line above a FROM or ARG that starts with the stage's or the arg's
+/// name describes it (what `--call outline` shows); other comments describe nothing.
 #[test]
-fn comments_detection_parses() {
+fn comments_detection() {
     let dt = "# foo sets foo\nARG foo=bar\n\n# base defines first stage\nFROM busybox AS base\n# this is irrelevant\nARG foo\n# bar defines bar\n# baz is something else\nARG bar baz=123\n";
     let df = dockerfile::parse(dt, "Dockerfile").expect("parses");
-    let args: Vec<Vec<&str>> = df
-        .instructions
-        .iter()
-        .filter_map(|i| match &i.kind {
-            Kind::Arg { args } => Some(args.iter().map(|a| a.name.value.as_str()).collect()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(args, vec![vec!["foo"], vec!["foo"], vec!["bar", "baz"]]);
+    let mut docs = Vec::new();
+    for ins in &df.instructions {
+        match &ins.kind {
+            Kind::From { name: Some(n), .. } => docs.push((n.value.clone(), ins.doc_comment(&n.value))),
+            Kind::Arg { args } => {
+                for a in args {
+                    docs.push((a.name.value.clone(), ins.doc_comment(&a.name.value)));
+                }
+            }
+            _ => {}
+        }
+    }
+    let want = [
+        ("foo", Some("sets foo")),
+        ("base", Some("defines first stage")),
+        ("foo", None),
+        ("bar", Some("defines bar")),
+        ("baz", Some("is something else")),
+    ];
+    let got: Vec<(&str, Option<&str>)> = docs.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    assert_eq!(got, want);
 }
