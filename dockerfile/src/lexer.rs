@@ -12,6 +12,8 @@ use super::words::split_words;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_file_bytes: usize,
+    /// For an instruction with its continuations joined; a physical line is also held to BuildKit's
+    /// 65535 bytes.
     pub max_line_bytes: usize,
 }
 

@@ -1,10 +1,12 @@
-//! BuildKit's instruction-level unit vectors (moby/buildkit `frontend/dockerfile/instructions/parse_test.go`
-//! and `bflag_test.go`), transcribed as facts into our own table and run through `dockerfile::parse`. Each
-//! row names the Go test it comes from (TestCommentsDetection is its own test below). BuildKit's tests call `ParseInstruction` on one node; ours parse a
-//! whole file, so every row gets a `FROM busybox` first. Error rows match a fragment of BuildKit's message
-//! (case-insensitive). Skipped as Go API details with no user-visible meaning: TestCommandsTooManyArguments
-//! (a hand-built node no text can produce), BenchmarkParseBuildStageName, and bflag's "IsUsed" of flags
-//! that were not given (defaults are not observable beyond "absent").
+//! BuildKit's instruction-level unit vectors (moby/buildkit `frontend/dockerfile/instructions/`:
+//! `parse_test.go`, `bflag_test.go`, `support_test.go`), transcribed as facts into our own table and run
+//! through `dockerfile::parse`. Each row names the Go test it comes from (TestCommentsDetection is its own
+//! test below). BuildKit's tests call `ParseInstruction` on one node; ours parse a whole file, so every
+//! row gets a `FROM busybox` first. Error rows match a fragment of BuildKit's message (case-insensitive).
+//! Skipped as Go API details with no user-visible meaning: TestCommandsTooManyArguments (a hand-built
+//! node no text can produce), BenchmarkParseBuildStageName, and bflag's "IsUsed" of flags that were not
+//! given (defaults are not observable beyond "absent"). commands_rundevice_test.go is newer than BuildKit
+//! 0.13 (RUN --device, labs) and not covered.
 
 use lamina_dockerfile::{self as dockerfile, Command, Dockerfile, Kind};
 
@@ -37,6 +39,15 @@ fn any(_: &dockerfile::Instruction) -> bool {
 
 fn flag_names(i: &dockerfile::Instruction) -> Vec<&str> {
     i.flags.iter().map(|f| f.name.as_str()).collect()
+}
+
+fn cmd_exec(i: &dockerfile::Instruction) -> Vec<&str> {
+    match &i.kind {
+        Kind::Cmd {
+            command: Command::Exec(ws),
+        } => ws.iter().map(|w| w.value.as_str()).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn copy(i: &dockerfile::Instruction) -> &dockerfile::CopyArgs {
@@ -144,6 +155,22 @@ fn vectors() -> Vec<V> {
         "RUN --mount=type=tmpfs,target=/foo/ echo hello",
         Ok(|i| flag_names(i) == ["mount"]),
     ));
+    // support_test.go TestHandleJSONArgs: JSON args stay separate words, shell-form args are one string.
+    let json_args: [(&str, Expect); 4] = [
+        (
+            "CMD []",
+            Ok(|i| matches!(&i.kind, Kind::Cmd { command: Command::Exec(w) } if w.is_empty())),
+        ),
+        ("CMD [\"foo\"]", Ok(|i| cmd_exec(i) == ["foo"])),
+        ("CMD [\"foo\", \"bar\"]", Ok(|i| cmd_exec(i) == ["foo", "bar"])),
+        (
+            "CMD foo bar",
+            Ok(|i| matches!(&i.kind, Kind::Cmd { command: Command::Shell(w) } if w.value == "foo bar")),
+        ),
+    ];
+    for (src, e) in json_args {
+        out.push(v("TestHandleJSONArgs", src, e));
+    }
     // bflag_test.go TestBuilderFlags, on COPY's flags: --chown a string flag, --link and --parents
     // bool flags.
     let bflags: [(&str, Expect); 12] = [
@@ -218,11 +245,12 @@ fn buildkit_instruction_vectors() {
         }
     }
     let bflag = vs.iter().filter(|x| x.test == "TestBuilderFlags").count();
+    let support = vs.iter().filter(|x| x.test == "TestHandleJSONArgs").count();
     eprintln!(
-        "BuildKit instruction vectors: {}/{} pass (parse_test.go {}, bflag_test.go {bflag})",
+        "BuildKit instruction vectors: {}/{} pass (parse_test.go {}, bflag_test.go {bflag}, support_test.go {support})",
         vs.len() - failures.len(),
         vs.len(),
-        vs.len() - bflag,
+        vs.len() - bflag - support,
     );
     assert!(
         failures.is_empty(),
