@@ -101,6 +101,22 @@ pub struct Instruction {
     pub heredocs: Vec<Heredoc>,
     #[serde(flatten)]
     pub kind: Kind,
+    /// The comment lines right above (BuildKit's `PrevComment`), for descriptions; see
+    /// [`Instruction::doc_comment`]. Not serialized: `lamina parse` output stays as it was.
+    #[serde(skip)]
+    pub comments: Vec<String>,
+}
+
+impl Instruction {
+    /// BuildKit's description of a stage or ARG named `name`: the first comment line above that starts
+    /// with the name and a space, less that prefix (`# base defines first stage` describes `base`).
+    pub fn doc_comment(&self, name: &str) -> Option<&str> {
+        if name.is_empty() {
+            return None;
+        }
+        let prefix = format!("{name} ");
+        self.comments.iter().find_map(|c| c.strip_prefix(&prefix))
+    }
 }
 
 /// Exec form (`["a", "b"]`) or shell form (the rest of the line, run with the SHELL).

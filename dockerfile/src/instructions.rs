@@ -516,6 +516,11 @@ fn parse_at(
         flags: flags_out,
         heredocs,
         kind,
+        comments: if in_onbuild {
+            Vec::new()
+        } else {
+            raw.comments.clone()
+        },
     })
 }
 
@@ -999,7 +1004,14 @@ fn parse_healthcheck(
         if let Some(w) = w {
             match values::parse_duration(&w.value) {
                 Some(d) if d == 0 || d >= 1_000_000 => {}
-                Some(_) => return Err(invalid_flag(ctx, w, name, "0 or a duration of at least 1ms")),
+                Some(_) => {
+                    return Err(invalid_flag(
+                        ctx,
+                        w,
+                        name,
+                        "0, or a duration that cannot be less than 1ms",
+                    ));
+                }
                 None => return Err(invalid_flag(ctx, w, name, "a duration like 30s or 1m30s")),
             }
         }
@@ -1021,7 +1033,7 @@ fn parse_healthcheck(
                 span,
                 ErrorKind::ArgCount {
                     instruction: "HEALTHCHECK",
-                    expected: "NONE or CMD and a command",
+                    expected: "at least one argument: NONE, or CMD and a command",
                 },
             ));
         }

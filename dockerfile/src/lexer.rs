@@ -12,6 +12,8 @@ use super::words::split_words;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_file_bytes: usize,
+    /// For an instruction with its continuations joined; a physical line is also held to BuildKit's
+    /// 65535 bytes.
     pub max_line_bytes: usize,
 }
 
@@ -30,6 +32,8 @@ pub(crate) struct RawLine {
     pub text: String,
     pub map: LineMap,
     pub heredocs: Vec<Heredoc>,
+    /// The comment lines since the previous instruction (BuildKit's `PrevComment`).
+    pub comments: Vec<String>,
 }
 
 pub(crate) struct Lexed {
@@ -37,6 +41,10 @@ pub(crate) struct Lexed {
     pub lines: Vec<RawLine>,
     pub warnings: Vec<Warning>,
 }
+
+/// The longest physical line BuildKit's parser accepts (`dockerfile line greater than max allowed size
+/// of 65535`).
+const MAX_PHYSICAL_LINE: usize = 65535;
 
 struct Phys<'a> {
     offset: usize,
@@ -58,7 +66,9 @@ fn physical_lines<'a>(
     while start < src.len() {
         let end = memchr::memchr(b'\n', &src.as_bytes()[start..]).map_or(src.len(), |i| start + i);
         let text = src[start..end].strip_suffix('\r').unwrap_or(&src[start..end]);
-        if text.len() > limits.max_line_bytes {
+        // BuildKit reads physical lines with a bufio.Scanner, which refuses one over 64 KiB - 1.
+        let limit = limits.max_line_bytes.min(MAX_PHYSICAL_LINE);
+        if text.len() > limit {
             let span = source.span(start, start);
             return Err(ParseError::at(
                 source,
@@ -66,7 +76,7 @@ fn physical_lines<'a>(
                 span,
                 ErrorKind::LineTooLong {
                     len: text.len(),
-                    limit: limits.max_line_bytes,
+                    limit,
                 },
             ));
         }
@@ -123,6 +133,12 @@ fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }
 
+/// A comment line's text without the `#`, trimmed; `None` when that leaves nothing.
+fn comment_text(line: &str) -> Option<String> {
+    let c = line.trim_start().strip_prefix('#')?.trim();
+    (!c.is_empty()).then(|| c.to_string())
+}
+
 /// Strips a trailing escape character (and whitespace after it); true when the line continues.
 ///
 /// As BuildKit: the escape continues the line unless it is itself escaped (`foo \\` ends the line), so the
@@ -155,6 +171,12 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
 
     // Directives: only at the very top; the first line that is not one ends them (a blank line too).
     let mut seen: Vec<String> = Vec::new();
+    // A `#!` first line is skipped when BuildKit looks for `syntax` and `check`; its parser's own
+    // directive scan (the one that sets `escape`) stops there, so after one `escape` is ignored.
+    let shebang = phys.first().is_some_and(|p| p.text.starts_with("#!"));
+    if shebang {
+        i = 1;
+    }
     while i < phys.len() {
         let p = &phys[i];
         let t = p.text.trim_start_matches([' ', '\t']);
@@ -178,6 +200,7 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
             ));
         }
         match lname.as_str() {
+            "escape" if shebang => {}
             "escape" => {
                 directives.escape = match value {
                     "\\" => '\\',
@@ -200,7 +223,8 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
                     span: vspan,
                 })
             }
-            _ => match parse_check(value) {
+            // BuildKit keeps the check directive's value up to its first space (`skip=all // why`).
+            _ => match parse_check(value.split(' ').next().unwrap_or(value)) {
                 Some(c) => directives.check = c,
                 None => {
                     return Err(ParseError::at(
@@ -219,10 +243,20 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
     }
 
     let escape = directives.escape;
+    // As BuildKit: every comment line before an instruction (directives included) is kept for
+    // descriptions; an empty `#` line starts over, a blank line does not.
+    let mut comments: Vec<String> = phys[..i].iter().filter_map(|p| comment_text(p.text)).collect();
     while i < phys.len() {
         let p = &phys[i];
         i += 1;
-        if is_comment(p.text) || p.text.trim().is_empty() {
+        if is_comment(p.text) {
+            match comment_text(p.text) {
+                Some(c) => comments.push(c),
+                None => comments.clear(),
+            }
+            continue;
+        }
+        if p.text.trim().is_empty() {
             continue;
         }
         let t = p.text.trim_start();
@@ -312,7 +346,12 @@ pub(crate) fn lex(src: &str, file: &str, limits: &Limits) -> Result<Lexed, Parse
                 });
             }
         }
-        lines.push(RawLine { text, map, heredocs });
+        lines.push(RawLine {
+            text,
+            map,
+            heredocs,
+            comments: std::mem::take(&mut comments),
+        });
     }
     Ok(Lexed {
         directives,

@@ -123,3 +123,13 @@ pub fn parse_with_limits(src: &str, name: &str, limits: &Limits) -> Result<Docke
         source: src.to_string(),
     })
 }
+
+/// BuildKit's `parseWords`: the quote-aware split of ENV, LABEL and ARG arguments, quotes and escapes
+/// kept. Public only so BuildKit's vectors for it can run as our tests.
+#[doc(hidden)]
+pub fn split_words(s: &str, escape: char) -> Vec<String> {
+    words::split_words(s, escape)
+        .into_iter()
+        .map(|w| w.text)
+        .collect()
+}

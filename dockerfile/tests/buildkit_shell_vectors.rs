@@ -57,3 +57,40 @@ fn buildkit_shell_lexer_vectors() {
         failures.join("\n")
     );
 }
+
+/// BuildKit's `TestConvertShellPatternToRegex` (lex_test.go): what a `${V##pattern}` pattern matches,
+/// seen through longest-prefix removal, and the patterns it refuses. Not transcribed, as Go helper
+/// details: TestReverseString/TestReversePattern (the helpers behind `%`, whose behaviour envVarTest
+/// covers), TestGetEnv (the Go env-slice type), and TestShellParser4Words's second mode, which reads the
+/// already-consumed file and so runs no vector.
+#[test]
+fn buildkit_shell_pattern_vectors() {
+    let ex = Expander::new('\\');
+    // (pattern as written in the word, value of V, V with the longest matching prefix removed).
+    let matches = [
+        ("*", "abc", Some("")),
+        ("?", "abc", Some("bc")),
+        (r"\*", "*abc", Some("abc")),
+        (r"(()[]{\}^$.\*\?|\\", r"(()[]{}^$.*?|\z", Some("z")),
+        (r"\", "abc", None),
+        (r"\x", "abc", None),
+        (r"\\\", "abc", None),
+    ];
+    let mut failures = Vec::new();
+    for (pattern, value, expected) in matches {
+        let word = format!("${{V##{pattern}}}");
+        let mut lookup = |n: &str| (n == "V").then(|| value.to_string());
+        let got = ex.word(&word, &mut lookup).ok();
+        if got.as_deref() != expected {
+            failures.push(format!(
+                "{word:?} with V={value:?}: {got:?}, BuildKit: {expected:?}"
+            ));
+        }
+    }
+    eprintln!(
+        "BuildKit shell pattern vectors: {}/{} pass",
+        matches.len() - failures.len(),
+        matches.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
