@@ -397,6 +397,12 @@ pub fn build_plan_with(
             req.runtime.as_ref(),
         )?
     };
+    // Layers of stages the image doesn't contain are still being written (and their cache records with
+    // them) in the background: a build that returned now would lose them when the process exits, and the
+    // next build would run those stages again. A failed one only costs that rerun.
+    for l in &all_layers {
+        let _ = l.wait();
+    }
     let (executed, cached) = *engine.counts.lock().unwrap_or_else(|p| p.into_inner());
     Ok(BuildOutcome {
         image,

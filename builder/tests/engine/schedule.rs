@@ -163,6 +163,20 @@ fn cached_stages_skip_the_executor_entirely() {
     assert_eq!(b.read("/a").as_deref(), Some("1"));
 }
 
+/// A stage the image doesn't contain writes its layer (and cache record) in the background; the build
+/// waits for it before returning, or the process exits with the record unwritten and the next build runs
+/// the stage again. Its layer is 8 MB of noise, so the write outlasts the rest of the build by far.
+#[test]
+fn layers_of_stages_outside_the_image_are_recorded_before_the_build_returns() {
+    let e = Env::new();
+    let df = "FROM scratch AS a\nRUN noise /big 8000000; write /small 1\nFROM scratch\nCOPY --from=a /small /small\n";
+    e.build(df);
+    let f = FakeExecutor::new();
+    let b = e.run(&e.req(df), &f).unwrap();
+    assert_eq!(f.count(), 0, "stage a ran again: its cache record was not written");
+    assert_eq!(b.read("/small").as_deref(), Some("1"));
+}
+
 #[test]
 fn slow_handler_time_is_measured() {
     let f = FakeExecutor::with(|_| {

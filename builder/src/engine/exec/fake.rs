@@ -223,6 +223,20 @@ fn interpret(run: &mut FakeRun<'_>) -> io::Result<i32> {
                 d.extend_from_slice(text().as_bytes());
                 write(run, arg(0), &d)?;
             }
+            // `noise PATH BYTES`: incompressible bytes (xorshift), for layers that take a while to write.
+            "noise" => {
+                let n: usize = arg(1).parse().unwrap_or(0);
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+                let mut d = Vec::with_capacity(n + 8);
+                while d.len() < n {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    d.extend_from_slice(&x.to_le_bytes());
+                }
+                d.truncate(n);
+                write(run, arg(0), &d)?;
+            }
             "mkdir" => fs::create_dir_all(host_path(run, arg(0)))?,
             "rm" => remove(run, arg(0))?,
             "echo" => writeln!(run.output, "{}", args.join(" "))?,
