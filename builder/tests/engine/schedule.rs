@@ -173,7 +173,11 @@ fn layers_of_stages_outside_the_image_are_recorded_before_the_build_returns() {
     e.build(df);
     let f = FakeExecutor::new();
     let b = e.run(&e.req(df), &f).unwrap();
-    assert_eq!(f.count(), 0, "stage a ran again: its cache record was not written");
+    assert_eq!(
+        f.count(),
+        0,
+        "stage a ran again: its cache record was not written"
+    );
     assert_eq!(b.read("/small").as_deref(), Some("1"));
 }
 
