@@ -5,28 +5,9 @@ mod run_common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use run_common::{Fixture, require_root};
-
-fn lamina(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .arg("--root")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let o = lamina(store, args);
-    assert!(
-        o.status.success(),
-        "lamina {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use run_common::{Fixture, lamina, ok, require_root};
 
 fn tar_names(bytes: &[u8]) -> Vec<String> {
     let mut a = tar::Archive::new(bytes);

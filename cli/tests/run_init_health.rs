@@ -4,42 +4,10 @@
 mod run_common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use run_common::{Fixture, require_root};
-
-fn lamina(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .arg("--root")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let o = lamina(store, args);
-    assert!(
-        o.status.success(),
-        "lamina {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// `ps --format json`: one object per line, as docker prints it.
-fn json_lines(out: &str) -> serde_json::Value {
-    serde_json::Value::Array(out.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use run_common::{Fixture, json_lines, lamina, ok, require_root, wait_for};
 
 /// States of every process in the container, from inside it.
 fn states(store: &Path, name: &str) -> String {

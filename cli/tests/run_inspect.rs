@@ -3,34 +3,9 @@
 mod run_common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use run_common::{Fixture, require_root};
-
-fn lamina(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .arg("--root")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let o = lamina(store, args);
-    assert!(
-        o.status.success(),
-        "lamina {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// `ps --format json`: one object per line, as docker prints it.
-fn json_lines(out: &str) -> serde_json::Value {
-    serde_json::Value::Array(out.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
-}
+use run_common::{Fixture, json_lines, lamina, ok, require_root};
 
 fn inspect(store: &Path, name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&ok(store, &["container", "inspect", name])).unwrap();

@@ -4,34 +4,9 @@
 mod run_common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use run_common::{Fixture, require_root};
-
-fn lamina(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .arg("--root")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let o = lamina(store, args);
-    assert!(
-        o.status.success(),
-        "lamina {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// `ps --format json`: one object per line, as docker prints it.
-fn json_lines(out: &str) -> serde_json::Value {
-    serde_json::Value::Array(out.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
-}
+use run_common::{Fixture, json_lines, lamina, ok, require_root, wait_for};
 
 fn status(store: &Path, name: &str) -> String {
     let ps: serde_json::Value = json_lines(&ok(store, &["ps", "-a", "--format", "json"]));
@@ -119,14 +94,6 @@ fn create_start_wait_and_start_attached() {
     );
     ok(&store, &["stop", "svc"]);
     assert_eq!(ok(&store, &["wait", "svc"]).trim(), "0");
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

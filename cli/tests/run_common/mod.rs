@@ -222,3 +222,41 @@ impl Drop for StoreGuard {
         }
     }
 }
+
+/// `lamina --root STORE ARGS…`, output captured.
+pub fn lamina(store: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .arg("--root")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// [`lamina`], which must succeed; its stdout.
+pub fn ok(store: &Path, args: &[&str]) -> String {
+    let o = lamina(store, args);
+    assert!(
+        o.status.success(),
+        "lamina {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `--format json` output: one object per line, as docker prints it.
+pub fn json_lines(out: &str) -> serde_json::Value {
+    serde_json::Value::Array(out.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
+/// Polls `cond` every 50 ms for up to 20 s.
+pub fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
